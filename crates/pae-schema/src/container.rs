@@ -124,6 +124,9 @@ mod tests {
         assert_eq!(c.final_response().map(|r| r.response.as_str()), Some("2"));
         assert_eq!(c.len(), 2);
         assert_eq!(c.steps()[0].0.value, "a");
-        assert_eq!(c.to_string(), "Step 1: a\nResponse: 1\n\nStep 2: b\nResponse: 2");
+        assert_eq!(
+            c.to_string(),
+            "Step 1: a\nResponse: 1\n\nStep 2: b\nResponse: 2"
+        );
     }
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 /// `depends_on` are optional: plans parsed from a numbered list have neither,
 /// while structured planners give every step an id and list the ids of the
 /// steps whose results it needs.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub struct Step {
     /// The step's instruction text.

@@ -228,18 +228,30 @@ mod tests {
             Step::new("c").with_id("c").with_depends_on(["a", "b"]),
         ]);
         assert_eq!(plan.validate(&limits()), Ok(()));
-        assert_eq!(plan.dependency_indices().unwrap(), vec![vec![], vec![], vec![0, 1]]);
+        assert_eq!(
+            plan.dependency_indices().unwrap(),
+            vec![vec![], vec![], vec![0, 1]]
+        );
     }
 
     #[test]
     fn rejects_size_and_empty_steps() {
-        assert_eq!(Plan::default().validate(&limits()), Err(PlanValidationError::Empty));
-        let small = PlanLimits { min_steps: 1, max_steps: 1 };
+        assert_eq!(
+            Plan::default().validate(&limits()),
+            Err(PlanValidationError::Empty)
+        );
+        let small = PlanLimits {
+            min_steps: 1,
+            max_steps: 1,
+        };
         assert_eq!(
             Plan::new(["a", "b"]).validate(&small),
             Err(PlanValidationError::TooManySteps { count: 2, max: 1 })
         );
-        let at_least_three = PlanLimits { min_steps: 3, max_steps: 9 };
+        let at_least_three = PlanLimits {
+            min_steps: 3,
+            max_steps: 9,
+        };
         assert_eq!(
             Plan::new(["a", "b"]).validate(&at_least_three),
             Err(PlanValidationError::TooFewSteps { count: 2, min: 3 })
@@ -255,7 +267,10 @@ mod tests {
         let plan = Plan::new([Step::new("a"), Step::new("b").with_depends_on(["7"])]);
         assert_eq!(
             plan.validate(&limits()),
-            Err(PlanValidationError::UnknownDependency { index: 1, id: "7".into() })
+            Err(PlanValidationError::UnknownDependency {
+                index: 1,
+                id: "7".into()
+            })
         );
         let plan = Plan::new([Step::new("a").with_id("x"), Step::new("b").with_id("x")]);
         assert_eq!(
@@ -266,7 +281,11 @@ mod tests {
 
     #[test]
     fn positions_name_steps_without_ids() {
-        let plan = Plan::new([Step::new("a"), Step::new("b"), Step::new("c").with_depends_on(["1", "2"])]);
+        let plan = Plan::new([
+            Step::new("a"),
+            Step::new("b"),
+            Step::new("c").with_depends_on(["1", "2"]),
+        ]);
         assert_eq!(plan.topological_order().unwrap(), vec![0, 1, 2]);
     }
 
@@ -287,7 +306,9 @@ mod tests {
         let selfish = Plan::new([Step::new("a").with_id("a").with_depends_on(["a"])]);
         assert_eq!(
             selfish.validate(&limits()),
-            Err(PlanValidationError::Cycle { ids: vec!["a".into(), "a".into()] })
+            Err(PlanValidationError::Cycle {
+                ids: vec!["a".into(), "a".into()]
+            })
         );
     }
 

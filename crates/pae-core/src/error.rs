@@ -1,0 +1,418 @@
+//! Error types, one per role: providers, tools, templates, chains, planners,
+//! executors and whole runs.
+
+use std::time::Duration;
+
+use pae_schema::{Plan, PlanParseError, PlanValidationError, Step, StepResponse, TokenUsage};
+
+/// A boxed error from user code (a custom chain, planner or executor).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A model provider failed to answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProviderError {
+    /// The server answered with an HTTP error status.
+    #[error("the provider answered HTTP {status}")]
+    Http {
+        /// The HTTP status code.
+        status: u16,
+        /// The response body, as received.
+        body: String,
+        /// How long the server asked us to wait (`Retry-After`), when it did.
+        retry_after: Option<Duration>,
+    },
+    /// No answer within the time limit.
+    #[error("the provider did not answer within {after:?}")]
+    Timeout {
+        /// The limit that passed.
+        after: Duration,
+    },
+    /// The connection could not be made or broke before a reply arrived.
+    #[error("connection to the provider failed: {message}")]
+    Connection {
+        /// What was being attempted (for example the URL).
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The server answered, but the body could not be understood.
+    #[error("the provider's response could not be parsed: {reason}")]
+    InvalidResponse {
+        /// The raw body.
+        body: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A stream ended or broke before the reply was complete.
+    #[error("the response stream broke off: {reason}")]
+    StreamInterrupted {
+        /// What happened.
+        reason: String,
+        /// The text received before the break.
+        partial: String,
+    },
+    /// The adapter is misconfigured (missing API key, bad base URL, missing
+    /// model file).
+    #[error("provider configuration: {message}")]
+    Configuration {
+        /// What is wrong.
+        message: String,
+    },
+    /// The request asked for something this model cannot do.
+    #[error("this model does not support {feature}")]
+    Unsupported {
+        /// The feature, in words.
+        feature: String,
+    },
+    /// An in-process engine failed (for example a llama.cpp decode error).
+    #[error("the model backend failed: {message}")]
+    Backend {
+        /// What failed.
+        message: String,
+    },
+    /// A scripted or budgeted model has no replies left.
+    #[error("the model has no replies left after {requests} requests")]
+    Exhausted {
+        /// Requests answered before running out.
+        requests: usize,
+    },
+}
+
+impl ProviderError {
+    /// Whether trying the same request again may succeed: HTTP 408, 409, 425,
+    /// 429 and 5xx, time-outs, connection failures and broken streams.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Http { status, .. } => {
+                matches!(status, 408 | 409 | 425 | 429) || (500..=599).contains(status)
+            }
+            Self::Timeout { .. } | Self::Connection { .. } | Self::StreamInterrupted { .. } => true,
+            Self::InvalidResponse { .. }
+            | Self::Configuration { .. }
+            | Self::Unsupported { .. }
+            | Self::Backend { .. }
+            | Self::Exhausted { .. } => false,
+        }
+    }
+
+    /// The wait the server asked for, when it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Http { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, for HTTP errors.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Http { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// A connection error with a cause.
+    pub fn connection(message: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Self::Connection {
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+}
+
+/// A tool could not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ToolError {
+    /// The input is not what the tool accepts.
+    #[error("invalid input: {message}")]
+    InvalidInput {
+        /// What is wrong with the input.
+        message: String,
+    },
+    /// The tool refused for safety reasons (for example a path outside its
+    /// root directory).
+    #[error("refused: {message}")]
+    Refused {
+        /// Why.
+        message: String,
+    },
+    /// The tool ran and failed.
+    #[error("{message}")]
+    Failed {
+        /// What failed.
+        message: String,
+    },
+    /// The tool did not finish in time.
+    #[error("the tool did not finish within {after:?}")]
+    Timeout {
+        /// The limit.
+        after: Duration,
+    },
+}
+
+impl ToolError {
+    /// An invalid-input error.
+    pub fn invalid_input(message: impl Into<String>) -> Self {
+        Self::InvalidInput {
+            message: message.into(),
+        }
+    }
+
+    /// A failure.
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self::Failed {
+            message: message.into(),
+        }
+    }
+
+    /// A refusal.
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self::Refused {
+            message: message.into(),
+        }
+    }
+}
+
+/// A prompt template could not be parsed or filled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TemplateError {
+    /// A placeholder has no value.
+    #[error("the prompt variable {name:?} has no value")]
+    MissingVariable {
+        /// The placeholder's name.
+        name: String,
+    },
+    /// The template text is malformed (an unmatched brace, an empty or
+    /// invalid placeholder name).
+    #[error("malformed prompt template at byte {position}: {reason}")]
+    Syntax {
+        /// Byte offset of the problem.
+        position: usize,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A chain failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChainError {
+    /// The prompt could not be formatted.
+    #[error("prompt formatting failed")]
+    Template(#[from] TemplateError),
+    /// The model call failed.
+    #[error("the model call failed")]
+    Provider(#[from] ProviderError),
+    /// A required input was not given.
+    #[error("missing chain input {key:?}")]
+    MissingInput {
+        /// The input's name.
+        key: String,
+    },
+    /// The chain did not produce an expected output.
+    #[error("the chain produced no output {key:?}")]
+    MissingOutput {
+        /// The output's name.
+        key: String,
+    },
+    /// A user-defined chain failed.
+    #[error("the chain failed")]
+    Custom(#[source] BoxError),
+}
+
+/// A planner could not produce a plan.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    /// The model call failed.
+    #[error("the planner's model call failed")]
+    Provider(#[from] ProviderError),
+    /// The prompt could not be formatted.
+    #[error("the planner's prompt could not be formatted")]
+    Template(#[from] TemplateError),
+    /// The planner's chain failed.
+    #[error("the planner's chain failed")]
+    Chain(#[from] ChainError),
+    /// The model's text could not be parsed into a plan.
+    #[error("the model's plan could not be parsed")]
+    Parse(#[from] PlanParseError),
+    /// The plan parsed but is not valid.
+    #[error("the plan is invalid")]
+    Invalid(#[from] PlanValidationError),
+    /// Structured output stayed invalid after every retry.
+    #[error("no valid plan after {attempts} attempts")]
+    RetriesExhausted {
+        /// Model calls made.
+        attempts: usize,
+        /// The last parse error (it carries the last text).
+        #[source]
+        last: PlanParseError,
+    },
+    /// A user-defined planner failed.
+    #[error("the planner failed")]
+    Custom(#[source] BoxError),
+}
+
+/// An executor could not carry out a step.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExecError {
+    /// The model call failed.
+    #[error("the executor's model call failed")]
+    Provider(#[from] ProviderError),
+    /// The prompt could not be formatted.
+    #[error("the executor's prompt could not be formatted")]
+    Template(#[from] TemplateError),
+    /// The wrapped chain failed.
+    #[error("the executor's chain failed")]
+    Chain(#[from] ChainError),
+    /// A tool failed and the executor is set to abort on tool errors.
+    #[error("the tool {tool:?} failed")]
+    Tool {
+        /// The tool's name.
+        tool: String,
+        /// What it reported.
+        #[source]
+        source: ToolError,
+    },
+    /// The model's replies could not be parsed within the retry budget.
+    #[error("the model's reply could not be parsed after {attempts} attempts: {reason}")]
+    UnparseableReply {
+        /// Replies that failed to parse.
+        attempts: usize,
+        /// The last parse error.
+        reason: String,
+        /// The last reply.
+        text: String,
+    },
+    /// A user-defined executor failed.
+    #[error("the executor failed")]
+    Custom(#[source] BoxError),
+}
+
+/// What a run had done when it failed: nothing is lost.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PartialRun {
+    /// Every plan revision made so far.
+    pub plans: Vec<Plan>,
+    /// Steps finished so far, with their responses.
+    pub steps: Vec<(Step, StepResponse)>,
+    /// Tokens spent so far.
+    pub usage: TokenUsage,
+}
+
+/// A plan-and-execute run failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The planner failed.
+    #[error("planning failed")]
+    Plan(#[source] PlanError),
+    /// The planner returned a plan with no step.
+    #[error("the planner returned an empty plan")]
+    EmptyPlan,
+    /// The plan failed validation (see [`pae_schema::Plan::validate`]).
+    #[error("the plan is invalid")]
+    InvalidPlan(#[source] PlanValidationError),
+    /// The run would execute more steps than allowed.
+    #[error("the run needs {steps} steps, more than the limit of {max}")]
+    TooManySteps {
+        /// Steps the run would execute.
+        steps: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A step failed and nothing could recover it.
+    #[error("step {} ({:?}) failed", index + 1, step.value)]
+    Step {
+        /// 0-based position of the step in the plan it belonged to.
+        index: usize,
+        /// The step.
+        step: Step,
+        /// The executor's error.
+        #[source]
+        source: ExecError,
+        /// What the run had done before the failure.
+        partial: Box<PartialRun>,
+    },
+    /// The replanner failed.
+    #[error("replanning failed")]
+    Replan {
+        /// The replanner's error.
+        #[source]
+        source: PlanError,
+        /// What the run had done before the failure.
+        partial: Box<PartialRun>,
+    },
+    /// The run was cancelled.
+    #[error("the run was cancelled")]
+    Cancelled {
+        /// What the run had done before it was cancelled.
+        partial: Box<PartialRun>,
+    },
+}
+
+impl RunError {
+    /// What the run had done before it failed, when it had started executing.
+    pub fn partial(&self) -> Option<&PartialRun> {
+        match self {
+            Self::Step { partial, .. }
+            | Self::Replan { partial, .. }
+            | Self::Cancelled { partial } => Some(partial),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryable_classification() {
+        let http = |status| ProviderError::Http {
+            status,
+            body: String::new(),
+            retry_after: None,
+        };
+        assert!(http(429).is_retryable());
+        assert!(http(503).is_retryable());
+        assert!(!http(400).is_retryable());
+        assert!(!http(401).is_retryable());
+        assert!(
+            ProviderError::Timeout {
+                after: Duration::from_secs(1)
+            }
+            .is_retryable()
+        );
+        assert!(
+            !ProviderError::InvalidResponse {
+                body: "x".into(),
+                reason: "y".into()
+            }
+            .is_retryable()
+        );
+    }
+
+    #[test]
+    fn messages_do_not_repeat_their_source() {
+        let err = ProviderError::connection(
+            "connecting to http://127.0.0.1:1",
+            std::io::Error::other("refused"),
+        );
+        assert_eq!(
+            err.to_string(),
+            "connection to the provider failed: connecting to http://127.0.0.1:1"
+        );
+        assert_eq!(
+            std::error::Error::source(&err)
+                .map(ToString::to_string)
+                .as_deref(),
+            Some("refused")
+        );
+    }
+}

@@ -1,0 +1,96 @@
+//! The contracts and the orchestrator of `pae`, a plan-and-execute agent
+//! library.
+//!
+//! A plan-and-execute agent lets one model write a numbered plan for an
+//! objective, then has an executor (usually a tool-using agent) carry out
+//! each step; every step's response is collected and the last one answers
+//! the objective. This crate holds:
+//!
+//! - the contracts everything else implements: [`ChatModel`] (provider
+//!   adapters), [`Tool`], [`Planner`], [`Replanner`], [`Executor`] and
+//!   [`Chain`];
+//! - prompt templates ([`PromptTemplate`], [`ChatPromptTemplate`]) and
+//!   [`LlmChain`];
+//! - [`PlanAndExecute`], the orchestrator, with replanning policies, step
+//!   limits, token accounting and events (a callback or a `Stream`);
+//! - behind the `test-util` feature, mocks of every trait and
+//!   [`test_util::ScriptedModel`].
+//!
+//! Depend on it when you write a provider adapter, a tool, a planner or an
+//! executor, or when you wire an agent together. Strategies live in
+//! `pae-planner` and `pae-executor`, providers in the adapter crates; the
+//! plain data types come from `pae-schema` and are re-exported here.
+//!
+//! # Feature flags
+//! - `test-util`: `MockChatModel`, `MockTool`, `MockPlanner`,
+//!   `MockReplanner`, `MockExecutor`, `MockChain` (mockall) and
+//!   `ScriptedModel` in [`test_util`]. Off by default; enable it in
+//!   `[dev-dependencies]`.
+//!
+//! # Example
+//! ```
+//! use std::sync::Arc;
+//! use async_trait::async_trait;
+//! use pae_core::{Executor, ExecError, Plan, PlanAndExecute, PlanError, PlanRequest, Planner,
+//!     StepInput, StepResponse};
+//!
+//! struct TwoSteps;
+//! #[async_trait]
+//! impl Planner for TwoSteps {
+//!     async fn plan(&self, request: &PlanRequest) -> Result<Plan, PlanError> {
+//!         Ok(Plan::new([format!("think about {}", request.objective), "answer".into()]))
+//!     }
+//! }
+//!
+//! struct Echo;
+//! #[async_trait]
+//! impl Executor for Echo {
+//!     async fn step(&self, input: &StepInput) -> Result<StepResponse, ExecError> {
+//!         Ok(StepResponse::new(format!("{} (after {} steps)",
+//!             input.current_step.value, input.previous_steps.len())))
+//!     }
+//! }
+//!
+//! let agent = PlanAndExecute::new(Arc::new(TwoSteps), Arc::new(Echo));
+//! let result = futures::executor::block_on(agent.run("tea")).unwrap();
+//! assert_eq!(result.output, "answer (after 1 steps)");
+//! assert_eq!(result.plans[0].to_string(), "1. think about tea\n2. answer");
+//! ```
+
+mod chain;
+mod error;
+mod event;
+mod executor;
+mod model;
+mod plan_execute;
+mod planner;
+mod prompt;
+mod tool;
+
+#[cfg(feature = "test-util")]
+pub mod test_util;
+
+pub use chain::{Chain, Inputs, LlmChain, inputs, run_chain};
+pub use error::{
+    BoxError, ChainError, ExecError, PartialRun, PlanError, ProviderError, RunError, TemplateError,
+    ToolError,
+};
+pub use event::{Event, EventCallback, EventKind, EventSink, RunContext};
+pub use executor::{Executor, StepInput};
+pub use model::{
+    Capabilities, ChatChunk, ChatModel, ChatRequest, ChatResponse, ChatStream, FinishReason,
+    Message, ResponseFormat, Role, Sampling, StreamAccumulator, ToolCall, ToolCallDelta,
+    ToolChoice, ToolSpec, chunk_from_response, cut_at_stop, parse_arguments,
+};
+pub use plan_execute::{
+    DEFAULT_MAX_REPLANS, DEFAULT_MAX_STEPS, PlanAndExecute, ReplanPolicy, RunOutcome, RunResult,
+    RunUpdate, error_chain,
+};
+pub use planner::{PlanRequest, Planner, ReplanDecision, ReplanRequest, ReplanTrigger, Replanner};
+pub use prompt::{ChatPromptTemplate, PromptTemplate, PromptValues};
+pub use tool::Tool;
+
+pub use pae_schema::{
+    ContainerError, ListStepContainer, Plan, PlanLimits, PlanOutputParser, PlanParseError,
+    PlanValidationError, Step, StepContainer, StepResponse, StepStatus, TokenUsage, ToolInvocation,
+};
