@@ -60,6 +60,14 @@ pub enum ProviderError {
         /// What is wrong.
         message: String,
     },
+    /// The request itself is malformed (no messages, a forced tool that is
+    /// not among the request's tools); sending it again fails the same way.
+    /// See [`ChatRequest::validate`](crate::ChatRequest::validate).
+    #[error("the request is invalid: {reason}")]
+    InvalidRequest {
+        /// What is wrong with the request.
+        reason: String,
+    },
     /// The request asked for something this model cannot do.
     #[error("this model does not support {feature}")]
     Unsupported {
@@ -91,6 +99,7 @@ impl ProviderError {
             Self::Timeout { .. } | Self::Connection { .. } | Self::StreamInterrupted { .. } => true,
             Self::InvalidResponse { .. }
             | Self::Configuration { .. }
+            | Self::InvalidRequest { .. }
             | Self::Unsupported { .. }
             | Self::Backend { .. }
             | Self::Exhausted { .. } => false,
@@ -110,6 +119,13 @@ impl ProviderError {
         match self {
             Self::Http { status, .. } => Some(*status),
             _ => None,
+        }
+    }
+
+    /// An invalid-request error.
+    pub fn invalid_request(reason: impl Into<String>) -> Self {
+        Self::InvalidRequest {
+            reason: reason.into(),
         }
     }
 

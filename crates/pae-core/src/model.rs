@@ -322,6 +322,32 @@ impl ChatRequest {
             .map(|m| m.content.chars().count())
             .sum()
     }
+
+    /// Checks what no provider can answer, so adapters can reject it before
+    /// any network call: a request without messages, a
+    /// [`ToolChoice::Tool`] naming a tool that is not in
+    /// [`tools`](Self::tools), or [`ToolChoice::Required`] without tools.
+    ///
+    /// # Errors
+    /// [`ProviderError::InvalidRequest`] saying what is wrong.
+    pub fn validate(&self) -> Result<(), ProviderError> {
+        if self.messages.is_empty() {
+            return Err(ProviderError::invalid_request(
+                "the request has no messages",
+            ));
+        }
+        match &self.tool_choice {
+            Some(ToolChoice::Tool(name)) if !self.tools.iter().any(|t| &t.name == name) => {
+                Err(ProviderError::invalid_request(format!(
+                    "the tool choice names {name:?}, which is not among the request's tools"
+                )))
+            }
+            Some(ToolChoice::Required) if self.tools.is_empty() => Err(
+                ProviderError::invalid_request("a tool call is required but no tool is given"),
+            ),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Why the model stopped generating.
@@ -673,6 +699,36 @@ mod tests {
         );
         assert_eq!(response.usage, Some(TokenUsage::new(5, 2)));
         assert_eq!(response.finish_reason, FinishReason::ToolCalls);
+    }
+
+    #[test]
+    fn validate_rejects_what_no_provider_can_answer() {
+        let spec = ToolSpec {
+            name: "calc".into(),
+            description: "math".into(),
+            parameters: serde_json::json!({"type": "object"}),
+        };
+        let ok = ChatRequest::new(vec![Message::user("hi")]);
+        assert!(ok.validate().is_ok());
+        assert!(
+            ok.clone()
+                .with_tools(vec![spec.clone()])
+                .with_tool_choice(ToolChoice::Tool("calc".into()))
+                .validate()
+                .is_ok()
+        );
+        let invalid = [
+            ChatRequest::new(Vec::new()),
+            ok.clone()
+                .with_tools(vec![spec])
+                .with_tool_choice(ToolChoice::Tool("other".into())),
+            ok.with_tool_choice(ToolChoice::Required),
+        ];
+        for request in invalid {
+            let err = request.validate().unwrap_err();
+            assert!(matches!(err, ProviderError::InvalidRequest { .. }), "{err}");
+            assert!(!err.is_retryable());
+        }
     }
 
     #[test]
