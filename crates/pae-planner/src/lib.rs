@@ -1,0 +1,101 @@
+//! LLM planners for `pae`: the chat planner of LangChain's plan-and-execute
+//! agent with a parser that survives imperfect models, JSON plans with step
+//! dependencies, and a replanner that revises a plan while it runs.
+//!
+//! - [`load_chat_planner`] / [`LlmPlanner`]: LangChain's `load_chat_planner`
+//!   and `LLMPlanner`. A literal system message (ours, asking for a `Plan:`
+//!   header, a numbered list, as few steps as needed, a last step that
+//!   answers a question, and `<END_OF_PLAN>`), the objective as the human
+//!   message, stop `["<END_OF_PLAN>"]`. [`LlmPlanner::builder`] takes a custom
+//!   prompt, stop list, limits, sampling and a retry budget.
+//! - [`PlanningOutputParser`]: the same steps as LangChain's parser for text
+//!   in its format, and sensible steps for what models actually write (a
+//!   step on the first line, `1)`, `Step 1:`, `**1.**`, bullets, sub-lists,
+//!   a year at the start of a line, CRLF, a leaked end marker, trailing
+//!   chatter). Its rules are listed on the type.
+//! - [`StructuredPlanner`] / [`StructuredPlanParser`]: when the model
+//!   enforces JSON schemas ([`pae_core::Capabilities::json_schema`]), asks
+//!   for `{"steps": [{"id", "description", "depends_on"}]}` ([`plan_schema`]),
+//!   retries with the error fed back, and falls back to the text planner for
+//!   other models.
+//! - [`LlmReplanner`] / [`ReplanOutputParser`]: a [`pae_core::Replanner`] for
+//!   [`pae_core::PlanAndExecute::with_replanner`]; the model sees the
+//!   objective, the plan, what was done with its results and why it is asked,
+//!   and answers with a final answer or the revised remaining steps.
+//!
+//! Every planner validates its plan ([`pae_core::Plan::validate`] with
+//! [`pae_core::PlanLimits`]) before returning it, records the token usage of
+//! each model call in the run's context, and never panics on model output
+//! (property-tested, and fuzzed by the target in `fuzz/`).
+//!
+//! Depend on this crate when you wire a plan-and-execute agent and want
+//! model-written plans; it depends only on `pae-core` and `serde_json`.
+//!
+//! # Feature flags
+//! This crate has no feature flags.
+//!
+//! # Example
+//! ```
+//! use std::sync::Arc;
+//! use pae_core::{PlanAndExecute, PlanOutputParser, ReplanPolicy, StepResponse};
+//! use pae_core::test_util::{MockExecutor, ScriptedModel};
+//! use pae_planner::{LlmReplanner, PlanningOutputParser, load_chat_planner};
+//!
+//! // The parser alone, on output that LangChain's parser turns into nothing:
+//! let plan = PlanningOutputParser::new().parse("1) **Search** the web\n2) Answer")?;
+//! assert_eq!(plan.to_string(), "1. **Search** the web\n2. Answer");
+//!
+//! // A planner and a replanner in a run (a scripted model stands in for a real one).
+//! let model = Arc::new(ScriptedModel::new([
+//!     "Plan:\n1. Look up the price\n2. Answer the question\n<END_OF_PLAN>",
+//!     "FINAL ANSWER: It costs 3 euros.",
+//! ]));
+//! let mut executor = MockExecutor::new();
+//! executor.expect_step().returning(|_| Ok(StepResponse::new("3 euros")));
+//! let agent = PlanAndExecute::new(Arc::new(load_chat_planner(model.clone())), Arc::new(executor))
+//!     .with_replanner(Arc::new(LlmReplanner::new(model.clone())), ReplanPolicy::AfterEveryStep);
+//! let result = futures::executor::block_on(agent.run("How much is a coffee?"))?;
+//! assert_eq!(result.output, "It costs 3 euros.");
+//! assert_eq!(result.steps.len(), 1);
+//! assert_eq!(model.requests()[0].stop, ["<END_OF_PLAN>"]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod planner;
+mod prompts;
+mod replanner;
+mod retry;
+mod structured;
+mod text;
+
+pub use planner::{
+    LlmPlanner, LlmPlannerBuilder, PLAN_SCHEMA_NAME, StructuredPlanner, load_chat_planner,
+    load_structured_planner,
+};
+pub use prompts::{
+    PLAN_RETRY_INSTRUCTIONS, PLANNER_SYSTEM_PROMPT, REPLAN_RETRY_INSTRUCTIONS,
+    REPLANNER_SYSTEM_PROMPT, STRUCTURED_PLAN_RETRY_INSTRUCTIONS, STRUCTURED_PLANNER_SYSTEM_PROMPT,
+    STRUCTURED_REPLAN_RETRY_INSTRUCTIONS, STRUCTURED_REPLANNER_SYSTEM_PROMPT, plan_schema,
+    replan_schema,
+};
+pub use replanner::{LlmReplanner, REPLAN_SCHEMA_NAME, ReplanOutputParser};
+pub use structured::StructuredPlanParser;
+pub use text::{END_OF_PLAN, PlanningOutputParser};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn public_types_are_send_and_sync() {
+        assert_send_sync::<LlmPlanner>();
+        assert_send_sync::<LlmPlannerBuilder>();
+        assert_send_sync::<StructuredPlanner>();
+        assert_send_sync::<LlmReplanner>();
+        assert_send_sync::<PlanningOutputParser>();
+        assert_send_sync::<StructuredPlanParser>();
+        assert_send_sync::<ReplanOutputParser>();
+    }
+}
