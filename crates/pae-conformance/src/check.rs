@@ -1,0 +1,185 @@
+//! The checks of the suite, their outcomes and one check's result.
+
+use std::fmt;
+use std::time::Duration;
+
+use pae_core::Capabilities;
+
+/// One clause of the [`ChatModel`](pae_core::ChatModel) contract that the
+/// suite checks. [`Check::ALL`] lists them in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Check {
+    /// A plain request gets a non-empty assistant text, no tool calls, and a
+    /// finish reason of `Stop` or `Length`.
+    PlainReply,
+    /// A stop sequence cuts the reply before its first occurrence and the
+    /// stop text is not returned.
+    StopSequence,
+    /// `max_tokens` is respected: reported completion tokens are within the
+    /// limit and the text is short.
+    MaxTokens,
+    /// Usage is reported, with prompt tokens and completion tokens counted.
+    Usage,
+    /// Streamed chunks concatenate to the reply `chat` gives for the same
+    /// request, and the stream carries a finish reason.
+    StreamMatchesChat,
+    /// A model that claims streaming delivers a multi-word reply in more
+    /// than one chunk.
+    StreamIncremental,
+    /// A stop sequence cuts a streamed reply too.
+    StreamStopSequence,
+    /// A forced tool call comes back with the tool's name, a JSON object of
+    /// arguments and a non-empty id (needs `native_tools`).
+    ToolCall,
+    /// The same forced tool call, streamed, reassembles into a complete call
+    /// (needs `native_tools`).
+    StreamToolCall,
+    /// A conversation ending with a tool result is accepted and answered
+    /// (needs `native_tools`).
+    ToolResult,
+    /// A JSON-schema response format yields JSON that matches the schema
+    /// (needs `json_schema`).
+    JsonSchema,
+    /// Requests no provider can answer (no messages; a forced tool that is
+    /// not offered) fail with a `ProviderError` instead of a reply or a
+    /// panic.
+    InvalidRequestRejected,
+    /// The adapter pointed at an address where nothing listens fails with
+    /// `ProviderError::Connection` or `Timeout` (needs
+    /// [`Options::with_unreachable`](crate::Options::with_unreachable)).
+    UnreachableEndpoint,
+}
+
+impl Check {
+    /// Every check, in the order the suite runs them.
+    pub const ALL: [Self; 13] = [
+        Self::PlainReply,
+        Self::StopSequence,
+        Self::MaxTokens,
+        Self::Usage,
+        Self::StreamMatchesChat,
+        Self::StreamIncremental,
+        Self::StreamStopSequence,
+        Self::ToolCall,
+        Self::StreamToolCall,
+        Self::ToolResult,
+        Self::JsonSchema,
+        Self::InvalidRequestRejected,
+        Self::UnreachableEndpoint,
+    ];
+
+    /// The check's snake_case name, as printed in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PlainReply => "plain_reply",
+            Self::StopSequence => "stop_sequence",
+            Self::MaxTokens => "max_tokens",
+            Self::Usage => "usage",
+            Self::StreamMatchesChat => "stream_matches_chat",
+            Self::StreamIncremental => "stream_incremental",
+            Self::StreamStopSequence => "stream_stop_sequence",
+            Self::ToolCall => "tool_call",
+            Self::StreamToolCall => "stream_tool_call",
+            Self::ToolResult => "tool_result",
+            Self::JsonSchema => "json_schema",
+            Self::InvalidRequestRejected => "invalid_request_rejected",
+            Self::UnreachableEndpoint => "unreachable_endpoint",
+        }
+    }
+
+    /// The check named `name` (as [`Check::name`] spells it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|check| check.name() == name)
+    }
+
+    /// Why the check does not apply to a model with these capabilities, or
+    /// `None` when it applies.
+    pub(crate) fn not_applicable(self, capabilities: Capabilities) -> Option<&'static str> {
+        match self {
+            Self::StreamIncremental if !capabilities.streaming => {
+                Some("the model does not claim streaming")
+            }
+            Self::ToolCall | Self::StreamToolCall | Self::ToolResult
+                if !capabilities.native_tools =>
+            {
+                Some("the model does not claim native tool calls")
+            }
+            Self::JsonSchema if !capabilities.json_schema => {
+                Some("the model does not claim JSON-schema output")
+            }
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How one check ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The model behaved as the contract says.
+    Passed,
+    /// The model broke the contract.
+    Failed {
+        /// What was wrong, with the evidence.
+        reason: String,
+    },
+    /// The check did not run.
+    Skipped {
+        /// Why (a capability not claimed, or skipped by the caller).
+        reason: String,
+    },
+}
+
+impl Outcome {
+    /// Whether the check passed.
+    pub fn is_passed(&self) -> bool {
+        matches!(self, Self::Passed)
+    }
+
+    /// Whether the check failed.
+    pub fn is_failed(&self) -> bool {
+        matches!(self, Self::Failed { .. })
+    }
+
+    /// Whether the check was skipped.
+    pub fn is_skipped(&self) -> bool {
+        matches!(self, Self::Skipped { .. })
+    }
+
+    /// The reason of a failure or skip.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Self::Passed => None,
+            Self::Failed { reason } | Self::Skipped { reason } => Some(reason),
+        }
+    }
+
+    /// A four-letter label for tables: `PASS`, `FAIL` or `SKIP`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Passed => "PASS",
+            Self::Failed { .. } => "FAIL",
+            Self::Skipped { .. } => "SKIP",
+        }
+    }
+}
+
+/// The result of one check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckResult {
+    /// Which check.
+    pub check: Check,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// What was observed when it passed (for example the reply's text), empty
+    /// otherwise.
+    pub detail: String,
+    /// Wall-clock time the check took.
+    pub elapsed: Duration,
+}
