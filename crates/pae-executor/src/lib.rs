@@ -1,0 +1,77 @@
+//! Step executors for `pae`: the part of a plan-and-execute agent that
+//! carries out one plan step.
+//!
+//! - [`AgentExecutor`] (made by [`load_agent_executor`] or
+//!   [`AgentExecutor::builder`]): a tool-using agent. It speaks text-JSON
+//!   actions (a fenced `{"action": ..., "action_input": ...}` blob with a
+//!   Thought / Action / Observation scratchpad, for any model) or native
+//!   tool calls (for models whose capabilities advertise them), with loop
+//!   rules that keep a run going: an iteration limit and a wall-clock limit
+//!   with "force" or "generate" early stopping, unknown tools and bad
+//!   arguments explained to the model, tool errors observed or fatal,
+//!   unparseable replies fed back within a retry budget.
+//! - [`ChainExecutor`]: runs any [`pae_core::Chain`] per step.
+//! - [`parse_action`]: the tolerant text-JSON action parser.
+//! - [`tools`]: [`tools::Calculator`], [`tools::CurrentTime`] and
+//!   [`tools::FileReader`] (confined to a root directory).
+//! - [`schema::validate`]: the small JSON-schema check applied to tool
+//!   arguments.
+//!
+//! Depend on it to wire an agent together; it depends on `pae-core` only
+//! (plus `serde_json`, `thiserror`, `async-trait` and tokio's timer). The
+//! previous steps reach the model as readable text (see
+//! [`render_previous_steps`]), and [`HistoryPolicy::LastK`] keeps a step
+//! prompt's size bounded on long plans.
+//!
+//! # Feature flags
+//! None. Tests use `pae-core`'s `test-util` feature (`ScriptedModel`,
+//! mocks) as a dev-dependency.
+//!
+//! # Example
+//! ```
+//! use std::sync::Arc;
+//! use pae_core::{Executor, StepInput, Tool};
+//! use pae_core::test_util::ScriptedModel;
+//! use pae_executor::{AgentExecutor, EarlyStopping, HistoryPolicy, tools::Calculator};
+//!
+//! let model = Arc::new(ScriptedModel::new([
+//!     "Thought: I need the product.\nAction:\n```json\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"12 * 7\"}}\n```",
+//!     "Thought: I know it.\nAction:\n```json\n{\"action\": \"Final Answer\", \"action_input\": \"12 * 7 = 84\"}\n```",
+//! ]));
+//! let executor = AgentExecutor::builder(model.clone())
+//!     .with_tool(Arc::new(Calculator::new()))
+//!     .with_max_iterations(5)
+//!     .with_early_stopping(EarlyStopping::Generate)
+//!     .with_history(HistoryPolicy::LastK(3))
+//!     .build()
+//!     .unwrap();
+//!
+//! let input = StepInput::new("How much do 12 boxes of 7 cost?", "Multiply 12 by 7");
+//! let response = futures::executor::block_on(executor.step(&input)).unwrap();
+//! assert_eq!(response.response, "12 * 7 = 84");
+//! assert_eq!(response.tool_calls.len(), 1);
+//! assert_eq!(response.tool_calls[0].observation, "84");
+//! // Text actions stop at "Observation:", so the model cannot invent one.
+//! assert_eq!(model.requests()[0].stop, ["Observation:"]);
+//! ```
+
+mod action;
+mod agent;
+mod chain_executor;
+mod error;
+mod history;
+pub mod prompt;
+pub mod schema;
+pub mod tools;
+
+pub use action::{
+    Action, ActionParseError, FINAL_ANSWER, MAX_CANDIDATES, is_final_answer, parse_action,
+};
+pub use agent::{
+    ActionFormat, AgentExecutor, AgentExecutorBuilder, AgentSettings, DEFAULT_MAX_ITERATIONS,
+    DEFAULT_MAX_PARSE_RETRIES, EarlyStopping, INVALID_REPLY, OBSERVATION_STOP, ToolErrorPolicy,
+    load_agent_executor,
+};
+pub use chain_executor::ChainExecutor;
+pub use error::ConfigError;
+pub use history::{HistoryPolicy, NO_PREVIOUS_STEPS, render_previous_steps};

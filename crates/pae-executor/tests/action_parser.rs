@@ -1,0 +1,321 @@
+//! The text-JSON action parser: a table of replies models really write, and
+//! property tests that no reply makes it panic.
+
+use pae_executor::{Action, ActionParseError, parse_action};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+#[derive(Debug)]
+enum Expect {
+    Tool(&'static str, Value),
+    Final(Value),
+    Empty,
+    NoAction,
+    InvalidJson,
+    NotAnAction,
+}
+
+fn check(reply: &str, expect: Expect) {
+    let got = parse_action(reply);
+    let ok = match (&got, &expect) {
+        (Ok(Action::Tool { name, input }), Expect::Tool(n, i)) => name == n && input == i,
+        (Ok(Action::Final { answer }), Expect::Final(a)) => answer == a,
+        (Err(ActionParseError::Empty), Expect::Empty)
+        | (Err(ActionParseError::NoAction), Expect::NoAction)
+        | (Err(ActionParseError::InvalidJson { .. }), Expect::InvalidJson)
+        | (Err(ActionParseError::NotAnAction { .. }), Expect::NotAnAction) => true,
+        _ => false,
+    };
+    assert!(ok, "reply {reply:?}\n  expected {expect:?}\n  got {got:?}");
+}
+
+fn calc(expression: &str) -> Expect {
+    Expect::Tool("calculator", json!({ "expression": expression }))
+}
+
+#[test]
+fn action_parser_table() {
+    use Expect::*;
+    let cases: Vec<(&str, Expect)> = vec![
+        // 1. The format the prompt asks for.
+        (
+            "Thought: add\nAction:\n```json\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"1+1\"}}\n```",
+            calc("1+1"),
+        ),
+        // 2. A fence without a language tag.
+        (
+            "```\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"2\"}}\n```",
+            calc("2"),
+        ),
+        // 3. ```JSON in capitals.
+        (
+            "Action:\n```JSON\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"3\"}}\n```",
+            calc("3"),
+        ),
+        // 4. Mixed-case tag.
+        (
+            "```Json\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"4\"}}\n```",
+            calc("4"),
+        ),
+        // 5. The tag touching the brace, all on one line.
+        (
+            "```json{\"action\": \"calculator\", \"action_input\": {\"expression\": \"5\"}}```",
+            calc("5"),
+        ),
+        // 6. A space before the tag.
+        (
+            "``` json\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"6\"}}\n```",
+            calc("6"),
+        ),
+        // 7. Unfenced JSON.
+        (
+            "{\"action\": \"calculator\", \"action_input\": {\"expression\": \"7\"}}",
+            calc("7"),
+        ),
+        // 8. Unfenced JSON between a thought and trailing prose.
+        (
+            "Thought: easy.\nAction: {\"action\": \"calculator\", \"action_input\": {\"expression\": \"8\"}} and then I will see.",
+            calc("8"),
+        ),
+        // 9. Trailing prose after the fenced block.
+        (
+            "```json\n{\"action\": \"Final Answer\", \"action_input\": \"nine\"}\n```\nI hope this helps! Let me know {if} you need more.",
+            Final(json!("nine")),
+        ),
+        // 10. A list of actions: the first one is used.
+        (
+            "```json\n[{\"action\": \"calculator\", \"action_input\": {\"expression\": \"10\"}}, {\"action\": \"Final Answer\", \"action_input\": \"x\"}]\n```",
+            calc("10"),
+        ),
+        // 11. An empty list is not an action.
+        ("```json\n[]\n```", NotAnAction),
+        // 12. A tool action without action_input gets {}.
+        (
+            "```json\n{\"action\": \"current_time\"}\n```",
+            Tool("current_time", json!({})),
+        ),
+        // 13. A final answer without action_input is an error.
+        ("```json\n{\"action\": \"Final Answer\"}\n```", NotAnAction),
+        // 14. Braces inside strings.
+        (
+            "```json\n{\"action\": \"Final Answer\", \"action_input\": \"use {x} or }{ or {{y}}\"}\n```",
+            Final(json!("use {x} or }{ or {{y}}")),
+        ),
+        // 15. Escaped quotes inside strings.
+        (
+            "```json\n{\"action\": \"Final Answer\", \"action_input\": \"she said \\\"hi\\\" {ok}\"}\n```",
+            Final(json!("she said \"hi\" {ok}")),
+        ),
+        // 16. "final answer" in lower case.
+        (
+            "```json\n{\"action\": \"final answer\", \"action_input\": \"lower\"}\n```",
+            Final(json!("lower")),
+        ),
+        // 17. FINAL_ANSWER spelled as an identifier.
+        (
+            "{\"action\": \"FINAL_ANSWER\", \"action_input\": \"ident\"}",
+            Final(json!("ident")),
+        ),
+        // 18. Truncated JSON inside an unclosed fence.
+        (
+            "Action:\n```json\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"1+",
+            InvalidJson,
+        ),
+        // 19. Truncated JSON without a fence.
+        (
+            "Action: {\"action\": \"calculator\", \"action_input\": {\"expr",
+            InvalidJson,
+        ),
+        // 20. Two fenced blocks, the first invalid: the first valid one wins.
+        (
+            "```json\n{\"action\": \"calculator\", \"action_input\": }\n```\nSorry, fixed:\n```json\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"20\"}}\n```",
+            calc("20"),
+        ),
+        // 21. Two valid fenced blocks: the first one.
+        (
+            "```json\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"21\"}}\n```\n```json\n{\"action\": \"Final Answer\", \"action_input\": \"no\"}\n```",
+            calc("21"),
+        ),
+        // 22. A code block in another language first.
+        (
+            "```python\nprint({'a': 1})\n```\n```json\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"22\"}}\n```",
+            calc("22"),
+        ),
+        // 23. Raw newlines inside a string (json.loads(strict=False) accepts them).
+        (
+            "```json\n{\"action\": \"Final Answer\", \"action_input\": \"line one\nline two\"}\n```",
+            Final(json!("line one\nline two")),
+        ),
+        // 24. Plain text without any JSON: not an action (fed back).
+        ("The answer is probably 42.", NoAction),
+        // 25. Prose with braces that are not JSON.
+        ("The set {1, 2, 3} has three elements.", NoAction),
+        // 26. Empty and whitespace-only replies.
+        ("", Empty),
+        ("  \n\t ", Empty),
+        // 27. An explicit "Final Answer:" line is an answer.
+        (
+            "Thought: I know it.\nFinal Answer: Paris is the capital.",
+            Final(json!("Paris is the capital.")),
+        ),
+        // 28. ReAct-style Action / Action Input lines.
+        (
+            "Thought: compute\nAction: calculator\nAction Input: {\"expression\": \"28\"}",
+            calc("28"),
+        ),
+        // 29. ReAct with a bare string input.
+        (
+            "Action: calculator\nAction Input: 29*1",
+            Tool("calculator", json!("29*1")),
+        ),
+        // 30. A native tool call written as text (name/arguments).
+        (
+            "{\"name\": \"calculator\", \"arguments\": {\"expression\": \"30\"}}",
+            calc("30"),
+        ),
+        // 31. A non-string action is not an action.
+        (
+            "```json\n{\"action\": 31, \"action_input\": {}}\n```",
+            NotAnAction,
+        ),
+        // 32. JSON without an action key.
+        ("```json\n{\"answer\": 32}\n```", NotAnAction),
+        // 33. A structured final answer.
+        (
+            "```json\n{\"action\": \"Final Answer\", \"action_input\": {\"a\": [1, {\"b\": \"}\"}]}}\n```",
+            Final(json!({"a": [1, {"b": "}"}]})),
+        ),
+        // 34. A number as the final answer.
+        (
+            "```json\n{\"action\": \"Final Answer\", \"action_input\": 34}\n```",
+            Final(json!(34)),
+        ),
+        // 35. The model invented an observation after its action.
+        (
+            "```json\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"35\"}}\n```\nObservation: 35\nThought: done\n```json\n{\"action\": \"Final Answer\", \"action_input\": \"35\"}\n```",
+            calc("35"),
+        ),
+        // 36. A JSON string in the fence is not an action.
+        ("```json\n\"just text\"\n```", NotAnAction),
+        // 37. A trailing comma is invalid JSON.
+        (
+            "```json\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"37\"},}\n```",
+            InvalidJson,
+        ),
+        // 38. Unicode survives.
+        (
+            "```json\n{\"action\": \"Final Answer\", \"action_input\": \"日本 😀 é\"}\n```",
+            Final(json!("日本 😀 é")),
+        ),
+        // 39. Key spelled in another case, input under "input".
+        (
+            "{\"Action\": \"calculator\", \"input\": {\"expression\": \"39\"}}",
+            calc("39"),
+        ),
+        // 40. A whitespace-padded action name.
+        (
+            "{\"action\": \"  calculator \", \"action_input\": {\"expression\": \"40\"}}",
+            calc("40"),
+        ),
+        // 41. An empty action name.
+        ("{\"action\": \"\", \"action_input\": {}}", NotAnAction),
+        // 42. An unclosed fence with valid JSON inside still parses.
+        (
+            "```json\n{\"action\": \"Final Answer\", \"action_input\": \"open\"}",
+            Final(json!("open")),
+        ),
+        // 43. Escaped backslashes and a quote at the end of a string.
+        (
+            "{\"action\": \"Final Answer\", \"action_input\": \"C:\\\\dir\\\\ \\\"q\\\"\"}",
+            Final(json!("C:\\dir\\ \"q\"")),
+        ),
+        // 44. A "Final Answer:" line with nothing after it.
+        ("Final Answer:   ", NotAnAction),
+    ];
+    assert!(cases.len() >= 25);
+    for (reply, expect) in cases {
+        check(reply, expect);
+    }
+}
+
+#[test]
+fn hostile_inputs_are_bounded_and_do_not_panic() {
+    let many_braces = "{".repeat(200_000);
+    assert!(parse_action(&many_braces).is_err());
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    assert!(parse_action(&deep).is_err());
+    let fences = "```".repeat(50_000);
+    assert_eq!(parse_action(&fences), Err(ActionParseError::NoAction));
+    let unterminated = format!(
+        "{{\"action\": \"x\", \"action_input\": \"{}",
+        "{".repeat(100_000)
+    );
+    assert!(matches!(
+        parse_action(&unterminated),
+        Err(ActionParseError::InvalidJson { .. })
+    ));
+}
+
+fn fragment() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("```".to_string()),
+        Just("json".to_string()),
+        Just("JSON\n".to_string()),
+        Just("{".to_string()),
+        Just("}".to_string()),
+        Just("[".to_string()),
+        Just("]".to_string()),
+        Just("\"action\"".to_string()),
+        Just("\"action_input\"".to_string()),
+        Just("\"name\"".to_string()),
+        Just("\"arguments\"".to_string()),
+        Just(":".to_string()),
+        Just(",".to_string()),
+        Just("\"Final Answer\"".to_string()),
+        Just("\"calculator\"".to_string()),
+        Just("\\".to_string()),
+        Just("\"".to_string()),
+        Just("\n".to_string()),
+        Just("Action:".to_string()),
+        Just("Action Input:".to_string()),
+        Just("Final Answer:".to_string()),
+        Just("**".to_string()),
+        "[a-z0-9 ]{0,6}",
+        any::<String>(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(5000))]
+
+    #[test]
+    fn no_string_makes_the_parser_panic(reply in any::<String>()) {
+        let _ = parse_action(&reply);
+    }
+
+    #[test]
+    fn no_json_like_reply_makes_the_parser_panic(parts in prop::collection::vec(fragment(), 0..40)) {
+        let reply = parts.concat();
+        if let Ok(Action::Tool { name, .. }) = parse_action(&reply) {
+            prop_assert!(!name.trim().is_empty());
+            prop_assert!(!pae_executor::is_final_answer(&name));
+        }
+    }
+
+    #[test]
+    fn a_fenced_action_is_found_in_any_prose(
+        before in "[A-Za-z .,:!?\n]{0,80}",
+        after in "[A-Za-z .,:!?\n{}]{0,80}",
+        tool in "[a-z][a-z_]{0,11}",
+        text in any::<String>(),
+    ) {
+        prop_assume!(!pae_executor::is_final_answer(&tool));
+        prop_assume!(!before.to_ascii_lowercase().contains("final answer:"));
+        let blob = json!({"action": tool, "action_input": {"text": text}});
+        let reply = format!("{before}\n```json\n{blob}\n```\n{after}");
+        prop_assert_eq!(
+            parse_action(&reply),
+            Ok(Action::Tool { name: tool.clone(), input: json!({"text": text}) })
+        );
+    }
+}

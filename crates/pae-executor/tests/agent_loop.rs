@@ -1,0 +1,868 @@
+//! Scripted-model tests of every loop rule of `AgentExecutor`: what the
+//! model was sent and what the step returned.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pae_core::test_util::{MockTool, ScriptedModel, ScriptedReply};
+use pae_core::{
+    Capabilities, ChatResponse, Event, EventKind, EventSink, ExecError, Executor, ProviderError,
+    Role, RunContext, Step, StepInput, StepResponse, StepStatus, TokenUsage, Tool, ToolCall,
+    ToolChoice, ToolError,
+};
+use pae_executor::prompt::stopped_response;
+use pae_executor::tools::Calculator;
+use pae_executor::{
+    ActionFormat, AgentExecutor, ConfigError, EarlyStopping, HistoryPolicy, INVALID_REPLY,
+    ToolErrorPolicy, load_agent_executor,
+};
+use serde_json::{Value, json};
+
+fn action(tool: &str, input: Value) -> String {
+    format!(
+        "Thought: I will use {tool}.\nAction:\n```json\n{}\n```",
+        json!({"action": tool, "action_input": input})
+    )
+}
+
+fn final_answer(answer: Value) -> String {
+    format!(
+        "Thought: I can answer now.\nAction:\n```json\n{}\n```",
+        json!({"action": "Final Answer", "action_input": answer})
+    )
+}
+
+fn calculator() -> Arc<dyn Tool> {
+    Arc::new(Calculator::new())
+}
+
+fn user_message(model: &ScriptedModel, call: usize) -> String {
+    let request = &model.requests()[call];
+    assert_eq!(
+        request.messages.len(),
+        2,
+        "text-JSON requests are [system, user]"
+    );
+    assert_eq!(request.messages[0].role, Role::System);
+    assert_eq!(request.messages[1].role, Role::User);
+    request.messages[1].content.clone()
+}
+
+/// A tool that fails, or sleeps, as told.
+struct Flaky {
+    sleep: Option<Duration>,
+    fail: bool,
+}
+
+#[async_trait]
+impl Tool for Flaky {
+    fn name(&self) -> &str {
+        "flaky"
+    }
+
+    fn description(&self) -> &str {
+        "Sometimes fails."
+    }
+
+    async fn call(&self, _input: Value) -> Result<String, ToolError> {
+        if let Some(sleep) = self.sleep {
+            tokio::time::sleep(sleep).await;
+        }
+        if self.fail {
+            Err(ToolError::failed("the backend is down"))
+        } else {
+            Ok("fine".into())
+        }
+    }
+}
+
+#[tokio::test]
+async fn text_json_step_calls_a_tool_then_answers() {
+    let model = Arc::new(
+        ScriptedModel::new([
+            action("calculator", json!({"expression": "12 * 7"})),
+            final_answer(json!("84")),
+        ])
+        .with_usage(TokenUsage::new(100, 10)),
+    );
+    let executor = load_agent_executor(model.clone(), vec![calculator()], false).unwrap();
+    assert!(!executor.uses_native_tools());
+    let input =
+        StepInput::new("How much for 12 boxes at 7 each?", "Multiply 12 by 7").with_previous_steps(
+            vec![(Step::new("Find the box price"), StepResponse::new("7 EUR"))],
+        );
+    let response = executor.step(&input).await.unwrap();
+
+    assert_eq!(response.response, "84");
+    assert_eq!(response.status, StepStatus::Completed);
+    assert_eq!(response.data, None);
+    assert_eq!(response.usage, TokenUsage::new(200, 20));
+    assert_eq!(response.tool_calls.len(), 1);
+    let call = &response.tool_calls[0];
+    assert_eq!(call.tool, "calculator");
+    assert_eq!(call.input, json!({"expression": "12 * 7"}));
+    assert_eq!(call.observation, "84");
+    assert!(!call.is_error);
+    assert!(call.log.starts_with("Thought: I will use calculator."));
+    assert!(call.duration_ms.is_some());
+
+    let requests = model.requests();
+    assert_eq!(requests.len(), 2);
+    for request in &requests {
+        assert_eq!(request.stop, ["Observation:"]);
+        assert!(request.tools.is_empty());
+    }
+    let system = &requests[0].messages[0].content;
+    assert!(system.contains("- calculator: Evaluates an arithmetic expression"));
+    assert!(system.contains("Valid \"action\" values: \"Final Answer\", \"calculator\"."));
+    assert_eq!(
+        user_message(&model, 0),
+        "Previous steps:\nStep 1: Find the box price\nResponse: 7 EUR\n\nCurrent step: Multiply 12 by 7"
+    );
+    let second = user_message(&model, 1);
+    assert!(second.starts_with(
+        "Previous steps:\nStep 1: Find the box price\nResponse: 7 EUR\n\nCurrent step: Multiply 12 by 7\n\n\
+Your work on the current step so far (only your final answer will be kept):\nThought: I will use calculator."
+    ));
+    assert!(second.ends_with("```\nObservation: 84"), "{second}");
+    // The objective is not shown unless asked for (LangChain's default).
+    assert!(!second.contains("How much for 12 boxes"));
+}
+
+#[tokio::test]
+async fn objective_is_shown_when_asked() {
+    let model = Arc::new(ScriptedModel::new([final_answer(json!("ok"))]));
+    let executor = load_agent_executor(model.clone(), vec![], true).unwrap();
+    executor
+        .step(&StepInput::new("Plan a trip", "Pick a city"))
+        .await
+        .unwrap();
+    assert_eq!(
+        user_message(&model, 0),
+        "Overall objective: Plan a trip\n\nPrevious steps:\n(none yet)\n\nCurrent step: Pick a city"
+    );
+}
+
+#[tokio::test]
+async fn iteration_limit_forces_a_fixed_stopped_response() {
+    let model = Arc::new(ScriptedModel::from_fn(|_| {
+        action("calculator", json!({"expression": "1+1"})).into()
+    }));
+    let executor = load_agent_executor(model.clone(), vec![calculator()], false).unwrap();
+    let response = executor.step(&StepInput::new("o", "loop")).await.unwrap();
+
+    // Default limit: 15 model calls, then no 16th call under "force".
+    assert_eq!(model.calls(), 15);
+    assert_eq!(response.tool_calls.len(), 15);
+    let reason = "iteration limit (15 model calls)";
+    assert_eq!(
+        response.status,
+        StepStatus::Stopped {
+            reason: reason.into()
+        }
+    );
+    assert_eq!(response.response, stopped_response(reason));
+    assert_eq!(
+        response.response,
+        "Stopped before finishing this step: the iteration limit (15 model calls) was reached."
+    );
+}
+
+#[tokio::test]
+async fn zero_iterations_stop_without_calling_the_model() {
+    let model = Arc::new(ScriptedModel::new(Vec::<String>::new()));
+    let executor = AgentExecutor::builder(model.clone())
+        .with_max_iterations(0)
+        .build()
+        .unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert_eq!(model.calls(), 0);
+    assert!(matches!(response.status, StepStatus::Stopped { .. }));
+}
+
+#[tokio::test]
+async fn iteration_limit_with_generate_makes_one_last_call_for_the_answer() {
+    let model = Arc::new(ScriptedModel::new([
+        action("calculator", json!({"expression": "2+2"})),
+        action("calculator", json!({"expression": "3+3"})),
+        final_answer(json!("best guess: 6")),
+    ]));
+    let executor = AgentExecutor::builder(model.clone())
+        .with_tool(calculator())
+        .with_max_iterations(2)
+        .with_early_stopping(EarlyStopping::Generate)
+        .build()
+        .unwrap();
+    let response = executor.step(&StepInput::new("o", "add")).await.unwrap();
+
+    assert_eq!(model.calls(), 3);
+    assert_eq!(response.response, "best guess: 6");
+    assert_eq!(
+        response.status,
+        StepStatus::Stopped {
+            reason: "iteration limit (2 model calls)".into()
+        }
+    );
+    assert_eq!(response.tool_calls.len(), 2);
+    let last = user_message(&model, 2);
+    assert!(last.contains("Observation: 4\n"), "{last}");
+    assert!(last.contains("Observation: 6\n\nYou have reached the iteration limit (2 model calls) for this step. Do not call any more tools."));
+    assert_eq!(model.requests()[2].stop, ["Observation:"]);
+}
+
+#[tokio::test]
+async fn generate_falls_back_to_the_fixed_text_when_the_model_still_calls_tools() {
+    let model = Arc::new(ScriptedModel::from_fn(|_| {
+        action("calculator", json!({"expression": "1"})).into()
+    }));
+    let executor = AgentExecutor::builder(model.clone())
+        .with_tool(calculator())
+        .with_max_iterations(1)
+        .with_early_stopping(EarlyStopping::Generate)
+        .build()
+        .unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert_eq!(model.calls(), 2);
+    assert_eq!(
+        response.response,
+        stopped_response("iteration limit (1 model calls)")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn wall_clock_limit_stops_a_slow_model() {
+    // Each model call takes 10 s on the paused clock; the limit is 25 s, so
+    // the third call is cancelled.
+    let model = Arc::new(
+        ScriptedModel::from_fn(|_| action("calculator", json!({"expression": "1+1"})).into())
+            .with_latency(Duration::from_secs(10)),
+    );
+    let executor = AgentExecutor::builder(model.clone())
+        .with_tool(calculator())
+        .with_max_execution_time(Duration::from_secs(25))
+        .build()
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+
+    assert_eq!(started.elapsed(), Duration::from_secs(25));
+    assert_eq!(model.calls(), 2, "the third call never completed");
+    assert_eq!(response.tool_calls.len(), 2);
+    assert_eq!(
+        response.status,
+        StepStatus::Stopped {
+            reason: "time limit (25s)".into()
+        }
+    );
+    assert_eq!(response.response, stopped_response("time limit (25s)"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn wall_clock_limit_records_the_cancelled_tool_and_can_generate() {
+    let model = Arc::new(ScriptedModel::new([
+        action("flaky", json!({})),
+        final_answer(json!("partial answer")),
+    ]));
+    let events = Arc::new(Mutex::new(Vec::<EventKind>::new()));
+    let sink_events = events.clone();
+    let context = RunContext::new(EventSink::new(vec![Arc::new(move |e: &Event| {
+        sink_events.lock().unwrap().push(e.kind.clone());
+    })]));
+    let executor = AgentExecutor::builder(model.clone())
+        .with_tool(Arc::new(Flaky {
+            sleep: Some(Duration::from_secs(60)),
+            fail: false,
+        }))
+        .with_max_execution_time(Duration::from_secs(5))
+        .with_early_stopping(EarlyStopping::Generate)
+        .build()
+        .unwrap();
+    let mut input = StepInput::new("o", "s");
+    input.context = context;
+    let response = executor.step(&input).await.unwrap();
+
+    assert_eq!(response.response, "partial answer");
+    assert!(
+        matches!(response.status, StepStatus::Stopped { ref reason } if reason == "time limit (5s)")
+    );
+    assert_eq!(response.tool_calls.len(), 1);
+    let cancelled = &response.tool_calls[0];
+    assert_eq!(cancelled.tool, "flaky");
+    assert!(cancelled.is_error);
+    assert_eq!(
+        cancelled.observation,
+        "The time limit was reached before the tool returned."
+    );
+    assert_eq!(cancelled.duration_ms, Some(5000));
+    let events = events.lock().unwrap();
+    assert_eq!(events.len(), 2);
+    assert!(matches!(&events[0], EventKind::ToolStarted { tool, .. } if tool == "flaky"));
+    assert!(matches!(
+        &events[1],
+        EventKind::ToolFinished { is_error: true, .. }
+    ));
+}
+
+#[tokio::test]
+async fn unknown_tool_is_explained_and_the_loop_goes_on() {
+    let model = Arc::new(ScriptedModel::new([
+        action("calc", json!({"expression": "1+1"})),
+        action("calculator", json!({"expression": "1+1"})),
+        final_answer(json!("2")),
+    ]));
+    let executor = load_agent_executor(
+        model.clone(),
+        vec![
+            calculator(),
+            Arc::new(pae_executor::tools::CurrentTime::new()),
+        ],
+        false,
+    )
+    .unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert_eq!(response.response, "2");
+    assert_eq!(response.tool_calls.len(), 2);
+    let unknown = &response.tool_calls[0];
+    assert_eq!(unknown.tool, "calc");
+    assert!(unknown.is_error);
+    assert_eq!(
+        unknown.observation,
+        "\"calc\" is not an available tool. Valid tools: \"calculator\", \"current_time\". Use one of them, or \"Final Answer\" to answer."
+    );
+    assert!(user_message(&model, 1).contains(&format!("Observation: {}", unknown.observation)));
+    assert_eq!(response.tool_calls[1].observation, "2");
+}
+
+#[tokio::test]
+async fn tool_names_match_ignoring_case_and_lowercase_final_answer_ends_the_step() {
+    let model = Arc::new(ScriptedModel::new([
+        action("Calculator", json!({"expression": "3*3"})),
+        "```json\n{\"action\": \"final answer\", \"action_input\": \"9\"}\n```".to_string(),
+    ]));
+    let executor = load_agent_executor(model.clone(), vec![calculator()], false).unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert_eq!(response.tool_calls[0].observation, "9");
+    assert_eq!(response.response, "9");
+}
+
+#[tokio::test]
+async fn tool_error_becomes_the_observation() {
+    let model = Arc::new(ScriptedModel::new([
+        action("flaky", json!({})),
+        final_answer(json!("the backend is down, no data")),
+    ]));
+    let executor = AgentExecutor::builder(model.clone())
+        .with_tool(Arc::new(Flaky {
+            sleep: None,
+            fail: true,
+        }))
+        .build()
+        .unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert_eq!(response.status, StepStatus::Completed);
+    let failed = &response.tool_calls[0];
+    assert!(failed.is_error);
+    assert_eq!(
+        failed.observation,
+        "The tool \"flaky\" failed: the backend is down"
+    );
+    assert!(
+        user_message(&model, 1)
+            .ends_with("Observation: The tool \"flaky\" failed: the backend is down")
+    );
+}
+
+#[tokio::test]
+async fn tool_error_can_abort_the_step() {
+    let model = Arc::new(ScriptedModel::new([action("flaky", json!({}))]));
+    let executor = AgentExecutor::builder(model.clone())
+        .with_tool(Arc::new(Flaky {
+            sleep: None,
+            fail: true,
+        }))
+        .with_tool_errors(ToolErrorPolicy::Abort)
+        .build()
+        .unwrap();
+    let err = executor.step(&StepInput::new("o", "s")).await.unwrap_err();
+    match err {
+        ExecError::Tool { tool, source } => {
+            assert_eq!(tool, "flaky");
+            assert_eq!(source, ToolError::failed("the backend is down"));
+        }
+        other => panic!("expected a tool error, got {other:?}"),
+    }
+    assert_eq!(model.calls(), 1);
+}
+
+#[tokio::test]
+async fn arguments_failing_the_schema_are_explained_and_the_tool_is_not_run() {
+    let mut tool = MockTool::new();
+    tool.expect_name().return_const("lookup".to_string());
+    tool.expect_description()
+        .return_const("Looks up {key}s.".to_string());
+    tool.expect_parameters().returning(|| {
+        json!({"type": "object", "properties": {"key": {"type": "string"}, "limit": {"type": "integer", "minimum": 1}},
+               "required": ["key"], "additionalProperties": false})
+    });
+    tool.expect_spec().returning(|| pae_core::ToolSpec {
+        name: "lookup".into(),
+        description: "Looks up {key}s.".into(),
+        parameters: json!({"type": "object", "properties": {"key": {"type": "string"}, "limit": {"type": "integer", "minimum": 1}},
+               "required": ["key"], "additionalProperties": false}),
+    });
+    tool.expect_call()
+        .withf(|input| *input == json!({"key": "a", "limit": 2}))
+        .times(1)
+        .returning(|_| Ok("found a".into()));
+    let model = Arc::new(ScriptedModel::new([
+        action("lookup", json!({"limit": 0.5, "extra": true})),
+        action("lookup", json!({"key": "a", "limit": 2})),
+        final_answer(json!("found a")),
+    ]));
+    let executor = load_agent_executor(model.clone(), vec![Arc::new(tool)], false).unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+
+    let rejected = &response.tool_calls[0];
+    assert!(rejected.is_error);
+    assert!(
+        rejected.observation.starts_with(
+            "The arguments for \"lookup\" are invalid: $: the required property \"key\" is missing; \
+$.extra: unexpected property (allowed properties: "
+        ),
+        "{}",
+        rejected.observation
+    );
+    assert!(
+        rejected
+            .observation
+            .contains("$.limit: expected an integer, got the number 0.5")
+    );
+    assert!(
+        rejected
+            .observation
+            .contains("Expected arguments (JSON schema): {")
+    );
+    assert_eq!(response.tool_calls[1].observation, "found a");
+    // Braces in the description reach the prompt verbatim.
+    assert!(
+        model.requests()[0].messages[0]
+            .content
+            .contains("- lookup: Looks up {key}s.\n")
+    );
+}
+
+#[tokio::test]
+async fn bare_string_input_is_wrapped_for_a_single_string_argument() {
+    let model = Arc::new(ScriptedModel::new([
+        action("calculator", json!("2^10")),
+        final_answer(json!("1024")),
+    ]));
+    let executor = load_agent_executor(model.clone(), vec![calculator()], false).unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert_eq!(response.tool_calls[0].input, json!("2^10"));
+    assert_eq!(response.tool_calls[0].observation, "1024");
+}
+
+#[tokio::test]
+async fn unparseable_reply_is_fed_back_with_the_parse_error() {
+    let model = Arc::new(ScriptedModel::new([
+        "I think I should add the numbers.".to_string(),
+        "```json\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"1+".to_string(),
+        final_answer(json!("2")),
+    ]));
+    let executor = load_agent_executor(model.clone(), vec![calculator()], false).unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+
+    assert_eq!(response.response, "2");
+    assert_eq!(model.calls(), 3);
+    assert_eq!(response.tool_calls.len(), 2);
+    let first = &response.tool_calls[0];
+    assert_eq!(first.tool, INVALID_REPLY);
+    assert_eq!(first.input, json!("I think I should add the numbers."));
+    assert_eq!(
+        first.observation,
+        "Your reply could not be used: the reply contains no action (no JSON blob with an \"action\" key). \
+Reply with a short thought and exactly one action: a JSON object in a fenced code block, with the keys \"action\" and \"action_input\"."
+    );
+    let second = user_message(&model, 1);
+    assert!(second.ends_with(&format!(
+        "I think I should add the numbers.\nObservation: {}",
+        first.observation
+    )));
+    let truncated = &response.tool_calls[1];
+    assert!(
+        truncated.observation.starts_with(
+            "Your reply could not be used: the action is not valid JSON: EOF while parsing"
+        ),
+        "{}",
+        truncated.observation
+    );
+}
+
+#[tokio::test]
+async fn unparseable_replies_beyond_the_budget_fail_the_step() {
+    let model = Arc::new(ScriptedModel::from_fn(|_| "no idea".into()));
+    let executor = AgentExecutor::builder(model.clone())
+        .with_max_parse_retries(1)
+        .build()
+        .unwrap();
+    let err = executor.step(&StepInput::new("o", "s")).await.unwrap_err();
+    match err {
+        ExecError::UnparseableReply {
+            attempts,
+            reason,
+            text,
+        } => {
+            assert_eq!(attempts, 2);
+            assert_eq!(text, "no idea");
+            assert_eq!(
+                reason,
+                "the reply contains no action (no JSON blob with an \"action\" key)"
+            );
+        }
+        other => panic!("expected UnparseableReply, got {other:?}"),
+    }
+    assert_eq!(model.calls(), 2);
+}
+
+#[tokio::test]
+async fn plain_text_can_be_accepted_as_the_answer() {
+    let model = Arc::new(ScriptedModel::new(["Thought: The capital is Paris."]));
+    let executor = AgentExecutor::builder(model.clone())
+        .with_plain_text_answers(true)
+        .build()
+        .unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert_eq!(response.response, "The capital is Paris.");
+    assert!(response.tool_calls.is_empty());
+}
+
+#[tokio::test]
+async fn non_string_final_answer_is_serialised_and_kept_as_data() {
+    let model = Arc::new(ScriptedModel::new([final_answer(
+        json!({"city": "Paris", "population": 2_100_000}),
+    )]));
+    let executor = load_agent_executor(model, vec![], false).unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&response.response).unwrap(),
+        json!({"city": "Paris", "population": 2_100_000})
+    );
+    assert_eq!(
+        response.data,
+        Some(json!({"city": "Paris", "population": 2_100_000}))
+    );
+    let model = Arc::new(ScriptedModel::new([final_answer(json!(42))]));
+    let executor = load_agent_executor(model, vec![], false).unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert_eq!(response.response, "42");
+    assert_eq!(response.data, Some(json!(42)));
+}
+
+#[tokio::test]
+async fn events_surround_every_tool_call() {
+    let model = Arc::new(ScriptedModel::new([
+        action("calculator", json!({"expression": "1/0"})),
+        action("nope", json!({})),
+        final_answer(json!("x")),
+    ]));
+    let events = Arc::new(Mutex::new(Vec::<EventKind>::new()));
+    let sink_events = events.clone();
+    let context = RunContext::new(EventSink::new(vec![Arc::new(move |e: &Event| {
+        sink_events.lock().unwrap().push(e.kind.clone());
+    })]));
+    let executor = load_agent_executor(model, vec![calculator()], false).unwrap();
+    let mut input = StepInput::new("o", "s");
+    input.index = 4;
+    input.context = context;
+    executor.step(&input).await.unwrap();
+    let events = events.lock().unwrap();
+    assert_eq!(
+        *events,
+        vec![
+            EventKind::ToolStarted {
+                step_index: 4,
+                tool: "calculator".into(),
+                input: json!({"expression": "1/0"})
+            },
+            EventKind::ToolFinished {
+                step_index: 4,
+                tool: "calculator".into(),
+                observation: "The tool \"calculator\" failed: division by zero".into(),
+                is_error: true
+            },
+            EventKind::ToolStarted {
+                step_index: 4,
+                tool: "nope".into(),
+                input: json!({})
+            },
+            EventKind::ToolFinished {
+                step_index: 4,
+                tool: "nope".into(),
+                observation: "\"nope\" is not an available tool. Valid tools: \"calculator\". Use one of them, or \"Final Answer\" to answer.".into(),
+                is_error: true
+            },
+        ]
+    );
+}
+
+#[tokio::test]
+async fn last_k_history_keeps_earlier_steps_as_text_only() {
+    let model = Arc::new(ScriptedModel::new([final_answer(json!("done"))]));
+    let executor = AgentExecutor::builder(model.clone())
+        .with_history(HistoryPolicy::LastK(1))
+        .build()
+        .unwrap();
+    let input = StepInput::new("o", "third").with_previous_steps(vec![
+        (Step::new("first"), StepResponse::new("a long answer one")),
+        (Step::new("second"), StepResponse::new("answer two")),
+    ]);
+    executor.step(&input).await.unwrap();
+    assert_eq!(
+        user_message(&model, 0),
+        "Previous steps:\nStep 1: first\n\nStep 2: second\nResponse: answer two\n\nCurrent step: third"
+    );
+}
+
+#[tokio::test]
+async fn long_observations_are_cut() {
+    let model = Arc::new(ScriptedModel::new([
+        action("calculator", json!({"expression": "2^200"})),
+        final_answer(json!("big")),
+    ]));
+    let executor = AgentExecutor::builder(model)
+        .with_tool(calculator())
+        .with_max_observation_chars(4)
+        .build()
+        .unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert_eq!(
+        response.tool_calls[0].observation,
+        "1.60\n[... cut: the result has 16 characters, 4 are shown]"
+    );
+}
+
+#[tokio::test]
+async fn provider_errors_fail_the_step() {
+    let model = Arc::new(ScriptedModel::new([ScriptedReply::Error(
+        ProviderError::Http {
+            status: 500,
+            body: "boom".into(),
+            retry_after: None,
+        },
+    )]));
+    let executor = load_agent_executor(model, vec![], false).unwrap();
+    let err = executor.step(&StepInput::new("o", "s")).await.unwrap_err();
+    assert!(matches!(
+        err,
+        ExecError::Provider(ProviderError::Http { status: 500, .. })
+    ));
+}
+
+fn native_model(replies: Vec<ScriptedReply>) -> Arc<ScriptedModel> {
+    Arc::new(ScriptedModel::new(replies).with_capabilities(Capabilities {
+        native_tools: true,
+        ..Capabilities::default()
+    }))
+}
+
+#[tokio::test]
+async fn native_tool_calls_when_the_model_advertises_them() {
+    let model = native_model(vec![
+        ScriptedReply::ToolCalls(vec![
+            ToolCall::new("call_1", "calculator", json!({"expression": "6*7"})),
+            ToolCall::new("call_2", "calculator", json!({"expression": "1/0"})),
+        ]),
+        ChatResponse::text("It is 42.")
+            .with_usage(TokenUsage::new(5, 1))
+            .into(),
+    ]);
+    let executor = load_agent_executor(model.clone(), vec![calculator()], false).unwrap();
+    assert!(executor.uses_native_tools());
+    let response = executor
+        .step(&StepInput::new("o", "multiply"))
+        .await
+        .unwrap();
+
+    assert_eq!(response.response, "It is 42.");
+    assert_eq!(response.usage, TokenUsage::new(5, 1));
+    assert_eq!(response.tool_calls.len(), 2);
+    assert_eq!(response.tool_calls[0].observation, "42");
+    assert!(response.tool_calls[1].is_error);
+
+    let requests = model.requests();
+    assert_eq!(requests.len(), 2);
+    let first = &requests[0];
+    assert!(first.stop.is_empty());
+    assert_eq!(first.tool_choice, Some(ToolChoice::Auto));
+    assert_eq!(first.tools.len(), 1);
+    assert_eq!(first.tools[0].name, "calculator");
+    assert_eq!(first.messages.len(), 2);
+    assert!(!first.messages[0].content.contains("```json"));
+    let second = &requests[1].messages;
+    assert_eq!(second.len(), 5);
+    assert_eq!(second[2].role, Role::Assistant);
+    assert_eq!(second[2].tool_calls.len(), 2);
+    assert_eq!(second[3].role, Role::Tool);
+    assert_eq!(second[3].tool_call_id.as_deref(), Some("call_1"));
+    assert_eq!(second[3].content, "42");
+    assert_eq!(second[4].tool_call_id.as_deref(), Some("call_2"));
+    assert_eq!(
+        second[4].content,
+        "The tool \"calculator\" failed: division by zero"
+    );
+}
+
+#[tokio::test]
+async fn native_mode_honours_a_tool_call_written_as_text() {
+    let model = native_model(vec![
+        "{\"name\": \"calculator\", \"arguments\": {\"expression\": \"2+3\"}}".into(),
+        "5".into(),
+    ]);
+    let executor = load_agent_executor(model.clone(), vec![calculator()], false).unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert_eq!(response.response, "5");
+    assert_eq!(response.tool_calls[0].observation, "5");
+    let messages = &model.requests()[1].messages;
+    assert_eq!(messages[2].tool_calls[0].id, "text_call_1");
+    assert_eq!(messages[3].tool_call_id.as_deref(), Some("text_call_1"));
+}
+
+#[tokio::test]
+async fn native_arguments_that_are_not_json_are_explained() {
+    let model = native_model(vec![
+        ScriptedReply::ToolCalls(vec![ToolCall::new(
+            "c1",
+            "calculator",
+            json!("{\"expression\": "),
+        )]),
+        "gave up".into(),
+    ]);
+    let executor = load_agent_executor(model.clone(), vec![calculator()], false).unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    let call = &response.tool_calls[0];
+    assert!(call.is_error);
+    assert!(
+        call.observation.starts_with(
+            "The arguments for \"calculator\" are not a JSON object (EOF while parsing"
+        ),
+        "{}",
+        call.observation
+    );
+}
+
+#[tokio::test]
+async fn native_empty_reply_is_fed_back() {
+    let model = native_model(vec!["".into(), "fine".into()]);
+    let executor = load_agent_executor(model.clone(), vec![calculator()], false).unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert_eq!(response.response, "fine");
+    let messages = &model.requests()[1].messages;
+    assert_eq!(messages.len(), 3);
+    assert_eq!(
+        messages[2].content,
+        "Your reply was empty. Call a tool, or reply with the answer for the current step as plain text."
+    );
+}
+
+#[tokio::test]
+async fn native_generate_asks_for_a_plain_answer_without_tools() {
+    let model = native_model(vec![
+        ScriptedReply::ToolCalls(vec![ToolCall::new(
+            "c1",
+            "calculator",
+            json!({"expression": "1"}),
+        )]),
+        "my best answer".into(),
+    ]);
+    let executor = AgentExecutor::builder(model.clone())
+        .with_tool(calculator())
+        .with_max_iterations(1)
+        .with_early_stopping(EarlyStopping::Generate)
+        .build()
+        .unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert_eq!(response.response, "my best answer");
+    let last = &model.requests()[1];
+    assert_eq!(last.tool_choice, Some(ToolChoice::None));
+    assert!(
+        last.messages
+            .last()
+            .unwrap()
+            .content
+            .contains("as plain text")
+    );
+}
+
+#[tokio::test]
+async fn text_format_can_be_forced_on_a_native_model() {
+    let model = native_model(vec![final_answer(json!("ok")).into()]);
+    let executor = AgentExecutor::builder(model.clone())
+        .with_tool(calculator())
+        .with_action_format(ActionFormat::TextJson)
+        .build()
+        .unwrap();
+    assert!(!executor.uses_native_tools());
+    executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert!(model.requests()[0].tools.is_empty());
+}
+
+#[test]
+fn invalid_configurations_are_refused() {
+    let model = Arc::new(ScriptedModel::new(Vec::<String>::new()));
+    let err = AgentExecutor::builder(model.clone())
+        .with_tool(calculator())
+        .with_tool(calculator())
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ConfigError::DuplicateTool {
+            name: "calculator".into()
+        }
+    );
+    let mut reserved = MockTool::new();
+    reserved
+        .expect_name()
+        .return_const("final_answer".to_string());
+    let err = AgentExecutor::builder(model.clone())
+        .with_tool(Arc::new(reserved))
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, ConfigError::ReservedToolName { .. }));
+    let template = pae_core::PromptTemplate::new("Do {current_step}").unwrap();
+    let err = AgentExecutor::builder(model)
+        .with_step_template(template)
+        .build()
+        .unwrap_err();
+    assert_eq!(err, ConfigError::MissingScratchpad);
+}
+
+#[tokio::test]
+async fn custom_step_template_can_use_run_inputs() {
+    let model = Arc::new(ScriptedModel::new([final_answer(json!("ok"))]));
+    let template = pae_core::PromptTemplate::new(
+        "[{step_number}] {current_step} for {user} {{literal}}\n{agent_scratchpad}",
+    )
+    .unwrap();
+    let executor = AgentExecutor::builder(model.clone())
+        .with_preamble("Be brief {really}.")
+        .with_step_template(template)
+        .build()
+        .unwrap();
+    let mut input = StepInput::new("o", "greet");
+    input.index = 2;
+    input.inputs.insert("user".into(), "Ann {x}".into());
+    executor.step(&input).await.unwrap();
+    let request = &model.requests()[0];
+    assert!(
+        request.messages[0]
+            .content
+            .starts_with("Be brief {really}.\n\n")
+    );
+    assert_eq!(
+        request.messages[1].content,
+        "[3] greet for Ann {x} {literal}"
+    );
+}
