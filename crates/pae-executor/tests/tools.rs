@@ -1,0 +1,373 @@
+//! The built-in tools through the `Tool` trait: the calculator's errors on
+//! bad input and the file reader's refusals.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use pae_core::{Tool, ToolError};
+use pae_executor::schema::validate;
+use pae_executor::tools::{Calculator, CurrentTime, FileReader};
+use serde_json::{Value, json};
+
+async fn calc(expression: &str) -> Result<String, ToolError> {
+    Calculator::new()
+        .call(json!({ "expression": expression }))
+        .await
+}
+
+#[tokio::test]
+async fn calculator_answers() {
+    for (expression, expected) in [
+        ("2 + 2", "4"),
+        ("(3 + 4) * 2.5", "17.5"),
+        ("-3^2 + 10 % 4", "-7"),
+        ("sqrt(2) * sqrt(2)", "2"),
+        ("0.1 + 0.2", "0.3"),
+        ("1e3 / 8", "125"),
+        ("max(3, -1, 7.5) - min(2)", "5.5"),
+        ("round(3.14159, 3)", "3.142"),
+        ("2^64", "1.84467440737e19"),
+    ] {
+        assert_eq!(
+            calc(expression).await.as_deref(),
+            Ok(expected),
+            "{expression}"
+        );
+    }
+    let tool = Calculator::new();
+    assert!(tool.is_read_only() && tool.is_idempotent());
+    // A bare string works too (what a text action's coercion produces).
+    assert_eq!(tool.call(json!("6*7")).await.as_deref(), Ok("42"));
+}
+
+#[tokio::test]
+async fn calculator_rejects_bad_input() {
+    let invalid = [
+        ("", "the expression is empty"),
+        ("   ", "the expression is empty"),
+        ("2 +", "the expression ends too early (at position 4)"),
+        ("(1 + 2", "the '(' at position 1 is never closed"),
+        ("1 + 2)", "unexpected ')' at position 6"),
+        ("2 3", "unexpected number 3 at position 3"),
+        ("1.2.3", "\"1.2.3\" at position 1 is not a number"),
+        (
+            "import os",
+            "unknown name \"import\" at position 1 (known constants: pi, e)",
+        ),
+        (
+            "__import__('os').system('ls')",
+            "unexpected character '\\'' at position 12 (only numbers, + - * / % ^, parentheses and functions are allowed)",
+        ),
+        (
+            "2 & 3",
+            "unexpected character '&' at position 3 (only numbers, + - * / % ^, parentheses and functions are allowed)",
+        ),
+        (
+            "foo(1)",
+            "unknown function \"foo\" (known: sqrt, abs, round, floor, ceil, ln, log, exp, min, max, pow)",
+        ),
+        ("sqrt(1, 2)", "sqrt takes one argument, got 2 argument(s)"),
+        (
+            "min()",
+            "min takes at least one argument, got 0 argument(s)",
+        ),
+        (
+            "sqrt(4",
+            "the call to sqrt at position 1 is missing its ')'",
+        ),
+        (
+            "round(2.5, 0.5)",
+            "round's second argument must be a whole number from -15 to 15",
+        ),
+    ];
+    for (expression, message) in invalid {
+        assert_eq!(
+            calc(expression).await,
+            Err(ToolError::invalid_input(message)),
+            "{expression}"
+        );
+    }
+    let long = "1+".repeat(1500) + "1";
+    assert_eq!(
+        calc(&long).await,
+        Err(ToolError::invalid_input(
+            "the expression is longer than 2000 characters"
+        ))
+    );
+    let nested = format!("{}1{}", "(".repeat(100), ")".repeat(100));
+    assert_eq!(
+        calc(&nested).await,
+        Err(ToolError::invalid_input(
+            "the expression is nested more than 64 levels deep"
+        ))
+    );
+    assert_eq!(
+        Calculator::new().call(json!({"expr": "1"})).await,
+        Err(ToolError::invalid_input(
+            "expected {\"expression\": \"...\"}"
+        ))
+    );
+}
+
+#[tokio::test]
+async fn calculator_reports_math_errors() {
+    let failed = [
+        ("1 / 0", "division by zero"),
+        ("1 / (2 - 2)", "division by zero"),
+        ("5 % 0", "division by zero (in %)"),
+        ("0 ^ -1", "division by zero (0 to a negative power)"),
+        ("10 ^ 400", "the power overflows (the result is too large)"),
+        (
+            "1e308 * 10",
+            "the product overflows (the result is too large)",
+        ),
+        (
+            "1e308 + 1e308",
+            "the sum overflows (the result is too large)",
+        ),
+        (
+            "exp(1000)",
+            "the result of exp overflows (the result is too large)",
+        ),
+        ("sqrt(-4)", "sqrt of a negative number (-4)"),
+        ("ln(0)", "ln is only defined for positive numbers"),
+        ("log(8, 1)", "the base of log must be positive and not 1"),
+        ("(-8) ^ 0.5", "the power is undefined"),
+    ];
+    for (expression, message) in failed {
+        assert_eq!(
+            calc(expression).await,
+            Err(ToolError::failed(message)),
+            "{expression}"
+        );
+    }
+}
+
+#[test]
+fn calculator_schema_rejects_wrong_arguments() {
+    let schema = Calculator::new().parameters();
+    assert!(validate(&schema, &json!({"expression": "1"})).is_empty());
+    let problems: Vec<String> = validate(&schema, &json!({"expression": 1, "mode": "x"}))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            "$.expression: expected a string, got the number 1",
+            "$.mode: unexpected property (allowed properties: \"expression\")"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn current_time_is_read_only_and_validates_input() {
+    let tool = CurrentTime::new();
+    assert!(tool.is_read_only());
+    assert!(!tool.is_idempotent());
+    let now = tool.call(json!({"format": "%Y"})).await.unwrap();
+    assert!(now.parse::<i32>().unwrap() >= 2024);
+    assert!(matches!(
+        tool.call(json!({"utc_offset": "Mars/Olympus"})).await,
+        Err(ToolError::InvalidInput { .. })
+    ));
+}
+
+/// A scratch directory removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "pae-executor-tools-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A root with `root/notes.txt`, `root/sub/deep.txt` and a secret outside
+/// the root.
+fn fixture() -> (Scratch, FileReader) {
+    let scratch = Scratch::new();
+    let root = scratch.path().join("root");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(root.join("notes.txt"), "hello {notes}").unwrap();
+    std::fs::write(root.join("sub/deep.txt"), "deep").unwrap();
+    std::fs::write(scratch.path().join("secret.txt"), "top secret").unwrap();
+    let reader = FileReader::new(&root).unwrap();
+    (scratch, reader)
+}
+
+async fn read(reader: &FileReader, path: &str) -> Result<String, ToolError> {
+    reader.call(json!({ "path": path })).await
+}
+
+fn assert_refused(result: Result<String, ToolError>, fragment: &str) {
+    match result {
+        Err(ToolError::Refused { message }) => {
+            assert!(message.contains(fragment), "{message:?} lacks {fragment:?}");
+        }
+        other => panic!("expected a refusal containing {fragment:?}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn file_reader_reads_inside_the_root() {
+    let (_scratch, reader) = fixture();
+    assert_eq!(
+        read(&reader, "notes.txt").await.as_deref(),
+        Ok("hello {notes}")
+    );
+    assert_eq!(read(&reader, "./sub/deep.txt").await.as_deref(), Ok("deep"));
+    assert_eq!(read(&reader, "sub//deep.txt").await.as_deref(), Ok("deep"));
+    assert_eq!(
+        read(&reader, ".").await.as_deref(),
+        Ok("\".\" is a directory; its entries: notes.txt, sub/")
+    );
+    assert!(reader.is_read_only() && reader.is_idempotent());
+    assert_eq!(
+        reader.call(json!("notes.txt")).await.as_deref(),
+        Ok("hello {notes}")
+    );
+}
+
+#[tokio::test]
+async fn file_reader_refuses_parent_components() {
+    let (_scratch, reader) = fixture();
+    for path in [
+        "../secret.txt",
+        "sub/../../secret.txt",
+        "sub/../notes.txt",
+        "..",
+        "sub\\..\\..\\secret.txt",
+    ] {
+        assert_refused(
+            read(&reader, path).await,
+            "contains \"..\"; paths may not leave the root directory",
+        );
+    }
+}
+
+#[tokio::test]
+async fn file_reader_refuses_absolute_paths() {
+    let (scratch, reader) = fixture();
+    let secret = scratch.path().join("secret.txt");
+    let inside = reader.root().join("notes.txt");
+    for path in [
+        "/etc/passwd".to_string(),
+        secret.display().to_string(),
+        // Absolute even when it points inside the root.
+        inside.display().to_string(),
+        "\\windows\\system32".to_string(),
+        "C:\\Windows\\win.ini".to_string(),
+        "C:relative".to_string(),
+    ] {
+        assert_refused(read(&reader, &path).await, "is an absolute path");
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn file_reader_refuses_symlinks_that_escape() {
+    let (scratch, reader) = fixture();
+    let root = reader.root().to_path_buf();
+    std::os::unix::fs::symlink(scratch.path().join("secret.txt"), root.join("link.txt")).unwrap();
+    std::os::unix::fs::symlink(scratch.path(), root.join("outside")).unwrap();
+    std::os::unix::fs::symlink(root.join("notes.txt"), root.join("alias.txt")).unwrap();
+
+    assert_refused(
+        read(&reader, "link.txt").await,
+        "\"link.txt\" leads outside the root directory (through a symbolic link)",
+    );
+    assert_refused(
+        read(&reader, "outside/secret.txt").await,
+        "leads outside the root directory",
+    );
+    // A link that stays inside the root is fine.
+    assert_eq!(
+        read(&reader, "alias.txt").await.as_deref(),
+        Ok("hello {notes}")
+    );
+}
+
+#[tokio::test]
+async fn file_reader_other_errors_are_clear() {
+    let (scratch, reader) = fixture();
+    assert_eq!(
+        read(&reader, "missing.txt").await,
+        Err(ToolError::failed("\"missing.txt\" does not exist"))
+    );
+    assert_eq!(
+        read(&reader, "").await,
+        Err(ToolError::invalid_input("the path is empty"))
+    );
+    assert_refused(read(&reader, "a\0b").await, "NUL");
+    std::fs::write(reader.root().join("bin.dat"), [0xff, 0xfe, 0x00, 0x80]).unwrap();
+    assert_eq!(
+        read(&reader, "bin.dat").await,
+        Err(ToolError::failed(
+            "\"bin.dat\" is not a text file (it is not valid UTF-8)"
+        ))
+    );
+    assert_eq!(
+        reader.call(json!({"file": "notes.txt"})).await,
+        Err(ToolError::invalid_input("expected {\"path\": \"...\"}"))
+    );
+    assert!(FileReader::new(scratch.path().join("secret.txt")).is_err());
+    assert!(FileReader::new(scratch.path().join("nope")).is_err());
+}
+
+#[tokio::test]
+async fn file_reader_cuts_large_files() {
+    let (_scratch, reader) = fixture();
+    let reader = reader.with_max_bytes(5);
+    // "héllo wörld" is 13 bytes; 5 bytes end after "héll", 2 bytes end
+    // inside the two-byte "é", which is dropped.
+    std::fs::write(reader.root().join("big.txt"), "héllo wörld").unwrap();
+    assert_eq!(
+        read(&reader, "big.txt").await.as_deref(),
+        Ok("héll\n[... cut: the file has 13 bytes, the first 5 are shown]")
+    );
+    let reader = reader.with_max_bytes(2);
+    assert_eq!(
+        read(&reader, "big.txt").await.as_deref(),
+        Ok("h\n[... cut: the file has 13 bytes, the first 2 are shown]")
+    );
+}
+
+#[test]
+fn tool_schemas_are_objects_with_documented_properties() {
+    let scratch = Scratch::new();
+    let tools: Vec<Box<dyn Tool>> = vec![
+        Box::new(Calculator::new()),
+        Box::new(CurrentTime::new()),
+        Box::new(FileReader::new(scratch.path()).unwrap()),
+    ];
+    for tool in tools {
+        let schema = tool.parameters();
+        assert_eq!(schema["type"], "object", "{}", tool.name());
+        for (_, property) in schema["properties"].as_object().unwrap() {
+            assert!(
+                property
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .is_some()
+            );
+        }
+        assert_eq!(tool.spec().name, tool.name());
+    }
+}
