@@ -209,7 +209,7 @@ impl<M: ChatModel + ?Sized> Suite<'_, M> {
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, String> {
         self.guarded(self.model.chat(request))
             .await?
-            .map_err(|error| format!("the request failed: {}", error_chain(&error)))
+            .map_err(|error| format!("the request failed: {}", describe(&error)))
     }
 
     /// Collects a stream. The outer error is a timeout or a panic; the inner
@@ -244,7 +244,7 @@ impl<M: ChatModel + ?Sized> Suite<'_, M> {
         let chunks = self
             .stream_raw(request)
             .await?
-            .map_err(|(place, error)| format!("{place}: {}", error_chain(&error)))?;
+            .map_err(|(place, error)| format!("{place}: {}", describe(&error)))?;
         let mut accumulator = StreamAccumulator::new();
         for chunk in &chunks {
             accumulator.push(chunk);
@@ -887,6 +887,20 @@ fn quote(text: &str) -> String {
     }
 }
 
+/// An error with its sources and, for HTTP errors and unparsable replies,
+/// the start of the body the provider sent.
+fn describe(error: &ProviderError) -> String {
+    let text = error_chain(error);
+    match error {
+        ProviderError::Http { body, .. } | ProviderError::InvalidResponse { body, .. }
+            if !body.is_empty() =>
+        {
+            format!("{text} (body {})", quote(body))
+        }
+        _ => text,
+    }
+}
+
 /// The name of an error's variant, for reports.
 fn variant(error: &ProviderError) -> String {
     let debug = format!("{error:?}");
@@ -944,6 +958,23 @@ mod tests {
         assert_eq!(quote("hi"), "\"hi\"");
         let long = "x".repeat(100);
         assert_eq!(quote(&long), format!("\"{}\"…", "x".repeat(80)));
+    }
+
+    #[test]
+    fn descriptions_show_the_body_of_http_errors() {
+        let http = ProviderError::Http {
+            status: 500,
+            body: "template error".into(),
+            retry_after: None,
+        };
+        assert_eq!(
+            describe(&http),
+            "the provider answered HTTP 500 (body \"template error\")"
+        );
+        assert_eq!(
+            describe(&ProviderError::invalid_request("no messages")),
+            "the request is invalid: no messages"
+        );
     }
 
     #[test]
