@@ -186,11 +186,8 @@ impl Plan {
         };
         let mut path = vec![start];
         let mut current = start;
-        loop {
-            // Every unscheduled step has an unscheduled dependency.
-            let Some(&next) = deps[current].iter().find(|&&d| remaining[d] > 0) else {
-                break;
-            };
+        // Every unscheduled step has an unscheduled dependency.
+        while let Some(&next) = deps[current].iter().find(|&&d| remaining[d] > 0) {
             if let Some(pos) = path.iter().position(|&p| p == next) {
                 let mut ids: Vec<String> = path[pos..]
                     .iter()
