@@ -151,28 +151,28 @@ fn check(
         }
     }
 
-    if let Some(Value::Array(allowed)) = schema.get("enum") {
-        if !allowed.contains(value) {
-            let list = allowed
-                .iter()
-                .map(Value::to_string)
-                .collect::<Vec<_>>()
-                .join(", ");
-            push(
-                out,
-                path,
-                format!("must be one of {list}, got {}", describe(value)),
-            );
-        }
+    if let Some(Value::Array(allowed)) = schema.get("enum")
+        && !allowed.contains(value)
+    {
+        let list = allowed
+            .iter()
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        push(
+            out,
+            path,
+            format!("must be one of {list}, got {}", describe(value)),
+        );
     }
-    if let Some(expected) = schema.get("const") {
-        if expected != value {
-            push(
-                out,
-                path,
-                format!("must be {expected}, got {}", describe(value)),
-            );
-        }
+    if let Some(expected) = schema.get("const")
+        && expected != value
+    {
+        push(
+            out,
+            path,
+            format!("must be {expected}, got {}", describe(value)),
+        );
     }
 
     for keyword in ["anyOf", "oneOf"] {
@@ -209,47 +209,47 @@ fn check_number(
 ) {
     let Some(n) = n else { return };
     let bound = |key: &str| schema.get(key).and_then(Value::as_f64);
-    if let Some(min) = bound("minimum") {
-        if n < min {
-            push(out, path, format!("must be at least {min}, got {n}"));
-        }
+    if let Some(min) = bound("minimum")
+        && n < min
+    {
+        push(out, path, format!("must be at least {min}, got {n}"));
     }
-    if let Some(max) = bound("maximum") {
-        if n > max {
-            push(out, path, format!("must be at most {max}, got {n}"));
-        }
+    if let Some(max) = bound("maximum")
+        && n > max
+    {
+        push(out, path, format!("must be at most {max}, got {n}"));
     }
-    if let Some(min) = bound("exclusiveMinimum") {
-        if n <= min {
-            push(out, path, format!("must be greater than {min}, got {n}"));
-        }
+    if let Some(min) = bound("exclusiveMinimum")
+        && n <= min
+    {
+        push(out, path, format!("must be greater than {min}, got {n}"));
     }
-    if let Some(max) = bound("exclusiveMaximum") {
-        if n >= max {
-            push(out, path, format!("must be less than {max}, got {n}"));
-        }
+    if let Some(max) = bound("exclusiveMaximum")
+        && n >= max
+    {
+        push(out, path, format!("must be less than {max}, got {n}"));
     }
 }
 
 fn check_string(schema: &Map<String, Value>, s: &str, path: &str, out: &mut Vec<SchemaViolation>) {
     let len = s.chars().count() as u64;
-    if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {
-        if len < min {
-            push(
-                out,
-                path,
-                format!("must be at least {min} characters long, got {len}"),
-            );
-        }
+    if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+        && len < min
+    {
+        push(
+            out,
+            path,
+            format!("must be at least {min} characters long, got {len}"),
+        );
     }
-    if let Some(max) = schema.get("maxLength").and_then(Value::as_u64) {
-        if len > max {
-            push(
-                out,
-                path,
-                format!("must be at most {max} characters long, got {len}"),
-            );
-        }
+    if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+        && len > max
+    {
+        push(
+            out,
+            path,
+            format!("must be at most {max} characters long, got {len}"),
+        );
     }
 }
 
@@ -261,23 +261,23 @@ fn check_array(
     out: &mut Vec<SchemaViolation>,
 ) {
     let len = items.len() as u64;
-    if let Some(min) = schema.get("minItems").and_then(Value::as_u64) {
-        if len < min {
-            push(
-                out,
-                path,
-                format!("must have at least {min} items, got {len}"),
-            );
-        }
+    if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
+        && len < min
+    {
+        push(
+            out,
+            path,
+            format!("must have at least {min} items, got {len}"),
+        );
     }
-    if let Some(max) = schema.get("maxItems").and_then(Value::as_u64) {
-        if len > max {
-            push(
-                out,
-                path,
-                format!("must have at most {max} items, got {len}"),
-            );
-        }
+    if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
+        && len > max
+    {
+        push(
+            out,
+            path,
+            format!("must have at most {max} items, got {len}"),
+        );
     }
     if let Some(item_schema) = schema.get("items") {
         for (i, item) in items.iter().enumerate() {

@@ -133,6 +133,8 @@ async fn calculator_reports_math_errors() {
         ("ln(0)", "ln is only defined for positive numbers"),
         ("log(8, 1)", "the base of log must be positive and not 1"),
         ("(-8) ^ 0.5", "the power is undefined"),
+        // Found by the fuzzer: a lone literal beyond f64's range.
+        (" 53e462", "the number 53e462 at position 2 is too large"),
     ];
     for (expression, message) in failed {
         assert_eq!(
@@ -184,7 +186,7 @@ impl Scratch {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir).expect("create a scratch directory");
         Self(dir)
     }
 
@@ -204,11 +206,11 @@ impl Drop for Scratch {
 fn fixture() -> (Scratch, FileReader) {
     let scratch = Scratch::new();
     let root = scratch.path().join("root");
-    std::fs::create_dir_all(root.join("sub")).unwrap();
-    std::fs::write(root.join("notes.txt"), "hello {notes}").unwrap();
-    std::fs::write(root.join("sub/deep.txt"), "deep").unwrap();
-    std::fs::write(scratch.path().join("secret.txt"), "top secret").unwrap();
-    let reader = FileReader::new(&root).unwrap();
+    std::fs::create_dir_all(root.join("sub")).expect("create root/sub");
+    std::fs::write(root.join("notes.txt"), "hello {notes}").expect("write notes.txt");
+    std::fs::write(root.join("sub/deep.txt"), "deep").expect("write deep.txt");
+    std::fs::write(scratch.path().join("secret.txt"), "top secret").expect("write secret.txt");
+    let reader = FileReader::new(&root).expect("a reader over the root");
     (scratch, reader)
 }
 

@@ -237,6 +237,13 @@ fn tokenize(text: &str) -> Result<Vec<Token>, ToolError> {
                     start + 1
                 ))
             })?;
+            // A literal beyond f64's range parses as infinity.
+            if !value.is_finite() {
+                return Err(ToolError::failed(format!(
+                    "the number {literal} at position {} is too large",
+                    start + 1
+                )));
+            }
             tokens.push(Token {
                 kind: Kind::Number(value),
                 at: start,
