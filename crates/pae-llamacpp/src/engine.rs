@@ -243,10 +243,7 @@ fn worker(
     loop {
         // Holding the lock while waiting is what makes this a shared queue;
         // it is released before the job runs.
-        let job = queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .recv();
+        let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
         let Ok(job) = job else {
             return;
         };
@@ -320,13 +317,13 @@ impl WorkerState<'_> {
             )));
         }
 
-        let mut grammar_sampler = match grammar {
-            Some(g) => Some(
-                LlamaSampler::grammar(self.model, &g.text, g.root)
-                    .map_err(|err| backend_error(format!("llama.cpp rejected the grammar: {err}")))?,
-            ),
-            None => None,
-        };
+        let mut grammar_sampler =
+            match grammar {
+                Some(g) => Some(LlamaSampler::grammar(self.model, &g.text, g.root).map_err(
+                    |err| backend_error(format!("llama.cpp rejected the grammar: {err}")),
+                )?),
+                None => None,
+            };
         let mut chain = sampler_chain(sampling);
 
         let evaluated = self.read_prompt(&tokens)?;
@@ -334,9 +331,7 @@ impl WorkerState<'_> {
         let generation_started = Instant::now();
 
         let room = n_ctx - tokens.len();
-        let limit = sampling
-            .max_tokens
-            .map_or(room, |m| (m as usize).min(room));
+        let limit = sampling.max_tokens.map_or(room, |m| (m as usize).min(room));
         let mut decoder = Utf8Decoder::default();
         let mut scanner = StopScanner::new(stop);
         let mut generated = 0usize;
@@ -453,7 +448,11 @@ impl WorkerState<'_> {
         keep = keep.min(tokens.len() - 1);
         let removed = u32::try_from(keep)
             .ok()
-            .and_then(|p0| self.context.clear_kv_cache_seq(Some(0), Some(p0), None).ok())
+            .and_then(|p0| {
+                self.context
+                    .clear_kv_cache_seq(Some(0), Some(p0), None)
+                    .ok()
+            })
             .unwrap_or(false);
         if !removed {
             // Some memory types cannot drop a tail; start from nothing.

@@ -79,7 +79,10 @@ pub(crate) fn for_request(
     let grammar = match (mode, format) {
         (ToolMode::Off, None) => None,
         (ToolMode::Off, Some(format)) => Some(Grammar {
-            text: convert(&response_schema(format), "the response format's JSON schema")?,
+            text: convert(
+                &response_schema(format),
+                "the response format's JSON schema",
+            )?,
             root: "root",
         }),
         (ToolMode::Required(_), _) => Some(Grammar {

@@ -19,7 +19,7 @@ use pae_core::{
 
 use crate::config::LlamaCppConfig;
 use crate::engine::{
-    ContextSettings, Engine, Finish, Generation, JsonEnd, Job, SamplingPlan, Sink, StreamEvent,
+    ContextSettings, Engine, Finish, Generation, Job, JsonEnd, SamplingPlan, Sink, StreamEvent,
     backend, backend_error,
 };
 use crate::grammar;
@@ -194,7 +194,9 @@ impl LlamaCppModel {
 
     fn render(&self, request: &ChatRequest, mode: &ToolMode<'_>) -> Result<String, ProviderError> {
         if request.messages.is_empty() {
-            return Err(ProviderError::invalid_request("the request has no messages"));
+            return Err(ProviderError::invalid_request(
+                "the request has no messages",
+            ));
         }
         let turns = prompt::turns(request, mode);
         let size: usize = turns.iter().map(|t| t.content.len()).sum();
@@ -217,11 +219,12 @@ impl LlamaCppModel {
     fn job(&self, request: &ChatRequest, sink: Sink) -> Result<(Job, Vec<String>), ProviderError> {
         let mode = ToolMode::of(request).map_err(ProviderError::invalid_request)?;
         let prompt = self.render(request, &mode)?;
-        let grammar = grammar::for_request(request.response_format.as_ref(), &mode).map_err(
-            |err| ProviderError::Unsupported {
-                feature: format!("{} as a llama.cpp grammar ({})", err.what, err.reason),
-            },
-        )?;
+        let grammar =
+            grammar::for_request(request.response_format.as_ref(), &mode).map_err(|err| {
+                ProviderError::Unsupported {
+                    feature: format!("{} as a llama.cpp grammar ({})", err.what, err.reason),
+                }
+            })?;
         let json_end = match (&mode, &request.response_format) {
             (ToolMode::Required(_), _) | (_, Some(_)) => JsonEnd::Always,
             (ToolMode::Auto(_), None) => JsonEnd::IfObject,
@@ -342,7 +345,9 @@ impl ChatModel for LlamaCppModel {
             .take_while(move |item| {
                 // Stop after the final chunk or the first error.
                 let keep = !ended;
-                ended = ended || item.is_err() || item.as_ref().is_ok_and(|c| c.finish_reason.is_some());
+                ended = ended
+                    || item.is_err()
+                    || item.as_ref().is_ok_and(|c| c.finish_reason.is_some());
                 futures::future::ready(keep)
             });
         Ok(Box::pin(stream))
@@ -422,7 +427,10 @@ mod tests {
         );
         let dir = std::env::temp_dir();
         let err = LlamaCppModel::load(LlamaCppConfig::new(&dir)).unwrap_err();
-        assert!(matches!(err, ProviderError::Configuration { .. }), "{err:?}");
+        assert!(
+            matches!(err, ProviderError::Configuration { .. }),
+            "{err:?}"
+        );
         let file = dir.join(format!("pae-llamacpp-not-gguf-{}.gguf", std::process::id()));
         std::fs::write(&file, b"definitely not a model").unwrap();
         let err = LlamaCppModel::load(LlamaCppConfig::new(&file)).unwrap_err();

@@ -207,8 +207,8 @@ mod tests {
         assert_eq!(ToolMode::of(&none).unwrap(), ToolMode::Off);
         let unknown = base.with_tool_choice(ToolChoice::Tool("nope".into()));
         assert!(ToolMode::of(&unknown).unwrap_err().contains("nope"));
-        let required_without_tools = ChatRequest::new(vec![Message::user("hi")])
-            .with_tool_choice(ToolChoice::Required);
+        let required_without_tools =
+            ChatRequest::new(vec![Message::user("hi")]).with_tool_choice(ToolChoice::Required);
         assert!(ToolMode::of(&required_without_tools).is_err());
     }
 

@@ -59,20 +59,19 @@ fn generates_text_and_reports_usage() {
     let Some(model) = tiny() else { return };
     let started = Instant::now();
     let reply = runtime()
-        .block_on(model.chat(
-            user("Write one sentence about the sea.")
-                .with_max_tokens(48)
-                .with_temperature(0.0),
-        ))
+        .block_on(
+            model.chat(
+                user("Write one sentence about the sea.")
+                    .with_max_tokens(48)
+                    .with_temperature(0.0),
+            ),
+        )
         .unwrap();
     eprintln!("{:?} in {:?}", reply.content(), started.elapsed());
     assert!(!reply.content().trim().is_empty());
     let usage = reply.usage.expect("usage is reported");
     assert!(usage.prompt_tokens > 5, "{usage:?}");
-    assert!(
-        (1..=48).contains(&usage.completion_tokens),
-        "{usage:?}"
-    );
+    assert!((1..=48).contains(&usage.completion_tokens), "{usage:?}");
     assert!(matches!(
         reply.finish_reason,
         FinishReason::Stop | FinishReason::Length
@@ -86,11 +85,13 @@ fn generates_text_and_reports_usage() {
 fn max_tokens_limits_generation_and_reports_length() {
     let Some(model) = tiny() else { return };
     let reply = runtime()
-        .block_on(model.chat(
-            user("Tell me a long story about a dragon and a knight.")
-                .with_max_tokens(5)
-                .with_temperature(0.0),
-        ))
+        .block_on(
+            model.chat(
+                user("Tell me a long story about a dragon and a knight.")
+                    .with_max_tokens(5)
+                    .with_temperature(0.0),
+            ),
+        )
         .unwrap();
     assert_eq!(reply.usage.unwrap().completion_tokens, 5);
     assert_eq!(reply.finish_reason, FinishReason::Length);
@@ -234,7 +235,9 @@ fn matches_plan_schema(value: &Value) -> Result<(), String> {
             return Err("step too long".into());
         }
     }
-    let difficulty = object["difficulty"].as_i64().ok_or("difficulty is not an integer")?;
+    let difficulty = object["difficulty"]
+        .as_i64()
+        .ok_or("difficulty is not an integer")?;
     if !(1..=5).contains(&difficulty) {
         return Err(format!("difficulty {difficulty}"));
     }
@@ -285,7 +288,12 @@ fn json_schema_output_parses_for_twenty_prompts() {
         if let Err(reason) = parsed {
             failures.push(format!("{objective}: {reason}: {:?}", reply.content()));
         }
-        assert_eq!(reply.finish_reason, FinishReason::Stop, "{:?}", reply.content());
+        assert_eq!(
+            reply.finish_reason,
+            FinishReason::Stop,
+            "{:?}",
+            reply.content()
+        );
     }
     eprintln!("20 schema replies in {:?}", started.elapsed());
     assert!(failures.is_empty(), "{failures:#?}");
@@ -387,38 +395,57 @@ fn invalid_requests_fail_without_reaching_the_model() {
     let Some(model) = tiny() else { return };
     let rt = runtime();
     let err = rt.block_on(model.chat(ChatRequest::default())).unwrap_err();
-    assert!(matches!(err, ProviderError::InvalidRequest { .. }), "{err:?}");
+    assert!(
+        matches!(err, ProviderError::InvalidRequest { .. }),
+        "{err:?}"
+    );
     let err = rt
-        .block_on(model.chat(
-            user("hi")
-                .with_tools(tools())
-                .with_tool_choice(ToolChoice::Tool("missing".into())),
-        ))
+        .block_on(
+            model.chat(
+                user("hi")
+                    .with_tools(tools())
+                    .with_tool_choice(ToolChoice::Tool("missing".into())),
+            ),
+        )
         .unwrap_err();
-    assert!(matches!(err, ProviderError::InvalidRequest { .. }), "{err:?}");
-    let err = rt
-        .block_on(model.chat(user("nul \0 byte")))
-        .unwrap_err();
-    assert!(matches!(err, ProviderError::InvalidRequest { .. }), "{err:?}");
+    assert!(
+        matches!(err, ProviderError::InvalidRequest { .. }),
+        "{err:?}"
+    );
+    let err = rt.block_on(model.chat(user("nul \0 byte"))).unwrap_err();
+    assert!(
+        matches!(err, ProviderError::InvalidRequest { .. }),
+        "{err:?}"
+    );
 }
 
 #[test]
 fn concurrent_requests_are_all_answered_like_sequential_ones() {
-    let Some(path) = tiny_model_path() else { return };
+    let Some(path) = tiny_model_path() else {
+        return;
+    };
     let model = LlamaCppModel::load(
         LlamaCppConfig::new(path)
             .with_context_size(1024)
             .with_workers(2),
     )
     .unwrap();
-    let prompts = ["Name a fruit.", "Name a river.", "Name a planet.", "Name a tool."];
+    let prompts = [
+        "Name a fruit.",
+        "Name a river.",
+        "Name a planet.",
+        "Name a tool.",
+    ];
     let request = |p: &str| user(p).with_temperature(0.0).with_max_tokens(12);
     let rt = runtime();
     let started = Instant::now();
     let concurrent = rt.block_on(futures::future::join_all(
         prompts.iter().map(|p| model.chat(request(p))),
     ));
-    eprintln!("4 concurrent requests on 2 workers in {:?}", started.elapsed());
+    eprintln!(
+        "4 concurrent requests on 2 workers in {:?}",
+        started.elapsed()
+    );
     for (prompt, reply) in prompts.iter().zip(concurrent) {
         let reply = reply.unwrap();
         let alone = rt.block_on(model.chat(request(prompt))).unwrap();

@@ -1,0 +1,34 @@
+//! The `pae-conformance` suite against `LlamaCppModel` with the tiny test
+//! model (`PAE_TINY_MODEL`; skipped with a reason when unset, failing when
+//! `PAE_REQUIRE_SERVERS=1`).
+
+use pae_llamacpp::{LlamaCppConfig, LlamaCppModel};
+
+#[test]
+fn llamacpp_model_passes_the_conformance_suite() {
+    let path = match std::env::var("PAE_TINY_MODEL") {
+        Ok(path) if !path.is_empty() => path,
+        _ => {
+            assert!(
+                std::env::var("PAE_REQUIRE_SERVERS").as_deref() != Ok("1"),
+                "PAE_TINY_MODEL is not set but PAE_REQUIRE_SERVERS=1"
+            );
+            eprintln!("skipped: set PAE_TINY_MODEL to the SmolLM2-135M-Instruct GGUF to run");
+            return;
+        }
+    };
+    let model = LlamaCppModel::load(LlamaCppConfig::new(path).with_context_size(2048))
+        .expect("the tiny model loads");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    // Nothing to skip: in-process, so the unreachable-endpoint check does
+    // not apply and is not enabled.
+    let report = runtime.block_on(pae_conformance::run(
+        &model,
+        &pae_conformance::Options::default(),
+    ));
+    report.assert_all_passed();
+}
