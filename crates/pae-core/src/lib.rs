@@ -61,6 +61,7 @@ mod chain;
 mod error;
 mod event;
 mod executor;
+mod middleware;
 mod model;
 mod plan_execute;
 mod planner;
@@ -77,6 +78,9 @@ pub use error::{
 };
 pub use event::{Event, EventCallback, EventKind, EventSink, RunContext};
 pub use executor::{Executor, StepInput};
+pub use middleware::{
+    ChatModelExt, Retry, RetryPolicy, Timeout, cut_stream_at_stop, parse_retry_after,
+};
 pub use model::{
     Capabilities, ChatChunk, ChatModel, ChatRequest, ChatResponse, ChatStream, FinishReason,
     Message, ResponseFormat, Role, Sampling, StreamAccumulator, ToolCall, ToolCallDelta,

@@ -1,0 +1,494 @@
+//! [`OpenAiChat`]: the [`ChatModel`] for OpenAI's chat-completions API and
+//! compatible servers.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use pae_core::{
+    Capabilities, ChatModel, ChatRequest, ChatResponse, ChatStream, FinishReason, ProviderError,
+    chunk_from_response, cut_at_stop, cut_stream_at_stop, parse_retry_after,
+};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
+
+use crate::sse;
+use crate::wire::{self, SchemaMode, TokenLimitField, WireOptions};
+
+/// OpenAI's API root, used when no base URL is given.
+pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+
+/// An API key. Its `Debug` output is redacted, and the adapter never puts it
+/// in an error, a log line or a `Debug` string.
+#[derive(Clone, PartialEq, Eq)]
+struct ApiKey(String);
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// A chat model served over OpenAI's chat-completions API: OpenAI itself or
+/// any compatible server (llama.cpp's and llama-cpp-python's servers, vLLM,
+/// Ollama's `/v1`, …).
+///
+/// Construct it with [`new`](Self::new) plus `with_*` settings, or from the
+/// environment with [`from_env`](Self::from_env). It is cheap to clone (the
+/// HTTP connection pool is shared).
+///
+/// What it does with a [`ChatRequest`]: messages (tool calls and tool
+/// results included), stop sequences, tools and tool choice, response
+/// format, temperature, top-p, max tokens and seed go into the request
+/// body; the reply's text, tool calls (arguments that are not valid JSON are
+/// kept as a JSON string), usage and finish reason come back. Streaming asks
+/// for usage in the last chunk (`stream_options.include_usage`) and joins
+/// tool-call fragments by index. The adapter also cuts replies at the stop
+/// sequences itself, for servers that ignore them.
+///
+/// Errors keep what a caller needs: HTTP status, the raw body, and the wait
+/// asked for by `Retry-After` (or OpenAI's `retry-after-ms`). The adapter
+/// does not retry by itself; wrap it in [`pae_core::Retry`] (see
+/// [`pae_core::ChatModelExt`]).
+#[derive(Clone)]
+pub struct OpenAiChat {
+    http: reqwest::Client,
+    base_url: String,
+    api_key: Option<ApiKey>,
+    model: String,
+    timeout: Option<Duration>,
+    capabilities: Capabilities,
+    options: WireOptions,
+}
+
+impl fmt::Debug for OpenAiChat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenAiChat")
+            .field("base_url", &redact_url(&self.base_url))
+            .field("model", &self.model)
+            .field("api_key", &self.api_key)
+            .field("timeout", &self.timeout)
+            .field("capabilities", &self.capabilities)
+            .field("schema_mode", &self.options.schema_mode)
+            .field("token_limit", &self.options.token_limit)
+            .field("stream_usage", &self.options.stream_usage)
+            .finish()
+    }
+}
+
+impl OpenAiChat {
+    /// A model with this id at OpenAI's API, with no key, no timeout, and
+    /// OpenAI's capabilities (native tools, JSON schema, streaming).
+    pub fn new(model: impl Into<String>) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            api_key: None,
+            model: model.into(),
+            timeout: None,
+            capabilities: Capabilities {
+                native_tools: true,
+                json_schema: true,
+                streaming: true,
+            },
+            options: WireOptions {
+                stream_usage: true,
+                ..WireOptions::default()
+            },
+        }
+    }
+
+    /// A model configured from the environment: `OPENAI_API_KEY` and,
+    /// when set, `OPENAI_BASE_URL` (for a compatible server; the key is then
+    /// optional, since local servers usually need none).
+    ///
+    /// # Errors
+    /// [`ProviderError::Configuration`] when `OPENAI_BASE_URL` is not an
+    /// http(s) URL, or when neither a key nor a base URL is set.
+    pub fn from_env(model: impl Into<String>) -> Result<Self, ProviderError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let mut chat = Self::new(model);
+        let base_url = var("OPENAI_BASE_URL");
+        let api_key = var("OPENAI_API_KEY");
+        if base_url.is_none() && api_key.is_none() {
+            return Err(ProviderError::Configuration {
+                message: "OPENAI_API_KEY is not set (set it, or OPENAI_BASE_URL for a server \
+                          that needs no key)"
+                    .into(),
+            });
+        }
+        if let Some(url) = base_url {
+            chat = chat.with_base_url(url);
+            chat.endpoint()?;
+        }
+        if let Some(key) = api_key {
+            chat = chat.with_api_key(key);
+        }
+        Ok(chat)
+    }
+
+    /// Sends requests to this API root (for example
+    /// `http://127.0.0.1:8080/v1`); `/chat/completions` is appended.
+    #[must_use]
+    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = base_url.into().trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// Authenticates with this key (`Authorization: Bearer …`).
+    #[must_use]
+    pub fn with_api_key(mut self, api_key: impl Into<String>) -> Self {
+        self.api_key = Some(ApiKey(api_key.into()));
+        self
+    }
+
+    /// Fails calls that take longer than `timeout` with
+    /// [`ProviderError::Timeout`]. For streams the limit applies to the
+    /// start and to each gap between chunks.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Reports these capabilities instead of OpenAI's, for compatible
+    /// servers that lack some (a small local model behind llama.cpp usually
+    /// does not choose tools by itself, for instance).
+    #[must_use]
+    pub fn with_capabilities(mut self, capabilities: Capabilities) -> Self {
+        self.capabilities = capabilities;
+        self
+    }
+
+    /// Chooses how JSON-schema response formats are sent; see
+    /// [`SchemaMode`].
+    #[must_use]
+    pub fn with_schema_mode(mut self, mode: SchemaMode) -> Self {
+        self.options.schema_mode = mode;
+        self
+    }
+
+    /// Chooses the field that carries `max_tokens`; see [`TokenLimitField`].
+    #[must_use]
+    pub fn with_token_limit_field(mut self, field: TokenLimitField) -> Self {
+        self.options.token_limit = field;
+        self
+    }
+
+    /// Whether streamed requests ask for usage in the last chunk
+    /// (`stream_options.include_usage`, on by default). Turn it off for a
+    /// server that rejects the field.
+    #[must_use]
+    pub fn with_stream_usage(mut self, include: bool) -> Self {
+        self.options.stream_usage = include;
+        self
+    }
+
+    /// Uses this HTTP client (for proxies, custom TLS roots, connection
+    /// limits).
+    #[must_use]
+    pub fn with_http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = client;
+        self
+    }
+
+    /// The API root requests go to.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The model id.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// The JSON body this adapter would send for `request`, for inspection
+    /// and debugging.
+    ///
+    /// # Errors
+    /// [`ProviderError::Unsupported`] when the request cannot be expressed
+    /// (a tool message without a `tool_call_id`).
+    pub fn request_body(
+        &self,
+        request: &ChatRequest,
+        stream: bool,
+    ) -> Result<serde_json::Value, ProviderError> {
+        wire::request_body(&self.model, request, stream, self.options)
+    }
+
+    /// An async-openai client with the same base URL and key, for the parts
+    /// of the OpenAI API pae does not cover. This is the only place an SDK
+    /// type appears in this crate's API.
+    #[cfg(feature = "raw-client")]
+    pub fn raw_client(&self) -> async_openai::Client<async_openai::config::OpenAIConfig> {
+        let mut config = async_openai::config::OpenAIConfig::new().with_api_base(&self.base_url);
+        if let Some(ApiKey(key)) = &self.api_key {
+            config = config.with_api_key(key.as_str());
+        }
+        async_openai::Client::with_config(config)
+    }
+
+    fn endpoint(&self) -> Result<reqwest::Url, ProviderError> {
+        let url = reqwest::Url::parse(&format!("{}/chat/completions", self.base_url)).map_err(
+            |error| ProviderError::Configuration {
+                message: format!(
+                    "the base URL {:?} is not a URL: {error}",
+                    redact_url(&self.base_url)
+                ),
+            },
+        )?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ProviderError::Configuration {
+                message: format!(
+                    "the base URL {:?} is not http(s)",
+                    redact_url(&self.base_url)
+                ),
+            });
+        }
+        Ok(url)
+    }
+
+    fn headers(&self, stream: bool) -> Result<HeaderMap, ProviderError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            ACCEPT,
+            HeaderValue::from_static(if stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            }),
+        );
+        if let Some(ApiKey(key)) = &self.api_key {
+            let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+                ProviderError::Configuration {
+                    message: "the API key contains characters not allowed in an HTTP header".into(),
+                }
+            })?;
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        Ok(headers)
+    }
+
+    /// Sends the request and returns the response once its status is a
+    /// success; an error status becomes [`ProviderError::Http`].
+    async fn send(
+        &self,
+        request: &ChatRequest,
+        stream: bool,
+    ) -> Result<reqwest::Response, ProviderError> {
+        let url = self.endpoint()?;
+        let body = wire::request_body(&self.model, request, stream, self.options)?;
+        let body = serde_json::to_vec(&body).map_err(|error| ProviderError::Configuration {
+            message: format!("the request could not be serialised: {error}"),
+        })?;
+        let response = self
+            .http
+            .post(url)
+            .headers(self.headers(stream)?)
+            .body(body)
+            .send()
+            .await
+            .map_err(|error| self.transport_error(error))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let retry_after = retry_after(response.headers());
+        let body = response
+            .bytes()
+            .await
+            .map(|b| b.to_vec())
+            .unwrap_or_default();
+        Err(ProviderError::Http {
+            status: status.as_u16(),
+            body: self.scrub(&String::from_utf8_lossy(&body)),
+            retry_after,
+        })
+    }
+
+    async fn chat_inner(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+        let response = self.send(request, false).await?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| self.transport_error(error))?;
+        let mut reply = wire::parse_response(&body).map_err(|error| match error {
+            ProviderError::InvalidResponse { body, reason } => ProviderError::InvalidResponse {
+                body: self.scrub(&body),
+                reason,
+            },
+            other => other,
+        })?;
+        let cut = cut_at_stop(&reply.message.content, &request.stop).len();
+        if cut < reply.message.content.len() {
+            reply.message.content.truncate(cut);
+            reply.finish_reason = FinishReason::Stop;
+        }
+        Ok(reply)
+    }
+
+    async fn stream_inner(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
+        let response = self.send(request, true).await?;
+        let is_json = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if is_json {
+            // The server ignored `stream: true` and sent a whole reply.
+            let body = response
+                .bytes()
+                .await
+                .map_err(|error| self.transport_error(error))?;
+            let reply = wire::parse_response(&body)?;
+            return Ok(Box::pin(futures::stream::once(async move {
+                Ok(chunk_from_response(reply))
+            })));
+        }
+        let bytes: sse::ByteStream =
+            Box::pin(response.bytes_stream().map(|part| part.map(|b| b.to_vec())));
+        Ok(sse::chunk_stream(bytes, self.timeout))
+    }
+
+    /// Maps a reqwest failure to a provider error, without the URL (which
+    /// could carry credentials) and without the key.
+    fn transport_error(&self, error: reqwest::Error) -> ProviderError {
+        let target = redact_url(&self.base_url);
+        if error.is_timeout() {
+            return ProviderError::Timeout {
+                after: self.timeout.unwrap_or_default(),
+            };
+        }
+        let action = if error.is_connect() {
+            "connecting to"
+        } else if error.is_body() || error.is_decode() {
+            "reading the response from"
+        } else {
+            "sending the request to"
+        };
+        ProviderError::connection(format!("{action} {target}"), error.without_url())
+    }
+
+    /// Removes the API key from text that came from the server (an error
+    /// body may echo it).
+    fn scrub(&self, text: &str) -> String {
+        match &self.api_key {
+            Some(ApiKey(key)) if key.len() >= 4 => text.replace(key.as_str(), "<redacted>"),
+            _ => text.to_owned(),
+        }
+    }
+}
+
+#[async_trait]
+impl ChatModel for OpenAiChat {
+    async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, ProviderError> {
+        match self.timeout {
+            Some(limit) => tokio::time::timeout(limit, self.chat_inner(&request))
+                .await
+                .unwrap_or(Err(ProviderError::Timeout { after: limit })),
+            None => self.chat_inner(&request).await,
+        }
+    }
+
+    async fn stream(&self, request: ChatRequest) -> Result<ChatStream, ProviderError> {
+        let stream = match self.timeout {
+            Some(limit) => tokio::time::timeout(limit, self.stream_inner(&request))
+                .await
+                .unwrap_or(Err(ProviderError::Timeout { after: limit }))?,
+            None => self.stream_inner(&request).await?,
+        };
+        Ok(cut_stream_at_stop(stream, request.stop))
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.capabilities
+    }
+
+    fn model_name(&self) -> String {
+        self.model.clone()
+    }
+}
+
+/// The wait a response asks for: OpenAI's `retry-after-ms`, else
+/// `Retry-After` (seconds or an HTTP date).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(ms) = text("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok())
+        && ms.is_finite()
+        && ms >= 0.0
+    {
+        return Some(Duration::from_secs_f64(ms.min(1e12) / 1000.0));
+    }
+    text("retry-after").and_then(|v| parse_retry_after(v, SystemTime::now()))
+}
+
+/// A URL for messages: user name and password removed.
+fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() || !parsed.username().is_empty() {
+                let _ = parsed.set_username("");
+                let _ = parsed.set_password(None);
+            }
+            parsed.as_str().trim_end_matches('/').to_owned()
+        }
+        Err(_) => String::from("<invalid URL>"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_key() {
+        let chat = OpenAiChat::new("gpt-4o-mini")
+            .with_api_key("sk-very-secret-key")
+            .with_base_url("https://user:hunter2@example.com/v1/");
+        let debug = format!("{chat:?}");
+        assert!(!debug.contains("sk-very-secret-key"), "{debug}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("<redacted>"), "{debug}");
+        assert!(debug.contains("https://example.com/v1"), "{debug}");
+    }
+
+    #[test]
+    fn bad_base_urls_are_configuration_errors() {
+        for url in ["not a url", "ftp://example.com/v1"] {
+            let error = OpenAiChat::new("m")
+                .with_base_url(url)
+                .endpoint()
+                .unwrap_err();
+            assert!(
+                matches!(error, ProviderError::Configuration { .. }),
+                "{error:?}"
+            );
+        }
+        let url = OpenAiChat::new("m")
+            .with_base_url("http://127.0.0.1:8080/v1/")
+            .endpoint()
+            .unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:8080/v1/chat/completions");
+    }
+
+    #[test]
+    fn retry_after_prefers_milliseconds() {
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert("retry-after-ms", HeaderValue::from_static("1500"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_millis(1500)));
+        assert_eq!(retry_after(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn scrub_removes_the_key_from_bodies() {
+        let chat = OpenAiChat::new("m").with_api_key("sk-abcdef");
+        assert_eq!(
+            chat.scrub("Incorrect API key provided: sk-abcdef."),
+            "Incorrect API key provided: <redacted>."
+        );
+    }
+}
