@@ -468,6 +468,8 @@ impl PlanAndExecute {
     }
 
     /// Checks a plan (or revised remaining steps) before anything runs.
+    // The error is the run's own error type, returned as is by `run`.
+    #[allow(clippy::result_large_err)]
     fn check_plan(&self, plan: &Plan, executed: usize) -> Result<(), RunError> {
         if plan.is_empty() {
             return Err(RunError::EmptyPlan);

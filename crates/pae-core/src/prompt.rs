@@ -145,10 +145,10 @@ impl PromptTemplate {
     pub fn variables(&self) -> Vec<&str> {
         let mut names: Vec<&str> = Vec::new();
         for segment in &self.segments {
-            if let Segment::Var(name) = segment {
-                if !names.contains(&name.as_str()) {
-                    names.push(name);
-                }
+            if let Segment::Var(name) = segment
+                && !names.contains(&name.as_str())
+            {
+                names.push(name);
             }
         }
         names
