@@ -487,7 +487,12 @@ impl StreamAccumulator {
                 slot.id.clone_from(&delta.id);
             }
             if let Some(name) = &delta.name {
-                slot.name.get_or_insert_with(String::new).push_str(name);
+                match &mut slot.name {
+                    // llama-cpp-python repeats the whole name on every fragment.
+                    Some(known) if known == name => {}
+                    Some(known) => known.push_str(name),
+                    None => slot.name = Some(name.clone()),
+                }
             }
             slot.arguments.push_str(&delta.arguments);
         }
@@ -729,6 +734,30 @@ mod tests {
             assert!(matches!(err, ProviderError::InvalidRequest { .. }), "{err}");
             assert!(!err.is_retryable());
         }
+    }
+
+    #[test]
+    fn accumulator_keeps_a_name_repeated_on_every_fragment_once() {
+        let mut acc = StreamAccumulator::new();
+        for arguments in ["{\"city\"", ":\"Paris\"}"] {
+            acc.push(&ChatChunk {
+                tool_calls: vec![ToolCallDelta {
+                    index: 0,
+                    id: Some("c1".into()),
+                    name: Some("get_weather".into()),
+                    arguments: arguments.into(),
+                }],
+                ..ChatChunk::default()
+            });
+        }
+        assert_eq!(
+            acc.finish().message.tool_calls,
+            vec![ToolCall::new(
+                "c1",
+                "get_weather",
+                serde_json::json!({"city": "Paris"})
+            )]
+        );
     }
 
     #[test]
