@@ -8,9 +8,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use pae_core::{
-    ChatModel, ChatRequest, Message, Plan, PlanError, PlanLimits, PlanOutputParser,
-    PlanParseError, ReplanDecision, ReplanRequest, ReplanTrigger, Replanner, ResponseFormat,
-    Sampling, Step,
+    ChatModel, ChatRequest, Message, Plan, PlanError, PlanLimits, PlanOutputParser, PlanParseError,
+    ReplanDecision, ReplanRequest, ReplanTrigger, Replanner, ResponseFormat, Sampling,
 };
 use serde_json::Value;
 
@@ -121,8 +120,8 @@ fn final_answer_start(text: &str) -> Option<usize> {
     for line in text.split_inclusive('\n') {
         let line_start = offset;
         offset += line.len();
-        let stripped =
-            line.trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '#' | '*' | '_' | '>'));
+        let stripped = line
+            .trim_start_matches(|c: char| c.is_whitespace() || matches!(c, '#' | '*' | '_' | '>'));
         let Some(word) = stripped.get(..LABEL.len()) else {
             continue;
         };
@@ -166,8 +165,11 @@ fn decision_from_value(value: &Value) -> Result<ReplanDecision, String> {
     };
     let get = |keys: &[&str]| {
         keys.iter().find_map(|k| {
-            map.get(*k)
-                .or_else(|| map.iter().find(|(m, _)| m.eq_ignore_ascii_case(k)).map(|(_, v)| v))
+            map.get(*k).or_else(|| {
+                map.iter()
+                    .find(|(m, _)| m.eq_ignore_ascii_case(k))
+                    .map(|(_, v)| v)
+            })
         })
     };
     let action = get(&["action", "decision", "type"])
@@ -432,7 +434,11 @@ fn describe(request: &ReplanRequest) -> String {
     }
     for (i, (step, response)) in request.completed.iter().enumerate() {
         let _ = writeln!(out, "{}. {}", i + 1, step.value);
-        let _ = writeln!(out, "   Result: {}", indent_continuation(&response.to_string()));
+        let _ = writeln!(
+            out,
+            "   Result: {}",
+            indent_continuation(&response.to_string())
+        );
     }
     out.push_str("\nSteps not yet done:\n");
     if request.remaining.is_empty() {
@@ -440,7 +446,7 @@ fn describe(request: &ReplanRequest) -> String {
     }
     let done = request.completed.len();
     for (i, step) in request.remaining.iter().enumerate() {
-        let _ = writeln!(out, "{}. {}", done + i + 1, step_line(step));
+        let _ = writeln!(out, "{}. {step}", done + i + 1);
     }
     let last = request
         .completed
@@ -462,10 +468,6 @@ fn describe(request: &ReplanRequest) -> String {
     out
 }
 
-fn step_line(step: &Step) -> String {
-    step.to_string()
-}
-
 /// Indents every line after the first so a multi-line result stays under
 /// its step.
 fn indent_continuation(text: &str) -> String {
@@ -475,7 +477,7 @@ fn indent_continuation(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pae_core::StepResponse;
+    use pae_core::{Step, StepResponse};
 
     #[test]
     fn final_answer_lines() {
@@ -546,7 +548,10 @@ mod tests {
             "not json",
         ] {
             assert!(
-                matches!(parser.parse_json(bad), Err(PlanParseError::Malformed { .. })),
+                matches!(
+                    parser.parse_json(bad),
+                    Err(PlanParseError::Malformed { .. })
+                ),
                 "{bad}"
             );
         }
@@ -557,10 +562,7 @@ mod tests {
         let request = ReplanRequest {
             objective: "What is 2 + 2, doubled?".into(),
             plan: Plan::new(["add 2 and 2", "double it", "answer"]),
-            completed: vec![(
-                Step::new("add 2 and 2"),
-                StepResponse::new("4\n(checked)"),
-            )],
+            completed: vec![(Step::new("add 2 and 2"), StepResponse::new("4\n(checked)"))],
             remaining: vec![Step::new("double it"), Step::new("answer")],
             trigger: Some(ReplanTrigger::StepFailed {
                 error: "calculator is down".into(),

@@ -3,8 +3,8 @@
 //! reason, as an assistant message followed by a user message.
 
 use pae_core::{
-    ChatModel, ChatRequest, Message, Plan, PlanError, PlanLimits, PlanOutputParser,
-    PlanParseError, PlanValidationError, RunContext,
+    ChatModel, ChatRequest, Message, Plan, PlanError, PlanLimits, PlanOutputParser, PlanParseError,
+    PlanValidationError, RunContext,
 };
 
 /// Why a reply was not accepted.

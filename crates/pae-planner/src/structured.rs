@@ -137,8 +137,7 @@ fn first_key<'v>(
     map: &'v Map<String, Value>,
     keys: &[&'static str],
 ) -> Option<(&'static str, &'v Value)> {
-    keys.iter()
-        .find_map(|&k| get_key(map, k).map(|v| (k, v)))
+    keys.iter().find_map(|&k| get_key(map, k).map(|v| (k, v)))
 }
 
 pub(crate) fn kind(value: &Value) -> &'static str {
@@ -225,7 +224,11 @@ fn step_from_value(index: usize, value: &Value) -> Result<Step, String> {
         .filter_map(|&k| get_key(map, k))
         .find_map(scalar_id)
         // {"step": 2, "description": "..."} numbers steps with "step".
-        .or_else(|| get_key(map, "step").filter(|v| v.is_number()).and_then(scalar_id));
+        .or_else(|| {
+            get_key(map, "step")
+                .filter(|v| v.is_number())
+                .and_then(scalar_id)
+        });
     if let Some((key, deps)) = first_key(map, &DEPENDENCY_KEYS) {
         step.depends_on = dependency_ids(deps).ok_or_else(|| {
             format!(
@@ -280,9 +283,7 @@ fn resolve_dependency_aliases(steps: &mut [Step]) {
     let plan = Plan {
         steps: steps.to_vec(),
     };
-    let keys: Vec<String> = (0..plan.len())
-        .filter_map(|i| plan.step_key(i))
-        .collect();
+    let keys: Vec<String> = (0..plan.len()).filter_map(|i| plan.step_key(i)).collect();
     for step in steps.iter_mut() {
         for dep in &mut step.depends_on {
             if keys.contains(dep) {
@@ -334,9 +335,12 @@ mod tests {
         let plan = parse(r#"Here you go: ["look up", {"value": "answer", "id": 2.0, "deps": "1"}] hope it helps"#)
             .unwrap();
         assert_eq!(plan.steps[0], Step::new("look up"));
-        assert_eq!(plan.steps[1], Step::new("answer").with_id("2").with_depends_on(["1"]));
-        let plan = parse(r#"{"plan": {"steps": [{"task": "x", "dependencies": ["Step 1"]}]}}"#)
-            .unwrap();
+        assert_eq!(
+            plan.steps[1],
+            Step::new("answer").with_id("2").with_depends_on(["1"])
+        );
+        let plan =
+            parse(r#"{"plan": {"steps": [{"task": "x", "dependencies": ["Step 1"]}]}}"#).unwrap();
         assert_eq!(plan.steps[0].depends_on, ["1"]);
         let plan = parse(r#""{\"steps\": [\"x\"]}""#).unwrap();
         assert_eq!(plan.steps, [Step::new("x")]);

@@ -341,11 +341,15 @@ fn strip_bullet(s: &str) -> Option<&str> {
 /// Reads `1.`, `1)`, `(1)`, `Step 1:`, `**1.**` and their variants.
 fn parse_numbered(s: &str) -> Option<(u64, String)> {
     let mut rest = s;
-    let bold = ["**", "__"].into_iter().find(|token| rest.starts_with(token));
+    let bold = ["**", "__"]
+        .into_iter()
+        .find(|token| rest.starts_with(token));
     if let Some(token) = bold {
         rest = &rest[token.len()..];
     }
-    let step_word = rest.get(..4).is_some_and(|w| w.eq_ignore_ascii_case("step"));
+    let step_word = rest
+        .get(..4)
+        .is_some_and(|w| w.eq_ignore_ascii_case("step"));
     if step_word {
         rest = rest[4..].trim_start();
     }
@@ -375,16 +379,14 @@ fn parse_numbered(s: &str) -> Option<(u64, String)> {
         delimited = true;
     }
     let mut bold_open = bold;
-    if let Some(token) = bold {
-        if let Some(after) = rest.strip_prefix(token) {
+    if let Some(token) = bold
+        && let Some(after) = rest.strip_prefix(token)
+    {
+        rest = after;
+        bold_open = None;
+        if !delimited && let Some(after) = strip_delimiter(rest, step_word, delimiters) {
             rest = after;
-            bold_open = None;
-            if !delimited {
-                if let Some(after) = strip_delimiter(rest, step_word, delimiters) {
-                    rest = after;
-                    delimited = true;
-                }
-            }
+            delimited = true;
         }
     }
     if !delimited && !step_word {
@@ -467,16 +469,17 @@ fn numbered_steps(lines: &[Line<'_>], min_indent: usize) -> Vec<String> {
         body: Vec::new(),
     }];
     for line in &lines[start + 1..] {
-        if let Some(n) = line.number() {
-            if line.indent <= base + 1 && (n == expected || (all_ones && n == 1)) {
-                all_ones &= n == 1;
-                expected = n + 1;
-                items.push(Item {
-                    title: line.title(),
-                    body: Vec::new(),
-                });
-                continue;
-            }
+        if let Some(n) = line.number()
+            && line.indent <= base + 1
+            && (n == expected || (all_ones && n == 1))
+        {
+            all_ones &= n == 1;
+            expected = n + 1;
+            items.push(Item {
+                title: line.title(),
+                body: Vec::new(),
+            });
+            continue;
         }
         if let Some(item) = items.last_mut() {
             item.body.push(line);
@@ -484,25 +487,26 @@ fn numbered_steps(lines: &[Line<'_>], min_indent: usize) -> Vec<String> {
     }
     // "1. a 2. b 3. c" on one line is a one-line plan; two items are not
     // enough to tell it from a step that mentions "2. " in passing.
-    if let [item] = items.as_slice() {
-        if first_number <= 1 && item.body.iter().all(|l| l.is_blank()) {
-            let (head, rest) = inline_split(item.title, 2);
-            if rest.len() >= 2 {
-                return std::iter::once(head)
-                    .chain(rest)
-                    .map(str::to_owned)
-                    .collect();
-            }
+    if let [item] = items.as_slice()
+        && first_number <= 1
+        && item.body.iter().all(|l| l.is_blank())
+    {
+        let (head, rest) = inline_split(item.title, 2);
+        if rest.len() >= 2 {
+            return std::iter::once(head)
+                .chain(rest)
+                .map(str::to_owned)
+                .collect();
         }
     }
     let mut steps = Vec::new();
     // "Plan: 1. a" followed by "2. b" on the next line: the list began inline.
-    if first_number > 1 {
-        if let Some(previous) = lines[..start].iter().rev().find(|l| !l.is_blank()) {
-            let (_, inline) = inline_split(previous.content, 1);
-            if u64::try_from(inline.len()).is_ok_and(|n| n + 1 == first_number) {
-                steps.extend(inline.into_iter().map(str::to_owned));
-            }
+    if first_number > 1
+        && let Some(previous) = lines[..start].iter().rev().find(|l| !l.is_blank())
+    {
+        let (_, inline) = inline_split(previous.content, 1);
+        if u64::try_from(inline.len()).is_ok_and(|n| n + 1 == first_number) {
+            steps.extend(inline.into_iter().map(str::to_owned));
         }
     }
     steps.extend(finish(items, base));
@@ -536,14 +540,13 @@ fn bullet_steps(lines: &[Line<'_>], min_indent: usize) -> Vec<String> {
 
 /// Drops trailing chatter after the last step and joins each step's lines.
 fn finish(mut items: Vec<Item<'_, '_>>, base: usize) -> Vec<String> {
-    if let Some(last) = items.last_mut() {
-        if let Some(cut) = last
+    if let Some(last) = items.last_mut()
+        && let Some(cut) = last
             .body
             .windows(2)
             .position(|w| w[0].is_blank() && !w[1].is_blank() && w[1].indent <= base)
-        {
-            last.body.truncate(cut);
-        }
+    {
+        last.body.truncate(cut);
     }
     items
         .into_iter()
@@ -618,7 +621,7 @@ mod tests {
 
     #[test]
     fn markers_and_non_markers() {
-        let marker = |s: &str| parse_marker(s).map(|(n, t)| (n, t));
+        let marker = |s: &str| parse_marker(s);
         assert_eq!(marker("1. a"), Some((Some(1), "a".into())));
         assert_eq!(marker("12) a"), Some((Some(12), "a".into())));
         assert_eq!(marker("(3) a"), Some((Some(3), "a".into())));
@@ -637,8 +640,17 @@ mod tests {
         assert_eq!(marker("１．検索"), Some((Some(1), "検索".into())));
         assert_eq!(marker("1."), Some((Some(1), String::new())));
         for text in [
-            "1.1 sub", "3.14 is pi", "2024 was", "**bold** text", "-5 degrees", "---", "* * *",
-            "#tag", "Stepping", "1234567890. x", "10:30 meeting",
+            "1.1 sub",
+            "3.14 is pi",
+            "2024 was",
+            "**bold** text",
+            "-5 degrees",
+            "---",
+            "* * *",
+            "#tag",
+            "Stepping",
+            "1234567890. x",
+            "10:30 meeting",
         ] {
             assert_eq!(marker(text), None, "{text:?}");
         }
@@ -646,9 +658,15 @@ mod tests {
 
     #[test]
     fn inline_split_needs_sequential_numbers() {
-        assert_eq!(inline_split("Plan: 1. a 2. b", 1), ("Plan:", vec!["a", "b"]));
+        assert_eq!(
+            inline_split("Plan: 1. a 2. b", 1),
+            ("Plan:", vec!["a", "b"])
+        );
         assert_eq!(inline_split("a 2. b 3. c", 2), ("a", vec!["b", "c"]));
-        assert_eq!(inline_split("costs 2024. Then 3. x", 2), ("costs 2024. Then 3. x", vec![]));
+        assert_eq!(
+            inline_split("costs 2024. Then 3. x", 2),
+            ("costs 2024. Then 3. x", vec![])
+        );
         assert_eq!(inline_split("1.a 2.b", 1), ("1.a 2.b", vec![]));
     }
 
@@ -665,10 +683,21 @@ mod tests {
 
     #[test]
     fn headers() {
-        for h in ["Plan:", "**Plan:**", "## Plan", "Here is the plan:", "Steps:", "The steps"] {
+        for h in [
+            "Plan:",
+            "**Plan:**",
+            "## Plan",
+            "Here is the plan:",
+            "Steps:",
+            "The steps",
+        ] {
             assert!(is_plan_header(h), "{h:?}");
         }
-        for t in ["Plan: 1. a", "I will now make a very long and careful plan", "Planning"] {
+        for t in [
+            "Plan: 1. a",
+            "I will now make a very long and careful plan",
+            "Planning",
+        ] {
             assert!(!is_plan_header(t), "{t:?}");
         }
     }

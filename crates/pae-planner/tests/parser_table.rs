@@ -12,10 +12,17 @@ fn check(input: &str, expected: &[&str]) {
         Ok(plan) => {
             let steps: Vec<&str> = plan.steps.iter().map(|s| s.value.as_str()).collect();
             assert_eq!(steps, expected, "input: {input:?}");
-            assert!(plan.steps.iter().all(|s| s.id.is_none() && s.depends_on.is_empty()));
+            assert!(
+                plan.steps
+                    .iter()
+                    .all(|s| s.id.is_none() && s.depends_on.is_empty())
+            );
         }
         Err(PlanParseError::NoSteps { text }) => {
-            assert!(expected.is_empty(), "no steps found in {input:?}, expected {expected:?}");
+            assert!(
+                expected.is_empty(),
+                "no steps found in {input:?}, expected {expected:?}"
+            );
             assert_eq!(text, input, "the error keeps the text");
         }
         Err(other) => panic!("unexpected error {other:?} for {input:?}"),
@@ -82,7 +89,11 @@ fn model_outputs_and_their_steps() {
         ),
         ("tab after the dot", "1.\ta\n2.\tb", &["a", "b"]),
         ("two spaces after the dot", "1.  a\n2.   b", &["a", "b"]),
-        ("no space after the dot", "1.Search\n2.Answer", &["Search", "Answer"]),
+        (
+            "no space after the dot",
+            "1.Search\n2.Answer",
+            &["Search", "Answer"],
+        ),
         // --- numbers inside steps ---
         (
             "1.1 sub-steps stay inside their step",
@@ -92,7 +103,10 @@ fn model_outputs_and_their_steps() {
         (
             "a year at the start of a line",
             "1. Summarise the history\n2024. was the year it launched\n2. Answer",
-            &["Summarise the history\n2024. was the year it launched", "Answer"],
+            &[
+                "Summarise the history\n2024. was the year it launched",
+                "Answer",
+            ],
         ),
         (
             "a number inside a step's text",
@@ -117,7 +131,11 @@ fn model_outputs_and_their_steps() {
             "Plan:\n1. Café ☕ — 東京の天気を調べる\n2. Répondre à la question 😀",
             &["Café ☕ — 東京の天気を調べる", "Répondre à la question 😀"],
         ),
-        ("fullwidth digits", "１．調べる\n２．答える", &["調べる", "答える"]),
+        (
+            "fullwidth digits",
+            "１．調べる\n２．答える",
+            &["調べる", "答える"],
+        ),
         ("Arabic-Indic digits", "١. ابحث\n٢. أجب", &["ابحث", "أجب"]),
         // --- surrounding text ---
         (
@@ -145,10 +163,18 @@ fn model_outputs_and_their_steps() {
             "Plan:\n\n1. a\n\n2. b\n\n<END_OF_PLAN>",
             &["a", "b"],
         ),
-        ("nested bullets", "- a\n  - detail\n- b", &["a\n- detail", "b"]),
+        (
+            "nested bullets",
+            "- a\n  - detail\n- b",
+            &["a\n- detail", "b"],
+        ),
         ("uneven indentation", " 1. a\n2. b", &["a", "b"]),
         // --- numbering ---
-        ("a revised plan numbered from 3", "Plan:\n3. c\n4. d", &["c", "d"]),
+        (
+            "a revised plan numbered from 3",
+            "Plan:\n3. c\n4. d",
+            &["c", "d"],
+        ),
         (
             "markdown numbering with every item 1.",
             "1. a\n1. b\n1. c",
@@ -161,19 +187,35 @@ fn model_outputs_and_their_steps() {
         ),
         ("an empty step is dropped", "1. \n2. b", &["b"]),
         // --- one-line plans ---
-        ("one-line plan after a header", "Plan: 1. a 2. b", &["a", "b"]),
-        ("one numbered line with three items", "1. a 2. b 3. c", &["a", "b", "c"]),
+        (
+            "one-line plan after a header",
+            "Plan: 1. a 2. b",
+            &["a", "b"],
+        ),
+        (
+            "one numbered line with three items",
+            "1. a 2. b 3. c",
+            &["a", "b", "c"],
+        ),
         (
             "one numbered line mentioning 2. stays one step",
             "1. It costs 2. Then pay",
             &["It costs 2. Then pay"],
         ),
-        ("a list that begins inline", "Plan: 1. a\n2. b\n3. c", &["a", "b", "c"]),
+        (
+            "a list that begins inline",
+            "Plan: 1. a\n2. b\n3. c",
+            &["a", "b", "c"],
+        ),
         // --- nothing to find ---
         ("empty input", "", &[]),
         ("whitespace only", "  \n\t\n", &[]),
         ("prose only", "I think you should just ask someone.", &[]),
-        ("only the end marker", "<END_OF_PLAN>\n1. after the end", &[]),
+        (
+            "only the end marker",
+            "<END_OF_PLAN>\n1. after the end",
+            &[],
+        ),
         ("a horizontal rule is not a bullet", "---\n* * *", &[]),
     ];
     assert!(cases.len() >= 25, "the table must hold at least 25 cases");

@@ -5,23 +5,25 @@ use std::sync::Arc;
 
 use pae_core::test_util::{MockChatModel, ScriptedModel};
 use pae_core::{
-    Capabilities, ChatRequest, ChatResponse, Message, Plan, PlanError, PlanLimits,
-    PlanParseError, PlanRequest, PlanValidationError, Planner, PromptTemplate, ProviderError,
-    ResponseFormat, Sampling, Step, TokenUsage,
+    Capabilities, ChatRequest, ChatResponse, Message, Plan, PlanError, PlanLimits, PlanParseError,
+    PlanRequest, PlanValidationError, Planner, PromptTemplate, ProviderError, ResponseFormat,
+    Sampling, Step, TokenUsage,
 };
 use pae_planner::{
-    LlmPlanner, PLAN_RETRY_INSTRUCTIONS, PLANNER_SYSTEM_PROMPT,
-    STRUCTURED_PLAN_RETRY_INSTRUCTIONS, STRUCTURED_PLANNER_SYSTEM_PROMPT, StructuredPlanner,
-    load_chat_planner, load_structured_planner, plan_schema,
+    LlmPlanner, PLAN_RETRY_INSTRUCTIONS, PLANNER_SYSTEM_PROMPT, STRUCTURED_PLAN_RETRY_INSTRUCTIONS,
+    STRUCTURED_PLANNER_SYSTEM_PROMPT, StructuredPlanner, load_chat_planner,
+    load_structured_planner, plan_schema,
 };
 
 const OBJECTIVE: &str = "What is the population of the capital of France?";
 
 fn json_model(replies: &[&str]) -> Arc<ScriptedModel> {
-    Arc::new(ScriptedModel::new(replies.iter().copied()).with_capabilities(Capabilities {
-        json_schema: true,
-        ..Capabilities::default()
-    }))
+    Arc::new(
+        ScriptedModel::new(replies.iter().copied()).with_capabilities(Capabilities {
+            json_schema: true,
+            ..Capabilities::default()
+        }),
+    )
 }
 
 fn text_request() -> ChatRequest {
@@ -81,9 +83,16 @@ async fn mocked_model_is_called_once_with_the_stop_list() {
                 && request.messages[1] == Message::user("Plan a picnic")
                 && request.response_format.is_none()
         })
-        .returning(|_| Ok(ChatResponse::text("Plan:\n1. Pack food\n2. Go to the park\n")));
+        .returning(|_| {
+            Ok(ChatResponse::text(
+                "Plan:\n1. Pack food\n2. Go to the park\n",
+            ))
+        });
     let planner = load_chat_planner(Arc::new(model));
-    let plan = planner.plan(&PlanRequest::new("Plan a picnic")).await.unwrap();
+    let plan = planner
+        .plan(&PlanRequest::new("Plan a picnic"))
+        .await
+        .unwrap();
     assert_eq!(plan, Plan::new(["Pack food", "Go to the park"]));
 }
 
@@ -164,7 +173,9 @@ async fn text_planner_retries_with_feedback_when_allowed() {
     let plan = planner.plan(&PlanRequest::new(OBJECTIVE)).await.unwrap();
     assert_eq!(plan, Plan::new(["a", "b"]));
     let mut second = text_request();
-    second.messages.push(Message::assistant("Let me think about it."));
+    second
+        .messages
+        .push(Message::assistant("Let me think about it."));
     second.messages.push(Message::user(feedback(
         "no plan step could be read from it",
         PLAN_RETRY_INSTRUCTIONS,
@@ -174,13 +185,11 @@ async fn text_planner_retries_with_feedback_when_allowed() {
 
 #[tokio::test]
 async fn structured_happy_path_reads_ids_and_dependencies() {
-    let model = json_model(&[
-        r#"{"steps": [
+    let model = json_model(&[r#"{"steps": [
             {"id": "capital", "description": "Find the capital of France", "depends_on": []},
             {"id": "population", "description": "Find the population of that city", "depends_on": ["capital"]},
             {"id": "answer", "description": "Answer the question", "depends_on": ["population"]}
-        ]}"#,
-    ]);
+        ]}"#]);
     let planner = load_structured_planner(model.clone());
     assert!(planner.uses_json());
     let request = PlanRequest::new(OBJECTIVE);
@@ -284,7 +293,10 @@ async fn structured_planner_feeds_errors_back_until_the_plan_is_valid() {
 async fn a_cycle_triggers_a_retry_too() {
     let cycle = r#"{"steps": [{"id": "a", "description": "x", "depends_on": ["b"]},
         {"id": "b", "description": "y", "depends_on": ["a"]}]}"#;
-    let model = json_model(&[cycle, r#"{"steps": [{"id": "a", "description": "x", "depends_on": []}]}"#]);
+    let model = json_model(&[
+        cycle,
+        r#"{"steps": [{"id": "a", "description": "x", "depends_on": []}]}"#,
+    ]);
     let plan = load_structured_planner(model.clone())
         .plan(&PlanRequest::new(OBJECTIVE))
         .await
@@ -292,7 +304,8 @@ async fn a_cycle_triggers_a_retry_too() {
     assert_eq!(plan, Plan::new([Step::new("x").with_id("a")]));
     let feedback_sent = &model.requests()[1].messages[3].content;
     assert!(
-        feedback_sent.starts_with("Your reply could not be used: the step dependencies form a cycle: "),
+        feedback_sent
+            .starts_with("Your reply could not be used: the step dependencies form a cycle: "),
         "{feedback_sent}"
     );
 }
@@ -307,9 +320,12 @@ async fn retries_are_bounded_then_a_typed_error() {
     match err {
         PlanError::RetriesExhausted { attempts, last } => {
             assert_eq!(attempts, 3);
-            assert_eq!(last, PlanParseError::NoSteps {
-                text: "{\"steps\": []}".into()
-            });
+            assert_eq!(
+                last,
+                PlanParseError::NoSteps {
+                    text: "{\"steps\": []}".into()
+                }
+            );
         }
         other => panic!("expected RetriesExhausted, got {other:?}"),
     }
@@ -332,7 +348,10 @@ async fn retries_are_bounded_then_a_typed_error() {
         .plan(&PlanRequest::new(OBJECTIVE))
         .await
         .unwrap_err();
-    assert!(matches!(err, PlanError::Parse(PlanParseError::Malformed { .. })), "{err:?}");
+    assert!(
+        matches!(err, PlanError::Parse(PlanParseError::Malformed { .. })),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -352,6 +371,9 @@ async fn provider_errors_are_not_retried() {
         .plan(&PlanRequest::new(OBJECTIVE))
         .await
         .unwrap_err();
-    assert!(matches!(err, PlanError::Provider(ProviderError::Http { status: 401, .. })));
+    assert!(matches!(
+        err,
+        PlanError::Provider(ProviderError::Http { status: 401, .. })
+    ));
     assert_eq!(model.calls(), 1);
 }

@@ -282,9 +282,9 @@ async fn a_failed_step_leads_to_a_revised_plan_and_the_right_answer() {
     let asked = replanner_model.requests();
     assert_eq!(asked.len(), 1);
     assert!(
-        asked[0].messages[1].content.ends_with(
-            "failed: the tool \"price_lookup\" failed: HTTP 503 from shop.example"
-        ),
+        asked[0].messages[1]
+            .content
+            .ends_with("failed: the tool \"price_lookup\" failed: HTTP 503 from shop.example"),
         "{}",
         asked[0].messages[1].content
     );
@@ -298,9 +298,11 @@ async fn the_replan_cap_is_enforced_and_reported() {
     // proposing another lookup.
     let executor = Arc::new(FnExecutor(|input: &StepInput| {
         if input.current_step.value.starts_with("Look up") {
-            Ok(StepResponse::new("no price found").with_status(StepStatus::Stopped {
-                reason: "iteration limit".into(),
-            }))
+            Ok(
+                StepResponse::new("no price found").with_status(StepStatus::Stopped {
+                    reason: "iteration limit".into(),
+                }),
+            )
         } else {
             Ok(StepResponse::new("I could not find the price."))
         }
@@ -316,7 +318,10 @@ async fn the_replan_cap_is_enforced_and_reported() {
         )
         .with_max_replans(2);
     let result = agent.run(OBJECTIVE).await.unwrap();
-    assert_eq!(result.outcome, RunOutcome::ReplanLimitReached { max_replans: 2 });
+    assert_eq!(
+        result.outcome,
+        RunOutcome::ReplanLimitReached { max_replans: 2 }
+    );
     assert_eq!(replanner_model.calls(), 2);
     assert_eq!(result.plans.len(), 3);
     assert_eq!(result.replans(), 2);
@@ -368,11 +373,13 @@ async fn after_every_step_the_structured_replanner_can_finish_early() {
         "Plan:\n1. Look up the price on the backup site\n2. Double-check it\n3. Answer",
     ]));
     let replanner_model = Arc::new(
-        ScriptedModel::new([r#"{"action": "finish", "answer": "A coffee costs 3 euros.", "steps": []}"#])
-            .with_capabilities(Capabilities {
-                json_schema: true,
-                ..Capabilities::default()
-            }),
+        ScriptedModel::new([
+            r#"{"action": "finish", "answer": "A coffee costs 3 euros.", "steps": []}"#,
+        ])
+        .with_capabilities(Capabilities {
+            json_schema: true,
+            ..Capabilities::default()
+        }),
     );
     let agent = PlanAndExecute::new(
         Arc::new(load_chat_planner(planner_model)),
@@ -389,5 +396,9 @@ async fn after_every_step_the_structured_replanner_can_finish_early() {
     assert_eq!(result.plans.len(), 1);
     let situation = &replanner_model.requests()[0].messages[1].content;
     assert!(situation.contains("1. Look up the price on the backup site\n   Result: 3 euros\n"));
-    assert!(situation.ends_with("Why you are asked: step 1 (Look up the price on the backup site) completed."));
+    assert!(
+        situation.ends_with(
+            "Why you are asked: step 1 (Look up the price on the backup site) completed."
+        )
+    );
 }
