@@ -528,8 +528,13 @@ impl<M: ChatModel + ?Sized> Suite<'_, M> {
                 streamed.response.message.tool_calls
             ));
         }
+        let usage = if streamed.response.usage.is_some() {
+            "usage on the stream"
+        } else {
+            "no usage on the stream"
+        };
         pass(format!(
-            "{} chunks joined to {} (finish {finish:?})",
+            "{} chunks joined to {} (finish {finish:?}, {usage})",
             streamed.chunks.len(),
             quote(text)
         ))

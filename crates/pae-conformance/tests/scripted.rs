@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use pae_conformance::{Check, Options, Outcome, reference_model, reference_reply};
+use pae_conformance::{Check, Options, Outcome, Report, reference_model, reference_reply};
 use pae_core::test_util::ScriptedModel;
 use pae_core::{Capabilities, ChatModel, ProviderError};
 
@@ -110,4 +110,15 @@ async fn passing_checks_record_what_they_saw() {
         "{}",
         detail(Check::InvalidRequestRejected)
     );
+}
+
+#[test]
+fn the_run_future_can_be_spawned_and_reports_shared() {
+    fn assert_send<T: Send>(_: &T) {}
+    fn assert_send_sync<T: Send + Sync>() {}
+    let model = reference_model();
+    let options = Options::default();
+    assert_send(&pae_conformance::run(&model, &options));
+    assert_send_sync::<Report>();
+    assert_send_sync::<Options>();
 }
