@@ -273,9 +273,19 @@ impl PlanAndExecute {
             let _ = tx.unbounded_send(RunUpdate::Finished(result));
         };
         // The run's own future yields nothing; it drives the channel, which
-        // yields events in order and then the result.
+        // yields events in order and then the result. The stream ends with
+        // the result rather than when the channel closes: an executor may
+        // keep a clone of the run context (and so a sender) alive.
         let driver = futures::stream::once(run).filter_map(|()| async { None });
-        futures::stream::select(rx, driver)
+        let merged = Box::pin(futures::stream::select(rx, driver));
+        futures::stream::unfold((merged, false), |(mut merged, finished)| async move {
+            if finished {
+                return None;
+            }
+            let update = merged.next().await?;
+            let finished = matches!(update, RunUpdate::Finished(_));
+            Some((update, (merged, finished)))
+        })
     }
 
     async fn execute(

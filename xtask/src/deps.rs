@@ -1,0 +1,277 @@
+//! The dependency-direction check (STYLE.md, "Crate boundaries"): reads
+//! `cargo metadata` and fails on any edge outside the table.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::util::{Result, cargo, output};
+
+/// Provider SDKs and heavy I/O stacks: allowed in adapters, the CLI, the
+/// benchmarks and examples only.
+const PROVIDER_STACK: &[&str] = &[
+    "async-openai",
+    "ollama-rs",
+    "llama-cpp-2",
+    "llama-cpp-sys-2",
+    "reqwest",
+    "hyper",
+];
+
+/// Crates that must never be in pae-schema's dependency closure.
+const NOT_UNDER_SCHEMA: &[&str] = &[
+    "tokio",
+    "async-std",
+    "smol",
+    "hyper",
+    "reqwest",
+    "rustls",
+    "native-tls",
+    "openssl",
+    "h2",
+    "futures",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Schema,
+    Core,
+    Strategy,
+    Support,
+    Adapter,
+    Wiring,
+    Xtask,
+}
+
+fn role(name: &str, manifest_path: &str) -> Role {
+    match name {
+        "pae-schema" => Role::Schema,
+        "pae-core" => Role::Core,
+        "pae-planner" | "pae-executor" => Role::Strategy,
+        "pae-conformance" => Role::Support,
+        "pae-cli" | "pae-bench" => Role::Wiring,
+        "xtask" => Role::Xtask,
+        _ if manifest_path.contains("/examples/") => Role::Wiring,
+        _ => Role::Adapter,
+    }
+}
+
+struct Dep {
+    name: String,
+    kind: Option<String>,
+    optional: bool,
+    features: Vec<String>,
+    uses_default_features: bool,
+}
+
+/// Runs the check.
+pub(crate) fn check() -> Result<()> {
+    let text = output(cargo().args(["metadata", "--format-version", "1", "--all-features"]))?;
+    let meta: Value = serde_json::from_str(&text)?;
+    let members: BTreeSet<&str> = meta["workspace_members"]
+        .as_array()
+        .ok_or("cargo metadata without workspace_members")?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let packages = meta["packages"].as_array().ok_or("cargo metadata without packages")?;
+    let mut problems = Vec::new();
+    let mut workspace_names = BTreeMap::new();
+    for package in packages {
+        if members.contains(package["id"].as_str().unwrap_or_default()) {
+            let name = package["name"].as_str().unwrap_or_default();
+            let manifest = package["manifest_path"].as_str().unwrap_or_default();
+            workspace_names.insert(name.to_owned(), role(name, manifest));
+        }
+    }
+    for package in packages {
+        let name = package["name"].as_str().unwrap_or_default();
+        let Some(&own_role) = workspace_names.get(name) else {
+            continue;
+        };
+        let deps: Vec<Dep> = package["dependencies"]
+            .as_array()
+            .map(|deps| {
+                deps.iter()
+                    .map(|d| Dep {
+                        name: d["name"].as_str().unwrap_or_default().to_owned(),
+                        kind: d["kind"].as_str().map(str::to_owned),
+                        optional: d["optional"].as_bool().unwrap_or(false),
+                        features: d["features"]
+                            .as_array()
+                            .map(|f| f.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                            .unwrap_or_default(),
+                        uses_default_features: d["uses_default_features"].as_bool().unwrap_or(true),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for dep in &deps {
+            if let Some(problem) = judge(name, own_role, dep, &workspace_names) {
+                problems.push(problem);
+            }
+        }
+    }
+    problems.extend(schema_closure(&meta)?);
+    if problems.is_empty() {
+        println!("dependency direction: {} workspace crates checked, no forbidden edge", workspace_names.len());
+        Ok(())
+    } else {
+        for p in &problems {
+            eprintln!("  forbidden: {p}");
+        }
+        Err(format!("{} forbidden dependency edge(s) (see STYLE.md, Crate boundaries)", problems.len()).into())
+    }
+}
+
+fn judge(name: &str, own: Role, dep: &Dep, workspace: &BTreeMap<String, Role>) -> Option<String> {
+    let dev = dep.kind.as_deref() == Some("dev");
+    let target = workspace.get(&dep.name).copied();
+    let edge = format!("{name} -> {}{}", dep.name, if dev { " (dev)" } else { "" });
+    // Rules for edges to workspace crates.
+    if let Some(target) = target {
+        let allowed = match (own, target) {
+            (Role::Xtask, _) => false,
+            (Role::Schema, _) => false,
+            (Role::Core, Role::Schema) => true,
+            (Role::Core, _) => dev && target == Role::Support,
+            (Role::Strategy, Role::Schema | Role::Core) => true,
+            // Tests of one strategy may use the other (never at run time).
+            (Role::Strategy, Role::Strategy | Role::Support) => dev,
+            (Role::Strategy, _) => false,
+            (Role::Support, Role::Schema | Role::Core) => true,
+            (Role::Support, _) => false,
+            (Role::Adapter, Role::Schema | Role::Core) => true,
+            // Adapters' end-to-end and conformance tests may use the
+            // strategies and the kit, never another adapter.
+            (Role::Adapter, Role::Strategy | Role::Support) => dev,
+            (Role::Adapter, _) => false,
+            (Role::Wiring, _) => true,
+        };
+        return (!allowed).then_some(edge);
+    }
+    // Rules for external crates.
+    match own {
+        Role::Schema if !dev => (!["serde", "serde_json", "thiserror"].contains(&dep.name.as_str()))
+            .then(|| format!("{edge}: pae-schema may use serde, serde_json and thiserror only")),
+        Role::Core if !dev => match dep.name.as_str() {
+            "async-trait" | "futures" | "serde" | "serde_json" | "thiserror" => None,
+            "tokio" => {
+                let ok = !dep.uses_default_features
+                    && dep.features.iter().all(|f| f == "time" || f == "sync");
+                (!ok).then(|| format!("{edge}: pae-core may use tokio's time and sync features only"))
+            }
+            "mockall" => (!dep.optional).then(|| format!("{edge}: mockall must stay optional (test-util)")),
+            _ => Some(format!("{edge}: not on pae-core's list")),
+        },
+        Role::Strategy | Role::Support if !dev => PROVIDER_STACK
+            .contains(&dep.name.as_str())
+            .then(|| format!("{edge}: provider SDKs belong in adapter crates")),
+        Role::Xtask if dep.name.starts_with("pae-") => Some(edge),
+        _ => None,
+    }
+}
+
+/// pae-schema's resolved normal-dependency closure must hold no async
+/// runtime, HTTP or TLS crate.
+fn schema_closure(meta: &Value) -> Result<Vec<String>> {
+    let nodes = meta["resolve"]["nodes"].as_array().ok_or("cargo metadata without resolve")?;
+    let by_id: BTreeMap<&str, &Value> = nodes.iter().filter_map(|n| Some((n["id"].as_str()?, n))).collect();
+    let name_of = |id: &str| -> String {
+        meta["packages"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["id"].as_str() == Some(id)))
+            .and_then(|p| p["name"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let Some(root) = by_id.keys().find(|id| name_of(id) == "pae-schema").copied() else {
+        return Ok(Vec::new());
+    };
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![root];
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let Some(node) = by_id.get(id) else { continue };
+        for dep in node["deps"].as_array().into_iter().flatten() {
+            let normal = dep["dep_kinds"]
+                .as_array()
+                .is_some_and(|kinds| kinds.iter().any(|k| k["kind"].is_null()));
+            if normal {
+                if let Some(pkg) = dep["pkg"].as_str() {
+                    stack.push(pkg);
+                }
+            }
+        }
+    }
+    Ok(seen
+        .into_iter()
+        .map(name_of)
+        .filter(|n| NOT_UNDER_SCHEMA.contains(&n.as_str()))
+        .map(|n| format!("pae-schema's dependency tree contains {n}"))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dep(name: &str, dev: bool) -> Dep {
+        Dep {
+            name: name.into(),
+            kind: dev.then(|| "dev".into()),
+            optional: false,
+            features: Vec::new(),
+            uses_default_features: true,
+        }
+    }
+
+    fn workspace() -> BTreeMap<String, Role> {
+        [
+            ("pae-schema", Role::Schema),
+            ("pae-core", Role::Core),
+            ("pae-planner", Role::Strategy),
+            ("pae-executor", Role::Strategy),
+            ("pae-conformance", Role::Support),
+            ("pae-openai", Role::Adapter),
+            ("pae-ollama", Role::Adapter),
+            ("pae-cli", Role::Wiring),
+        ]
+        .into_iter()
+        .map(|(n, r)| (n.to_owned(), r))
+        .collect()
+    }
+
+    #[test]
+    fn forbidden_edges_are_reported() {
+        let ws = workspace();
+        assert!(judge("pae-openai", Role::Adapter, &dep("pae-ollama", false), &ws).is_some());
+        assert!(judge("pae-openai", Role::Adapter, &dep("pae-ollama", true), &ws).is_some());
+        assert!(judge("pae-planner", Role::Strategy, &dep("pae-executor", false), &ws).is_some());
+        assert!(judge("pae-schema", Role::Schema, &dep("tokio", false), &ws).is_some());
+        assert!(judge("pae-core", Role::Core, &dep("reqwest", false), &ws).is_some());
+        assert!(judge("pae-core", Role::Core, &dep("pae-planner", false), &ws).is_some());
+        assert!(judge("pae-planner", Role::Strategy, &dep("async-openai", false), &ws).is_some());
+        let mut tokio_full = dep("tokio", false);
+        tokio_full.features = vec!["full".into()];
+        assert!(judge("pae-core", Role::Core, &tokio_full, &ws).is_some());
+    }
+
+    #[test]
+    fn allowed_edges_pass() {
+        let ws = workspace();
+        assert!(judge("pae-openai", Role::Adapter, &dep("pae-core", false), &ws).is_none());
+        assert!(judge("pae-openai", Role::Adapter, &dep("pae-planner", true), &ws).is_none());
+        assert!(judge("pae-openai", Role::Adapter, &dep("async-openai", false), &ws).is_none());
+        assert!(judge("pae-planner", Role::Strategy, &dep("pae-executor", true), &ws).is_none());
+        assert!(judge("pae-cli", Role::Wiring, &dep("pae-ollama", false), &ws).is_none());
+        assert!(judge("pae-schema", Role::Schema, &dep("serde", false), &ws).is_none());
+        let mut tokio_time = dep("tokio", false);
+        tokio_time.uses_default_features = false;
+        tokio_time.features = vec!["time".into(), "sync".into()];
+        assert!(judge("pae-core", Role::Core, &tokio_time, &ws).is_none());
+    }
+}

