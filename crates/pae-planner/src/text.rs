@@ -431,17 +431,16 @@ fn is_plan_header(content: &str) -> bool {
 /// Where to look for the list: after the first plan header that a step
 /// marker follows, or from the top.
 fn plan_start(lines: &[Line<'_>]) -> usize {
-    lines
+    let Some(last_marker) = lines
         .iter()
-        .enumerate()
-        .find(|(i, line)| {
-            matches!(line.kind, Kind::Text)
-                && is_plan_header(line.content)
-                && lines[i + 1..]
-                    .iter()
-                    .any(|l| matches!(l.kind, Kind::Marker { .. }))
-        })
-        .map_or(0, |(i, _)| i + 1)
+        .rposition(|l| matches!(l.kind, Kind::Marker { .. }))
+    else {
+        return 0;
+    };
+    lines[..last_marker]
+        .iter()
+        .position(|line| matches!(line.kind, Kind::Text) && is_plan_header(line.content))
+        .map_or(0, |i| i + 1)
 }
 
 /// A step being collected: its title and the lines that continue it.

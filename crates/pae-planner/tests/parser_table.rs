@@ -299,3 +299,20 @@ fn a_custom_end_marker() {
         ["a", "b <END_OF_PLAN>"]
     );
 }
+
+#[test]
+fn long_outputs_are_parsed_in_linear_time() {
+    // Many header-like lines after the list made an earlier version scan
+    // the rest of the text once per line.
+    let mut text = String::from("1. a\n2. b\n");
+    text.push_str(&"Plan:\n".repeat(150_000));
+    let started = std::time::Instant::now();
+    let steps = PlanningOutputParser::new().parse_steps(&text);
+    assert_eq!(steps.len(), 2);
+    assert!(steps[1].starts_with("b\nPlan:"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+}
