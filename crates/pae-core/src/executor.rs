@@ -1,5 +1,8 @@
 //! The executor contract (LangChain's `BaseExecutor`): carry out one step.
 
+use std::ops::Deref;
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use pae_schema::{Step, StepResponse};
 
@@ -18,7 +21,7 @@ pub struct StepInput {
     pub index: usize,
     /// The steps this step can see, with their responses: every earlier step
     /// in a sequential run, the steps it depends on in a dependency plan.
-    pub previous_steps: Vec<(Step, StepResponse)>,
+    pub previous_steps: StepHistory,
     /// The run's inputs (the objective included as `"input"`).
     pub inputs: Inputs,
     /// The run's context (events, token counter).
@@ -37,9 +40,60 @@ impl StepInput {
 
     /// Sets the previous steps.
     #[must_use]
-    pub fn with_previous_steps(mut self, previous: Vec<(Step, StepResponse)>) -> Self {
-        self.previous_steps = previous;
+    pub fn with_previous_steps(mut self, previous: impl Into<StepHistory>) -> Self {
+        self.previous_steps = previous.into();
         self
+    }
+}
+
+/// Steps with their responses, shared: cloning is O(1), so handing the
+/// history to every step of a long plan costs nothing per step. Reads like a
+/// slice.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepHistory(Arc<Vec<(Step, StepResponse)>>);
+
+impl StepHistory {
+    /// An empty history.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends a step. Copies the list only when another clone of this
+    /// history is still alive.
+    pub fn push(&mut self, step: Step, response: StepResponse) {
+        Arc::make_mut(&mut self.0).push((step, response));
+    }
+}
+
+impl Deref for StepHistory {
+    type Target = [(Step, StepResponse)];
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl From<Vec<(Step, StepResponse)>> for StepHistory {
+    fn from(steps: Vec<(Step, StepResponse)>) -> Self {
+        Self(Arc::new(steps))
+    }
+}
+
+impl FromIterator<(Step, StepResponse)> for StepHistory {
+    fn from_iter<T: IntoIterator<Item = (Step, StepResponse)>>(iter: T) -> Self {
+        Self(Arc::new(iter.into_iter().collect()))
+    }
+}
+
+impl PartialEq<[(Step, StepResponse)]> for StepHistory {
+    fn eq(&self, other: &[(Step, StepResponse)]) -> bool {
+        self.0.as_slice() == other
+    }
+}
+
+impl PartialEq<Vec<(Step, StepResponse)>> for StepHistory {
+    fn eq(&self, other: &Vec<(Step, StepResponse)>) -> bool {
+        self.0.as_ref() == other
     }
 }
 

@@ -77,7 +77,7 @@ pub use error::{
     ToolError,
 };
 pub use event::{Event, EventCallback, EventKind, EventSink, RunContext};
-pub use executor::{Executor, StepInput};
+pub use executor::{Executor, StepHistory, StepInput};
 pub use middleware::{
     ChatModelExt, Retry, RetryPolicy, Timeout, cut_stream_at_stop, parse_retry_after,
 };

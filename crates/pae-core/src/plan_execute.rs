@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::chain::Inputs;
 use crate::error::{ExecError, PartialRun, PlanError, RunError};
 use crate::event::{Event, EventCallback, EventKind, EventSink, RunContext};
-use crate::executor::{Executor, StepInput};
+use crate::executor::{Executor, StepHistory, StepInput};
 use crate::planner::{
     PlanRequest, Planner, ReplanDecision, ReplanRequest, ReplanTrigger, Replanner,
 };
@@ -310,6 +310,7 @@ impl PlanAndExecute {
         let mut run = RunState {
             plans: vec![plan.clone()],
             container: (self.container)(),
+            history: StepHistory::new(),
             executed: 0,
             context,
         };
@@ -333,12 +334,16 @@ impl PlanAndExecute {
                 objective: objective.clone(),
                 current_step: step.clone(),
                 index,
-                previous_steps: run.container.steps().to_vec(),
+                previous_steps: run.history.clone(),
                 inputs: inputs.clone(),
                 context: run.context.clone(),
             };
             let mut failure: Option<ExecError> = None;
-            let trigger = match self.executor.step(&input).await {
+            let result = self.executor.step(&input).await;
+            // Release this step's handle on the history before recording, so
+            // appending does not copy it.
+            drop(input);
+            let trigger = match result {
                 Ok(response) => {
                     let trigger = match &response.status {
                         StepStatus::Completed => ReplanTrigger::StepCompleted,
@@ -502,6 +507,8 @@ impl PlanAndExecute {
 struct RunState {
     plans: Vec<Plan>,
     container: Box<dyn StepContainer>,
+    /// The same pairs as the container, shared cheaply with each step.
+    history: StepHistory,
     executed: usize,
     context: RunContext,
 }
@@ -513,6 +520,7 @@ impl RunState {
             step: step.clone(),
             response: response.clone(),
         });
+        self.history.push(step.clone(), response.clone());
         self.container.add_step(step, response);
         self.executed += 1;
     }
