@@ -1,59 +1,5 @@
 //! [`PlanningOutputParser`]: reads the steps of a plan out of a model's free
 //! text (a numbered list, a "Step N:" list or a bulleted list).
-//!
-//! # The rules
-//!
-//! The parser gives the same steps as LangChain's `PlanningOutputParser` for
-//! text in the format LangChain's prompt asks for (`"Plan:\n1. a\n2. b"`,
-//! with or without `<END_OF_PLAN>`), trimmed. Beyond that:
-//!
-//! 1. **Line ends**: CRLF, CR and the Unicode line separators count as
-//!    newlines; a leading byte-order mark is ignored.
-//! 2. **End marker**: the end marker (`<END_OF_PLAN>` by default) and
-//!    everything after it are removed, for providers that ignore stop
-//!    sequences. Its bare word in any case (`END_OF_PLAN`, `</END_OF_PLAN>`,
-//!    `[end_of_plan]`) counts too.
-//! 3. **Step markers** at the start of a line (after indentation, a markdown
-//!    heading `#` or a bullet): `1.`, `1)`, `(1)`, `1:`, `1．`, `Step 1:`,
-//!    `Step 1 -`, `STEP 1.`, bold `**1.**`, `**1. Title**`, `**Step 1:**`;
-//!    the number may be followed by a space, a tab, any other whitespace, a
-//!    letter or the end of the line (the text then comes on the next lines).
-//!    Digits may be ASCII, fullwidth, Arabic-Indic or Devanagari. A number
-//!    followed by a digit (`1.1`, `3.14`) is not a step marker.
-//! 4. **Numbering decides**: the list starts at its first `1.` (or `0.`), or
-//!    at its first marker when no step is numbered 1 (a revised plan that
-//!    goes on at `3.`). After that, only the expected next number starts a
-//!    new step, so `2024. things happened` at the start of a line inside step
-//!    1 stays in step 1. A list that numbers every item `1.` (markdown style)
-//!    is accepted. Numbers are never skipped: `1. a\n3. c` is one step.
-//! 5. **Nesting**: a marker indented more than one column deeper than the
-//!    list's first marker belongs to the step above (a sub-list), and so do
-//!    sub-numbered lines (`1.1 ...`) and any other line: continuation lines
-//!    stay inside their step, joined with `\n`, each trimmed, blank lines
-//!    dropped.
-//! 6. **Bullets**: when no line carries a numbered marker at or above the
-//!    level of the shallowest bullet, the bullets (`-`, `*`, `+`, `•`, `–`,
-//!    task boxes `- [ ]`) at the top level are the steps.
-//! 7. **Preamble**: everything before the first step is dropped (LangChain
-//!    does the same). When a header line such as `Plan:`, `**Plan:**`,
-//!    `## Plan` or `Here are the steps:` is followed by a step marker, the
-//!    search for the list starts after the first such header, so a numbered
-//!    list in a preamble is not mistaken for the plan.
-//! 8. **Trailing chatter**: after the last step, a blank line followed by a
-//!    line that is not indented deeper than the list ("Let me know if ...")
-//!    ends the plan; that text is dropped. Without the blank line such a line
-//!    is a continuation of the last step, as in markdown. Unindented text
-//!    between two steps stays in the step before it.
-//! 9. **One-line plans**: when no line starts with a step marker, a line that
-//!    holds an inline run `1. a 2. b` (each number after whitespace or a
-//!    colon, numbered 1, 2, ... in order, at least two items) gives those
-//!    items, so `Plan: 1. a 2. b` is two steps. A plan that is a single line
-//!    starting `1.` is split the same way when the run reaches at least
-//!    `3.` (`1. a 2. b 3. c`); `1. costs 2. Then` stays one step. A list
-//!    that begins inline and goes on at the start of lines
-//!    (`Plan: 1. a` / `2. b`) keeps its inline items.
-//! 10. **Empty steps** (a marker with no text) are dropped; text with no
-//!     step at all is [`PlanParseError::NoSteps`], carrying the text.
 
 use pae_core::{Plan, PlanOutputParser, PlanParseError, Step};
 
@@ -63,9 +9,63 @@ pub const END_OF_PLAN: &str = "<END_OF_PLAN>";
 /// A run of more digits than this is not a step number (it is text).
 const MAX_NUMBER_DIGITS: usize = 9;
 
-/// Parses a model's plan written as a numbered or bulleted list; see the
-/// module documentation for every rule.
+/// Parses a model's plan written as a numbered or bulleted list.
 ///
+/// # Rules
+///
+/// The parser gives the same steps as LangChain's `PlanningOutputParser` for
+/// text in the format LangChain's prompt asks for (`"Plan:\n1. a\n2. b"`,
+/// with or without `<END_OF_PLAN>`), trimmed. Beyond that:
+///
+/// 1. **Line ends**: CRLF, CR and the Unicode line separators count as
+///    newlines; a leading byte-order mark is ignored.
+/// 2. **End marker**: the end marker (`<END_OF_PLAN>` by default) and
+///    everything after it are removed, for providers that ignore stop
+///    sequences. Its bare word in any case (`END_OF_PLAN`, `</END_OF_PLAN>`,
+///    `[end_of_plan]`) counts too.
+/// 3. **Step markers** at the start of a line (after indentation, a markdown
+///    heading `#` or a bullet): `1.`, `1)`, `(1)`, `1:`, `1．`, `Step 1:`,
+///    `Step 1 -`, `STEP 1.`, bold `**1.**`, `**1. Title**`, `**Step 1:**`;
+///    the number may be followed by a space, a tab, any other whitespace, a
+///    letter or the end of the line (the text then comes on the next lines).
+///    Digits may be ASCII, fullwidth, Arabic-Indic or Devanagari. A number
+///    followed by a digit (`1.1`, `3.14`) is not a step marker.
+/// 4. **Numbering decides**: the list starts at its first `1.` (or `0.`), or
+///    at its first marker when no step is numbered 1 (a revised plan that
+///    goes on at `3.`). After that, only the expected next number starts a
+///    new step, so `2024. things happened` at the start of a line inside step
+///    1 stays in step 1. A list that numbers every item `1.` (markdown style)
+///    is accepted. Numbers are never skipped: `1. a\n3. c` is one step.
+/// 5. **Nesting**: a marker indented more than one column deeper than the
+///    list's first marker belongs to the step above (a sub-list), and so do
+///    sub-numbered lines (`1.1 ...`) and any other line: continuation lines
+///    stay inside their step, joined with `\n`, each trimmed, blank lines
+///    dropped.
+/// 6. **Bullets**: when no line carries a numbered marker at or above the
+///    level of the shallowest bullet, the bullets (`-`, `*`, `+`, `•`, `–`,
+///    task boxes `- [ ]`) at the top level are the steps.
+/// 7. **Preamble**: everything before the first step is dropped (LangChain
+///    does the same). When a header line such as `Plan:`, `**Plan:**`,
+///    `## Plan` or `Here are the steps:` is followed by a step marker, the
+///    search for the list starts after the first such header, so a numbered
+///    list in a preamble is not mistaken for the plan.
+/// 8. **Trailing chatter**: after the last step, a blank line followed by a
+///    line that is not indented deeper than the list ("Let me know if ...")
+///    ends the plan; that text is dropped. Without the blank line such a line
+///    is a continuation of the last step, as in markdown. Unindented text
+///    between two steps stays in the step before it.
+/// 9. **One-line plans**: when no line starts with a step marker, a line that
+///    holds an inline run `1. a 2. b` (each number after whitespace or a
+///    colon, numbered 1, 2, ... in order, at least two items) gives those
+///    items, so `Plan: 1. a 2. b` is two steps. A plan that is a single line
+///    starting `1.` is split the same way when the run reaches at least
+///    `3.` (`1. a 2. b 3. c`); `1. costs 2. Then` stays one step. A list
+///    that begins inline and goes on at the start of lines
+///    (`Plan: 1. a` / `2. b`) keeps its inline items.
+/// 10. **Empty steps** (a marker with no text) are dropped; text with no
+///     step at all is [`PlanParseError::NoSteps`], carrying the text.
+///
+/// # Example
 /// ```
 /// use pae_core::PlanOutputParser;
 /// use pae_planner::PlanningOutputParser;
