@@ -1,0 +1,122 @@
+//! Failures of `pae` and their exit codes (listed in `pae --help`).
+
+use std::fmt;
+
+use pae_core::ProviderError;
+
+/// What kind of failure ended the program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FailureKind {
+    /// The run itself failed.
+    RunFailed,
+    /// Bad flags (clap reports its own with the same code).
+    Usage,
+    /// The local model file is missing or unusable.
+    ModelFile,
+    /// The server cannot be reached.
+    Unreachable,
+    /// The API key is missing or rejected.
+    ApiKey,
+}
+
+impl FailureKind {
+    pub(crate) fn exit_code(self) -> u8 {
+        match self {
+            Self::RunFailed => 1,
+            Self::Usage => 2,
+            Self::ModelFile => 3,
+            Self::Unreachable => 4,
+            Self::ApiKey => 5,
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::RunFailed => "run_failed",
+            Self::Usage => "usage",
+            Self::ModelFile => "model_file",
+            Self::Unreachable => "unreachable",
+            Self::ApiKey => "api_key",
+        }
+    }
+}
+
+/// A failure with the message shown to the user.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) kind: FailureKind,
+    pub(crate) message: String,
+}
+
+impl Failure {
+    pub(crate) fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Classifies an error from a run: a connection failure or a rejected
+    /// key anywhere in its chain gets its own code.
+    pub(crate) fn from_error(error: &(dyn std::error::Error + 'static), context: &str) -> Self {
+        let message = format!("{context}: {}", pae_core::error_chain(error));
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+        while let Some(err) = source {
+            if let Some(provider) = err.downcast_ref::<ProviderError>() {
+                if let Some(kind) = provider_kind(provider) {
+                    return Self::new(kind, message);
+                }
+            }
+            source = err.source();
+        }
+        Self::new(FailureKind::RunFailed, message)
+    }
+}
+
+/// The exit kind a provider error calls for, when it is not a plain run
+/// failure.
+pub(crate) fn provider_kind(error: &ProviderError) -> Option<FailureKind> {
+    match error {
+        ProviderError::Connection { .. } => Some(FailureKind::Unreachable),
+        ProviderError::Http {
+            status: 401 | 403, ..
+        } => Some(FailureKind::ApiKey),
+        _ => None,
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pae_core::{PlanError, RunError};
+
+    #[test]
+    fn connection_errors_deep_in_a_run_error_are_unreachable() {
+        let err = RunError::Plan(PlanError::Provider(ProviderError::connection(
+            "http://127.0.0.1:9/v1/chat/completions",
+            std::io::Error::other("connection refused"),
+        )));
+        let failure = Failure::from_error(&err, "the run failed");
+        assert_eq!(failure.kind, FailureKind::Unreachable);
+        assert_eq!(failure.kind.exit_code(), 4);
+        assert!(failure.message.contains("connection refused"), "{failure}");
+    }
+
+    #[test]
+    fn rejected_keys_and_other_errors() {
+        let err = RunError::Plan(PlanError::Provider(ProviderError::Http {
+            status: 401,
+            body: "bad key".into(),
+            retry_after: None,
+        }));
+        assert_eq!(Failure::from_error(&err, "x").kind, FailureKind::ApiKey);
+        let err = RunError::EmptyPlan;
+        assert_eq!(Failure::from_error(&err, "x").kind, FailureKind::RunFailed);
+    }
+}

@@ -1,0 +1,197 @@
+//! Live progress on stderr: the plan, each step starting and finishing with
+//! its time, each tool call. A spinner shows the current activity when
+//! stderr is a terminal; otherwise plain lines are written.
+
+use std::io::IsTerminal;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use pae_core::{Event, EventKind, Plan, StepStatus};
+
+/// Writes progress lines (and a spinner on terminals).
+#[derive(Debug)]
+pub(crate) struct Progress {
+    quiet: bool,
+    bar: Option<ProgressBar>,
+    plan_len: Mutex<usize>,
+    step_started_ms: Mutex<f64>,
+}
+
+/// Cuts text to one line of at most `max` characters.
+pub(crate) fn one_line(text: &str, max: usize) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+        .collect();
+    let flat = flat.trim();
+    if flat.chars().count() <= max {
+        return flat.to_owned();
+    }
+    let mut cut: String = flat.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+fn seconds(ms: f64) -> String {
+    format!("{:.1}s", ms / 1000.0)
+}
+
+impl Progress {
+    pub(crate) fn new(quiet: bool) -> Self {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new_spinner();
+            if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} [{elapsed}]") {
+                bar.set_style(style);
+            }
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Self {
+            quiet,
+            bar,
+            plan_len: Mutex::new(0),
+            step_started_ms: Mutex::new(0.0),
+        }
+    }
+
+    /// Prints a line above the spinner.
+    pub(crate) fn line(&self, text: &str) {
+        if self.quiet {
+            return;
+        }
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    /// Shows what is happening now (terminals only).
+    pub(crate) fn activity(&self, text: &str) {
+        if let Some(bar) = &self.bar {
+            bar.reset_elapsed();
+            bar.set_message(text.to_owned());
+        }
+    }
+
+    /// Removes the spinner.
+    pub(crate) fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn print_plan(&self, title: &str, plan: &Plan) {
+        let mut text = format!("{title} ({} steps):", plan.len());
+        for (i, step) in plan.steps.iter().enumerate() {
+            text.push_str(&format!("\n  {}. {}", i + 1, one_line(&step.value, 160)));
+        }
+        self.line(&text);
+        *self.plan_len.lock().unwrap_or_else(PoisonError::into_inner) = plan.len();
+    }
+
+    /// Reports one run event.
+    pub(crate) fn on_event(&self, event: &Event) {
+        let now = event.at.as_secs_f64() * 1000.0;
+        let total = *self.plan_len.lock().unwrap_or_else(PoisonError::into_inner);
+        match &event.kind {
+            EventKind::PlanCreated { plan } => {
+                self.print_plan(&format!("[{}] Plan", seconds(now)), plan);
+            }
+            EventKind::PlanRevised { plan, revision } => {
+                self.print_plan(
+                    &format!("[{}] Revised plan #{revision}", seconds(now)),
+                    plan,
+                );
+            }
+            EventKind::StepStarted { index, step } => {
+                *self
+                    .step_started_ms
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = now;
+                self.line(&format!(
+                    "[{}] ▶ step {}/{total}: {}",
+                    seconds(now),
+                    index + 1,
+                    one_line(&step.value, 120)
+                ));
+                self.activity(&format!(
+                    "step {}/{total}: {}",
+                    index + 1,
+                    one_line(&step.value, 60)
+                ));
+            }
+            EventKind::ToolStarted { tool, input, .. } => {
+                self.line(&format!(
+                    "[{}]     → {tool} {}",
+                    seconds(now),
+                    one_line(&input.to_string(), 120)
+                ));
+                self.activity(&format!("tool {tool}"));
+            }
+            EventKind::ToolFinished {
+                tool,
+                observation,
+                is_error,
+                ..
+            } => {
+                let mark = if *is_error { "✘" } else { "←" };
+                self.line(&format!(
+                    "[{}]     {mark} {tool}: {}",
+                    seconds(now),
+                    one_line(observation, 120)
+                ));
+                self.activity("thinking");
+            }
+            EventKind::StepFinished {
+                index, response, ..
+            } => {
+                let started = *self
+                    .step_started_ms
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let took = seconds(now - started);
+                let (mark, what) = match &response.status {
+                    StepStatus::Completed => ("✔", String::from("done")),
+                    StepStatus::Stopped { reason } => {
+                        ("■", format!("stopped ({})", one_line(reason, 60)))
+                    }
+                    StepStatus::Failed { error } => {
+                        ("✘", format!("failed ({})", one_line(error, 80)))
+                    }
+                    StepStatus::Skipped { reason } => {
+                        ("…", format!("skipped ({})", one_line(reason, 60)))
+                    }
+                };
+                self.line(&format!(
+                    "[{}] {mark} step {}/{total} {what} in {took}: {}",
+                    seconds(now),
+                    index + 1,
+                    one_line(&response.response, 160)
+                ));
+                self.activity("next");
+            }
+            EventKind::RunFinished { usage, .. } => {
+                self.line(&format!(
+                    "[{}] finished; tokens: {} prompt + {} completion",
+                    seconds(now),
+                    usage.prompt_tokens,
+                    usage.completion_tokens
+                ));
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_flattens_and_cuts() {
+        assert_eq!(one_line(" a\nb ", 10), "a b");
+        assert_eq!(one_line("abcdefghij", 5), "abcd…");
+        assert_eq!(one_line("äöü", 3), "äöü");
+    }
+}
