@@ -7,6 +7,8 @@ use std::time::Duration;
 use pae_schema::{Plan, Step, StepResponse, TokenUsage};
 use serde::Serialize;
 
+use crate::cancel::CancelToken;
+
 /// What happened during a run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
@@ -147,6 +149,7 @@ impl EventSink {
 pub struct RunContext {
     events: EventSink,
     usage: Arc<Mutex<TokenUsage>>,
+    cancel: CancelToken,
 }
 
 impl RunContext {
@@ -155,7 +158,21 @@ impl RunContext {
         Self {
             events,
             usage: Arc::default(),
+            cancel: CancelToken::default(),
         }
+    }
+
+    /// Sets the run's cancellation token.
+    #[must_use]
+    pub fn with_cancel_token(mut self, token: CancelToken) -> Self {
+        self.cancel = token;
+        self
+    }
+
+    /// The run's cancellation token: long-running work (a tool, a model
+    /// call) may watch it to stop early.
+    pub fn cancel_token(&self) -> &CancelToken {
+        &self.cancel
     }
 
     /// The event sink.

@@ -57,6 +57,7 @@
 //! assert_eq!(result.plans[0].to_string(), "1. think about tea\n2. answer");
 //! ```
 
+mod cancel;
 mod chain;
 mod error;
 mod event;
@@ -71,6 +72,7 @@ mod tool;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 
+pub use cancel::CancelToken;
 pub use chain::{Chain, Inputs, LlmChain, inputs, run_chain};
 pub use error::{
     BoxError, ChainError, ExecError, PartialRun, PlanError, ProviderError, RunError, TemplateError,
@@ -87,8 +89,8 @@ pub use model::{
     ToolChoice, ToolSpec, chunk_from_response, cut_at_stop, parse_arguments,
 };
 pub use plan_execute::{
-    DEFAULT_MAX_REPLANS, DEFAULT_MAX_STEPS, PlanAndExecute, ReplanPolicy, RunOutcome, RunResult,
-    RunUpdate, error_chain,
+    DEFAULT_MAX_REPLANS, DEFAULT_MAX_STEPS, FailurePolicy, PlanAndExecute, ReplanPolicy,
+    RunOutcome, RunResult, RunUpdate, Scheduling, error_chain,
 };
 pub use planner::{PlanRequest, Planner, ReplanDecision, ReplanRequest, ReplanTrigger, Replanner};
 pub use prompt::{ChatPromptTemplate, PromptTemplate, PromptValues};

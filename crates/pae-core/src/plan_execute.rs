@@ -6,15 +6,16 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::Stream;
-use futures::StreamExt;
 use futures::channel::mpsc;
+use futures::stream::FuturesUnordered;
+use futures::{Stream, StreamExt};
 use pae_schema::{
     ListStepContainer, Plan, PlanLimits, PlanValidationError, Step, StepContainer, StepResponse,
-    StepStatus, TokenUsage,
+    StepStatus, TokenUsage, substitute_references,
 };
 use serde::Serialize;
 
+use crate::cancel::CancelToken;
 use crate::chain::Inputs;
 use crate::error::{ExecError, PartialRun, PlanError, RunError};
 use crate::event::{Event, EventCallback, EventKind, EventSink, RunContext};
@@ -34,6 +35,34 @@ pub enum ReplanPolicy {
     AfterEveryStep,
     /// When a step fails or stops at a limit.
     OnFailure,
+}
+
+/// How steps are scheduled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scheduling {
+    /// By dependencies when the plan declares any, one after another
+    /// otherwise.
+    #[default]
+    Auto,
+    /// Always one after another in plan order; every step sees every earlier
+    /// step (LangChain's behaviour). Dependencies are still validated.
+    Sequential,
+    /// Always by dependencies: a step without dependencies is independent
+    /// and may run at once.
+    Graph,
+}
+
+/// What happens to the rest of a dependency plan when a step fails.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailurePolicy {
+    /// Skip the steps that depend on it (recorded with the reason) and go on
+    /// with the independent ones.
+    #[default]
+    SkipDependents,
+    /// Stop the run at once, cancelling the steps in flight.
+    Abort,
 }
 
 /// How a successful run ended.
@@ -139,6 +168,9 @@ pub struct PlanAndExecute {
     plan_limits: PlanLimits,
     callbacks: Vec<EventCallback>,
     container: ContainerFactory,
+    max_concurrency: usize,
+    scheduling: Scheduling,
+    failure_policy: FailurePolicy,
 }
 
 impl fmt::Debug for PlanAndExecute {
@@ -149,6 +181,9 @@ impl fmt::Debug for PlanAndExecute {
             .field("max_steps", &self.max_steps)
             .field("plan_limits", &self.plan_limits)
             .field("callbacks", &self.callbacks.len())
+            .field("max_concurrency", &self.max_concurrency)
+            .field("scheduling", &self.scheduling)
+            .field("failure_policy", &self.failure_policy)
             .finish_non_exhaustive()
     }
 }
@@ -175,6 +210,9 @@ impl PlanAndExecute {
             },
             callbacks: Vec::new(),
             container: Arc::new(|| Box::new(ListStepContainer::new())),
+            max_concurrency: 1,
+            scheduling: Scheduling::Auto,
+            failure_policy: FailurePolicy::SkipDependents,
         }
     }
 
@@ -230,6 +268,31 @@ impl PlanAndExecute {
         self
     }
 
+    /// Runs up to `n` independent steps of a dependency plan at once
+    /// (default 1: one step at a time, in an order that respects the
+    /// dependencies). Has no effect on sequential runs.
+    #[must_use]
+    pub fn with_max_concurrency(mut self, n: usize) -> Self {
+        self.max_concurrency = n.max(1);
+        self
+    }
+
+    /// Sets how steps are scheduled (default [`Scheduling::Auto`]).
+    #[must_use]
+    pub fn with_scheduling(mut self, scheduling: Scheduling) -> Self {
+        self.scheduling = scheduling;
+        self
+    }
+
+    /// Sets what a failed step of a dependency plan does to the rest
+    /// (default [`FailurePolicy::SkipDependents`]). Sequential runs stop at
+    /// a failed step unless the replanner recovers it.
+    #[must_use]
+    pub fn with_failure_policy(mut self, policy: FailurePolicy) -> Self {
+        self.failure_policy = policy;
+        self
+    }
+
     /// Runs the agent on an objective.
     ///
     /// # Errors
@@ -252,6 +315,21 @@ impl PlanAndExecute {
         let sink = EventSink::new(self.callbacks.clone());
         self.execute(objective.into(), extra, RunContext::new(sink))
             .await
+    }
+
+    /// Runs the agent until it finishes or `cancel` is cancelled; a
+    /// cancelled run returns [`RunError::Cancelled`] with what it had done.
+    ///
+    /// # Errors
+    /// As [`run`](Self::run), plus [`RunError::Cancelled`].
+    pub async fn run_with_cancel(
+        &self,
+        objective: impl Into<String>,
+        cancel: &CancelToken,
+    ) -> Result<RunResult, RunError> {
+        let sink = EventSink::new(self.callbacks.clone());
+        let context = RunContext::new(sink).with_cancel_token(cancel.clone());
+        self.execute(objective.into(), Inputs::new(), context).await
     }
 
     /// Runs the agent and yields its events as they happen, then the result.
@@ -303,8 +381,19 @@ impl PlanAndExecute {
             inputs: inputs.clone(),
             context: context.clone(),
         };
-        let plan = self.planner.plan(&request).await.map_err(RunError::Plan)?;
-        self.check_plan(&plan, 0)?;
+        let cancel = context.cancel_token().clone();
+        let plan = match cancel
+            .run_until_cancelled(self.planner.plan(&request))
+            .await
+        {
+            Some(plan) => plan.map_err(RunError::Plan)?,
+            None => {
+                return Err(RunError::Cancelled {
+                    partial: Box::default(),
+                });
+            }
+        };
+        self.check_plan(&plan)?;
         context.emit(EventKind::PlanCreated { plan: plan.clone() });
 
         let mut run = RunState {
@@ -313,150 +402,19 @@ impl PlanAndExecute {
             history: StepHistory::new(),
             executed: 0,
             context,
+            objective,
+            inputs,
         };
-        let mut remaining: VecDeque<Step> = plan.steps.into();
-        let mut index = 0usize;
-        let mut outcome = RunOutcome::Completed;
-        let mut answer: Option<String> = None;
-
-        while let Some(step) = remaining.pop_front() {
-            if run.executed >= self.max_steps {
-                return Err(RunError::TooManySteps {
-                    steps: run.executed + 1 + remaining.len(),
-                    max: self.max_steps,
-                });
-            }
-            run.context.emit(EventKind::StepStarted {
-                index,
-                step: step.clone(),
-            });
-            let input = StepInput {
-                objective: objective.clone(),
-                current_step: step.clone(),
-                index,
-                previous_steps: run.history.clone(),
-                inputs: inputs.clone(),
-                context: run.context.clone(),
-            };
-            let mut failure: Option<ExecError> = None;
-            let result = self.executor.step(&input).await;
-            // Release this step's handle on the history before recording, so
-            // appending does not copy it.
-            drop(input);
-            let trigger = match result {
-                Ok(response) => {
-                    let trigger = match &response.status {
-                        StepStatus::Completed => ReplanTrigger::StepCompleted,
-                        StepStatus::Stopped { reason } => ReplanTrigger::StepStopped {
-                            reason: reason.clone(),
-                        },
-                        StepStatus::Failed { error } => ReplanTrigger::StepFailed {
-                            error: error.clone(),
-                        },
-                        StepStatus::Skipped { reason } => ReplanTrigger::StepFailed {
-                            error: reason.clone(),
-                        },
-                    };
-                    run.record(index, step.clone(), response);
-                    trigger
-                }
-                Err(source) => {
-                    let can_recover = self.replanner.is_some()
-                        && self.replan_policy != ReplanPolicy::Never
-                        && run.plans.len() <= self.max_replans;
-                    if !can_recover {
-                        return Err(RunError::Step {
-                            index,
-                            step,
-                            source,
-                            partial: Box::new(run.partial()),
-                        });
-                    }
-                    let error = error_chain(&source);
-                    let response = StepResponse::new(format!("Error: {error}")).with_status(
-                        StepStatus::Failed {
-                            error: error.clone(),
-                        },
-                    );
-                    run.record(index, step.clone(), response);
-                    failure = Some(source);
-                    ReplanTrigger::StepFailed { error }
-                }
-            };
-            index += 1;
-
-            let wants_replan = match self.replan_policy {
-                ReplanPolicy::Never => false,
-                ReplanPolicy::AfterEveryStep => true,
-                ReplanPolicy::OnFailure => trigger != ReplanTrigger::StepCompleted,
-            };
-            let Some(replanner) = self.replanner.as_ref().filter(|_| wants_replan) else {
-                continue;
-            };
-            if run.plans.len() > self.max_replans {
-                outcome = RunOutcome::ReplanLimitReached {
-                    max_replans: self.max_replans,
-                };
-                if let Some(source) = failure {
-                    // The failure was recorded, but nothing may revise the
-                    // plan: going on would build on a missing result.
-                    return Err(run.unrecovered(index - 1, source));
-                }
-                continue;
-            }
-            let current_plan = run.plans.last().cloned().unwrap_or_default();
-            let request = ReplanRequest {
-                objective: objective.clone(),
-                plan: current_plan,
-                completed: run.container.steps().to_vec(),
-                remaining: remaining.iter().cloned().collect(),
-                trigger: Some(trigger),
-                context: run.context.clone(),
-            };
-            let decision = replanner
-                .replan(&request)
-                .await
-                .map_err(|source| RunError::Replan {
-                    source,
-                    partial: Box::new(run.partial()),
-                })?;
-            match decision {
-                ReplanDecision::Finish { answer: text } => {
-                    answer = Some(text);
-                    outcome = RunOutcome::AnsweredByReplanner;
-                    break;
-                }
-                ReplanDecision::Continue { steps } => {
-                    let revised: Plan = run
-                        .container
-                        .steps()
-                        .iter()
-                        .map(|(s, _)| s.clone())
-                        .chain(steps.iter().cloned())
-                        .collect();
-                    if !steps.is_empty() {
-                        self.check_plan(&Plan::new(steps.clone()), run.executed)
-                            .map_err(|err| match err {
-                                RunError::InvalidPlan(e) => RunError::Replan {
-                                    source: PlanError::Invalid(e),
-                                    partial: Box::new(run.partial()),
-                                },
-                                other => other,
-                            })?;
-                    }
-                    if let Some(source) = failure.filter(|_| steps.is_empty()) {
-                        // Ending on a failed step would answer with an error.
-                        return Err(run.unrecovered(index - 1, source));
-                    }
-                    run.plans.push(revised.clone());
-                    run.context.emit(EventKind::PlanRevised {
-                        plan: revised,
-                        revision: run.plans.len() - 1,
-                    });
-                    remaining = steps.into();
-                }
-            }
-        }
+        let graph = match self.scheduling {
+            Scheduling::Auto => plan.has_dependencies(),
+            Scheduling::Graph => true,
+            Scheduling::Sequential => false,
+        };
+        let (outcome, answer) = if graph {
+            self.execute_graph(&mut run).await?
+        } else {
+            self.execute_sequential(&mut run, plan.steps.into()).await?
+        };
 
         let output = match answer {
             Some(answer) => answer,
@@ -482,16 +440,413 @@ impl PlanAndExecute {
         })
     }
 
-    /// Checks a plan (or revised remaining steps) before anything runs.
+    /// Runs steps one at a time in plan order; each sees every earlier step.
+    /// The replanner, per policy, may act after any step.
+    async fn execute_sequential(
+        &self,
+        run: &mut RunState,
+        mut remaining: VecDeque<Step>,
+    ) -> Result<(RunOutcome, Option<String>), RunError> {
+        let mut outcome = RunOutcome::Completed;
+        while let Some(step) = remaining.pop_front() {
+            let index = run.executed;
+            if index >= self.max_steps {
+                return Err(RunError::TooManySteps {
+                    steps: index + 1 + remaining.len(),
+                    max: self.max_steps,
+                });
+            }
+            run.context.emit(EventKind::StepStarted {
+                index,
+                step: step.clone(),
+            });
+            let input = run.step_input(index, step.clone(), run.history.clone());
+            let result = run
+                .context
+                .cancel_token()
+                .clone()
+                .run_until_cancelled(self.executor.step(&input))
+                .await;
+            // Release this step's handle on the history before recording, so
+            // appending does not copy it.
+            drop(input);
+            let Some(result) = result else {
+                return Err(RunError::Cancelled {
+                    partial: Box::new(run.partial()),
+                });
+            };
+            let mut failure: Option<ExecError> = None;
+            let trigger = match result {
+                Ok(response) => {
+                    let trigger = trigger_for(&response.status);
+                    run.finish_step(index, step, response);
+                    trigger
+                }
+                Err(source) => {
+                    if !self.can_replan(run) {
+                        return Err(RunError::Step {
+                            index,
+                            step,
+                            source,
+                            partial: Box::new(run.partial()),
+                        });
+                    }
+                    let response = failed_response(&source);
+                    let trigger = trigger_for(&response.status);
+                    run.finish_step(index, step, response);
+                    failure = Some(source);
+                    trigger
+                }
+            };
+            let wants_replan = match self.replan_policy {
+                ReplanPolicy::Never => false,
+                ReplanPolicy::AfterEveryStep => true,
+                ReplanPolicy::OnFailure => trigger != ReplanTrigger::StepCompleted,
+            };
+            if !wants_replan || self.replanner.is_none() {
+                continue;
+            }
+            match self
+                .replan(run, trigger, remaining.iter().cloned().collect(), failure)
+                .await?
+            {
+                Revision::Finish(answer) => {
+                    return Ok((RunOutcome::AnsweredByReplanner, Some(answer)));
+                }
+                Revision::Continue(steps) => remaining = steps.into(),
+                Revision::LimitReached => {
+                    outcome = RunOutcome::ReplanLimitReached {
+                        max_replans: self.max_replans,
+                    };
+                }
+            }
+        }
+        Ok((outcome, None))
+    }
+
+    /// Runs a plan with dependencies: a step starts once every step it
+    /// depends on has finished, at most `max_concurrency` at a time, and sees
+    /// only the results of its dependencies. Results are recorded in plan
+    /// order. The replanner, per policy, may act after each round.
+    async fn execute_graph(
+        &self,
+        run: &mut RunState,
+    ) -> Result<(RunOutcome, Option<String>), RunError> {
+        let mut outcome = RunOutcome::Completed;
+        let mut first_failure: Option<(usize, ExecError)> = None;
+        loop {
+            let plan = run.plans.last().cloned().unwrap_or_default();
+            let round_start = run.executed;
+            let round = self.graph_round(run, &plan).await?;
+            let this_round = &run.history[round_start.min(run.history.len())..];
+            let failed = round.is_some();
+            if let Some(failure) = round {
+                first_failure.get_or_insert(failure);
+            }
+            let wants_replan = match self.replan_policy {
+                ReplanPolicy::Never => false,
+                ReplanPolicy::AfterEveryStep => true,
+                ReplanPolicy::OnFailure => {
+                    failed || this_round.iter().any(|(_, r)| !r.status.is_completed())
+                }
+            };
+            if !wants_replan || self.replanner.is_none() {
+                break;
+            }
+            let trigger = match (
+                &first_failure,
+                this_round
+                    .iter()
+                    .rev()
+                    .find(|(_, r)| !r.status.is_completed()),
+            ) {
+                (Some((_, error)), _) => ReplanTrigger::StepFailed {
+                    error: error_chain(error),
+                },
+                (None, Some((_, response))) => trigger_for(&response.status),
+                (None, None) => ReplanTrigger::StepCompleted,
+            };
+            let failure = first_failure.take().map(|(_, e)| e);
+            // The steps that did not complete are what is left to do.
+            let remaining: Vec<Step> = this_round
+                .iter()
+                .filter(|(_, r)| matches!(r.status, StepStatus::Skipped { .. }))
+                .map(|(s, _)| s.clone())
+                .collect();
+            match self.replan(run, trigger, remaining, failure).await? {
+                Revision::Finish(answer) => {
+                    return Ok((RunOutcome::AnsweredByReplanner, Some(answer)));
+                }
+                // No new step: the run ends with what it has.
+                Revision::Continue(steps) if steps.is_empty() => break,
+                Revision::Continue(_) => {}
+                Revision::LimitReached => {
+                    outcome = RunOutcome::ReplanLimitReached {
+                        max_replans: self.max_replans,
+                    };
+                    break;
+                }
+            }
+        }
+        // The answer is the last step's; a last step that failed or was
+        // skipped leaves no answer, so the run reports the first failure.
+        let last_ok = run
+            .history
+            .last()
+            .is_some_and(|(_, r)| r.status.is_completed());
+        if !last_ok && let Some((index, source)) = first_failure {
+            let step = run
+                .plans
+                .last()
+                .and_then(|p| p.steps.get(index))
+                .cloned()
+                .unwrap_or_default();
+            return Err(RunError::Step {
+                index,
+                step,
+                source,
+                partial: Box::new(run.partial()),
+            });
+        }
+        Ok((outcome, None))
+    }
+
+    /// Runs the steps of `plan` from `run.executed` on. Returns the first
+    /// step error when the failure policy let the round go on.
+    async fn graph_round(
+        &self,
+        run: &mut RunState,
+        plan: &Plan,
+    ) -> Result<Option<(usize, ExecError)>, RunError> {
+        let deps = plan.dependency_indices().map_err(RunError::InvalidPlan)?;
+        let first = run.executed;
+        let n = plan.len();
+        if n > self.max_steps {
+            return Err(RunError::TooManySteps {
+                steps: n,
+                max: self.max_steps,
+            });
+        }
+        // Results by plan position; earlier rounds' results come from the
+        // history, which is in plan order.
+        let mut results: Vec<Option<StepResponse>> = run
+            .history
+            .iter()
+            .map(|(_, r)| Some(r.clone()))
+            .chain(std::iter::repeat_n(None, n.saturating_sub(first)))
+            .collect();
+        let mut started = vec![false; n];
+        started[..first].fill(true);
+        let mut in_flight = FuturesUnordered::new();
+        let mut first_failure: Option<(usize, ExecError)> = None;
+        let cancel = run.context.cancel_token().clone();
+        let limit = self.max_concurrency.max(1);
+
+        loop {
+            // Skip steps whose dependencies did not complete.
+            let mut changed = true;
+            while changed {
+                changed = false;
+                for i in first..n {
+                    if started[i] {
+                        continue;
+                    }
+                    let broken = deps[i].iter().find(|&&d| {
+                        results[d].as_ref().is_some_and(|r| {
+                            matches!(
+                                r.status,
+                                StepStatus::Failed { .. } | StepStatus::Skipped { .. }
+                            )
+                        })
+                    });
+                    if let Some(&d) = broken {
+                        let reason = format!("step {} did not complete", d + 1);
+                        let response = StepResponse::new(format!("Skipped: {reason}"))
+                            .with_status(StepStatus::Skipped { reason });
+                        started[i] = true;
+                        run.context.emit(EventKind::StepFinished {
+                            index: i,
+                            step: plan.steps[i].clone(),
+                            response: response.clone(),
+                        });
+                        results[i] = Some(response);
+                        changed = true;
+                    }
+                }
+            }
+            // Start ready steps in plan order, up to the limit.
+            for i in first..n {
+                if in_flight.len() >= limit {
+                    break;
+                }
+                if started[i] || !deps[i].iter().all(|&d| results[d].is_some()) {
+                    continue;
+                }
+                started[i] = true;
+                let step = plan.steps[i].clone();
+                run.context.emit(EventKind::StepStarted {
+                    index: i,
+                    step: step.clone(),
+                });
+                let previous: StepHistory = deps[i]
+                    .iter()
+                    .map(|&d| {
+                        (
+                            plan.steps[d].clone(),
+                            results[d].clone().unwrap_or_default(),
+                        )
+                    })
+                    .collect();
+                let mut shown = step.clone();
+                shown.value = substitute_references(&step.value, |id| {
+                    plan.resolve_reference(id)
+                        .filter(|d| deps[i].contains(d))
+                        .and_then(|d| results[d].as_ref())
+                        .map(|r| r.response.as_str())
+                });
+                let input = run.step_input(i, shown, previous);
+                let executor = self.executor.clone();
+                in_flight.push(async move {
+                    let result = executor.step(&input).await;
+                    (i, result)
+                });
+            }
+            // Record finished steps in plan order.
+            while run.executed < n {
+                let i = run.executed;
+                let Some(response) = results[i].clone() else {
+                    break;
+                };
+                run.store(plan.steps[i].clone(), response);
+            }
+            if in_flight.is_empty() {
+                break;
+            }
+            let Some(next) = cancel.run_until_cancelled(in_flight.next()).await else {
+                return Err(RunError::Cancelled {
+                    partial: Box::new(run.partial()),
+                });
+            };
+            let Some((i, result)) = next else { break };
+            let response = match result {
+                Ok(response) => response,
+                Err(source) => {
+                    if self.failure_policy == FailurePolicy::Abort {
+                        return Err(RunError::Step {
+                            index: i,
+                            step: plan.steps[i].clone(),
+                            source,
+                            partial: Box::new(run.partial()),
+                        });
+                    }
+                    let response = failed_response(&source);
+                    if first_failure.is_none() {
+                        first_failure = Some((i, source));
+                    }
+                    response
+                }
+            };
+            run.context.emit(EventKind::StepFinished {
+                index: i,
+                step: plan.steps[i].clone(),
+                response: response.clone(),
+            });
+            results[i] = Some(response);
+        }
+        Ok(first_failure)
+    }
+
+    /// Whether a failed step may be handed to the replanner.
+    fn can_replan(&self, run: &RunState) -> bool {
+        self.replanner.is_some()
+            && self.replan_policy != ReplanPolicy::Never
+            && run.plans.len() <= self.max_replans
+    }
+
+    /// Asks the replanner how to go on. `failure` is the error of a step that
+    /// just failed: a run may not end on it.
+    async fn replan(
+        &self,
+        run: &mut RunState,
+        trigger: ReplanTrigger,
+        remaining: Vec<Step>,
+        failure: Option<ExecError>,
+    ) -> Result<Revision, RunError> {
+        let Some(replanner) = self.replanner.as_ref() else {
+            return Ok(Revision::Continue(remaining));
+        };
+        let last_index = run.executed.saturating_sub(1);
+        if run.plans.len() > self.max_replans {
+            return match failure {
+                // The failure was recorded, but nothing may revise the plan:
+                // going on would build on a missing result.
+                Some(source) => Err(run.unrecovered(last_index, source)),
+                None => Ok(Revision::LimitReached),
+            };
+        }
+        let request = ReplanRequest {
+            objective: run.objective.clone(),
+            plan: run.plans.last().cloned().unwrap_or_default(),
+            completed: run.history.to_vec(),
+            remaining,
+            trigger: Some(trigger),
+            context: run.context.clone(),
+        };
+        let cancel = run.context.cancel_token().clone();
+        let decision = match cancel.run_until_cancelled(replanner.replan(&request)).await {
+            Some(decision) => decision.map_err(|source| RunError::Replan {
+                source,
+                partial: Box::new(run.partial()),
+            })?,
+            None => {
+                return Err(RunError::Cancelled {
+                    partial: Box::new(run.partial()),
+                });
+            }
+        };
+        match decision {
+            ReplanDecision::Finish { answer } => Ok(Revision::Finish(answer)),
+            ReplanDecision::Continue { steps } => {
+                if let Some(source) = failure.filter(|_| steps.is_empty()) {
+                    // Ending on a failed step would answer with an error.
+                    return Err(run.unrecovered(last_index, source));
+                }
+                if steps.is_empty() {
+                    return Ok(Revision::Continue(steps));
+                }
+                let revised: Plan = run
+                    .history
+                    .iter()
+                    .map(|(s, _)| s.clone())
+                    .chain(steps.iter().cloned())
+                    .collect();
+                self.check_plan(&revised).map_err(|err| match err {
+                    RunError::InvalidPlan(e) => RunError::Replan {
+                        source: PlanError::Invalid(e),
+                        partial: Box::new(run.partial()),
+                    },
+                    other => other,
+                })?;
+                run.plans.push(revised.clone());
+                run.context.emit(EventKind::PlanRevised {
+                    plan: revised,
+                    revision: run.plans.len() - 1,
+                });
+                Ok(Revision::Continue(steps))
+            }
+        }
+    }
+
+    /// Checks a plan (or a revision) before anything of it runs.
     // The error is the run's own error type, returned as is by `run`.
     #[allow(clippy::result_large_err)]
-    fn check_plan(&self, plan: &Plan, executed: usize) -> Result<(), RunError> {
+    fn check_plan(&self, plan: &Plan) -> Result<(), RunError> {
         if plan.is_empty() {
             return Err(RunError::EmptyPlan);
         }
-        if executed + plan.len() > self.max_steps {
+        if plan.len() > self.max_steps {
             return Err(RunError::TooManySteps {
-                steps: executed + plan.len(),
+                steps: plan.len(),
                 max: self.max_steps,
             });
         }
@@ -503,6 +858,35 @@ impl PlanAndExecute {
     }
 }
 
+/// What the replanner decided, as the loops need it.
+enum Revision {
+    Finish(String),
+    Continue(Vec<Step>),
+    LimitReached,
+}
+
+/// The replan trigger a step's status stands for.
+fn trigger_for(status: &StepStatus) -> ReplanTrigger {
+    match status {
+        StepStatus::Completed => ReplanTrigger::StepCompleted,
+        StepStatus::Stopped { reason } => ReplanTrigger::StepStopped {
+            reason: reason.clone(),
+        },
+        StepStatus::Failed { error } => ReplanTrigger::StepFailed {
+            error: error.clone(),
+        },
+        StepStatus::Skipped { reason } => ReplanTrigger::StepFailed {
+            error: reason.clone(),
+        },
+    }
+}
+
+/// The response recorded for a step whose executor failed.
+fn failed_response(source: &ExecError) -> StepResponse {
+    let error = error_chain(source);
+    StepResponse::new(format!("Error: {error}")).with_status(StepStatus::Failed { error })
+}
+
 /// The state of one run.
 struct RunState {
     plans: Vec<Plan>,
@@ -511,15 +895,34 @@ struct RunState {
     history: StepHistory,
     executed: usize,
     context: RunContext,
+    objective: String,
+    inputs: Inputs,
 }
 
 impl RunState {
-    fn record(&mut self, index: usize, step: Step, response: StepResponse) {
+    fn step_input(&self, index: usize, step: Step, previous: StepHistory) -> StepInput {
+        StepInput {
+            objective: self.objective.clone(),
+            current_step: step,
+            index,
+            previous_steps: previous,
+            inputs: self.inputs.clone(),
+            context: self.context.clone(),
+        }
+    }
+
+    /// Emits `StepFinished` and records the step.
+    fn finish_step(&mut self, index: usize, step: Step, response: StepResponse) {
         self.context.emit(EventKind::StepFinished {
             index,
             step: step.clone(),
             response: response.clone(),
         });
+        self.store(step, response);
+    }
+
+    /// Records a step in the container and the history.
+    fn store(&mut self, step: Step, response: StepResponse) {
         self.history.push(step.clone(), response.clone());
         self.container.add_step(step, response);
         self.executed += 1;

@@ -1,6 +1,8 @@
 //! PlanAndExecute behaviour through the public API: call order, what the
 //! executor sees, answers, errors, replanning, events and concurrency.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,14 +11,17 @@ use futures::StreamExt;
 use mockall::Sequence;
 use pae_core::test_util::{MockExecutor, MockPlanner, MockReplanner};
 use pae_core::{
-    EventKind, ExecError, Executor, Plan, PlanAndExecute, PlanError, PlanRequest, PlanValidationError,
-    Planner, ProviderError, ReplanDecision, ReplanPolicy, ReplanTrigger, RunError, RunOutcome,
-    RunUpdate, Step, StepInput, StepResponse, StepStatus, TokenUsage,
+    EventKind, ExecError, Executor, Plan, PlanAndExecute, PlanError, PlanRequest,
+    PlanValidationError, Planner, ProviderError, ReplanDecision, ReplanPolicy, ReplanTrigger,
+    RunError, RunOutcome, RunUpdate, Step, StepInput, StepResponse, StepStatus, TokenUsage,
 };
 
 fn planner_returning(plan: Plan) -> MockPlanner {
     let mut planner = MockPlanner::new();
-    planner.expect_plan().times(1).returning(move |_| Ok(plan.clone()));
+    planner
+        .expect_plan()
+        .times(1)
+        .returning(move |_| Ok(plan.clone()));
     planner
 }
 
@@ -30,8 +35,10 @@ struct Recorder {
 impl Executor for Recorder {
     async fn step(&self, input: &StepInput) -> Result<StepResponse, ExecError> {
         self.seen.lock().unwrap().push(input.clone());
-        Ok(StepResponse::new(format!("{}-done", input.current_step.value))
-            .with_usage(TokenUsage::new(10, 1)))
+        Ok(
+            StepResponse::new(format!("{}-done", input.current_step.value))
+                .with_usage(TokenUsage::new(10, 1)),
+        )
     }
 }
 
@@ -49,22 +56,39 @@ async fn executor_receives_objective_step_and_previous_steps_in_order() {
     for (i, input) in seen.iter().enumerate() {
         assert_eq!(input.objective, "the objective");
         assert_eq!(input.index, i);
-        assert_eq!(input.inputs.get("input").map(String::as_str), Some("the objective"));
-        assert_eq!(input.previous_steps.len(), i, "step {i} sees every earlier step");
+        assert_eq!(
+            input.inputs.get("input").map(String::as_str),
+            Some("the objective")
+        );
+        assert_eq!(
+            input.previous_steps.len(),
+            i,
+            "step {i} sees every earlier step"
+        );
     }
     assert_eq!(seen[0].current_step.value, "a");
     assert_eq!(seen[2].current_step.value, "c");
     assert_eq!(
         seen[2].previous_steps,
         vec![
-            (Step::new("a"), StepResponse::new("a-done").with_usage(TokenUsage::new(10, 1))),
-            (Step::new("b"), StepResponse::new("b-done").with_usage(TokenUsage::new(10, 1))),
+            (
+                Step::new("a"),
+                StepResponse::new("a-done").with_usage(TokenUsage::new(10, 1))
+            ),
+            (
+                Step::new("b"),
+                StepResponse::new("b-done").with_usage(TokenUsage::new(10, 1))
+            ),
         ]
     );
 
     assert_eq!(result.output, "c-done");
     assert_eq!(result.outcome, RunOutcome::Completed);
-    let steps: Vec<_> = result.steps.iter().map(|(s, r)| (s.value.as_str(), r.response.as_str())).collect();
+    let steps: Vec<_> = result
+        .steps
+        .iter()
+        .map(|(s, r)| (s.value.as_str(), r.response.as_str()))
+        .collect();
     assert_eq!(steps, [("a", "a-done"), ("b", "b-done"), ("c", "c-done")]);
     assert_eq!(result.plans, vec![Plan::new(["a", "b", "c"])]);
     assert_eq!(result.usage, TokenUsage::new(30, 3));
@@ -105,7 +129,10 @@ async fn planner_is_called_before_the_executor_with_the_run_inputs() {
 async fn empty_plan_is_a_typed_error_and_nothing_executes() {
     let mut executor = MockExecutor::new();
     executor.expect_step().never();
-    let agent = PlanAndExecute::new(Arc::new(planner_returning(Plan::default())), Arc::new(executor));
+    let agent = PlanAndExecute::new(
+        Arc::new(planner_returning(Plan::default())),
+        Arc::new(executor),
+    );
     assert!(matches!(agent.run("x").await, Err(RunError::EmptyPlan)));
 }
 
@@ -132,18 +159,25 @@ async fn invalid_plans_are_rejected_before_execution() {
     let agent = PlanAndExecute::new(Arc::new(planner_returning(plan)), Arc::new(executor));
     assert!(matches!(
         agent.run("x").await,
-        Err(RunError::InvalidPlan(PlanValidationError::UnknownDependency { .. }))
+        Err(RunError::InvalidPlan(
+            PlanValidationError::UnknownDependency { .. }
+        ))
     ));
 }
 
 #[tokio::test]
 async fn planner_errors_propagate() {
     let mut planner = MockPlanner::new();
-    planner
-        .expect_plan()
-        .returning(|_| Err(PlanError::Provider(ProviderError::Timeout { after: Duration::from_secs(3) })));
+    planner.expect_plan().returning(|_| {
+        Err(PlanError::Provider(ProviderError::Timeout {
+            after: Duration::from_secs(3),
+        }))
+    });
     let agent = PlanAndExecute::new(Arc::new(planner), Arc::new(MockExecutor::new()));
-    assert!(matches!(agent.run("x").await, Err(RunError::Plan(PlanError::Provider(_)))));
+    assert!(matches!(
+        agent.run("x").await,
+        Err(RunError::Plan(PlanError::Provider(_)))
+    ));
 }
 
 #[tokio::test]
@@ -153,7 +187,11 @@ async fn step_failure_without_replanner_keeps_partial_results() {
         if input.index == 0 {
             Ok(StepResponse::new("first ok"))
         } else {
-            Err(ExecError::Provider(ProviderError::Http { status: 500, body: "oops".into(), retry_after: None }))
+            Err(ExecError::Provider(ProviderError::Http {
+                status: 500,
+                body: "oops".into(),
+                retry_after: None,
+            }))
         }
     });
     let agent = PlanAndExecute::new(
@@ -163,7 +201,12 @@ async fn step_failure_without_replanner_keeps_partial_results() {
     let err = agent.run("x").await.unwrap_err();
     let partial = err.partial().expect("partial run").clone();
     match err {
-        RunError::Step { index, step, source: ExecError::Provider(_), .. } => {
+        RunError::Step {
+            index,
+            step,
+            source: ExecError::Provider(_),
+            ..
+        } => {
             assert_eq!(index, 1);
             assert_eq!(step.value, "b");
         }
@@ -182,11 +225,22 @@ struct SlowEcho;
 impl Executor for SlowEcho {
     async fn step(&self, input: &StepInput) -> Result<StepResponse, ExecError> {
         tokio::time::sleep(Duration::from_millis(5)).await;
-        let history: Vec<&str> = input.previous_steps.iter().map(|(_, r)| r.response.as_str()).collect();
+        let history: Vec<&str> = input
+            .previous_steps
+            .iter()
+            .map(|(_, r)| r.response.as_str())
+            .collect();
         for h in &history {
-            assert!(h.starts_with(&input.objective), "{h} leaked into run {}", input.objective);
+            assert!(
+                h.starts_with(&input.objective),
+                "{h} leaked into run {}",
+                input.objective
+            );
         }
-        Ok(StepResponse::new(format!("{}:{}", input.objective, input.current_step.value)))
+        Ok(StepResponse::new(format!(
+            "{}:{}",
+            input.objective, input.current_step.value
+        )))
     }
 }
 
@@ -195,13 +249,18 @@ struct EchoPlanner;
 #[async_trait]
 impl Planner for EchoPlanner {
     async fn plan(&self, request: &PlanRequest) -> Result<Plan, PlanError> {
-        Ok(Plan::new((1..=5).map(|i| format!("{}-step{i}", request.objective))))
+        Ok(Plan::new(
+            (1..=5).map(|i| format!("{}-step{i}", request.objective)),
+        ))
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_runs_on_one_instance_do_not_mix_their_steps() {
-    let agent = Arc::new(PlanAndExecute::new(Arc::new(EchoPlanner), Arc::new(SlowEcho)));
+    let agent = Arc::new(PlanAndExecute::new(
+        Arc::new(EchoPlanner),
+        Arc::new(SlowEcho),
+    ));
     let handles: Vec<_> = ["red", "blue", "green"]
         .into_iter()
         .map(|objective| {
@@ -213,7 +272,12 @@ async fn concurrent_runs_on_one_instance_do_not_mix_their_steps() {
         let result = handle.await.unwrap().unwrap();
         assert_eq!(result.steps.len(), 5);
         assert_eq!(result.output, format!("{objective}:{objective}-step5"));
-        assert!(result.steps.iter().all(|(s, r)| s.value.starts_with(objective) && r.response.starts_with(objective)));
+        assert!(
+            result
+                .steps
+                .iter()
+                .all(|(s, r)| s.value.starts_with(objective) && r.response.starts_with(objective))
+        );
     }
     // A later run starts from an empty container again.
     let again = agent.run("red").await.unwrap();
@@ -237,12 +301,24 @@ async fn events_reach_callbacks_in_order() {
         .map(|k| match k {
             EventKind::PlanCreated { plan } => format!("plan:{}", plan.len()),
             EventKind::StepStarted { index, .. } => format!("start:{index}"),
-            EventKind::StepFinished { index, response, .. } => format!("end:{index}:{}", response.response),
+            EventKind::StepFinished {
+                index, response, ..
+            } => format!("end:{index}:{}", response.response),
             EventKind::RunFinished { output, .. } => format!("done:{output}"),
             other => format!("{other:?}"),
         })
         .collect();
-    assert_eq!(kinds, ["plan:2", "start:0", "end:0:a-done", "start:1", "end:1:b-done", "done:b-done"]);
+    assert_eq!(
+        kinds,
+        [
+            "plan:2",
+            "start:0",
+            "end:0:a-done",
+            "start:1",
+            "end:1:b-done",
+            "done:b-done"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -252,9 +328,17 @@ async fn stream_yields_events_then_the_result() {
         Arc::new(Recorder::default()),
     );
     let updates: Vec<RunUpdate> = agent.stream("x").collect().await;
-    assert_eq!(updates.len(), 7, "plan, 2x(start, end), run finished, result");
-    assert!(matches!(&updates[0], RunUpdate::Event(e) if matches!(e.kind, EventKind::PlanCreated { .. })));
-    assert!(matches!(&updates[5], RunUpdate::Event(e) if matches!(e.kind, EventKind::RunFinished { .. })));
+    assert_eq!(
+        updates.len(),
+        7,
+        "plan, 2x(start, end), run finished, result"
+    );
+    assert!(
+        matches!(&updates[0], RunUpdate::Event(e) if matches!(e.kind, EventKind::PlanCreated { .. }))
+    );
+    assert!(
+        matches!(&updates[5], RunUpdate::Event(e) if matches!(e.kind, EventKind::RunFinished { .. }))
+    );
     match updates.last() {
         Some(RunUpdate::Finished(Ok(result))) => assert_eq!(result.output, "b-done"),
         other => panic!("expected the result last, got {other:?}"),
@@ -273,24 +357,36 @@ async fn event_times_follow_the_tokio_clock() {
     }
     let times = Arc::new(Mutex::new(Vec::new()));
     let sink = times.clone();
-    let agent = PlanAndExecute::new(Arc::new(planner_returning(Plan::new(["a", "b"]))), Arc::new(Sleepy))
-        .with_callback(move |e| {
-            if let EventKind::StepFinished { .. } = e.kind {
-                sink.lock().unwrap().push(e.at);
-            }
-        });
+    let agent = PlanAndExecute::new(
+        Arc::new(planner_returning(Plan::new(["a", "b"]))),
+        Arc::new(Sleepy),
+    )
+    .with_callback(move |e| {
+        if let EventKind::StepFinished { .. } = e.kind {
+            sink.lock().unwrap().push(e.at);
+        }
+    });
     let result = agent.run("x").await.unwrap();
-    assert_eq!(*times.lock().unwrap(), [Duration::from_millis(100), Duration::from_millis(200)]);
+    assert_eq!(
+        *times.lock().unwrap(),
+        [Duration::from_millis(100), Duration::from_millis(200)]
+    );
     assert_eq!(result.elapsed, Duration::from_millis(200));
 }
 
 #[tokio::test]
 async fn failed_step_is_replanned_and_the_run_finishes() {
     let mut executor = MockExecutor::new();
-    executor.expect_step().returning(|input| match input.current_step.value.as_str() {
-        "flaky" => Err(ExecError::Provider(ProviderError::Http { status: 503, body: String::new(), retry_after: None })),
-        other => Ok(StepResponse::new(format!("{other} ok"))),
-    });
+    executor
+        .expect_step()
+        .returning(|input| match input.current_step.value.as_str() {
+            "flaky" => Err(ExecError::Provider(ProviderError::Http {
+                status: 503,
+                body: String::new(),
+                retry_after: None,
+            })),
+            other => Ok(StepResponse::new(format!("{other} ok"))),
+        });
     let mut replanner = MockReplanner::new();
     replanner
         .expect_replan()
@@ -315,7 +411,11 @@ async fn failed_step_is_replanned_and_the_run_finishes() {
         Plan::new(["first", "flaky", "steady", "last"]),
         "a revision lists the steps done, then the new remaining steps"
     );
-    let statuses: Vec<bool> = result.steps.iter().map(|(_, r)| r.status.is_completed()).collect();
+    let statuses: Vec<bool> = result
+        .steps
+        .iter()
+        .map(|(_, r)| r.status.is_completed())
+        .collect();
     assert_eq!(statuses, [true, false, true, true]);
 }
 
@@ -324,7 +424,9 @@ async fn replanner_can_finish_early_after_any_step() {
     let mut replanner = MockReplanner::new();
     replanner.expect_replan().times(1).returning(|req| {
         assert_eq!(req.trigger, Some(ReplanTrigger::StepCompleted));
-        Ok(ReplanDecision::Finish { answer: format!("answer from {}", req.completed[0].1.response) })
+        Ok(ReplanDecision::Finish {
+            answer: format!("answer from {}", req.completed[0].1.response),
+        })
     });
     let agent = PlanAndExecute::new(
         Arc::new(planner_returning(Plan::new(["a", "b", "c"]))),
@@ -340,10 +442,11 @@ async fn replanner_can_finish_early_after_any_step() {
 #[tokio::test]
 async fn replan_cap_is_enforced_and_reported() {
     let mut replanner = MockReplanner::new();
-    replanner
-        .expect_replan()
-        .times(2)
-        .returning(|req| Ok(ReplanDecision::Continue { steps: req.remaining.clone() }));
+    replanner.expect_replan().times(2).returning(|req| {
+        Ok(ReplanDecision::Continue {
+            steps: req.remaining.clone(),
+        })
+    });
     let agent = PlanAndExecute::new(
         Arc::new(planner_returning(Plan::new(["a", "b", "c", "d"]))),
         Arc::new(Recorder::default()),
@@ -351,7 +454,10 @@ async fn replan_cap_is_enforced_and_reported() {
     .with_replanner(Arc::new(replanner), ReplanPolicy::AfterEveryStep)
     .with_max_replans(2);
     let result = agent.run("x").await.unwrap();
-    assert_eq!(result.outcome, RunOutcome::ReplanLimitReached { max_replans: 2 });
+    assert_eq!(
+        result.outcome,
+        RunOutcome::ReplanLimitReached { max_replans: 2 }
+    );
     assert_eq!(result.replans(), 2);
     assert_eq!(result.output, "d-done");
 }
@@ -359,12 +465,15 @@ async fn replan_cap_is_enforced_and_reported() {
 #[tokio::test]
 async fn unrecoverable_failure_after_the_cap_is_a_step_error() {
     let mut executor = MockExecutor::new();
-    executor.expect_step().returning(|_| Err(ExecError::Custom("always fails".into())));
+    executor
+        .expect_step()
+        .returning(|_| Err(ExecError::Custom("always fails".into())));
     let mut replanner = MockReplanner::new();
-    replanner
-        .expect_replan()
-        .times(1)
-        .returning(|req| Ok(ReplanDecision::Continue { steps: req.remaining.clone() }));
+    replanner.expect_replan().times(1).returning(|req| {
+        Ok(ReplanDecision::Continue {
+            steps: req.remaining.clone(),
+        })
+    });
     let agent = PlanAndExecute::new(
         Arc::new(planner_returning(Plan::new(["a", "b"]))),
         Arc::new(executor),
@@ -372,7 +481,12 @@ async fn unrecoverable_failure_after_the_cap_is_a_step_error() {
     .with_replanner(Arc::new(replanner), ReplanPolicy::OnFailure)
     .with_max_replans(1);
     match agent.run("x").await {
-        Err(RunError::Step { index, step, partial, .. }) => {
+        Err(RunError::Step {
+            index,
+            step,
+            partial,
+            ..
+        }) => {
             assert_eq!((index, step.value.as_str()), (1, "b"));
             assert_eq!(partial.plans.len(), 2);
             // The first failure was recorded (and replanned); the second is

@@ -1,6 +1,8 @@
 //! ScriptedModel semantics (stop cutting, recording, usage, exhaustion,
 //! streaming) and LlmChain over it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -24,7 +26,10 @@ async fn scripted_model_cuts_at_the_earliest_stop_sequence() {
     ]);
     let r1 = model.chat(request("q", &["Observation:"])).await.unwrap();
     assert_eq!(r1.content(), "Thought: add\nAction: x\n");
-    let r2 = model.chat(request("q", &["Observation:", "<END_OF_PLAN>"])).await.unwrap();
+    let r2 = model
+        .chat(request("q", &["Observation:", "<END_OF_PLAN>"]))
+        .await
+        .unwrap();
     assert_eq!(r2.content(), "1. a\n", "the earliest of several stops wins");
     let r3 = model.chat(request("q", &["zzz"])).await.unwrap();
     assert_eq!(r3.content(), "no stop here");
@@ -34,8 +39,14 @@ async fn scripted_model_cuts_at_the_earliest_stop_sequence() {
 #[tokio::test]
 async fn scripted_model_records_every_request() {
     let model = ScriptedModel::new(["a", "b"]);
-    model.chat(request("first", &["S1"]).with_temperature(0.0)).await.unwrap();
-    model.chat(request("second", &[]).with_max_tokens(7)).await.unwrap();
+    model
+        .chat(request("first", &["S1"]).with_temperature(0.0))
+        .await
+        .unwrap();
+    model
+        .chat(request("second", &[]).with_max_tokens(7))
+        .await
+        .unwrap();
     let requests = model.requests();
     assert_eq!(requests.len(), 2);
     assert_eq!(requests[0].messages, vec![Message::user("first")]);
@@ -51,8 +62,14 @@ async fn scripted_model_fails_clearly_when_exhausted() {
     let model = ScriptedModel::new(["only"]);
     model.chat(request("1", &[])).await.unwrap();
     let err = model.chat(request("2", &[])).await.unwrap_err();
-    assert!(matches!(err, ProviderError::Exhausted { requests: 1 }), "{err:?}");
-    assert_eq!(err.to_string(), "the model has no replies left after 1 requests");
+    assert!(
+        matches!(err, ProviderError::Exhausted { requests: 1 }),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "the model has no replies left after 1 requests"
+    );
     assert!(!err.is_retryable());
 }
 
@@ -60,8 +77,16 @@ async fn scripted_model_fails_clearly_when_exhausted() {
 async fn scripted_model_reports_usage_and_replays_errors_and_tool_calls() {
     let model = ScriptedModel::new([
         ScriptedReply::from("hello world"),
-        ScriptedReply::Error(ProviderError::Http { status: 429, body: "slow down".into(), retry_after: None }),
-        ScriptedReply::ToolCalls(vec![ToolCall::new("c1", "calculator", serde_json::json!({"expression": "2+2"}))]),
+        ScriptedReply::Error(ProviderError::Http {
+            status: 429,
+            body: "slow down".into(),
+            retry_after: None,
+        }),
+        ScriptedReply::ToolCalls(vec![ToolCall::new(
+            "c1",
+            "calculator",
+            serde_json::json!({"expression": "2+2"}),
+        )]),
     ])
     .with_usage(TokenUsage::new(12, 3));
     let first = model.chat(request("hi", &[])).await.unwrap();
@@ -93,9 +118,17 @@ async fn scripted_model_streams_chunks_that_rebuild_the_reply() {
 
 #[tokio::test]
 async fn from_fn_answers_from_the_request() {
-    let model = ScriptedModel::from_fn(|req| ScriptedReply::from(format!("echo {}", req.messages.len())))
-        .with_capabilities(Capabilities { native_tools: true, json_schema: true, streaming: false });
-    assert_eq!(model.chat(request("x", &[])).await.unwrap().content(), "echo 1");
+    let model =
+        ScriptedModel::from_fn(|req| ScriptedReply::from(format!("echo {}", req.messages.len())))
+            .with_capabilities(Capabilities {
+                native_tools: true,
+                json_schema: true,
+                streaming: false,
+            });
+    assert_eq!(
+        model.chat(request("x", &[])).await.unwrap().content(),
+        "echo 1"
+    );
     assert!(model.capabilities().native_tools);
     assert_eq!(model.remaining(), 0);
 }
@@ -115,7 +148,10 @@ fn chain(model: Arc<ScriptedModel>) -> LlmChain {
 async fn llm_chain_formats_calls_and_cuts() {
     let model = Arc::new(ScriptedModel::new(["42<END> ignored"]));
     let chain = chain(model.clone());
-    let answer = chain.run(&inputs([("input", "what is {x}?")])).await.unwrap();
+    let answer = chain
+        .run(&inputs([("input", "what is {x}?")]))
+        .await
+        .unwrap();
     assert_eq!(answer, "42");
     let sent = &model.requests()[0];
     assert_eq!(
@@ -133,13 +169,18 @@ async fn llm_chain_formats_calls_and_cuts() {
 #[tokio::test]
 async fn llm_chain_reports_a_missing_variable() {
     let model = Arc::new(ScriptedModel::new(["unused"]));
-    let err = chain(model.clone()).run(&inputs([("other", "x")])).await.unwrap_err();
+    let err = chain(model.clone())
+        .run(&inputs([("other", "x")]))
+        .await
+        .unwrap_err();
     assert!(matches!(
         err,
         ChainError::Template(TemplateError::MissingVariable { ref name }) if name == "input"
     ));
     assert_eq!(model.calls(), 0, "no model call with a broken prompt");
-    let err = run_chain(&chain(model), &inputs([("other", "x")])).await.unwrap_err();
+    let err = run_chain(&chain(model), &inputs([("other", "x")]))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ChainError::MissingInput { ref key } if key == "input"));
 }
 
@@ -149,7 +190,9 @@ async fn llm_chain_works_as_a_chain_trait_object() {
         ChatResponse::text("done").with_usage(TokenUsage::new(1, 1)),
     )]));
     let chain: Arc<dyn Chain> = Arc::new(chain(model));
-    let out = run_chain(chain.as_ref(), &inputs([("input", "go")])).await.unwrap();
+    let out = run_chain(chain.as_ref(), &inputs([("input", "go")]))
+        .await
+        .unwrap();
     assert_eq!(out, "done");
 }
 

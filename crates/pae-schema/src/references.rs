@@ -56,7 +56,9 @@ fn braced(text: &str, at: usize) -> Option<(usize, String, bool)> {
     let id = rest[..close].trim();
     let valid = !id.is_empty()
         && id.len() <= 32
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     valid.then(|| (at + 2 + close + 1, id.to_owned(), true))
 }
 
@@ -81,7 +83,11 @@ fn token(text: &str, at: usize) -> Option<(usize, String, bool)> {
     }
     // "$1.50", "#1a" are not references.
     let decimal = bytes.get(j) == Some(&b'.') && bytes.get(j + 1).is_some_and(u8::is_ascii_digit);
-    if decimal || bytes.get(j).is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_') {
+    if decimal
+        || bytes
+            .get(j)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    {
         return None;
     }
     let digits = &text[digits_start..j];
@@ -119,7 +125,11 @@ fn prose(text: &str, at: usize) -> Option<(usize, String, bool)> {
         return None;
     }
     let decimal = bytes.get(j) == Some(&b'.') && bytes.get(j + 1).is_some_and(u8::is_ascii_digit);
-    if decimal || bytes.get(j).is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_') {
+    if decimal
+        || bytes
+            .get(j)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    {
         return None;
     }
     let id = text[digits_start..j].trim_start_matches('0').to_owned();
@@ -151,11 +161,10 @@ impl Plan {
     /// `id` (case-insensitive), else the step at 1-based position `id` (so
     /// `E3` and `3` both name the third step of a plain numbered plan).
     pub fn resolve_reference(&self, id: &str) -> Option<usize> {
-        if let Some(pos) = self
-            .steps
-            .iter()
-            .position(|s| s.id.as_deref().is_some_and(|sid| sid.eq_ignore_ascii_case(id)))
-        {
+        if let Some(pos) = self.steps.iter().position(|s| {
+            s.id.as_deref()
+                .is_some_and(|sid| sid.eq_ignore_ascii_case(id))
+        }) {
             return Some(pos);
         }
         let digits = id.trim_start_matches(['E', 'e']);
@@ -213,7 +222,10 @@ mod tests {
     use crate::Step;
 
     fn ids(text: &str) -> Vec<(String, bool)> {
-        find_references(text).into_iter().map(|r| (r.id, r.is_token)).collect()
+        find_references(text)
+            .into_iter()
+            .map(|r| (r.id, r.is_token))
+            .collect()
     }
 
     #[test]
@@ -266,7 +278,12 @@ mod tests {
                 vec![],
                 vec!["1".to_string(), "2".to_string()],
                 vec!["3".to_string()],
-                vec!["1".to_string(), "2".to_string(), "3".to_string(), "4".to_string()],
+                vec![
+                    "1".to_string(),
+                    "2".to_string(),
+                    "3".to_string(),
+                    "4".to_string()
+                ],
             ]
         );
         assert!(plan.validate(&crate::PlanLimits::default()).is_ok());
@@ -291,6 +308,10 @@ mod tests {
         let plan = Plan::new([Step::new("x").with_id("E2"), Step::new("y")]);
         assert_eq!(plan.resolve_reference("e2"), Some(0));
         assert_eq!(plan.resolve_reference("2"), Some(1));
-        assert_eq!(plan.resolve_reference("1"), None, "step 1 has an id, not a position name");
+        assert_eq!(
+            plan.resolve_reference("1"),
+            None,
+            "step 1 has an id, not a position name"
+        );
     }
 }
