@@ -9,6 +9,7 @@ use pae_core::{
     Capabilities, ChatModel, ChatRequest, ChatResponse, ChatStream, ProviderError, Sampling,
 };
 use pae_llamacpp::{LlamaCppConfig, LlamaCppModel};
+use pae_ollama::OllamaChat;
 use pae_openai::{OpenAiChat, SchemaMode};
 use serde::Serialize;
 
@@ -20,6 +21,7 @@ use crate::scripted::ScriptedProvider;
 pub(crate) const DEFAULT_MODEL_FILE: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
 const DEFAULT_OPENAI_MODEL: &str = "gpt-4o-mini";
 const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+const DEFAULT_OLLAMA_MODEL: &str = "qwen2.5-coder:0.5b";
 
 /// The model a run uses, and how it was set up.
 pub(crate) struct Built {
@@ -80,14 +82,7 @@ pub(crate) async fn build(args: &RunArgs) -> Result<Built, Failure> {
     let (model, mut info): (Arc<dyn ChatModel>, ModelInfo) = match args.provider {
         Provider::Local => local(args).await?,
         Provider::Openai => openai(args)?,
-        Provider::Ollama => {
-            return Err(Failure::new(
-                FailureKind::Usage,
-                "--provider ollama is not available in this build of pae; use --provider openai \
-                 with an Ollama server's /v1 URL (for example --base-url \
-                 http://127.0.0.1:11434/v1) meanwhile",
-            ));
-        }
+        Provider::Ollama => ollama(args).await?,
         Provider::Scripted => {
             let path = args.script.as_ref().ok_or_else(|| {
                 Failure::new(
@@ -208,6 +203,38 @@ fn openai(args: &RunArgs) -> Result<(Arc<dyn ChatModel>, ModelInfo), Failure> {
         model: name,
         path: None,
         base_url: Some(base_url.unwrap_or_else(|| DEFAULT_OPENAI_BASE_URL.to_owned())),
+        capabilities: chat.capabilities(),
+        load_ms: 0.0,
+    };
+    Ok((Arc::new(chat), info))
+}
+
+async fn ollama(args: &RunArgs) -> Result<(Arc<dyn ChatModel>, ModelInfo), Failure> {
+    let name = args
+        .model_name
+        .clone()
+        .unwrap_or_else(|| DEFAULT_OLLAMA_MODEL.to_owned());
+    let chat = match &args.base_url {
+        Some(url) => OllamaChat::new(&name).with_host(url),
+        None => OllamaChat::from_env(&name)
+            .map_err(|err| Failure::new(FailureKind::Usage, format!("OLLAMA_HOST: {err}")))?,
+    };
+    let host = chat
+        .host()
+        .map_err(|err| Failure::new(FailureKind::Usage, format!("--base-url: {err}")))?
+        .to_string();
+    // Asking what the model can do also shows early whether the server is
+    // there and has the model.
+    let chat = chat
+        .with_timeout(Duration::from_secs(600))
+        .detect_capabilities()
+        .await
+        .map_err(|err| Failure::from_error(&err, &format!("the Ollama server at {host}")))?;
+    let info = ModelInfo {
+        provider: "ollama",
+        model: name,
+        path: None,
+        base_url: Some(host),
         capabilities: chat.capabilities(),
         load_ms: 0.0,
     };

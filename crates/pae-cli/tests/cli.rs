@@ -26,6 +26,7 @@ fn pae(cache: &Path) -> Command {
     cmd.env_remove("PAE_MODEL")
         .env_remove("OPENAI_API_KEY")
         .env_remove("OPENAI_BASE_URL")
+        .env_remove("OLLAMA_HOST")
         .env("PAE_CACHE_DIR", cache);
     cmd
 }
@@ -111,6 +112,18 @@ fn unreachable_server_exits_4() {
     assert_eq!(code, 4, "{stderr}");
     assert!(stdout.is_empty());
     assert!(stderr.contains("connection"), "{stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+
+    let (code, stdout, stderr) = run(pae(&dir).args([
+        "run",
+        OBJECTIVE,
+        "--provider",
+        "ollama",
+        "--base-url",
+        &format!("http://127.0.0.1:{port}"),
+    ]));
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stdout.is_empty());
     assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
     assert!(started.elapsed().as_secs() < 60);
 }
