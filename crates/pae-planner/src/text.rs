@@ -80,6 +80,7 @@ const MAX_NUMBER_DIGITS: usize = 9;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanningOutputParser {
     end_marker: String,
+    infer_dependencies: bool,
 }
 
 impl Default for PlanningOutputParser {
@@ -93,7 +94,18 @@ impl PlanningOutputParser {
     pub fn new() -> Self {
         Self {
             end_marker: END_OF_PLAN.to_owned(),
+            infer_dependencies: true,
         }
+    }
+
+    /// Whether steps that refer to earlier results (`#E1`, `${id}`, or `$1`
+    /// and "step 1" naming an earlier step) get those steps as dependencies
+    /// (on by default; see [`Plan::infer_dependencies`]). Plans that refer to
+    /// nothing keep no dependencies and run one step after another.
+    #[must_use]
+    pub fn with_dependency_inference(mut self, infer: bool) -> Self {
+        self.infer_dependencies = infer;
+        self
     }
 
     /// Uses another end marker; an empty marker cuts nothing.
@@ -139,7 +151,11 @@ impl PlanOutputParser for PlanningOutputParser {
         if steps.is_empty() {
             return Err(PlanParseError::NoSteps { text: text.into() });
         }
-        Ok(steps.into_iter().map(Step::new).collect())
+        let mut plan: Plan = steps.into_iter().map(Step::new).collect();
+        if self.infer_dependencies {
+            plan.infer_dependencies();
+        }
+        Ok(plan)
     }
 }
 
@@ -617,6 +633,29 @@ fn inline_split(s: &str, first: u64) -> (&str, Vec<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn references_to_earlier_results_become_dependencies() {
+        let text = "Plan:\n1. Compute 17*23\n2. Count the days in a leap year\n3. Add #E1 and #E2\n4. Answer the question\n";
+        let plan = PlanningOutputParser::new().parse(text).unwrap();
+        let deps: Vec<&[String]> = plan.steps.iter().map(|s| s.depends_on.as_slice()).collect();
+        assert_eq!(deps[0], [] as [String; 0]);
+        assert_eq!(deps[2], ["1", "2"]);
+        assert_eq!(
+            deps[3],
+            ["1", "2", "3"],
+            "the answering step joins everything"
+        );
+        let plain = PlanningOutputParser::new()
+            .with_dependency_inference(false)
+            .parse(text)
+            .unwrap();
+        assert!(!plain.has_dependencies());
+        let no_refs = PlanningOutputParser::new()
+            .parse("1. a\n2. b costs $5\n")
+            .unwrap();
+        assert!(!no_refs.has_dependencies());
+    }
 
     #[test]
     fn markers_and_non_markers() {

@@ -12,9 +12,28 @@ pub struct StepReference {
     pub span: std::ops::Range<usize>,
     /// The id as written (`"E1"` for `#E1`, `"1"` for `$1`).
     pub id: String,
-    /// Whether this is a variable-like token (`#E1`, `$1`, `${E1}`, `#1`)
-    /// that can be replaced by a result, as opposed to prose ("step 1").
-    pub is_token: bool,
+    /// What kind of reference it is.
+    pub kind: ReferenceKind,
+}
+
+/// How a reference was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReferenceKind {
+    /// An evidence variable, `#E1` or `${id}`: unmistakably a reference.
+    Variable,
+    /// A short token, `$1` or `#1`: a reference when it names an earlier
+    /// step (it may also be a price or an issue number).
+    Short,
+    /// Prose, "step 1": a reference when it names an earlier step.
+    Prose,
+}
+
+impl StepReference {
+    /// Whether the reference is a token that a result can replace (`#E1`,
+    /// `${id}`, `$1`, `#1`), as opposed to prose.
+    pub fn is_token(&self) -> bool {
+        self.kind != ReferenceKind::Prose
+    }
 }
 
 /// Finds every step reference in `text`, in order.
@@ -35,11 +54,11 @@ pub fn find_references(text: &str) -> Vec<StepReference> {
             _ => None,
         };
         match parsed {
-            Some((end, id, is_token)) => {
+            Some((end, id, kind)) => {
                 found.push(StepReference {
                     span: start..end,
                     id,
-                    is_token,
+                    kind,
                 });
                 i = end;
             }
@@ -50,7 +69,7 @@ pub fn find_references(text: &str) -> Vec<StepReference> {
 }
 
 /// `${id}`.
-fn braced(text: &str, at: usize) -> Option<(usize, String, bool)> {
+fn braced(text: &str, at: usize) -> Option<(usize, String, ReferenceKind)> {
     let rest = &text[at + 2..];
     let close = rest.find('}')?;
     let id = rest[..close].trim();
@@ -59,11 +78,11 @@ fn braced(text: &str, at: usize) -> Option<(usize, String, bool)> {
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    valid.then(|| (at + 2 + close + 1, id.to_owned(), true))
+    valid.then(|| (at + 2 + close + 1, id.to_owned(), ReferenceKind::Variable))
 }
 
 /// `#E1`, `#1`, `$1`, `$E1`.
-fn token(text: &str, at: usize) -> Option<(usize, String, bool)> {
+fn token(text: &str, at: usize) -> Option<(usize, String, ReferenceKind)> {
     let bytes = text.as_bytes();
     // Not in the middle of a word ("a#1", "US$5" are not references).
     if at > 0 && (bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_') {
@@ -91,16 +110,19 @@ fn token(text: &str, at: usize) -> Option<(usize, String, bool)> {
         return None;
     }
     let digits = &text[digits_start..j];
-    let id = if prefixed {
-        format!("E{digits}")
+    let (id, kind) = if prefixed {
+        (format!("E{digits}"), ReferenceKind::Variable)
     } else {
-        digits.trim_start_matches('0').to_owned()
+        (
+            digits.trim_start_matches('0').to_owned(),
+            ReferenceKind::Short,
+        )
     };
-    (!id.is_empty()).then_some((j, id, true))
+    (!id.is_empty()).then_some((j, id, kind))
 }
 
 /// "step 3" / "Step 3" as whole words.
-fn prose(text: &str, at: usize) -> Option<(usize, String, bool)> {
+fn prose(text: &str, at: usize) -> Option<(usize, String, ReferenceKind)> {
     let bytes = text.as_bytes();
     if at > 0 && (bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_') {
         return None;
@@ -133,7 +155,7 @@ fn prose(text: &str, at: usize) -> Option<(usize, String, bool)> {
         return None;
     }
     let id = text[digits_start..j].trim_start_matches('0').to_owned();
-    (!id.is_empty()).then_some((j, id, false))
+    (!id.is_empty()).then_some((j, id, ReferenceKind::Prose))
 }
 
 /// Replaces every token reference (`#E1`, `$1`, `${E1}`, `#1`) for which
@@ -143,7 +165,7 @@ pub fn substitute_references<'a>(text: &str, result: impl Fn(&str) -> Option<&'a
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
     for reference in find_references(text) {
-        if !reference.is_token {
+        if !reference.is_token() {
             continue;
         }
         if let Some(value) = result(&reference.id) {
@@ -175,9 +197,10 @@ impl Plan {
     /// Adds dependencies to steps whose text refers to other steps (see
     /// [`find_references`]) and returns whether any was found.
     ///
-    /// A token reference (`#E2`, `$2`) always becomes a dependency — on an
-    /// unknown id too, so that validation reports it. A prose reference
-    /// ("step 2") becomes one only when it names an earlier step. When any
+    /// An evidence variable (`#E2`, `${id}`) always becomes a dependency —
+    /// on an unknown id too, so that validation reports it. A short token
+    /// (`$2`, `#2`) or prose ("step 2") becomes one only when it names an
+    /// earlier step, since it may be a price or a phrase. When any
     /// reference was found, a last step that refers to none depends on every
     /// earlier step: it is the step that answers from everything before it.
     /// Plans where no step refers to another are left as they are.
@@ -187,11 +210,12 @@ impl Plan {
         for (index, step) in self.steps.iter().enumerate() {
             let mut deps: Vec<String> = Vec::new();
             for reference in find_references(&step.value) {
+                let strict = reference.kind == ReferenceKind::Variable;
                 let key = match self.resolve_reference(&reference.id) {
                     Some(pos) if pos == index => continue,
-                    Some(pos) if !reference.is_token && pos > index => continue,
+                    Some(pos) if !strict && pos > index => continue,
                     Some(pos) => self.step_key(pos).unwrap_or_default(),
-                    None if reference.is_token => reference.id.clone(),
+                    None if strict => reference.id.clone(),
                     None => continue,
                 };
                 if !deps.contains(&key) && !step.depends_on.contains(&key) {
@@ -224,7 +248,7 @@ mod tests {
     fn ids(text: &str) -> Vec<(String, bool)> {
         find_references(text)
             .into_iter()
-            .map(|r| (r.id, r.is_token))
+            .map(|r| (r.id.clone(), r.is_token()))
             .collect()
     }
 
@@ -301,6 +325,16 @@ mod tests {
         let mut plan = Plan::new(["a", "use #E7"]);
         assert!(plan.infer_dependencies());
         assert!(plan.validate(&crate::PlanLimits::default()).is_err());
+    }
+
+    #[test]
+    fn prices_do_not_become_dependencies() {
+        let mut plan = Plan::new(["Pay $5 for a ticket", "Buy 3 items at $2 each", "Answer"]);
+        // "$2" in step 2 names step 2 itself; "$5" names no step.
+        assert!(!plan.infer_dependencies());
+        let mut plan = Plan::new(["Find the price", "Multiply $1 by 3"]);
+        assert!(plan.infer_dependencies());
+        assert_eq!(plan.steps[1].depends_on, ["1"]);
     }
 
     #[test]
