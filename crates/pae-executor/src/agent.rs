@@ -299,6 +299,8 @@ impl AgentExecutorBuilder {
             .into_iter()
             .map(|tool| ToolEntry {
                 spec: tool.spec(),
+                exclusive: (!(tool.is_read_only() && tool.is_idempotent()))
+                    .then(|| Arc::new(tokio::sync::Mutex::new(()))),
                 tool,
             })
             .collect();
@@ -329,6 +331,9 @@ impl AgentExecutorBuilder {
 struct ToolEntry {
     tool: Arc<dyn Tool>,
     spec: ToolSpec,
+    /// Held while a tool that is not both read-only and idempotent runs, so
+    /// concurrent steps never call it concurrently with itself.
+    exclusive: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// A tool-using agent that carries out one plan step (LangChain's
@@ -376,6 +381,8 @@ impl Clone for ToolEntry {
         Self {
             tool: Arc::clone(&self.tool),
             spec: self.spec.clone(),
+            // Clones of an executor share the tool, so they share its lock.
+            exclusive: self.exclusive.clone(),
         }
     }
 }
@@ -737,6 +744,10 @@ impl AgentExecutor {
                 &entry.spec.parameters,
             ));
         }
+        let _exclusive = match &entry.exclusive {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
         match entry.tool.call(args).await {
             Ok(output) => Invoked::Output(output),
             Err(error) => Invoked::Failed(error),

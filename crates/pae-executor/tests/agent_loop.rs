@@ -399,6 +399,8 @@ async fn tool_error_can_abort_the_step() {
 async fn arguments_failing_the_schema_are_explained_and_the_tool_is_not_run() {
     let mut tool = MockTool::new();
     tool.expect_name().return_const("lookup".to_string());
+    tool.expect_is_read_only().return_const(true);
+    tool.expect_is_idempotent().return_const(true);
     tool.expect_description()
         .return_const("Looks up {key}s.".to_string());
     tool.expect_parameters().returning(|| {
