@@ -161,6 +161,8 @@ impl OllamaChat {
     /// The JSON body this adapter would send for `request`.
     ///
     /// # Errors
+    /// [`ProviderError::InvalidRequest`] for a request no provider can
+    /// answer (see [`ChatRequest::validate`]);
     /// [`ProviderError::Unsupported`] when the request asks for tools and a
     /// format together (under [`ToolsWithFormat::Reject`]) or a schema
     /// Ollama cannot take.

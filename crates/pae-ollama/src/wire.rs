@@ -45,6 +45,7 @@ pub(crate) fn request_body(
     stream: bool,
     tools_with_format: ToolsWithFormat,
 ) -> Result<Value, ProviderError> {
+    request.validate()?;
     let messages = request.messages.iter().map(message).collect::<Vec<_>>();
     let mut chat = ChatMessageRequest::new(model.to_owned(), messages);
 

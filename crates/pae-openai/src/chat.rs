@@ -206,7 +206,8 @@ impl OpenAiChat {
     /// and debugging.
     ///
     /// # Errors
-    /// [`ProviderError::Unsupported`] when the request cannot be expressed
+    /// [`ProviderError::InvalidRequest`] for a request no provider can
+    /// answer (see [`ChatRequest::validate`]) or one the API cannot express
     /// (a tool message without a `tool_call_id`).
     pub fn request_body(
         &self,

@@ -68,6 +68,7 @@ pub(crate) fn request_body(
     stream: bool,
     options: WireOptions,
 ) -> Result<Value, ProviderError> {
+    request.validate()?;
     let messages = request
         .messages
         .iter()
@@ -215,9 +216,9 @@ fn message(message: &Message) -> Result<ChatCompletionRequestMessage, ProviderEr
         }
         Role::Tool => {
             let Some(id) = &message.tool_call_id else {
-                return Err(ProviderError::Unsupported {
-                    feature: "a tool message without a tool_call_id".into(),
-                });
+                return Err(ProviderError::invalid_request(
+                    "a tool message has no tool_call_id, which the OpenAI API requires",
+                ));
             };
             ChatCompletionRequestMessage::Tool(ChatCompletionRequestToolMessage {
                 content: ChatCompletionRequestToolMessageContent::Text(message.content.clone()),
@@ -526,7 +527,15 @@ mod tests {
     fn tool_choice_needs_tools_and_modes_are_strings() {
         let request =
             ChatRequest::new(vec![Message::user("x")]).with_tool_choice(ToolChoice::Required);
-        assert!(body(&request).get("tool_choice").is_none());
+        assert!(matches!(
+            request_body("m", &request, false, WireOptions::default()),
+            Err(ProviderError::InvalidRequest { .. })
+        ));
+        let auto = request.clone().with_tool_choice(ToolChoice::Auto);
+        assert!(
+            body(&auto).get("tool_choice").is_none(),
+            "no tools, no choice"
+        );
         let request = request.with_tools(vec![ToolSpec {
             name: "t".into(),
             description: "d".into(),
@@ -546,7 +555,7 @@ mod tests {
             WireOptions::default(),
         )
         .unwrap_err();
-        assert!(matches!(error, ProviderError::Unsupported { .. }));
+        assert!(matches!(error, ProviderError::InvalidRequest { .. }));
     }
 
     #[test]
