@@ -12,8 +12,18 @@
 //! - `overhead` ([`overhead`]): the framework's own cost, PlanAndExecute
 //!   with the chat planner and the agent executor over a zero-latency
 //!   scripted model, for plans of 10, 100 and 1000 steps.
+//! - `latency` ([`latency`]): what running independent steps at once
+//!   saves: a fan-out plan and a chain at `max_concurrency` 1 and 8, over a
+//!   scripted model that waits a fixed latency per call.
+//! - `llamacpp` ([`llamacpp`]): prompt and generation tokens per second of
+//!   `pae-llamacpp` next to llama.cpp through llama-cpp-python, same GGUF,
+//!   prompt and settings, in one run.
 //!
-//! This package is not published and has no feature flags.
+//! # Feature flags
+//! - `llamacpp` (off): builds the `llamacpp` suite, which compiles llama.cpp
+//!   through `pae-llamacpp`; without it the suite explains how to enable it.
+//!
+//! This package is not published.
 //!
 //! # Example
 //! ```
@@ -28,6 +38,8 @@
 use std::fmt;
 
 pub mod args;
+pub mod latency;
+pub mod llamacpp;
 pub mod overhead;
 
 /// A benchmark suite of the `pae-bench` binary.
@@ -44,12 +56,26 @@ pub struct Suite {
 }
 
 /// Every suite, in the order `pae-bench list` shows them.
-pub const SUITES: &[Suite] = &[Suite {
-    name: "overhead",
-    about: "framework overhead of PlanAndExecute + chat planner + agent executor over a zero-latency scripted model",
-    usage: overhead::USAGE,
-    run: overhead::run,
-}];
+pub const SUITES: &[Suite] = &[
+    Suite {
+        name: "overhead",
+        about: "framework overhead of PlanAndExecute + chat planner + agent executor over a zero-latency scripted model",
+        usage: overhead::USAGE,
+        run: overhead::run,
+    },
+    Suite {
+        name: "latency",
+        about: "wall time of a fan-out plan and a chain at max_concurrency 1 and 8 over a model with fixed latency",
+        usage: latency::USAGE,
+        run: latency::run,
+    },
+    Suite {
+        name: "llamacpp",
+        about: "prompt and generation tokens/s of pae-llamacpp next to llama-cpp-python on the same GGUF (feature `llamacpp`)",
+        usage: llamacpp::USAGE,
+        run: llamacpp::run,
+    },
+];
 
 /// Finds a suite by name.
 pub fn suite(name: &str) -> Option<&'static Suite> {
