@@ -2,7 +2,6 @@
 //! `cargo metadata` and fails on any edge outside the table.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -75,7 +74,9 @@ pub(crate) fn check() -> Result<()> {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    let packages = meta["packages"].as_array().ok_or("cargo metadata without packages")?;
+    let packages = meta["packages"]
+        .as_array()
+        .ok_or("cargo metadata without packages")?;
     let mut problems = Vec::new();
     let mut workspace_names = BTreeMap::new();
     for package in packages {
@@ -100,7 +101,12 @@ pub(crate) fn check() -> Result<()> {
                         optional: d["optional"].as_bool().unwrap_or(false),
                         features: d["features"]
                             .as_array()
-                            .map(|f| f.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                            .map(|f| {
+                                f.iter()
+                                    .filter_map(Value::as_str)
+                                    .map(str::to_owned)
+                                    .collect()
+                            })
                             .unwrap_or_default(),
                         uses_default_features: d["uses_default_features"].as_bool().unwrap_or(true),
                     })
@@ -115,13 +121,20 @@ pub(crate) fn check() -> Result<()> {
     }
     problems.extend(schema_closure(&meta)?);
     if problems.is_empty() {
-        println!("dependency direction: {} workspace crates checked, no forbidden edge", workspace_names.len());
+        println!(
+            "dependency direction: {} workspace crates checked, no forbidden edge",
+            workspace_names.len()
+        );
         Ok(())
     } else {
         for p in &problems {
             eprintln!("  forbidden: {p}");
         }
-        Err(format!("{} forbidden dependency edge(s) (see STYLE.md, Crate boundaries)", problems.len()).into())
+        Err(format!(
+            "{} forbidden dependency edge(s) (see STYLE.md, Crate boundaries)",
+            problems.len()
+        )
+        .into())
     }
 }
 
@@ -153,16 +166,21 @@ fn judge(name: &str, own: Role, dep: &Dep, workspace: &BTreeMap<String, Role>) -
     }
     // Rules for external crates.
     match own {
-        Role::Schema if !dev => (!["serde", "serde_json", "thiserror"].contains(&dep.name.as_str()))
-            .then(|| format!("{edge}: pae-schema may use serde, serde_json and thiserror only")),
+        Role::Schema if !dev => (!["serde", "serde_json", "thiserror"]
+            .contains(&dep.name.as_str()))
+        .then(|| format!("{edge}: pae-schema may use serde, serde_json and thiserror only")),
         Role::Core if !dev => match dep.name.as_str() {
             "async-trait" | "futures" | "serde" | "serde_json" | "thiserror" => None,
             "tokio" => {
                 let ok = !dep.uses_default_features
                     && dep.features.iter().all(|f| f == "time" || f == "sync");
-                (!ok).then(|| format!("{edge}: pae-core may use tokio's time and sync features only"))
+                (!ok).then(|| {
+                    format!("{edge}: pae-core may use tokio's time and sync features only")
+                })
             }
-            "mockall" => (!dep.optional).then(|| format!("{edge}: mockall must stay optional (test-util)")),
+            "mockall" => {
+                (!dep.optional).then(|| format!("{edge}: mockall must stay optional (test-util)"))
+            }
             _ => Some(format!("{edge}: not on pae-core's list")),
         },
         Role::Strategy | Role::Support if !dev => PROVIDER_STACK
@@ -176,8 +194,13 @@ fn judge(name: &str, own: Role, dep: &Dep, workspace: &BTreeMap<String, Role>) -
 /// pae-schema's resolved normal-dependency closure must hold no async
 /// runtime, HTTP or TLS crate.
 fn schema_closure(meta: &Value) -> Result<Vec<String>> {
-    let nodes = meta["resolve"]["nodes"].as_array().ok_or("cargo metadata without resolve")?;
-    let by_id: BTreeMap<&str, &Value> = nodes.iter().filter_map(|n| Some((n["id"].as_str()?, n))).collect();
+    let nodes = meta["resolve"]["nodes"]
+        .as_array()
+        .ok_or("cargo metadata without resolve")?;
+    let by_id: BTreeMap<&str, &Value> = nodes
+        .iter()
+        .filter_map(|n| Some((n["id"].as_str()?, n)))
+        .collect();
     let name_of = |id: &str| -> String {
         meta["packages"]
             .as_array()
@@ -200,10 +223,8 @@ fn schema_closure(meta: &Value) -> Result<Vec<String>> {
             let normal = dep["dep_kinds"]
                 .as_array()
                 .is_some_and(|kinds| kinds.iter().any(|k| k["kind"].is_null()));
-            if normal {
-                if let Some(pkg) = dep["pkg"].as_str() {
-                    stack.push(pkg);
-                }
+            if normal && let Some(pkg) = dep["pkg"].as_str() {
+                stack.push(pkg);
             }
         }
     }
@@ -250,11 +271,27 @@ mod tests {
         let ws = workspace();
         assert!(judge("pae-openai", Role::Adapter, &dep("pae-ollama", false), &ws).is_some());
         assert!(judge("pae-openai", Role::Adapter, &dep("pae-ollama", true), &ws).is_some());
-        assert!(judge("pae-planner", Role::Strategy, &dep("pae-executor", false), &ws).is_some());
+        assert!(
+            judge(
+                "pae-planner",
+                Role::Strategy,
+                &dep("pae-executor", false),
+                &ws
+            )
+            .is_some()
+        );
         assert!(judge("pae-schema", Role::Schema, &dep("tokio", false), &ws).is_some());
         assert!(judge("pae-core", Role::Core, &dep("reqwest", false), &ws).is_some());
         assert!(judge("pae-core", Role::Core, &dep("pae-planner", false), &ws).is_some());
-        assert!(judge("pae-planner", Role::Strategy, &dep("async-openai", false), &ws).is_some());
+        assert!(
+            judge(
+                "pae-planner",
+                Role::Strategy,
+                &dep("async-openai", false),
+                &ws
+            )
+            .is_some()
+        );
         let mut tokio_full = dep("tokio", false);
         tokio_full.features = vec!["full".into()];
         assert!(judge("pae-core", Role::Core, &tokio_full, &ws).is_some());
@@ -265,8 +302,24 @@ mod tests {
         let ws = workspace();
         assert!(judge("pae-openai", Role::Adapter, &dep("pae-core", false), &ws).is_none());
         assert!(judge("pae-openai", Role::Adapter, &dep("pae-planner", true), &ws).is_none());
-        assert!(judge("pae-openai", Role::Adapter, &dep("async-openai", false), &ws).is_none());
-        assert!(judge("pae-planner", Role::Strategy, &dep("pae-executor", true), &ws).is_none());
+        assert!(
+            judge(
+                "pae-openai",
+                Role::Adapter,
+                &dep("async-openai", false),
+                &ws
+            )
+            .is_none()
+        );
+        assert!(
+            judge(
+                "pae-planner",
+                Role::Strategy,
+                &dep("pae-executor", true),
+                &ws
+            )
+            .is_none()
+        );
         assert!(judge("pae-cli", Role::Wiring, &dep("pae-ollama", false), &ws).is_none());
         assert!(judge("pae-schema", Role::Schema, &dep("serde", false), &ws).is_none());
         let mut tokio_time = dep("tokio", false);

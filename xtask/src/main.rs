@@ -142,7 +142,15 @@ fn demo(args: &[String]) -> Result<()> {
     let models = setup::models()?;
     util::step("building and running `pae run`");
     run(cargo()
-        .args(["run", "--release", "--quiet", "--package", "pae-cli", "--", "run"])
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "--package",
+            "pae-cli",
+            "--",
+            "run",
+        ])
         .arg(&objective)
         .args(["--tools", "calculator,time"])
         .env("PAE_MODEL", &models.default))
@@ -152,11 +160,41 @@ fn bench(args: &[String]) -> Result<()> {
     setup::system_packages()?;
     setup::python_env()?;
     let models = setup::models()?;
-    util::step("building and running the benchmarks");
-    run(cargo()
-        .args(["run", "--release", "--quiet", "--package", "pae-bench", "--"])
-        .args(args)
-        .env("PAE_MODEL", &models.default)
-        .env("PAE_TINY_MODEL", &models.tiny)
-        .env("PAE_PYTHON", setup::venv_python()))
+    // Without arguments: every suite, one after another.
+    let suites: Vec<Vec<String>> = if args.is_empty() {
+        ["overhead", "latency", "llamacpp"]
+            .iter()
+            .map(|s| vec![(*s).to_owned()])
+            .collect()
+    } else {
+        vec![args.to_vec()]
+    };
+    util::step("building the benchmarks (release, with the llamacpp suite)");
+    run(cargo().args([
+        "build",
+        "--release",
+        "--quiet",
+        "--package",
+        "pae-bench",
+        "--features",
+        "llamacpp",
+    ]))?;
+    for suite in suites {
+        util::step(&format!("pae-bench {}", suite.join(" ")));
+        run(cargo()
+            .args([
+                "run",
+                "--release",
+                "--quiet",
+                "--package",
+                "pae-bench",
+                "--features",
+                "llamacpp",
+                "--",
+            ])
+            .args(&suite)
+            .env("PAE_MODEL", &models.default)
+            .env("PAE_TINY_MODEL", &models.tiny))?;
+    }
+    Ok(())
 }

@@ -30,11 +30,16 @@ pub(crate) fn release(args: &[String]) -> Result<()> {
     let old = current_version(&manifest).ok_or("no version in [workspace.package]")?;
     step(&format!("bumping {old} -> {version}"));
     fs::write("Cargo.toml", bump_manifest(&manifest, &old, version))?;
-    fs::write("CHANGELOG.md", roll_changelog(&changelog, version, &today()?)?)?;
+    fs::write(
+        "CHANGELOG.md",
+        roll_changelog(&changelog, version, &today()?)?,
+    )?;
 
     let result = (|| {
         // Refresh Cargo.lock for the new versions.
-        run(cargo().args(["metadata", "--format-version", "1", "--quiet"]).stdout(std::process::Stdio::null()))?;
+        run(cargo()
+            .args(["metadata", "--format-version", "1", "--quiet"])
+            .stdout(std::process::Stdio::null()))?;
         step("cargo publish --workspace --dry-run");
         let mut publish = cargo();
         publish.args(["publish", "--workspace", "--dry-run", "--allow-dirty"]);
@@ -47,11 +52,21 @@ pub(crate) fn release(args: &[String]) -> Result<()> {
     if execute && result.is_ok() {
         run(Command::new("git").args(["commit", "-am", &format!("Release {version}")]))?;
         run(Command::new("git").args(["tag", &format!("v{version}")]))?;
-        println!("release {version}: committed and tagged v{version}; publish with `cargo publish --workspace`");
+        println!(
+            "release {version}: committed and tagged v{version}; publish with `cargo publish --workspace`"
+        );
     } else {
-        run(Command::new("git").args(["checkout", "--", "Cargo.toml", "CHANGELOG.md", "Cargo.lock"]))?;
+        run(Command::new("git").args([
+            "checkout",
+            "--",
+            "Cargo.toml",
+            "CHANGELOG.md",
+            "Cargo.lock",
+        ]))?;
         if result.is_ok() {
-            println!("release {version}: dry run passed; the tree is unchanged (use --execute to commit and tag)");
+            println!(
+                "release {version}: dry run passed; the tree is unchanged (use --execute to commit and tag)"
+            );
         }
     }
     result
@@ -60,7 +75,10 @@ pub(crate) fn release(args: &[String]) -> Result<()> {
 fn is_semver(v: &str) -> bool {
     let core = v.split(['-', '+']).next().unwrap_or_default();
     let parts: Vec<&str> = core.split('.').collect();
-    parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// The `version` in `[workspace.package]`.
@@ -88,8 +106,14 @@ fn bump_manifest(manifest: &str, old: &str, new: &str) -> String {
         }
         let bumped = if section == "[workspace.package]" && trimmed.starts_with("version") {
             line.replace(&format!("\"{old}\""), &format!("\"{new}\""))
-        } else if section == "[workspace.dependencies]" && trimmed.starts_with("pae-") && trimmed.contains("path") {
-            line.replace(&format!("version = \"{old}\""), &format!("version = \"{new}\""))
+        } else if section == "[workspace.dependencies]"
+            && trimmed.starts_with("pae-")
+            && trimmed.contains("path")
+        {
+            line.replace(
+                &format!("version = \"{old}\""),
+                &format!("version = \"{new}\""),
+            )
         } else {
             line.to_owned()
         };
@@ -113,7 +137,9 @@ fn roll_changelog(changelog: &str, version: &str, date: &str) -> Result<String> 
 }
 
 fn today() -> Result<String> {
-    Ok(output(Command::new("date").arg("+%Y-%m-%d"))?.trim().to_owned())
+    Ok(output(Command::new("date").arg("+%Y-%m-%d"))?
+        .trim()
+        .to_owned())
 }
 
 #[cfg(test)]
@@ -128,13 +154,20 @@ mod tests {
         let bumped = bump_manifest(MANIFEST, "0.1.0", "0.2.0");
         assert!(bumped.contains("version = \"0.2.0\"\n\n"));
         assert!(bumped.contains("pae-core = { path = \"crates/pae-core\", version = \"0.2.0\" }"));
-        assert!(bumped.contains("serde = \"0.1.0\""), "external versions stay");
+        assert!(
+            bumped.contains("serde = \"0.1.0\""),
+            "external versions stay"
+        );
     }
 
     #[test]
     fn rolls_the_changelog() {
-        let rolled = roll_changelog("# Changelog\n\n## Unreleased\n- x\n", "0.2.0", "2026-01-01").unwrap();
-        assert_eq!(rolled, "# Changelog\n\n## Unreleased\n\n## 0.2.0 - 2026-01-01\n- x\n");
+        let rolled =
+            roll_changelog("# Changelog\n\n## Unreleased\n- x\n", "0.2.0", "2026-01-01").unwrap();
+        assert_eq!(
+            rolled,
+            "# Changelog\n\n## Unreleased\n\n## 0.2.0 - 2026-01-01\n- x\n"
+        );
         assert!(roll_changelog("# nothing", "1.0.0", "d").is_err());
     }
 

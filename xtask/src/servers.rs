@@ -54,7 +54,9 @@ pub(crate) fn start(models: &Models) -> Result<Servers> {
     };
 
     let openai_port = free_port()?;
-    step(&format!("starting llama-cpp-python's OpenAI-compatible server on 127.0.0.1:{openai_port}"));
+    step(&format!(
+        "starting llama-cpp-python's OpenAI-compatible server on 127.0.0.1:{openai_port}"
+    ));
     let mut openai = Command::new(&python);
     openai
         .args(["-m", "llama_cpp.server", "--model"])
@@ -62,28 +64,58 @@ pub(crate) fn start(models: &Models) -> Result<Servers> {
         .args(["--model_alias", "local", "--host", "127.0.0.1", "--port"])
         .arg(openai_port.to_string())
         .args(["--n_ctx", "4096", "--n_threads", "2", "--seed", "42"]);
-    servers.spawn("openai-compatible server", openai, logs.join("openai-server.log"))?;
-    servers.env.push(("PAE_OPENAI_TEST_BASE_URL".into(), format!("http://127.0.0.1:{openai_port}/v1")));
-    servers.env.push(("PAE_OPENAI_TEST_MODEL".into(), "local".into()));
+    servers.spawn(
+        "openai-compatible server",
+        openai,
+        logs.join("openai-server.log"),
+    )?;
+    servers.env.push((
+        "PAE_OPENAI_TEST_BASE_URL".into(),
+        format!("http://127.0.0.1:{openai_port}/v1"),
+    ));
+    servers
+        .env
+        .push(("PAE_OPENAI_TEST_MODEL".into(), "local".into()));
 
     let ollama_port = free_port()?;
     if PathBuf::from(OLLAMA_STANDIN).exists() {
-        step(&format!("starting the Ollama-API stand-in on 127.0.0.1:{ollama_port}"));
+        step(&format!(
+            "starting the Ollama-API stand-in on 127.0.0.1:{ollama_port}"
+        ));
         let mut ollama = Command::new(&python);
         ollama
             .arg(OLLAMA_STANDIN)
             .arg("--model")
             .arg(&models.default)
-            .args(["--model-name", "qwen2.5-coder:0.5b", "--host", "127.0.0.1", "--port"])
+            .args([
+                "--model-name",
+                "qwen2.5-coder:0.5b",
+                "--host",
+                "127.0.0.1",
+                "--port",
+            ])
             .arg(ollama_port.to_string());
-        servers.spawn("Ollama-API stand-in", ollama, logs.join("ollama-standin.log"))?;
-        servers.env.push(("PAE_OLLAMA_TEST_HOST".into(), format!("http://127.0.0.1:{ollama_port}")));
-        servers.env.push(("PAE_OLLAMA_TEST_MODEL".into(), "qwen2.5-coder:0.5b".into()));
+        servers.spawn(
+            "Ollama-API stand-in",
+            ollama,
+            logs.join("ollama-standin.log"),
+        )?;
+        servers.env.push((
+            "PAE_OLLAMA_TEST_HOST".into(),
+            format!("http://127.0.0.1:{ollama_port}"),
+        ));
+        servers
+            .env
+            .push(("PAE_OLLAMA_TEST_MODEL".into(), "qwen2.5-coder:0.5b".into()));
     }
 
     wait_ready(openai_port, "/v1/models", &logs.join("openai-server.log"))?;
     if PathBuf::from(OLLAMA_STANDIN).exists() {
-        wait_ready(ollama_port, "/api/version", &logs.join("ollama-standin.log"))?;
+        wait_ready(
+            ollama_port,
+            "/api/version",
+            &logs.join("ollama-standin.log"),
+        )?;
     }
     Ok(servers)
 }
@@ -112,18 +144,31 @@ fn wait_ready(port: u16, path: &str, log: &PathBuf) -> Result<()> {
     let started = Instant::now();
     while started.elapsed() < READY_TIMEOUT {
         if http_ok(port, path) {
-            eprintln!("127.0.0.1:{port} ready after {:.1} s", started.elapsed().as_secs_f64());
+            eprintln!(
+                "127.0.0.1:{port} ready after {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(250));
     }
     let tail = fs::read_to_string(log).unwrap_or_default();
-    let tail: String = tail.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    let tail: String = tail
+        .lines()
+        .rev()
+        .take(20)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join("\n");
     Err(format!("the server on 127.0.0.1:{port} did not become ready within {READY_TIMEOUT:?}; log tail:\n{tail}").into())
 }
 
 fn http_ok(port: u16, path: &str) -> bool {
-    let Ok(mut stream) = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1)) else {
+    let Ok(mut stream) =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(1))
+    else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
@@ -132,5 +177,7 @@ fn http_ok(port: u16, path: &str) -> bool {
         return false;
     }
     let mut head = [0u8; 16];
-    stream.read(&mut head).is_ok_and(|n| head[..n].starts_with(b"HTTP/1.1 200") || head[..n].starts_with(b"HTTP/1.0 200"))
+    stream.read(&mut head).is_ok_and(|n| {
+        head[..n].starts_with(b"HTTP/1.1 200") || head[..n].starts_with(b"HTTP/1.0 200")
+    })
 }

