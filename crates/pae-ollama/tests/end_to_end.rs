@@ -1,0 +1,74 @@
+//! End to end over an Ollama-API server (the stand-in in `tests/fixtures`,
+//! real inference with the default local model): `PlanAndExecute` with
+//! `load_chat_planner`, `load_agent_executor` and the calculator finishes an
+//! objective with a parsed plan. The small model's arithmetic is not
+//! asserted. The executor uses native tool calls, as the model claims them.
+//!
+//! Needs `PAE_OLLAMA_TEST_HOST` and `PAE_OLLAMA_TEST_MODEL`; skipped with a
+//! reason when unset, failing when `PAE_REQUIRE_SERVERS=1`.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pae_core::{ChatModel, ChatModelExt, PlanAndExecute, RetryPolicy, StepStatus, Tool};
+use pae_executor::load_agent_executor;
+use pae_executor::tools::Calculator;
+use pae_ollama::OllamaChat;
+use pae_planner::load_chat_planner;
+use support::require_env;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_and_execute_finishes_an_objective_over_the_ollama_api() {
+    let (Some(host), Some(name)) = (
+        require_env("PAE_OLLAMA_TEST_HOST"),
+        require_env("PAE_OLLAMA_TEST_MODEL"),
+    ) else {
+        return;
+    };
+    let chat = OllamaChat::new(name)
+        .with_host(host)
+        .with_timeout(Duration::from_secs(600))
+        .with_retry(RetryPolicy::new().with_max_attempts(2));
+    let model: Arc<dyn ChatModel> = Arc::new(chat);
+    let tools: Vec<Arc<dyn Tool>> = vec![Arc::new(Calculator::new())];
+    let executor = load_agent_executor(Arc::clone(&model), tools, true)
+        .expect("the executor accepts the calculator");
+    let agent = PlanAndExecute::new(
+        Arc::new(load_chat_planner(Arc::clone(&model))),
+        Arc::new(executor),
+    );
+
+    let result = agent
+        .run("A box holds 12 eggs. How many eggs are in 7 boxes?")
+        .await
+        .expect("the run finishes");
+
+    eprintln!("plan:\n{}", result.plans[0]);
+    for (step, response) in &result.steps {
+        eprintln!(
+            "step {:?} -> {:?} ({} tool calls)",
+            step.value,
+            response.response,
+            response.tool_calls.len()
+        );
+    }
+    eprintln!(
+        "output: {:?}; usage: {:?}; elapsed: {:?}",
+        result.output, result.usage, result.elapsed
+    );
+    let plan = &result.plans[0];
+    assert!(!plan.is_empty(), "a parsed plan with steps");
+    assert!(plan.iter().all(|step| !step.value.trim().is_empty()));
+    assert_eq!(result.steps.len(), plan.len(), "every step ran");
+    assert!(
+        result
+            .steps
+            .iter()
+            .all(|(_, response)| !matches!(response.status, StepStatus::Failed { .. })),
+        "no step failed"
+    );
+    assert!(!result.output.trim().is_empty());
+    assert!(result.usage.prompt_tokens > 0 && result.usage.completion_tokens > 0);
+}
