@@ -31,7 +31,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let reply = model.chat(request.clone()).await?;
     println!("reply: {}", reply.content().trim());
-    println!("usage: {:?}, finish: {:?}", reply.usage, reply.finish_reason);
+    println!(
+        "usage: {:?}, finish: {:?}",
+        reply.usage, reply.finish_reason
+    );
 
     print!("streamed: ");
     let mut stream = model.stream(request).await?;
