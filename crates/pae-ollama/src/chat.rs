@@ -396,6 +396,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn public_types_are_send_sync_and_usable_as_dyn_chat_model() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<OllamaChat>();
+        assert_send_sync::<ToolsWithFormat>();
+        let model: std::sync::Arc<dyn ChatModel> = std::sync::Arc::new(OllamaChat::new("m"));
+        assert_eq!(model.model_name(), "m");
+    }
+
+    #[test]
     fn hosts_are_read_like_ollama_does() {
         let check = |input: &str, expect: &str| {
             assert_eq!(parse_host(input).unwrap().as_str(), expect, "{input:?}");

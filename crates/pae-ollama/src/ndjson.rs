@@ -208,4 +208,25 @@ mod tests {
             .await;
         assert!(matches!(items[1], Err(ProviderError::Timeout { .. })));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(data: Vec<u8>) {
+            let _ = wire::parse_line(&data);
+            let _ = wire::parse_response(&data);
+            let mut buffer = data.clone();
+            while take_line(&mut buffer).is_some() {}
+        }
+
+        #[test]
+        fn arbitrary_bodies_end_in_chunks_or_one_error(parts in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..40), 0..5)) {
+            let stream: ByteStream = Box::pin(futures::stream::iter(parts.into_iter().map(Ok)));
+            let items: Vec<_> = futures::executor::block_on(chunk_stream(stream, None).collect());
+            let errors = items.iter().filter(|i| i.is_err()).count();
+            proptest::prop_assert!(errors <= 1);
+            if errors == 1 {
+                proptest::prop_assert!(items.last().is_some_and(Result::is_err));
+            }
+        }
+    }
 }

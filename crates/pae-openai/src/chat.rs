@@ -444,6 +444,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn public_types_are_send_sync_and_usable_as_dyn_chat_model() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<OpenAiChat>();
+        assert_send_sync::<SchemaMode>();
+        assert_send_sync::<TokenLimitField>();
+        let model: std::sync::Arc<dyn ChatModel> = std::sync::Arc::new(OpenAiChat::new("m"));
+        assert_eq!(model.model_name(), "m");
+    }
+
+    #[test]
     fn debug_output_never_shows_the_key() {
         let chat = OpenAiChat::new("gpt-4o-mini")
             .with_api_key("sk-very-secret-key")

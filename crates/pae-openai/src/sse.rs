@@ -299,4 +299,34 @@ mod tests {
         assert_eq!(items.len(), 2);
         assert!(matches!(items[1], Err(ProviderError::Timeout { .. })));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(data: Vec<u8>, cut in 0usize..64) {
+            let mut decoder = SseDecoder::default();
+            let cut = cut.min(data.len());
+            let mut events = decoder.push(&data[..cut]);
+            events.extend(decoder.push(&data[cut..]));
+            for event in events {
+                let _ = wire::parse_chunk(&event);
+            }
+            let _ = wire::parse_response(&data);
+        }
+
+        #[test]
+        fn splitting_a_stream_anywhere_gives_the_same_events(cuts in proptest::collection::vec(0usize..200, 0..6)) {
+            let body = [HELLO, LO, "data: [DONE]\n\n"].concat();
+            let whole = SseDecoder::default().push(body.as_bytes());
+            let mut points: Vec<usize> = cuts.into_iter().map(|c| c.min(body.len())).collect();
+            points.sort_unstable();
+            let mut decoder = SseDecoder::default();
+            let mut events = Vec::new();
+            let mut start = 0;
+            for point in points.into_iter().chain([body.len()]) {
+                events.extend(decoder.push(&body.as_bytes()[start..point]));
+                start = point;
+            }
+            proptest::prop_assert_eq!(events, whole);
+        }
+    }
 }
