@@ -34,6 +34,7 @@ pub struct LlamaCppConfig {
     chat_template: Option<String>,
     default_max_tokens: Option<u32>,
     default_temperature: f32,
+    flash_attention: Option<bool>,
     name: Option<String>,
 }
 
@@ -50,6 +51,7 @@ impl LlamaCppConfig {
             chat_template: None,
             default_max_tokens: Some(DEFAULT_MAX_TOKENS),
             default_temperature: DEFAULT_TEMPERATURE,
+            flash_attention: None,
             name: None,
         }
     }
@@ -120,6 +122,15 @@ impl LlamaCppConfig {
         self
     }
 
+    /// Whether llama.cpp uses flash attention: `Some(true)` or
+    /// `Some(false)` to force it, `None` (the default) to let llama.cpp
+    /// decide for the device.
+    #[must_use]
+    pub fn with_flash_attention(mut self, enabled: Option<bool>) -> Self {
+        self.flash_attention = enabled;
+        self
+    }
+
     /// The name reported by `model_name` (default: the file name without
     /// `.gguf`).
     #[must_use]
@@ -177,6 +188,11 @@ impl LlamaCppConfig {
     /// The temperature for requests that set none.
     pub fn default_temperature(&self) -> f32 {
         self.default_temperature
+    }
+
+    /// The flash-attention setting (`None`: llama.cpp decides).
+    pub fn flash_attention(&self) -> Option<bool> {
+        self.flash_attention
     }
 
     /// The model's name.

@@ -148,6 +148,7 @@ pub(crate) struct ContextSettings {
     pub(crate) n_batch: u32,
     pub(crate) threads: i32,
     pub(crate) prompt_cache: bool,
+    pub(crate) flash_attention: Option<bool>,
 }
 
 /// The queue and its workers. Dropping it closes the queue; workers finish
@@ -213,7 +214,13 @@ fn worker(
         .with_n_batch(settings.n_batch)
         .with_n_ubatch(settings.n_batch)
         .with_n_threads(settings.threads)
-        .with_n_threads_batch(settings.threads);
+        .with_n_threads_batch(settings.threads)
+        // llama.cpp's flash-attention policy: -1 auto, 0 off, 1 on.
+        .with_flash_attention_policy(match settings.flash_attention {
+            None => -1,
+            Some(false) => 0,
+            Some(true) => 1,
+        });
     let context = {
         let _guard = CONTEXT_CREATION
             .lock()

@@ -144,6 +144,7 @@ impl LlamaCppModel {
             n_batch: config.batch_size().min(context_size),
             threads: i32::try_from(config.threads()).unwrap_or(i32::MAX),
             prompt_cache: config.prompt_cache(),
+            flash_attention: config.flash_attention(),
         };
         let model = Arc::new(model);
         let engine = Engine::start(&model, settings, config.workers())?;
