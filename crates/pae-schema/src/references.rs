@@ -81,35 +81,40 @@ fn braced(text: &str, at: usize) -> Option<(usize, String, ReferenceKind)> {
     valid.then(|| (at + 2 + close + 1, id.to_owned(), ReferenceKind::Variable))
 }
 
+/// Whether `at` starts a word (no letter, digit or `_` just before it):
+/// "a#1" and "US$5" are not references.
+fn at_word_start(bytes: &[u8], at: usize) -> bool {
+    at == 0 || !(bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_')
+}
+
+/// Reads 1 to 4 digits at `from` that end a word (not "$1.50" nor "#1a");
+/// returns where they end.
+fn whole_number(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut end = from;
+    while end < bytes.len() && bytes[end].is_ascii_digit() {
+        end += 1;
+    }
+    if end == from || end - from > 4 {
+        return None;
+    }
+    let decimal =
+        bytes.get(end) == Some(&b'.') && bytes.get(end + 1).is_some_and(u8::is_ascii_digit);
+    let glued = bytes
+        .get(end)
+        .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
+    (!decimal && !glued).then_some(end)
+}
+
 /// `#E1`, `#1`, `$1`, `$E1`.
 fn token(text: &str, at: usize) -> Option<(usize, String, ReferenceKind)> {
     let bytes = text.as_bytes();
-    // Not in the middle of a word ("a#1", "US$5" are not references).
-    if at > 0 && (bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_') {
+    if !at_word_start(bytes, at) {
         return None;
     }
-    let mut j = at + 1;
-    let prefixed = matches!(bytes.get(j), Some(b'E' | b'e'));
-    if prefixed {
-        j += 1;
-    }
-    let digits_start = j;
-    while j < bytes.len() && bytes[j].is_ascii_digit() {
-        j += 1;
-    }
-    if j == digits_start || j - digits_start > 4 {
-        return None;
-    }
-    // "$1.50", "#1a" are not references.
-    let decimal = bytes.get(j) == Some(&b'.') && bytes.get(j + 1).is_some_and(u8::is_ascii_digit);
-    if decimal
-        || bytes
-            .get(j)
-            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
-    {
-        return None;
-    }
-    let digits = &text[digits_start..j];
+    let prefixed = matches!(bytes.get(at + 1), Some(b'E' | b'e'));
+    let digits_start = at + 1 + usize::from(prefixed);
+    let end = whole_number(bytes, digits_start)?;
+    let digits = &text[digits_start..end];
     let (id, kind) = if prefixed {
         (format!("E{digits}"), ReferenceKind::Variable)
     } else {
@@ -118,44 +123,22 @@ fn token(text: &str, at: usize) -> Option<(usize, String, ReferenceKind)> {
             ReferenceKind::Short,
         )
     };
-    (!id.is_empty()).then_some((j, id, kind))
+    (!id.is_empty()).then_some((end, id, kind))
 }
 
-/// "step 3" / "Step 3" as whole words.
+/// "step 3" / "Step 3" / "step #3" as whole words.
 fn prose(text: &str, at: usize) -> Option<(usize, String, ReferenceKind)> {
     let bytes = text.as_bytes();
-    if at > 0 && (bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_') {
+    if !at_word_start(bytes, at) || !text.get(at..at + 4)?.eq_ignore_ascii_case("step") {
         return None;
     }
-    let word = text.get(at..at + 4)?;
-    if !word.eq_ignore_ascii_case("step") {
+    if bytes.get(at + 4) != Some(&b' ') {
         return None;
     }
-    let mut j = at + 4;
-    if bytes.get(j) != Some(&b' ') {
-        return None;
-    }
-    j += 1;
-    if bytes.get(j) == Some(&b'#') {
-        j += 1;
-    }
-    let digits_start = j;
-    while j < bytes.len() && bytes[j].is_ascii_digit() {
-        j += 1;
-    }
-    if j == digits_start || j - digits_start > 4 {
-        return None;
-    }
-    let decimal = bytes.get(j) == Some(&b'.') && bytes.get(j + 1).is_some_and(u8::is_ascii_digit);
-    if decimal
-        || bytes
-            .get(j)
-            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
-    {
-        return None;
-    }
-    let id = text[digits_start..j].trim_start_matches('0').to_owned();
-    (!id.is_empty()).then_some((j, id, ReferenceKind::Prose))
+    let digits_start = at + 5 + usize::from(bytes.get(at + 5) == Some(&b'#'));
+    let end = whole_number(bytes, digits_start)?;
+    let id = text[digits_start..end].trim_start_matches('0').to_owned();
+    (!id.is_empty()).then_some((end, id, ReferenceKind::Prose))
 }
 
 /// Replaces every token reference (`#E1`, `$1`, `${E1}`, `#1`) for which
