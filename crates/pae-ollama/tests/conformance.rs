@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use pae_conformance::Options;
 use pae_ollama::OllamaChat;
-use support::require_env;
+use support::{require_env, server_turn};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ollama_adapter_passes_the_conformance_suite() {
@@ -19,6 +19,7 @@ async fn ollama_adapter_passes_the_conformance_suite() {
     ) else {
         return;
     };
+    let _turn = server_turn().await;
     let model = OllamaChat::new(&name)
         .with_host(host)
         .with_timeout(Duration::from_secs(600));

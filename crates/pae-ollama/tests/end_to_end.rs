@@ -17,7 +17,7 @@ use pae_executor::load_agent_executor;
 use pae_executor::tools::Calculator;
 use pae_ollama::OllamaChat;
 use pae_planner::load_chat_planner;
-use support::require_env;
+use support::{require_env, server_turn};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_and_execute_finishes_an_objective_over_the_ollama_api() {
@@ -27,6 +27,7 @@ async fn plan_and_execute_finishes_an_objective_over_the_ollama_api() {
     ) else {
         return;
     };
+    let _turn = server_turn().await;
     let chat = OllamaChat::new(name)
         .with_host(host)
         .with_timeout(Duration::from_secs(600))

@@ -19,7 +19,7 @@ use pae_core::{
 };
 use pae_ollama::OllamaChat;
 use serde_json::json;
-use support::require_env;
+use support::{require_env, server_turn};
 
 fn local() -> Option<OllamaChat> {
     let host = require_env("PAE_OLLAMA_TEST_HOST")?;
@@ -53,6 +53,7 @@ fn calculator() -> ToolSpec {
 #[tokio::test]
 async fn plain_chat_answers_with_text_and_token_counts() {
     let Some(model) = local() else { return };
+    let _turn = server_turn().await;
     let reply = model
         .chat(ask("Say hello to Ada in one short sentence.", 24))
         .await
@@ -72,6 +73,7 @@ async fn plain_chat_answers_with_text_and_token_counts() {
 #[tokio::test]
 async fn streaming_reads_ndjson_chunks_with_final_counts() {
     let Some(model) = local() else { return };
+    let _turn = server_turn().await;
     let mut stream = model
         .stream(ask("Name three colours, comma separated.", 24).with_stop(["\n\n"]))
         .await
@@ -103,6 +105,7 @@ async fn streaming_reads_ndjson_chunks_with_final_counts() {
 #[tokio::test]
 async fn the_model_calls_a_tool_and_gets_a_stable_id() {
     let Some(model) = local() else { return };
+    let _turn = server_turn().await;
     let request =
         ask("What is 17 times 23? Use the calculator tool.", 64).with_tools(vec![calculator()]);
     let reply = model
@@ -150,6 +153,7 @@ async fn the_model_calls_a_tool_and_gets_a_stable_id() {
 #[tokio::test]
 async fn a_json_schema_format_is_enforced() {
     let Some(model) = local() else { return };
+    let _turn = server_turn().await;
     let schema = json!({
         "type": "object",
         "properties": {"city": {"type": "string"}, "population": {"type": "integer"}},
@@ -171,6 +175,7 @@ async fn a_json_schema_format_is_enforced() {
 #[tokio::test]
 async fn the_model_list_and_capabilities_come_from_the_server() {
     let Some(model) = local() else { return };
+    let _turn = server_turn().await;
     let model = model
         .detect_capabilities()
         .await

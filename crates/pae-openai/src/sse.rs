@@ -86,9 +86,10 @@ struct State {
 
 /// Turns the body of a streamed chat completion into chunks.
 ///
-/// The stream ends normally at `data: [DONE]`, or when the body ends after a
-/// finish reason was seen (some servers omit `[DONE]`). A body that ends
-/// before either, or breaks, yields [`ProviderError::StreamInterrupted`]
+/// The stream ends normally at `data: [DONE]` after a finish reason, or when
+/// the body ends after a finish reason (some servers omit `[DONE]`). A
+/// stream that ends without a finish reason, or breaks, yields
+/// [`ProviderError::StreamInterrupted`]
 /// with the text received so far; a gap longer than `idle` yields
 /// [`ProviderError::Timeout`]; a payload that is not a chunk yields
 /// [`ProviderError::InvalidResponse`]. Nothing follows an error.
@@ -120,7 +121,18 @@ async fn next(state: &mut State) -> Option<Result<ChatChunk, ProviderError>> {
         if let Some(data) = state.pending.pop_front() {
             if data.trim() == "[DONE]" {
                 state.finished = true;
-                return None;
+                if state.saw_finish_reason {
+                    return None;
+                }
+                // Every reply ends with a finish reason before `[DONE]`; a
+                // server that sends `[DONE]` without one cut the reply short
+                // (llama-cpp-python does when another request arrives).
+                return Some(Err(ProviderError::StreamInterrupted {
+                    reason: "the server ended the stream before the reply was complete \
+                             ([DONE] without a finish reason)"
+                        .into(),
+                    partial: state.text.clone(),
+                }));
             }
             match wire::parse_chunk(&data) {
                 Ok(chunk) => {
@@ -272,6 +284,16 @@ mod tests {
         assert!(matches!(
             &items[1],
             Err(ProviderError::InvalidResponse { body, .. }) if body == "{oops"
+        ));
+    }
+
+    #[tokio::test]
+    async fn done_without_a_finish_reason_is_an_interruption() {
+        let items = collect(vec![HELLO, "data: [DONE]\n\n"]).await;
+        assert_eq!(items.len(), 2);
+        assert!(matches!(
+            &items[1],
+            Err(ProviderError::StreamInterrupted { partial, .. }) if partial == "Hel"
         ));
     }
 

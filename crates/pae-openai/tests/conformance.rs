@@ -10,7 +10,7 @@ use std::time::Duration;
 use pae_conformance::Options;
 use pae_core::Capabilities;
 use pae_openai::{OpenAiChat, SchemaMode};
-use support::require_env;
+use support::{require_env, server_turn};
 
 fn configure(chat: OpenAiChat) -> OpenAiChat {
     chat.with_timeout(Duration::from_secs(600))
@@ -30,6 +30,7 @@ async fn openai_adapter_passes_the_conformance_suite_on_llama_cpp_python() {
     ) else {
         return;
     };
+    let _turn = server_turn().await;
     let model = configure(OpenAiChat::new(&name).with_base_url(base_url));
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -55,6 +56,7 @@ async fn forced_tool_calls_pass_the_tool_checks_on_llama_cpp_python() {
     ) else {
         return;
     };
+    let _turn = server_turn().await;
     let model =
         configure(OpenAiChat::new(&name).with_base_url(base_url)).with_capabilities(Capabilities {
             native_tools: true,

@@ -18,7 +18,7 @@ use pae_executor::load_agent_executor;
 use pae_executor::tools::Calculator;
 use pae_openai::{OpenAiChat, SchemaMode};
 use pae_planner::load_chat_planner;
-use support::require_env;
+use support::{require_env, server_turn};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_and_execute_finishes_an_objective_over_llama_cpp_python() {
@@ -28,6 +28,7 @@ async fn plan_and_execute_finishes_an_objective_over_llama_cpp_python() {
     ) else {
         return;
     };
+    let _turn = server_turn().await;
     let chat = OpenAiChat::new(name)
         .with_base_url(base_url)
         .with_schema_mode(SchemaMode::JsonObjectWithSchema)

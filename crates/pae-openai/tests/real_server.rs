@@ -18,7 +18,7 @@ use pae_core::{
 };
 use pae_openai::{OpenAiChat, SchemaMode};
 use serde_json::json;
-use support::require_env;
+use support::{require_env, server_turn};
 
 /// The adapter as llama-cpp-python's server needs it: its own JSON-schema
 /// form, and native tools not claimed (the model calls a tool by itself
@@ -49,6 +49,7 @@ fn ask(text: &str, max_tokens: u32) -> ChatRequest {
 #[tokio::test]
 async fn plain_chat_answers_with_text_and_usage() {
     let Some(model) = local() else { return };
+    let _turn = server_turn().await;
     let reply = model
         .chat(ask("Say hello to Ada in one short sentence.", 24))
         .await
@@ -70,6 +71,7 @@ async fn plain_chat_answers_with_text_and_usage() {
 #[tokio::test]
 async fn a_stop_sequence_is_honoured() {
     let Some(model) = local() else { return };
+    let _turn = server_turn().await;
     let request = ask("Count from 1 to 10, one number per line, digits only.", 48).with_stop(["5"]);
     let reply = model.chat(request).await.expect("the server answers");
     eprintln!("reply: {:?}", reply.content());
@@ -81,6 +83,7 @@ async fn a_stop_sequence_is_honoured() {
 #[tokio::test]
 async fn streaming_delivers_several_chunks_that_join_to_the_reply() {
     let Some(model) = local() else { return };
+    let _turn = server_turn().await;
     let mut stream = model
         .stream(ask("Name three colours, comma separated.", 24))
         .await
@@ -103,6 +106,7 @@ async fn streaming_delivers_several_chunks_that_join_to_the_reply() {
 #[tokio::test]
 async fn a_forced_tool_call_comes_back_as_a_parsed_tool_call() {
     let Some(model) = local() else { return };
+    let _turn = server_turn().await;
     let calculator = ToolSpec {
         name: "calculator".into(),
         description: "Evaluates an arithmetic expression and returns the number.".into(),
@@ -134,6 +138,7 @@ async fn a_forced_tool_call_comes_back_as_a_parsed_tool_call() {
 #[tokio::test]
 async fn a_json_schema_is_enforced_in_llama_cpp_form() {
     let Some(model) = local() else { return };
+    let _turn = server_turn().await;
     let schema = json!({
         "type": "object",
         "properties": {"city": {"type": "string"}, "population": {"type": "integer"}},

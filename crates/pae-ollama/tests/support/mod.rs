@@ -4,8 +4,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -114,4 +114,15 @@ pub fn require_env(name: &str) -> Option<String> {
             None
         }
     }
+}
+
+/// Real-server tests take turns. llama-cpp-python's server cuts a running
+/// stream short when another request arrives (its `interrupt_requests`
+/// setting), and one small model on two cores answers one request at a time
+/// anyway.
+pub async fn server_turn() -> tokio::sync::MutexGuard<'static, ()> {
+    static TURN: OnceLock<tokio::sync::Mutex<()>> = OnceLock::new();
+    TURN.get_or_init(|| tokio::sync::Mutex::new(()))
+        .lock()
+        .await
 }
