@@ -216,6 +216,9 @@ fn seed() -> u64 {
 ///
 /// When every attempt fails, the last error is returned as it is, so callers
 /// still see the status, body and `retry_after` of the final answer.
+///
+/// Waits use `tokio::time`: calls must run inside a Tokio runtime with the
+/// time driver enabled (they panic otherwise, as `tokio::time::sleep` does).
 #[derive(Debug, Clone)]
 pub struct Retry<M> {
     inner: M,
@@ -304,6 +307,8 @@ impl<M: ChatModel> ChatModel for Retry<M> {
 /// and then to each gap between chunks, so a long reply that keeps arriving
 /// is not cut, but a stalled one is: the stream then yields a `Timeout`
 /// error and ends.
+///
+/// Like [`Retry`], it needs a Tokio runtime with the time driver enabled.
 #[derive(Debug, Clone)]
 pub struct Timeout<M> {
     inner: M,

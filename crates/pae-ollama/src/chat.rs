@@ -144,7 +144,11 @@ impl OllamaChat {
         self
     }
 
-    /// The host URL, or the reason it is invalid.
+    /// The host URL.
+    ///
+    /// # Errors
+    /// [`ProviderError::Configuration`] saying why the host given to
+    /// [`with_host`](Self::with_host) or in `OLLAMA_HOST` is invalid.
     pub fn host(&self) -> Result<&Url, ProviderError> {
         self.host
             .as_ref()
