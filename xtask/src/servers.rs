@@ -63,7 +63,10 @@ pub(crate) fn start(models: &Models) -> Result<Servers> {
         .arg(&models.default)
         .args(["--model_alias", "local", "--host", "127.0.0.1", "--port"])
         .arg(openai_port.to_string())
-        .args(["--n_ctx", "4096", "--n_threads", "2", "--seed", "42"]);
+        .args(["--n_ctx", "4096", "--n_threads", "2", "--seed", "42"])
+        // By default the server ends a running stream when another request
+        // arrives; tests from several crates share it.
+        .args(["--interrupt_requests", "False"]);
     servers.spawn(
         "openai-compatible server",
         openai,
