@@ -156,8 +156,8 @@ pub(crate) struct RunArgs {
     pub(crate) model_name: Option<String>,
 
     /// The server's base URL [defaults: openai $OPENAI_BASE_URL or
-    /// https://api.openai.com/v1; ollama $OLLAMA_HOST or
-    /// http://127.0.0.1:11434]. The OpenAI key comes from OPENAI_API_KEY.
+    /// `https://api.openai.com/v1`; ollama $OLLAMA_HOST or
+    /// `http://127.0.0.1:11434`]. The OpenAI key comes from OPENAI_API_KEY.
     #[arg(long, value_name = "URL")]
     pub(crate) base_url: Option<String>,
 
@@ -206,8 +206,9 @@ pub(crate) struct RunArgs {
     #[arg(long, default_value_t = 3)]
     pub(crate) max_replans: u32,
 
-    /// Steps that may run at the same time. Accepted for forward
-    /// compatibility: steps currently run one after another.
+    /// Independent steps of a dependency plan (structured plans with
+    /// `depends_on`) that may run at the same time. The local model answers
+    /// one request at a time, so with it the steps' model calls queue.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) max_concurrency: u32,
 

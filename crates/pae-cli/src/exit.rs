@@ -62,10 +62,8 @@ impl Failure {
         let message = format!("{context}: {}", pae_core::error_chain(error));
         let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
         while let Some(err) = source {
-            if let Some(provider) = err.downcast_ref::<ProviderError>() {
-                if let Some(kind) = provider_kind(provider) {
-                    return Self::new(kind, message);
-                }
+            if let Some(kind) = err.downcast_ref::<ProviderError>().and_then(provider_kind) {
+                return Self::new(kind, message);
             }
             source = err.source();
         }

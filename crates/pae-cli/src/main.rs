@@ -172,7 +172,8 @@ async fn run(args: &RunArgs) -> Result<String, Failure> {
     let executor = executor_for(&model, args, tools)?;
     let mut agent = PlanAndExecute::new(planner_for(&model, args.planner), executor)
         .with_max_steps(args.max_steps as usize)
-        .with_max_replans(args.max_replans as usize);
+        .with_max_replans(args.max_replans as usize)
+        .with_max_concurrency(args.max_concurrency as usize);
     let policy = match args.replan {
         Replan::Never => None,
         Replan::EveryStep => Some(ReplanPolicy::AfterEveryStep),
