@@ -106,6 +106,24 @@ pub(crate) enum ToolName {
     Files,
 }
 
+/// What a step returns when it reaches --max-iterations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum EarlyStop {
+    /// A fixed "stopped" response, no further model call.
+    Force,
+    /// One last model call, without tools, for the best answer so far.
+    Generate,
+}
+
+impl EarlyStop {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Force => "force",
+            Self::Generate => "generate",
+        }
+    }
+}
+
 /// Which previous steps the executor shows in full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum History {
@@ -191,8 +209,12 @@ pub(crate) struct RunArgs {
     pub(crate) max_steps: u32,
 
     /// Model calls per step before the executor stops the step.
-    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) max_iterations: u32,
+
+    /// What a step that reaches --max-iterations answers.
+    #[arg(long, value_enum, default_value_t = EarlyStop::Generate)]
+    pub(crate) early_stopping: EarlyStop,
 
     /// Which previous steps the executor sees in full: `all` or `last:K`.
     #[arg(long, default_value = "all", value_parser = parse_history)]

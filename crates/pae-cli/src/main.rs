@@ -22,10 +22,10 @@ use clap::Parser;
 use pae_core::{
     ChatModel, Executor, PlanAndExecute, Planner, ReplanPolicy, Replanner, TokenUsage, Tool,
 };
-use pae_executor::{AgentExecutor, HistoryPolicy, tools};
+use pae_executor::{AgentExecutor, EarlyStopping, HistoryPolicy, tools};
 use pae_planner::{LlmPlanner, LlmReplanner, StructuredPlanner};
 
-use crate::cli::{Cli, Command, History, PlannerMode, Replan, RunArgs, ToolName};
+use crate::cli::{Cli, Command, EarlyStop, History, PlannerMode, Replan, RunArgs, ToolName};
 use crate::exit::{Failure, FailureKind};
 use crate::progress::Progress;
 use crate::transcript::{Recorder, RunRecord, Settings};
@@ -68,6 +68,7 @@ fn settings(args: &RunArgs) -> Settings {
             .collect(),
         max_steps: args.max_steps,
         max_iterations: args.max_iterations,
+        early_stopping: args.early_stopping.as_str(),
         history: args.history.label(),
         replan: args.replan.as_str(),
         max_replans: args.max_replans,
@@ -129,6 +130,10 @@ fn executor_for(
     let executor = AgentExecutor::builder(Arc::clone(model))
         .with_tools(tools)
         .with_max_iterations(args.max_iterations as usize)
+        .with_early_stopping(match args.early_stopping {
+            EarlyStop::Force => EarlyStopping::Force,
+            EarlyStop::Generate => EarlyStopping::Generate,
+        })
         .with_history(history)
         .with_task_in_prompt(true)
         .build()

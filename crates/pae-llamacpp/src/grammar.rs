@@ -31,6 +31,9 @@ pub(crate) struct GrammarBuildError {
 
 const FREE_TEXT_ROOT: &str = "pae-root";
 
+/// Text that does not start like a JSON object (our tool-call syntax).
+const NOT_A_CALL: &str = "[^{ \\t\\r\\n] .*";
+
 /// The schema of one call of `tool`. Written by hand so that `name` comes
 /// before `arguments` (the converter keeps the schema's property order, and
 /// `serde_json` maps are sorted), letting the model choose the tool first.
@@ -78,7 +81,13 @@ pub(crate) fn for_request(
     };
     let grammar = match (mode, format) {
         (ToolMode::Off, None) => None,
-        (ToolMode::Off, Some(format)) => Some(Grammar {
+        // Earlier calls in the history invite the model to write another
+        // one as text; `tool_choice: None` forbids it.
+        (ToolMode::Disabled, None) => Some(Grammar {
+            text: format!("root ::= {NOT_A_CALL}\n"),
+            root: "root",
+        }),
+        (ToolMode::Off | ToolMode::Disabled, Some(format)) => Some(Grammar {
             text: convert(
                 &response_schema(format),
                 "the response format's JSON schema",
@@ -104,7 +113,7 @@ pub(crate) fn for_request(
             let mut text = convert(&one_of(calls), "the tools' argument schemas")?;
             // A tool call, or text that does not start like one.
             text.push_str(&format!(
-                "\n{FREE_TEXT_ROOT} ::= root | pae-free-text\npae-free-text ::= [^{{] .*\n"
+                "\n{FREE_TEXT_ROOT} ::= root | pae-free-text\npae-free-text ::= {NOT_A_CALL}\n"
             ));
             Some(Grammar {
                 text,
@@ -154,6 +163,16 @@ mod tests {
         assert_eq!(grammar.root, "root");
         assert!(grammar.text.contains("root ::="), "{}", grammar.text);
         assert!(grammar.text.contains("steps"), "{}", grammar.text);
+    }
+
+    #[test]
+    fn disabled_tools_forbid_a_call() {
+        let request = ChatRequest::new(vec![Message::user("x")])
+            .with_tools(vec![spec("calculator")])
+            .with_tool_choice(ToolChoice::None);
+        let mode = ToolMode::of(&request).unwrap();
+        let grammar = for_request(None, &mode).unwrap().unwrap();
+        assert_eq!(grammar.text, format!("root ::= {NOT_A_CALL}\n"));
     }
 
     #[test]

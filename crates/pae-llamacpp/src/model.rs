@@ -229,7 +229,7 @@ impl LlamaCppModel {
         let json_end = match (&mode, &request.response_format) {
             (ToolMode::Required(_), _) | (_, Some(_)) => JsonEnd::Always,
             (ToolMode::Auto(_), None) => JsonEnd::IfObject,
-            (ToolMode::Off, None) => JsonEnd::Never,
+            (ToolMode::Off | ToolMode::Disabled, None) => JsonEnd::Never,
         };
         let tool_names: Vec<String> = mode.tools().iter().map(|t| t.name.clone()).collect();
         let sampling = &request.sampling;
