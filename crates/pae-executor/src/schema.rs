@@ -308,7 +308,11 @@ fn check_object(
             }
         }
     }
-    for (key, item) in object {
+    // Sorted, so messages do not depend on serde_json's map order (which a
+    // feature elsewhere in a build can switch to insertion order).
+    let mut entries: Vec<(&String, &Value)> = object.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for (key, item) in entries {
         let mark = path.len();
         push_key(path, key);
         match properties.and_then(|p| p.get(key)) {
@@ -317,10 +321,10 @@ fn check_object(
                 Some(Value::Bool(false)) => {
                     let known = properties
                         .map(|p| {
-                            p.keys()
-                                .map(|k| format!("{k:?}"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                            let mut names: Vec<String> =
+                                p.keys().map(|k| format!("{k:?}")).collect();
+                            names.sort_unstable();
+                            names.join(", ")
                         })
                         .unwrap_or_default();
                     let hint = if known.is_empty() {
