@@ -152,7 +152,7 @@ fn demo(args: &[String]) -> Result<()> {
             "run",
         ])
         .arg(&objective)
-        .args(["--tools", "calculator,time"])
+        .args(["--tools", "calculator"])
         .env("PAE_MODEL", &models.default))
 }
 
