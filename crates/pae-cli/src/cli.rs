@@ -187,6 +187,11 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "FILE", hide = true)]
     pub(crate) script: Option<PathBuf>,
 
+    /// Wait this many milliseconds before each scripted reply (shows how
+    /// concurrent steps overlap).
+    #[arg(long, value_name = "MS", hide = true, default_value_t = 0)]
+    pub(crate) script_delay_ms: u64,
+
     /// Tools to enable, comma-separated.
     #[arg(
         long,

@@ -2,6 +2,7 @@
 //! its time, each tool call. A spinner shows the current activity when
 //! stderr is a terminal; otherwise plain lines are written.
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -15,7 +16,8 @@ pub(crate) struct Progress {
     quiet: bool,
     bar: Option<ProgressBar>,
     plan_len: Mutex<usize>,
-    step_started_ms: Mutex<f64>,
+    /// When each running step started (steps of a dependency plan overlap).
+    step_started_ms: Mutex<HashMap<usize, f64>>,
 }
 
 /// Cuts text to one line of at most `max` characters.
@@ -51,7 +53,7 @@ impl Progress {
             quiet,
             bar,
             plan_len: Mutex::new(0),
-            step_started_ms: Mutex::new(0.0),
+            step_started_ms: Mutex::new(HashMap::new()),
         }
     }
 
@@ -85,6 +87,9 @@ impl Progress {
         let mut text = format!("{title} ({} steps):", plan.len());
         for (i, step) in plan.steps.iter().enumerate() {
             text.push_str(&format!("\n  {}. {}", i + 1, one_line(&step.value, 160)));
+            if !step.depends_on.is_empty() {
+                text.push_str(&format!("  (after {})", step.depends_on.join(", ")));
+            }
         }
         self.line(&text);
         *self.plan_len.lock().unwrap_or_else(PoisonError::into_inner) = plan.len();
@@ -105,10 +110,10 @@ impl Progress {
                 );
             }
             EventKind::StepStarted { index, step } => {
-                *self
-                    .step_started_ms
+                self.step_started_ms
                     .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = now;
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(*index, now);
                 self.line(&format!(
                     "[{}] ▶ step {}/{total}: {}",
                     seconds(now),
@@ -146,10 +151,13 @@ impl Progress {
             EventKind::StepFinished {
                 index, response, ..
             } => {
-                let started = *self
+                // A skipped step never started: it took no time.
+                let started = self
                     .step_started_ms
                     .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(index)
+                    .unwrap_or(now);
                 let took = seconds(now - started);
                 let (mark, what) = match &response.status {
                     StepStatus::Completed => ("✔", String::from("done")),

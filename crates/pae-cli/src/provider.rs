@@ -91,7 +91,8 @@ pub(crate) async fn build(args: &RunArgs) -> Result<Built, Failure> {
                 )
             })?;
             let model = ScriptedProvider::from_file(path)
-                .map_err(|err| Failure::new(FailureKind::Usage, err.to_string()))?;
+                .map_err(|err| Failure::new(FailureKind::Usage, err.to_string()))?
+                .with_delay(std::time::Duration::from_millis(args.script_delay_ms));
             let info = ModelInfo {
                 provider: "scripted",
                 model: model.model_name(),

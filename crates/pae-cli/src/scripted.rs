@@ -7,7 +7,8 @@
 //! - `{"error": "connection"}` or `{"error": "http", "status": 401}`: a
 //!   provider failure.
 //!
-//! Usage is estimated at one token per four characters.
+//! Usage is estimated at one token per four characters. `--script-delay-ms`
+//! makes every reply wait, so concurrent steps visibly overlap.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -47,6 +48,7 @@ pub(crate) struct ScriptedProvider {
     replies: Mutex<VecDeque<Item>>,
     answered: Mutex<usize>,
     native_tools: bool,
+    delay: std::time::Duration,
 }
 
 impl ScriptedProvider {
@@ -65,7 +67,14 @@ impl ScriptedProvider {
             replies: Mutex::new(items.into()),
             answered: Mutex::new(0),
             native_tools,
+            delay: std::time::Duration::ZERO,
         })
+    }
+
+    /// Waits this long before each reply.
+    pub(crate) fn with_delay(mut self, delay: std::time::Duration) -> Self {
+        self.delay = delay;
+        self
     }
 }
 
@@ -76,6 +85,9 @@ fn estimate(chars: usize) -> u64 {
 #[async_trait]
 impl ChatModel for ScriptedProvider {
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, ProviderError> {
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
         let (item, answered) = {
             let mut replies = self
                 .replies

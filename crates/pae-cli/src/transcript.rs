@@ -137,6 +137,15 @@ fn ms(event: &Event) -> f64 {
 }
 
 /// Plans and steps, in execution order, from the events.
+/// The latest record of step `index` that has not finished. Steps of a
+/// dependency plan run concurrently, so events of several steps interleave.
+fn open_step(steps: &mut [StepRecord], index: usize) -> Option<&mut StepRecord> {
+    steps
+        .iter_mut()
+        .rev()
+        .find(|s| s.index == index && s.response.is_none())
+}
+
 fn fold(events: &[Event]) -> (Vec<PlanRecord>, Vec<StepRecord>) {
     let mut plans = Vec::new();
     let mut steps: Vec<StepRecord> = Vec::new();
@@ -155,8 +164,12 @@ fn fold(events: &[Event]) -> (Vec<PlanRecord>, Vec<StepRecord>) {
                 response: None,
                 tool_calls: Vec::new(),
             }),
-            EventKind::ToolStarted { tool, input, .. } => {
-                if let Some(step) = steps.last_mut() {
+            EventKind::ToolStarted {
+                step_index,
+                tool,
+                input,
+            } => {
+                if let Some(step) = open_step(&mut steps, *step_index) {
                     step.tool_calls.push(ToolRecord {
                         tool: tool.clone(),
                         input: input.clone(),
@@ -168,12 +181,12 @@ fn fold(events: &[Event]) -> (Vec<PlanRecord>, Vec<StepRecord>) {
                 }
             }
             EventKind::ToolFinished {
+                step_index,
                 tool,
                 observation,
                 is_error,
-                ..
             } => {
-                let open = steps.last_mut().and_then(|s| {
+                let open = open_step(&mut steps, *step_index).and_then(|s| {
                     s.tool_calls
                         .iter_mut()
                         .rev()
@@ -190,9 +203,7 @@ fn fold(events: &[Event]) -> (Vec<PlanRecord>, Vec<StepRecord>) {
                 step,
                 response,
             } => {
-                let open = steps
-                    .last_mut()
-                    .filter(|s| s.response.is_none() && s.index == *index);
+                let open = open_step(&mut steps, *index);
                 let record = match open {
                     Some(record) => record,
                     None => {

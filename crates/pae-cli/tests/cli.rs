@@ -349,3 +349,85 @@ fn default_local_model_plans_and_answers() {
     assert_eq!(json["answer"].as_str().unwrap().trim(), stdout.trim());
     assert!(json["usage"]["completion_tokens"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn fan_out_plan_runs_its_independent_steps_at_the_same_time() {
+    let dir = scratch("fan-out");
+    let script = dir.join("script.json");
+    let mut plan = String::from("Plan:\n");
+    for i in 1..=8 {
+        plan.push_str(&format!("{i}. Look up fact number {i}.\n"));
+    }
+    plan.push_str("9. Combine #E1, #E2, #E3, #E4, #E5, #E6, #E7 and #E8.\n<END_OF_PLAN>");
+    let answer = |text: &str| {
+        format!(
+            "Action:\n```json\n{}\n```",
+            serde_json::json!({"action": "Final Answer", "action_input": text})
+        )
+    };
+    let mut replies = vec![Value::String(plan)];
+    replies.extend((0..8).map(|_| Value::String(answer("a fact"))));
+    replies.push(Value::String(answer("eight facts, combined")));
+    std::fs::write(&script, serde_json::to_string(&replies).unwrap()).unwrap();
+    let transcript = dir.join("run.json");
+    let started = Instant::now();
+    let (code, stdout, stderr) = run(pae(&dir)
+        .args([
+            "run",
+            "Gather eight facts",
+            "--provider",
+            "scripted",
+            "--script",
+        ])
+        .arg(&script)
+        .args([
+            "--script-delay-ms",
+            "300",
+            "--max-concurrency",
+            "8",
+            "--json",
+        ])
+        .arg(&transcript));
+    let wall = started.elapsed();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "eight facts, combined\n");
+    eprintln!("{stderr}");
+
+    // The progress display: all eight look-ups start before any finishes,
+    // each takes one model latency, and the combining step comes last.
+    let lines: Vec<&str> = stderr.lines().collect();
+    let first_done = lines
+        .iter()
+        .position(|l| l.contains("✔ step"))
+        .expect("a finished step");
+    let started_before: Vec<&&str> = lines[..first_done]
+        .iter()
+        .filter(|l| l.contains("▶ step"))
+        .collect();
+    assert_eq!(started_before.len(), 8, "{stderr}");
+    for i in 1..=8 {
+        let done = lines
+            .iter()
+            .find(|l| l.contains(&format!("✔ step {i}/9 done in")))
+            .unwrap_or_else(|| panic!("step {i} finished:\n{stderr}"));
+        assert!(done.contains("done in 0.3s"), "{done}");
+    }
+    let last_start = lines.iter().position(|l| l.contains("▶ step 9/9")).unwrap();
+    assert!(last_start > first_done);
+    // Planner + one wave of look-ups + the final step: about 3 latencies,
+    // far from the 10 a sequential run takes.
+    assert!(wall.as_millis() < 2500, "took {wall:?}");
+
+    // The transcript shows the overlap with timestamps.
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&transcript).unwrap()).unwrap();
+    let steps = json["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 9);
+    let first_finish = steps[0]["finished_ms"].as_f64().unwrap();
+    for step in &steps[..8] {
+        assert!(
+            step["started_ms"].as_f64().unwrap() < first_finish,
+            "{step}"
+        );
+    }
+    assert!(steps[8]["started_ms"].as_f64().unwrap() >= first_finish);
+}
