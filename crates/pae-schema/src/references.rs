@@ -38,7 +38,7 @@ impl StepReference {
 
 /// Finds every step reference in `text`, in order.
 ///
-/// Tokens: `#E<n>`, `#<n>`, `$<n>`, `$E<n>`, `${<id>}`. Prose: "step <n>"
+/// Tokens: `#E<n>`, `#<n>`, `$<n>`, `$E<n>`, `${<id>}`. Prose: `step <n>`
 /// (any case, as a whole word). Numbers that are part of a larger word or
 /// a decimal ("$1.50") are not references.
 pub fn find_references(text: &str) -> Vec<StepReference> {
