@@ -315,16 +315,8 @@ fn failed_runs_still_write_a_transcript() {
 
 #[test]
 fn default_local_model_plans_and_answers() {
-    let model = match std::env::var("PAE_MODEL") {
-        Ok(path) if !path.is_empty() => path,
-        _ => {
-            assert!(
-                std::env::var("PAE_REQUIRE_SERVERS").as_deref() != Ok("1"),
-                "PAE_MODEL is not set but PAE_REQUIRE_SERVERS=1"
-            );
-            eprintln!("skipped: set PAE_MODEL to the Qwen2.5-Coder-0.5B-Instruct GGUF to run");
-            return;
-        }
+    let Some(model) = pae_conformance::env::require_env("PAE_MODEL") else {
+        return;
     };
     let dir = scratch("local");
     let transcript = dir.join("run.json");

@@ -79,6 +79,9 @@
 //! ```
 
 mod check;
+pub mod env;
+#[cfg(feature = "fault-server")]
+pub mod faults;
 mod options;
 mod reference;
 mod report;

@@ -6,16 +6,8 @@ use pae_llamacpp::{LlamaCppConfig, LlamaCppModel};
 
 #[test]
 fn llamacpp_model_passes_the_conformance_suite() {
-    let path = match std::env::var("PAE_TINY_MODEL") {
-        Ok(path) if !path.is_empty() => path,
-        _ => {
-            assert!(
-                std::env::var("PAE_REQUIRE_SERVERS").as_deref() != Ok("1"),
-                "PAE_TINY_MODEL is not set but PAE_REQUIRE_SERVERS=1"
-            );
-            eprintln!("skipped: set PAE_TINY_MODEL to the SmolLM2-135M-Instruct GGUF to run");
-            return;
-        }
+    let Some(path) = pae_conformance::env::require_env("PAE_TINY_MODEL") else {
+        return;
     };
     let model = LlamaCppModel::load(LlamaCppConfig::new(path).with_context_size(2048))
         .expect("the tiny model loads");

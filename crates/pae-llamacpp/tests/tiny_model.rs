@@ -18,17 +18,7 @@ use serde_json::{Value, json};
 /// The tiny model's path, or `None` (with the reason printed) when the
 /// test should be skipped.
 fn tiny_model_path() -> Option<String> {
-    match std::env::var("PAE_TINY_MODEL") {
-        Ok(path) if !path.is_empty() => Some(path),
-        _ => {
-            assert!(
-                std::env::var("PAE_REQUIRE_SERVERS").as_deref() != Ok("1"),
-                "PAE_TINY_MODEL is not set but PAE_REQUIRE_SERVERS=1"
-            );
-            eprintln!("skipped: set PAE_TINY_MODEL to the SmolLM2-135M-Instruct GGUF to run");
-            None
-        }
-    }
+    pae_conformance::env::require_env("PAE_TINY_MODEL")
 }
 
 /// One model shared by the tests of this binary (they run on parallel

@@ -3,13 +3,11 @@
 //! `PAE_OLLAMA_TEST_MODEL`; skipped with a reason when unset, failing when
 //! `PAE_REQUIRE_SERVERS=1`).
 
-mod support;
-
 use std::time::Duration;
 
 use pae_conformance::Options;
+use pae_conformance::env::{require_env, server_turn};
 use pae_ollama::OllamaChat;
-use support::{require_env, server_turn};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ollama_adapter_passes_the_conformance_suite() {

@@ -7,17 +7,15 @@
 //! Needs `PAE_OLLAMA_TEST_HOST` and `PAE_OLLAMA_TEST_MODEL`; skipped with a
 //! reason when unset, failing when `PAE_REQUIRE_SERVERS=1`.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use pae_conformance::env::{require_env, server_turn};
 use pae_core::{ChatModel, ChatModelExt, PlanAndExecute, RetryPolicy, StepStatus, Tool};
 use pae_executor::load_agent_executor;
 use pae_executor::tools::Calculator;
 use pae_ollama::OllamaChat;
 use pae_planner::load_chat_planner;
-use support::{require_env, server_turn};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_and_execute_finishes_an_objective_over_the_ollama_api() {

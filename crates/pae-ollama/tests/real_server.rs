@@ -9,17 +9,15 @@
 //! The checks look at the contract (text, stream, tool-call shape, JSON,
 //! usage), never at whether a small model's answer is right.
 
-mod support;
-
 use std::time::Duration;
 
 use futures::StreamExt;
+use pae_conformance::env::{require_env, server_turn};
 use pae_core::{
     ChatModel, ChatRequest, FinishReason, Message, ResponseFormat, StreamAccumulator, ToolSpec,
 };
 use pae_ollama::OllamaChat;
 use serde_json::json;
-use support::{require_env, server_turn};
 
 fn local() -> Option<OllamaChat> {
     let host = require_env("PAE_OLLAMA_TEST_HOST")?;

@@ -3,14 +3,12 @@
 //! `PAE_OPENAI_TEST_MODEL`; skipped with a reason when unset, failing when
 //! `PAE_REQUIRE_SERVERS=1`), configured as a user of that server would.
 
-mod support;
-
 use std::time::Duration;
 
 use pae_conformance::Options;
+use pae_conformance::env::{require_env, server_turn};
 use pae_core::Capabilities;
 use pae_openai::{OpenAiChat, SchemaMode};
-use support::{require_env, server_turn};
 
 fn configure(chat: OpenAiChat) -> OpenAiChat {
     chat.with_timeout(Duration::from_secs(600))

@@ -6,11 +6,10 @@
 //! Needs `PAE_OPENAI_TEST_BASE_URL` and `PAE_OPENAI_TEST_MODEL`; skipped
 //! with a reason when unset, failing when `PAE_REQUIRE_SERVERS=1`.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use pae_conformance::env::{require_env, server_turn};
 use pae_core::{
     Capabilities, ChatModel, ChatModelExt, PlanAndExecute, RetryPolicy, StepStatus, Tool,
 };
@@ -18,7 +17,6 @@ use pae_executor::load_agent_executor;
 use pae_executor::tools::Calculator;
 use pae_openai::{OpenAiChat, SchemaMode};
 use pae_planner::load_chat_planner;
-use support::{require_env, server_turn};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_and_execute_finishes_an_objective_over_llama_cpp_python() {

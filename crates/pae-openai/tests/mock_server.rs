@@ -3,18 +3,16 @@
 //! connections and cut streams. Each fault test asserts the attempts made,
 //! the error kind and a bound on the elapsed time.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use pae_conformance::faults::{Fault, RawServer, chunked_then_cut};
 use pae_core::{
     ChatModel, ChatModelExt, ChatRequest, FinishReason, Message, ProviderError, ResponseFormat,
     RetryPolicy, StreamAccumulator, TokenUsage, ToolCall, ToolChoice, ToolSpec,
 };
 use pae_openai::{OpenAiChat, SchemaMode};
 use serde_json::{Value, json};
-use support::{Fault, RawServer, chunked_then_cut};
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

@@ -7,18 +7,16 @@
 //! contract (text, stop, stream, tool-call shape, JSON, usage), never at
 //! whether a small model's answer is right.
 
-mod support;
-
 use std::time::Duration;
 
 use futures::StreamExt;
+use pae_conformance::env::{require_env, server_turn};
 use pae_core::{
     Capabilities, ChatModel, ChatRequest, FinishReason, Message, ResponseFormat, StreamAccumulator,
     ToolChoice, ToolSpec,
 };
 use pae_openai::{OpenAiChat, SchemaMode};
 use serde_json::json;
-use support::{require_env, server_turn};
 
 /// The adapter as llama-cpp-python's server needs it: its own JSON-schema
 /// form, and native tools not claimed (the model calls a tool by itself

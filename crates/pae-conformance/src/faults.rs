@@ -1,11 +1,9 @@
-//! Test support: a raw TCP server on 127.0.0.1 for faults a mock HTTP
-//! server cannot produce (a connection dropped without an answer, a body
-//! cut in the middle), and the environment protocol for real-server tests.
+//! A raw TCP server on 127.0.0.1 for faults a mock HTTP server cannot
+//! produce: a connection dropped without an answer, a body cut in the
+//! middle. Feature `fault-server`.
 
-#![allow(dead_code, unreachable_pub)]
-
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -21,6 +19,7 @@ pub enum Fault {
 
 /// A raw server; `accepted()` counts connections.
 pub struct RawServer {
+    /// The server's base URL, `http://127.0.0.1:<port>`.
     pub url: String,
     accepted: Arc<AtomicUsize>,
 }
@@ -98,31 +97,4 @@ pub fn chunked_then_cut(content_type: &str, chunks: &[&str]) -> Vec<u8> {
         out.extend_from_slice(format!("{:x}\r\n{chunk}\r\n", chunk.len()).as_bytes());
     }
     out
-}
-
-/// A value from the environment for a real-server test. When it is missing
-/// the test is skipped with a reason on stderr, unless
-/// `PAE_REQUIRE_SERVERS=1`, in which case it fails.
-pub fn require_env(name: &str) -> Option<String> {
-    match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => Some(value),
-        _ => {
-            if std::env::var("PAE_REQUIRE_SERVERS").as_deref() == Ok("1") {
-                panic!("{name} is not set but PAE_REQUIRE_SERVERS=1: the server must be running");
-            }
-            eprintln!("skipping: {name} is not set (start the test server; see the crate README)");
-            None
-        }
-    }
-}
-
-/// Real-server tests take turns. llama-cpp-python's server cuts a running
-/// stream short when another request arrives (its `interrupt_requests`
-/// setting), and one small model on two cores answers one request at a time
-/// anyway.
-pub async fn server_turn() -> tokio::sync::MutexGuard<'static, ()> {
-    static TURN: OnceLock<tokio::sync::Mutex<()>> = OnceLock::new();
-    TURN.get_or_init(|| tokio::sync::Mutex::new(()))
-        .lock()
-        .await
 }
