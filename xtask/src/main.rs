@@ -21,11 +21,14 @@ cargo xtask <command>
 Commands:
   lint                 cargo fmt --check, clippy and rustdoc with warnings denied,
                        and the dependency-direction check
-  test [--offline]     the whole test suite: installs what is missing (system
+  test [--offline] [CARGO TEST ARGS]
+                       the whole test suite: installs what is missing (system
                        packages, Python servers, models), starts the test
                        servers on 127.0.0.1, runs every test and doctest, stops
                        the servers. --offline skips servers and models (their
-                       tests then skip with a printed reason)
+                       tests then skip with a printed reason). Extra arguments
+                       select tests as `cargo test` takes them, e.g.
+                       `-p pae-openai --test conformance -- --nocapture`
   ci                   lint, then test
   setup                install system packages, the Python servers and models
   fetch-models         download and verify the model files only
@@ -109,8 +112,26 @@ fn lint() -> Result<()> {
 
 fn test(args: &[String]) -> Result<()> {
     let offline = args.iter().any(|a| a == "--offline");
+    // Anything else selects what to test, as `cargo test` takes it (for
+    // example `-p pae-openai --test conformance -- --nocapture`); the
+    // default is the whole workspace.
+    let selection: Vec<&String> = args.iter().filter(|a| *a != "--offline").collect();
+    let build_args: Vec<&str> = if selection.is_empty() {
+        vec!["--workspace"]
+    } else {
+        selection
+            .iter()
+            .take_while(|a| a.as_str() != "--")
+            .map(|a| a.as_str())
+            .collect()
+    };
     let mut command = cargo();
-    command.args(["test", "--workspace", "--all-features", "--no-fail-fast"]);
+    command.args(["test", "--all-features", "--no-fail-fast"]);
+    if selection.is_empty() {
+        command.arg("--workspace");
+    } else {
+        command.args(&selection);
+    }
     if offline {
         util::step("cargo test (offline: no servers, no models)");
         return run(&mut command);
@@ -121,7 +142,9 @@ fn test(args: &[String]) -> Result<()> {
     // Build everything before starting the servers, so the servers do not
     // compete with the compiler for the two cores.
     util::step("building the test suite");
-    run(cargo().args(["test", "--workspace", "--all-features", "--no-run"]))?;
+    run(cargo()
+        .args(["test", "--all-features", "--no-run"])
+        .args(&build_args))?;
     let servers = servers::start(&models)?;
     command.env("PAE_REQUIRE_SERVERS", "1");
     command.env("PAE_MODEL", &models.default);
