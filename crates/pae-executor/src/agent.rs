@@ -646,10 +646,11 @@ impl AgentExecutor {
             return Ok(None);
         }
         // Small models often write the call as JSON text instead of a
-        // native call; honour it when it names one of our tools.
+        // native call; honour it. A call naming a tool we do not have gets
+        // the unknown-tool observation, as a native one would.
         match parse_action(text) {
             Ok(Action::Final { answer }) => Ok(Some(Finish::from_value(answer))),
-            Ok(Action::Tool { name, input: args }) if self.find_tool(&name).is_some() => {
+            Ok(Action::Tool { name, input: args }) => {
                 let id = format!("text_call_{}", run.iterations);
                 run.messages.push(Message::assistant_tool_calls(
                     content.clone(),

@@ -732,6 +732,33 @@ async fn native_mode_honours_a_tool_call_written_as_text() {
 }
 
 #[tokio::test]
+async fn native_mode_answers_a_text_call_to_an_unknown_tool_with_the_valid_names() {
+    let model = native_model(vec![
+        "{\"name\": \"calculate\", \"arguments\": {\"expression\": \"7 * 12\"}}".into(),
+        ScriptedReply::ToolCalls(vec![ToolCall::new(
+            "c1",
+            "calculator",
+            json!({"expression": "7 * 12"}),
+        )]),
+        "84".into(),
+    ]);
+    let executor = load_agent_executor(model.clone(), vec![calculator()], false).unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert_eq!(
+        response.response, "84",
+        "the JSON call is not taken as the answer"
+    );
+    assert_eq!(response.tool_calls.len(), 2);
+    assert!(response.tool_calls[0].is_error);
+    assert!(
+        response.tool_calls[0].observation.contains("calculator"),
+        "{}",
+        response.tool_calls[0].observation
+    );
+    assert_eq!(response.tool_calls[1].observation, "84");
+}
+
+#[tokio::test]
 async fn native_arguments_that_are_not_json_are_explained() {
     let model = native_model(vec![
         ScriptedReply::ToolCalls(vec![ToolCall::new(
