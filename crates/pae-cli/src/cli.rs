@@ -239,6 +239,13 @@ pub(crate) struct RunArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) max_concurrency: u32,
 
+    /// Whether every step's prompt shows the overall objective. Hidden by
+    /// default (as in LangChain): the executor sees the current step and the
+    /// results it builds on, and small models then do that step only
+    /// instead of answering the whole question at once.
+    #[arg(long, value_enum, default_value_t = Objective::Hide)]
+    pub(crate) objective_in_steps: Objective,
+
     /// Sampling temperature of every model call (0: greedy, reproducible).
     #[arg(long, default_value_t = 0.0)]
     pub(crate) temperature: f32,
@@ -324,4 +331,13 @@ mod tests {
         assert_eq!(args.replan, Replan::OnFailure);
         assert!(Cli::try_parse_from(["pae", "run", "x", "--tools", "hammer"]).is_err());
     }
+}
+
+/// Whether each step's prompt shows the overall objective.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Objective {
+    /// Show it.
+    Show,
+    /// Hide it: small models then stick to the current step.
+    Hide,
 }

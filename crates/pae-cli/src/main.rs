@@ -135,7 +135,7 @@ fn executor_for(
             EarlyStop::Generate => EarlyStopping::Generate,
         })
         .with_history(history)
-        .with_task_in_prompt(true)
+        .with_task_in_prompt(args.objective_in_steps == cli::Objective::Show)
         .build()
         .map_err(|err| {
             Failure::new(

@@ -702,8 +702,17 @@ impl AgentExecutor {
                 }
             }
         };
-        let observation =
+        let mut observation =
             prompt::truncate_observation(observation, self.settings.max_observation_chars);
+        // Small models tend to repeat a call whose result they already
+        // have; say so, so they move on instead of burning iterations.
+        let repeated = run
+            .calls
+            .iter()
+            .any(|c| !c.is_error && c.tool == name && c.input == args);
+        if repeated && !is_error {
+            observation.push_str(&prompt::repeated_call(name, self.native));
+        }
         run.calls.push(ToolInvocation {
             tool: name.to_owned(),
             input: args,

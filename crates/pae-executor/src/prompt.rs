@@ -183,6 +183,19 @@ pub(crate) fn arguments_not_json(tool: &str, error: &str) -> String {
     )
 }
 
+/// Added to the observation of a call the model already made with the same
+/// input.
+pub(crate) fn repeated_call(tool: &str, native: bool) -> String {
+    let how = if native {
+        "reply with the answer as plain text"
+    } else {
+        "give it as your Final Answer"
+    };
+    format!(
+        "\n(You already called {tool:?} with this input and got this result. If it answers the current step, {how} now.)"
+    )
+}
+
 /// The observation for a tool that failed.
 pub(crate) fn tool_failed(tool: &str, error: &str) -> String {
     format!("The tool {tool:?} failed: {error}")

@@ -759,6 +759,27 @@ async fn native_mode_answers_a_text_call_to_an_unknown_tool_with_the_valid_names
 }
 
 #[tokio::test]
+async fn a_repeated_call_is_answered_with_a_nudge_to_finish() {
+    let model = Arc::new(ScriptedModel::new([
+        action("calculator", json!({"expression": "2+2"})),
+        action("calculator", json!({"expression": "2+2"})),
+        final_answer(json!("4")),
+    ]));
+    let executor = load_agent_executor(model.clone(), vec![calculator()], false).unwrap();
+    let response = executor.step(&StepInput::new("o", "add")).await.unwrap();
+    assert_eq!(response.response, "4");
+    assert_eq!(response.tool_calls[0].observation, "4");
+    assert!(
+        response.tool_calls[1]
+            .observation
+            .starts_with("4\n(You already called \"calculator\" with this input"),
+        "{}",
+        response.tool_calls[1].observation
+    );
+    assert!(user_message(&model, 2).contains("give it as your Final Answer now"));
+}
+
+#[tokio::test]
 async fn native_arguments_that_are_not_json_are_explained() {
     let model = native_model(vec![
         ScriptedReply::ToolCalls(vec![ToolCall::new(
