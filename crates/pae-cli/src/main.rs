@@ -73,6 +73,7 @@ fn settings(args: &RunArgs) -> Settings {
         replan: args.replan.as_str(),
         max_replans: args.max_replans,
         max_concurrency: args.max_concurrency,
+        objective_in_steps: args.objective_in_steps == cli::Objective::Show,
         temperature: args.temperature,
         seed: args.seed,
         max_tokens: args.max_tokens,

@@ -43,6 +43,7 @@ pub(crate) struct Settings {
     pub(crate) replan: &'static str,
     pub(crate) max_replans: u32,
     pub(crate) max_concurrency: u32,
+    pub(crate) objective_in_steps: bool,
     pub(crate) temperature: f32,
     pub(crate) seed: u64,
     pub(crate) max_tokens: u32,
