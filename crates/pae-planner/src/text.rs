@@ -124,7 +124,12 @@ impl PlanningOutputParser {
     pub fn parse_steps(&self, text: &str) -> Vec<String> {
         let normalized = normalize(text);
         let body = cut_at_end_marker(&normalized, &self.end_marker);
-        let lines: Vec<Line<'_>> = body.split('\n').map(Line::classify).collect();
+        // Code fences around a list (```, ```text) are not part of any step.
+        let lines: Vec<Line<'_>> = body
+            .split('\n')
+            .filter(|line| !is_fence(line))
+            .map(Line::classify)
+            .collect();
         let lines = &lines[plan_start(&lines)..];
         let numbered_indent = lines
             .iter()
@@ -148,15 +153,28 @@ impl PlanningOutputParser {
 impl PlanOutputParser for PlanningOutputParser {
     fn parse(&self, text: &str) -> Result<Plan, PlanParseError> {
         let steps = self.parse_steps(text);
-        if steps.is_empty() {
-            return Err(PlanParseError::NoSteps { text: text.into() });
-        }
-        let mut plan: Plan = steps.into_iter().map(Step::new).collect();
+        let mut plan: Plan = if steps.is_empty() {
+            // Models asked for a list sometimes answer with a JSON plan.
+            crate::structured::StructuredPlanParser::new()
+                .parse(text)
+                .map_err(|_| PlanParseError::NoSteps { text: text.into() })?
+        } else {
+            steps.into_iter().map(Step::new).collect()
+        };
         if self.infer_dependencies {
             plan.infer_dependencies();
         }
         Ok(plan)
     }
+}
+
+/// Whether a line is only a code fence, with an optional language tag.
+fn is_fence(line: &str) -> bool {
+    let trimmed = line.trim();
+    trimmed.strip_prefix("```").is_some_and(|tag| {
+        tag.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    })
 }
 
 /// Newlines as `\n` only, without a leading byte-order mark.
@@ -633,6 +651,22 @@ fn inline_split(s: &str, first: u64) -> (&str, Vec<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fenced_lists_and_json_plans_parse() {
+        let parser = PlanningOutputParser::new();
+        let fenced = parser.parse("```text\n1. a\n2. b\n```\n").unwrap();
+        assert_eq!(fenced, Plan::new(["a", "b"]));
+        let json = parser
+            .parse("{\"steps\": [{\"id\": \"1\", \"description\": \"a\"}, {\"id\": \"2\", \"description\": \"b\", \"depends_on\": [\"1\"]}]}")
+            .unwrap();
+        assert_eq!(json.len(), 2);
+        assert_eq!(json.steps[1].depends_on, ["1"]);
+        assert!(matches!(
+            parser.parse("{\"nothing\": 1}"),
+            Err(PlanParseError::NoSteps { .. })
+        ));
+    }
 
     #[test]
     fn references_to_earlier_results_become_dependencies() {
