@@ -227,9 +227,12 @@ fn parse_json_prefix(text: &str) -> Result<Value, String> {
     match first_value(text) {
         Ok(value) => Ok(value),
         Err(error) => {
-            if text.chars().any(|c| u32::from(c) < 0x20) {
-                let escaped = escape_control_chars_in_strings(text);
-                if let Ok(value) = first_value(&escaped) {
+            // Small models' usual slips: raw newlines in strings, trailing
+            // commas, Python literals and single quotes. Repair them and try
+            // once more; report the original error if that fails too.
+            let repaired = repair_json(text);
+            if repaired != text {
+                if let Ok(value) = first_value(&repaired) {
                     return Ok(value);
                 }
             }
@@ -247,14 +250,18 @@ fn first_value(text: &str) -> Result<Value, String> {
     }
 }
 
-/// Replaces raw control characters inside JSON string literals with their
-/// escapes; everything else is copied as is.
-fn escape_control_chars_in_strings(text: &str) -> String {
+/// Repairs common near-JSON: escapes raw control characters inside
+/// strings, drops trailing commas before `}` and `]`, turns Python's
+/// `True`/`False`/`None` into JSON literals, and, when the text has no
+/// double quote at all, reads single-quoted strings as JSON strings.
+fn repair_json(text: &str) -> String {
+    let single_quoted = !text.contains('"') && text.contains('\'');
     let mut out = String::with_capacity(text.len() + 16);
-    let mut in_string = false;
+    let mut quote: Option<char> = None;
     let mut escaped = false;
-    for c in text.chars() {
-        if in_string {
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if let Some(q) = quote {
             if escaped {
                 escaped = false;
                 out.push(c);
@@ -265,10 +272,11 @@ fn escape_control_chars_in_strings(text: &str) -> String {
                     escaped = true;
                     out.push(c);
                 }
-                '"' => {
-                    in_string = false;
-                    out.push(c);
+                c if c == q => {
+                    quote = None;
+                    out.push('"');
                 }
+                '"' => out.push_str("\\\""),
                 '\n' => out.push_str("\\n"),
                 '\r' => out.push_str("\\r"),
                 '\t' => out.push_str("\\t"),
@@ -277,11 +285,42 @@ fn escape_control_chars_in_strings(text: &str) -> String {
                 }
                 c => out.push(c),
             }
-        } else {
-            if c == '"' {
-                in_string = true;
+            continue;
+        }
+        match c {
+            '"' => {
+                quote = Some('"');
+                out.push('"');
             }
-            out.push(c);
+            '\'' if single_quoted => {
+                quote = Some('\'');
+                out.push('"');
+            }
+            ',' => {
+                let rest = text[i + 1..].trim_start();
+                if !(rest.starts_with('}') || rest.starts_with(']')) {
+                    out.push(',');
+                }
+            }
+            c if c.is_ascii_alphabetic() => {
+                let start = i;
+                let mut end = i + c.len_utf8();
+                while let Some(&(j, d)) = chars.peek() {
+                    if d.is_ascii_alphanumeric() || d == '_' {
+                        end = j + d.len_utf8();
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                out.push_str(match &text[start..end] {
+                    "True" => "true",
+                    "False" => "false",
+                    "None" => "null",
+                    word => word,
+                });
+            }
+            c => out.push(c),
         }
     }
     out
@@ -468,11 +507,45 @@ mod tests {
     #[test]
     fn control_characters_are_escaped_only_inside_strings() {
         let raw = "{\"a\": \"line1\nline2\t\u{1}\",\n\"b\": 1}";
-        let escaped = escape_control_chars_in_strings(raw);
+        let escaped = repair_json(raw);
         assert_eq!(escaped, "{\"a\": \"line1\\nline2\\t\\u0001\",\n\"b\": 1}");
         assert_eq!(
             parse_json_prefix(raw).unwrap(),
             json!({"a": "line1\nline2\t\u{1}", "b": 1})
+        );
+    }
+
+    #[test]
+    fn near_json_is_repaired() {
+        let cases = [
+            (
+                "{\"a\": [1, 2,], \"b\": {\"c\": 3,},}",
+                json!({"a": [1, 2], "b": {"c": 3}}),
+            ),
+            (
+                "{'action': 'calculator', 'action_input': {'x': 'it is \"ok\"'}}",
+                json!(null),
+            ),
+            (
+                "{'action': 'calculator', 'action_input': {'expression': '1+1'}}",
+                json!({"action": "calculator", "action_input": {"expression": "1+1"}}),
+            ),
+            (
+                "{\"ok\": True, \"no\": False, \"none\": None, \"s\": \"True, None,\"}",
+                json!({"ok": true, "no": false, "none": null, "s": "True, None,"}),
+            ),
+        ];
+        for (text, expected) in cases {
+            match parse_json_prefix(text) {
+                Ok(value) => assert_eq!(value, expected, "{text}"),
+                // Mixed quotes are not guessed at.
+                Err(_) => assert!(expected.is_null(), "{text}"),
+            }
+        }
+        // Commas inside strings and words that merely contain a literal stay.
+        assert_eq!(
+            repair_json("{\"a\": \",}\", \"Nonesuch\": 1}"),
+            "{\"a\": \",}\", \"Nonesuch\": 1}"
         );
     }
 

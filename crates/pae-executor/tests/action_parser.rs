@@ -197,9 +197,19 @@ fn action_parser_table() {
         ),
         // 36. A JSON string in the fence is not an action.
         ("```json\n\"just text\"\n```", NotAnAction),
-        // 37. A trailing comma is invalid JSON.
+        // 37. A trailing comma is repaired (small models write them).
         (
             "```json\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"37\"},}\n```",
+            calc("37"),
+        ),
+        // 37b. So are single quotes and Python literals.
+        (
+            "```json\n{'action': 'Final Answer', 'action_input': True}\n```",
+            Final(json!(true)),
+        ),
+        // 37c. Mixed quotes are not guessed at.
+        (
+            "```json\n{'action': \"calculator\", 'action_input': {}}\n```",
             InvalidJson,
         ),
         // 38. Unicode survives.
