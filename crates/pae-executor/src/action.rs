@@ -231,10 +231,10 @@ fn parse_json_prefix(text: &str) -> Result<Value, String> {
             // commas, Python literals and single quotes. Repair them and try
             // once more; report the original error if that fails too.
             let repaired = repair_json(text);
-            if repaired != text {
-                if let Ok(value) = first_value(&repaired) {
-                    return Ok(value);
-                }
+            if repaired != text
+                && let Ok(value) = first_value(&repaired)
+            {
+                return Ok(value);
             }
             Err(error)
         }
