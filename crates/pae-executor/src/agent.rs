@@ -591,10 +591,10 @@ impl AgentExecutor {
                 text: text.to_owned(),
             });
         }
-        let observation = if self.native {
-            prompt::EMPTY_NATIVE_REPLY.to_owned()
-        } else {
-            prompt::unparseable_reply(&error.to_string())
+        let observation = match (self.native, error) {
+            (true, ActionParseError::Empty) => prompt::EMPTY_NATIVE_REPLY.to_owned(),
+            (true, _) => prompt::unparseable_native_call(&error.to_string()),
+            (false, _) => prompt::unparseable_reply(&error.to_string()),
         };
         run.calls.push(ToolInvocation {
             tool: INVALID_REPLY.to_owned(),
@@ -660,6 +660,13 @@ impl AgentExecutor {
                     .act(input, run, &name, args, text, ArgumentSource::Text)
                     .await?;
                 run.messages.push(Message::tool(id, name, observation));
+                Ok(None)
+            }
+            // JSON that does not parse (often cut off at the token limit)
+            // is a failed call, not an answer.
+            Err(error @ ActionParseError::InvalidJson { .. }) if looks_like_call(text) => {
+                let observation = self.parse_failure(run, &error, &content)?;
+                run.messages.push(Message::user(observation));
                 Ok(None)
             }
             _ => Ok(Some(Finish::text(text))),
@@ -854,6 +861,13 @@ impl Executor for AgentExecutor {
             usage: run.usage,
         })
     }
+}
+
+/// Whether a native-mode text reply starts like a tool call written as
+/// text (a JSON object, a fenced block or a `<tool_call>` tag).
+fn looks_like_call(text: &str) -> bool {
+    let text = text.trim_start();
+    text.starts_with('{') || text.starts_with("```") || text.starts_with("<tool_call>")
 }
 
 /// Where a tool's arguments came from: the model's text or a native call.

@@ -196,6 +196,16 @@ pub(crate) fn repeated_call(tool: &str, native: bool) -> String {
     )
 }
 
+/// The feedback for a native-mode reply that tried to write a tool call
+/// as text and produced invalid JSON.
+pub(crate) fn unparseable_native_call(error: &str) -> String {
+    format!(
+        "Your reply looks like a tool call written as text, but it is not valid JSON ({error}). \
+Call the tool through tool calling with a short JSON object of arguments, or reply with the \
+answer as plain text."
+    )
+}
+
 /// The observation for a tool that failed.
 pub(crate) fn tool_failed(tool: &str, error: &str) -> String {
     format!("The tool {tool:?} failed: {error}")

@@ -780,6 +780,20 @@ async fn a_repeated_call_is_answered_with_a_nudge_to_finish() {
 }
 
 #[tokio::test]
+async fn native_mode_feeds_back_a_text_call_cut_off_mid_json() {
+    let model = native_model(vec![
+        "{\"name\": \"calculator\", \"arguments\": {\"expression\": \"(3 + ".into(),
+        "7".into(),
+    ]);
+    let executor = load_agent_executor(model.clone(), vec![calculator()], false).unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert_eq!(response.response, "7", "the broken call is not the answer");
+    assert_eq!(response.tool_calls[0].tool, INVALID_REPLY);
+    let feedback = model.requests()[1].messages.last().unwrap().content.clone();
+    assert!(feedback.contains("not valid JSON"), "{feedback}");
+}
+
+#[tokio::test]
 async fn native_arguments_that_are_not_json_are_explained() {
     let model = native_model(vec![
         ScriptedReply::ToolCalls(vec![ToolCall::new(

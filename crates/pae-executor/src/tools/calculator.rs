@@ -98,9 +98,9 @@ impl Tool for Calculator {
     }
 
     fn description(&self) -> &str {
-        "Evaluates an arithmetic expression and returns the number. Supports + - * / % ^, \
-parentheses, decimals, pi, e, and sqrt, abs, round, floor, ceil, ln, log, exp, min, max, pow. \
-Example: {\"expression\": \"(3 + 4) * 2.5\"}."
+        "Evaluates an arithmetic expression written with the numbers of the current step and \
+returns the result. Supports + - * / % ^, parentheses, decimals, pi, e, and sqrt, abs, round, \
+floor, ceil, ln, log, exp, min, max, pow."
     }
 
     fn parameters(&self) -> Value {
@@ -109,7 +109,7 @@ Example: {\"expression\": \"(3 + 4) * 2.5\"}."
             "properties": {
                 "expression": {
                     "type": "string",
-                    "description": "The expression, for example \"(3 + 4) * 2.5\".",
+                    "description": "The arithmetic expression to evaluate, built from the step's own numbers.",
                     "minLength": 1
                 }
             },
