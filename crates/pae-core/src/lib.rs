@@ -81,7 +81,8 @@ pub use error::{
 pub use event::{Event, EventCallback, EventKind, EventSink, RunContext};
 pub use executor::{Executor, StepHistory, StepInput};
 pub use middleware::{
-    ChatModelExt, Retry, RetryPolicy, Timeout, cut_stream_at_stop, parse_retry_after,
+    ChatModelExt, Retry, RetryPolicy, SamplingDefaults, Timeout, cut_stream_at_stop,
+    parse_retry_after,
 };
 pub use model::{
     Capabilities, ChatChunk, ChatModel, ChatRequest, ChatResponse, ChatStream, FinishReason,
