@@ -86,7 +86,8 @@ pub struct AgentSettings {
     pub early_stopping: EarlyStopping,
     /// What a tool error does.
     pub tool_errors: ToolErrorPolicy,
-    /// Unparseable replies fed back to the model before the step fails.
+    /// Unparseable replies in a row fed back to the model before the step
+    /// fails.
     pub max_parse_retries: usize,
     /// How actions are expressed.
     pub action_format: ActionFormat,
@@ -187,9 +188,10 @@ impl AgentExecutorBuilder {
         self
     }
 
-    /// How many unparseable replies are fed back to the model before the
-    /// step fails with [`ExecError::UnparseableReply`] (default
+    /// How many unparseable replies in a row are fed back to the model
+    /// before the step fails with [`ExecError::UnparseableReply`] (default
     /// [`DEFAULT_MAX_PARSE_RETRIES`]; the failure comes with the next one).
+    /// A reply that parses resets the count.
     pub fn with_max_parse_retries(mut self, retries: usize) -> Self {
         self.settings.max_parse_retries = retries;
         self
@@ -539,6 +541,9 @@ impl AgentExecutor {
             if let Some(finish) = finish {
                 return Ok(Outcome::Finished(finish));
             }
+            if let Some(reason) = run.gave_up.take() {
+                return Ok(Outcome::Stopped(reason));
+            }
         }
         Ok(Outcome::Stopped(format!(
             "iteration limit ({} model calls)",
@@ -585,6 +590,17 @@ impl AgentExecutor {
     ) -> Result<String, ExecError> {
         run.parse_failures += 1;
         if run.parse_failures > self.settings.max_parse_retries {
+            // A model that keeps saying nothing has given up on the step:
+            // stop it as at a limit (the early-stopping policy gives the
+            // answer) rather than failing the whole run. Replies with text
+            // that cannot be parsed are a typed error.
+            if matches!(error, ActionParseError::Empty) {
+                run.gave_up = Some(format!(
+                    "limit of empty replies ({} in a row)",
+                    run.parse_failures
+                ));
+                return Ok(String::new());
+            }
             return Err(ExecError::UnparseableReply {
                 attempts: run.parse_failures,
                 reason: error.to_string(),
@@ -652,8 +668,11 @@ impl AgentExecutor {
             Ok(Action::Final { answer }) => Ok(Some(Finish::from_value(answer))),
             Ok(Action::Tool { name, input: args }) => {
                 let id = format!("text_call_{}", run.iterations);
+                // The conversation keeps the call, not the text around it:
+                // small models pad such replies with whatever follows (up to
+                // the token limit), and each turn would carry it again.
                 run.messages.push(Message::assistant_tool_calls(
-                    content.clone(),
+                    String::new(),
                     vec![ToolCall::new(id.clone(), name.clone(), args.clone())],
                 ));
                 let observation = self
@@ -683,6 +702,8 @@ impl AgentExecutor {
         log: &str,
         source: ArgumentSource,
     ) -> Result<String, ExecError> {
+        // The reply parsed: the parse-retry budget counts failures in a row.
+        run.parse_failures = 0;
         input.context.emit(EventKind::ToolStarted {
             step_index: input.index,
             tool: name.to_owned(),
@@ -1018,6 +1039,8 @@ struct StepRun {
     iterations: usize,
     parse_failures: usize,
     pending: Option<PendingCall>,
+    /// Set when the model stopped giving usable replies; ends the loop.
+    gave_up: Option<String>,
 }
 
 impl StepRun {

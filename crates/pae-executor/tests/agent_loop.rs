@@ -794,6 +794,40 @@ async fn native_mode_feeds_back_a_text_call_cut_off_mid_json() {
 }
 
 #[tokio::test]
+async fn a_model_that_keeps_replying_nothing_is_stopped_not_failed() {
+    let model = native_model(vec![
+        "".into(),
+        "".into(),
+        "".into(),
+        // The "generate" early-stopping call.
+        "My best answer: 84".into(),
+    ]);
+    let executor = AgentExecutor::builder(model.clone())
+        .with_tool(calculator())
+        .with_early_stopping(EarlyStopping::Generate)
+        .build()
+        .unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert_eq!(response.response, "My best answer: 84");
+    assert_eq!(
+        response.status,
+        StepStatus::Stopped {
+            reason: "limit of empty replies (3 in a row)".into()
+        }
+    );
+    assert_eq!(model.calls(), 4);
+
+    // With the default "force" policy the step ends with the fixed text.
+    let model = native_model(vec!["".into(), "".into(), "".into()]);
+    let executor = load_agent_executor(model, vec![calculator()], false).unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert_eq!(
+        response.response,
+        "Stopped before finishing this step: the limit of empty replies (3 in a row) was reached."
+    );
+}
+
+#[tokio::test]
 async fn native_arguments_that_are_not_json_are_explained() {
     let model = native_model(vec![
         ScriptedReply::ToolCalls(vec![ToolCall::new(
