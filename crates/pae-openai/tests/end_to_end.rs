@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use pae_conformance::env::{require_env, server_turn};
 use pae_core::{
-    Capabilities, ChatModel, ChatModelExt, PlanAndExecute, RetryPolicy, StepStatus, Tool,
+    Capabilities, ChatModel, ChatModelExt, PlanAndExecute, RetryPolicy, Sampling, StepStatus, Tool,
 };
 use pae_executor::load_agent_executor;
 use pae_executor::tools::Calculator;
@@ -37,7 +37,14 @@ async fn plan_and_execute_finishes_an_objective_over_llama_cpp_python() {
         })
         .with_timeout(Duration::from_secs(600))
         .with_retry(RetryPolicy::new().with_max_attempts(2));
-    let model: Arc<dyn ChatModel> = Arc::new(chat);
+    // Greedy, seeded and bounded, so the run is the same every time and a
+    // reply that rambles cannot overflow the server's context window.
+    let model: Arc<dyn ChatModel> = Arc::new(chat.with_sampling_defaults(Sampling {
+        temperature: Some(0.0),
+        seed: Some(42),
+        max_tokens: Some(512),
+        top_p: None,
+    }));
     let tools: Vec<Arc<dyn Tool>> = vec![Arc::new(Calculator::new())];
     let executor = load_agent_executor(Arc::clone(&model), tools, true)
         .expect("the executor accepts the calculator");
