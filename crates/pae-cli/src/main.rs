@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use pae_core::{
-    ChatModel, Executor, PlanAndExecute, Planner, ReplanPolicy, Replanner, TokenUsage, Tool,
+    ChatModel, EventKind, Executor, PlanAndExecute, Planner, ReplanPolicy, Replanner, Tool,
 };
 use pae_executor::{AgentExecutor, EarlyStopping, HistoryPolicy, tools};
 use pae_planner::{LlmPlanner, LlmReplanner, StructuredPlanner};
@@ -210,7 +210,18 @@ async fn run(args: &RunArgs) -> Result<String, Failure> {
         Ok(result) => (Ok(result), result.usage),
         Err(err) => (
             Err(Failure::from_error(err, "the run failed")),
-            err.partial().map_or_else(TokenUsage::default, |p| p.usage),
+            // The run's last event has the tokens spent before the failure,
+            // planning included (a failed planning has no partial run).
+            recorder
+                .events()
+                .iter()
+                .rev()
+                .find_map(|event| match &event.kind {
+                    EventKind::RunFailed { usage, .. } => Some(*usage),
+                    _ => None,
+                })
+                .or_else(|| err.partial().map(|p| p.usage))
+                .unwrap_or_default(),
         ),
     };
     if let Some(path) = &args.json {

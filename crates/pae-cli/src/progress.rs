@@ -187,6 +187,14 @@ impl Progress {
                     usage.completion_tokens
                 ));
             }
+            EventKind::RunFailed { usage, .. } => {
+                self.line(&format!(
+                    "[{}] failed; tokens spent: {} prompt + {} completion",
+                    seconds(now),
+                    usage.prompt_tokens,
+                    usage.completion_tokens
+                ));
+            }
             _ => {}
         }
     }

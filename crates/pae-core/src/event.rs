@@ -70,6 +70,14 @@ pub enum EventKind {
         /// Tokens spent by the whole run.
         usage: TokenUsage,
     },
+    /// The run failed; the matching [`RunError`](crate::RunError) is
+    /// returned. The last event of a failed run.
+    RunFailed {
+        /// The error and its sources, outermost first, joined by ": ".
+        error: String,
+        /// Tokens spent before the failure, planning included.
+        usage: TokenUsage,
+    },
 }
 
 /// An event with the time it happened, measured from the start of the run.

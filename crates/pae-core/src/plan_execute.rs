@@ -372,6 +372,27 @@ impl PlanAndExecute {
         extra: Inputs,
         context: RunContext,
     ) -> Result<RunResult, RunError> {
+        let result = self.execute_inner(objective, extra, context.clone()).await;
+        if let Err(error) = &result {
+            // Tokens spent before the failure: the partial run's, or (when
+            // it failed before any step) what planning recorded.
+            let usage = error
+                .partial()
+                .map_or_else(|| context.usage(), |partial| partial.usage);
+            context.emit(EventKind::RunFailed {
+                error: error_chain(error),
+                usage,
+            });
+        }
+        result
+    }
+
+    async fn execute_inner(
+        &self,
+        objective: String,
+        extra: Inputs,
+        context: RunContext,
+    ) -> Result<RunResult, RunError> {
         let mut inputs = extra;
         inputs.insert("input".into(), objective.clone());
         inputs.insert("objective".into(), objective.clone());
@@ -389,7 +410,10 @@ impl PlanAndExecute {
             Some(plan) => plan.map_err(RunError::Plan)?,
             None => {
                 return Err(RunError::Cancelled {
-                    partial: Box::default(),
+                    partial: Box::new(PartialRun {
+                        usage: context.usage(),
+                        ..PartialRun::default()
+                    }),
                 });
             }
         };

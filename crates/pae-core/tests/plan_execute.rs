@@ -181,6 +181,70 @@ async fn planner_errors_propagate() {
 }
 
 #[tokio::test]
+async fn a_failed_planning_ends_the_events_with_run_failed_and_its_tokens() {
+    let mut planner = MockPlanner::new();
+    planner.expect_plan().returning(|request| {
+        // A planner that spent tokens on a reply it could not use.
+        request.context.record_usage(TokenUsage::new(120, 30));
+        Err(PlanError::Provider(ProviderError::Http {
+            status: 503,
+            body: "overloaded".into(),
+            retry_after: None,
+        }))
+    });
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&events);
+    let agent = PlanAndExecute::new(Arc::new(planner), Arc::new(MockExecutor::new()))
+        .with_callback(move |event| seen.lock().unwrap().push(event.kind.clone()));
+
+    assert!(matches!(agent.run("x").await, Err(RunError::Plan(_))));
+
+    let events = events.lock().unwrap();
+    match events.as_slice() {
+        [EventKind::RunFailed { error, usage }] => {
+            assert!(error.starts_with("planning failed: "), "{error}");
+            assert!(error.contains("503"), "{error}");
+            assert_eq!(*usage, TokenUsage::new(120, 30));
+        }
+        other => panic!("expected only RunFailed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_failed_step_ends_the_stream_with_run_failed_and_the_partial_tokens() {
+    let mut executor = MockExecutor::new();
+    executor.expect_step().times(2).returning(|input| {
+        if input.index == 0 {
+            Ok(StepResponse::new("ok").with_usage(TokenUsage::new(7, 3)))
+        } else {
+            Err(ExecError::Provider(ProviderError::Timeout {
+                after: Duration::from_secs(1),
+            }))
+        }
+    });
+    let agent = PlanAndExecute::new(
+        Arc::new(planner_returning(Plan::new(["a", "b"]))),
+        Arc::new(executor),
+    );
+    let updates: Vec<RunUpdate> = agent.stream("x").collect().await;
+    let kinds: Vec<&EventKind> = updates
+        .iter()
+        .filter_map(|update| match update {
+            RunUpdate::Event(event) => Some(&event.kind),
+            RunUpdate::Finished(_) => None,
+        })
+        .collect();
+    match kinds.last() {
+        Some(EventKind::RunFailed { usage, .. }) => assert_eq!(*usage, TokenUsage::new(7, 3)),
+        other => panic!("expected RunFailed last, got {other:?}"),
+    }
+    assert!(matches!(
+        updates.last(),
+        Some(RunUpdate::Finished(Err(RunError::Step { .. })))
+    ));
+}
+
+#[tokio::test]
 async fn step_failure_without_replanner_keeps_partial_results() {
     let mut executor = MockExecutor::new();
     executor.expect_step().times(2).returning(|input| {
