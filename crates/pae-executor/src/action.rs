@@ -5,24 +5,39 @@
 //! `{"action": <tool name or "Final Answer">, "action_input": <arguments>}`,
 //! but small models drift from that, so the parser accepts, in this order:
 //!
-//! 1. **Fenced blocks** (```` ``` ````, with or without a language tag in any
-//!    case: `json`, `JSON`, none; the tag may touch the brace). The first
-//!    block that holds a valid action wins; a block that is not JSON (a
-//!    Python snippet, prose) is skipped. An unclosed fence runs to the end of
-//!    the reply, so truncated JSON is an error rather than silently ignored.
+//! 1. **Fenced blocks** (```` ``` ```` or longer runs, with or without a
+//!    language tag in any case: `json`, `JSON`, none; the tag may touch the
+//!    brace). The first block that holds a valid action wins; a block that
+//!    is not JSON (a Python snippet, prose) is skipped. An unclosed fence
+//!    runs to the end of the reply, so truncated JSON is an error rather
+//!    than silently ignored; a closed block one or two closing brackets
+//!    short gets them.
 //! 2. **Unfenced JSON**: the first `{` or `[` from which a JSON value that is
-//!    an action parses. Trailing prose after it is ignored.
+//!    an action parses (`<tool_call>` tags, `[TOOL_CALLS]` and other
+//!    wrappers around it are thus skipped). Trailing prose after it is
+//!    ignored.
 //! 3. **ReAct lines**: `Action: <tool>` with an optional `Action Input: ...`
-//!    line, or a `Final Answer: ...` line.
+//!    (on the next non-blank line; JSON may span lines or sit in a fence),
+//!    `Action: tool[input]`, or a `Final Answer: ...` line. After a JSON
+//!    candidate failed, only an explicit one counts (a `Final Answer:` line,
+//!    or an action with its input).
 //!
 //! Inside JSON the parser is a real JSON parser, so braces and escaped quotes
-//! in strings are safe. Raw newlines and tabs inside strings, which models
-//! often write, are accepted. A list of actions yields its first element. The
-//! action name `Final Answer` is matched ignoring case, spaces, `_` and `-`
-//! (`final answer`, `final_answer`). A tool action without `action_input`
-//! gets `{}`; a final answer without one is an error. Besides
-//! `action`/`action_input`, the OpenAI-style `{"name": ..., "arguments": ...}`
-//! shape that models trained on native tool calls write as text is accepted.
+//! in strings are safe. Near-JSON that models write is repaired before
+//! giving up: raw newlines and tabs in strings, trailing commas, `//` and
+//! `/* */` comments, bare keys, single or typographic quotes, Python's
+//! `True`/`False`/`None`, and backslashes that escape nothing (`C:\Users`).
+//! A list of actions yields its first element. The action name
+//! `Final Answer` is matched ignoring case, spaces, `_`, `-` and a trailing
+//! colon (`final answer`, `final_answer`, `FINAL ANSWER`). A tool action
+//! without `action_input` gets `{}`; a final answer without one is an
+//! error. Besides `action`/`action_input` (and `tool`/`tool_input`), the
+//! OpenAI-style `{"name": ..., "arguments": ...}` shape that models trained
+//! on native tool calls write as text is accepted, with `arguments` as an
+//! object or as JSON text, also inside `{"function": ...}` or
+//! `{"tool_calls": [...]}`; a call to a `final_answer` function with one
+//! argument answers with that argument. `{"final_answer": ...}` is an
+//! answer too.
 //!
 //! **Plain text without any JSON is not an action**: the parser returns
 //! [`ActionParseError::NoAction`] and the agent feeds that back to the model
@@ -30,16 +45,19 @@
 //! `AgentExecutorBuilder::with_plain_text_answers`). A reply that states
 //! its answer with an explicit `Final Answer:` line is an answer.
 //!
-//! Work is bounded: at most [`MAX_CANDIDATES`] fenced blocks and as many JSON
-//! start positions are tried, so a hostile reply costs linear time.
+//! Work is bounded: at most [`MAX_CANDIDATES`] fenced blocks, and the first
+//! [`MAX_CANDIDATES`] JSON start positions plus at most as many more found
+//! next to action-like keys, are tried, so a hostile reply costs linear
+//! time while a long reply full of braces still has its action found.
 
 use serde_json::{Map, Value};
 
 /// The action name that ends a step, as the prompt spells it.
 pub const FINAL_ANSWER: &str = "Final Answer";
 
-/// How many fenced blocks, and separately how many unfenced JSON start
-/// positions, the parser tries at most.
+/// How many fenced blocks the parser tries at most; also how many unfenced
+/// JSON start positions it tries from the reply's start, and how many more
+/// next to action-like keys further on.
 pub const MAX_CANDIDATES: usize = 32;
 
 /// What a model's reply asks for.
@@ -88,8 +106,9 @@ pub enum ActionParseError {
 }
 
 /// Whether `name` means the final answer: `Final Answer` ignoring case,
-/// whitespace, `_` and `-`.
+/// whitespace, `_` and `-`, and a trailing `:` or `.` (`Final Answer:`).
 pub fn is_final_answer(name: &str) -> bool {
+    let name = name.trim().trim_end_matches([':', '.']);
     let mut normalized = name
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '_' && *c != '-')
@@ -121,15 +140,26 @@ pub fn parse_action(text: &str) -> Result<Action, ActionParseError> {
     }
     let mut first_error: Option<ActionParseError> = None;
 
-    for (tag, block) in fenced_blocks(text).take(MAX_CANDIDATES) {
-        let body = block.trim();
-        let looks_like_json =
-            body.starts_with('{') || body.starts_with('[') || tag.eq_ignore_ascii_case("json");
+    for block in fenced_blocks(text).take(MAX_CANDIDATES) {
+        let body = block.body.trim();
+        let looks_like_json = body.starts_with('{')
+            || body.starts_with('[')
+            || block.tag.eq_ignore_ascii_case("json");
         if !looks_like_json || body.is_empty() {
             continue;
         }
-        match parse_json_prefix(body) {
-            Ok(value) => match action_from_value(value) {
+        let parsed = parse_json_prefix(body).or_else(|error| {
+            // A closed block is the whole value: a missing closing brace or
+            // two (small models miscount them) can be supplied.
+            block
+                .closed
+                .then(|| close_brackets(&repair_json(body)))
+                .flatten()
+                .and_then(|closed| first_value(&closed).ok())
+                .ok_or(error)
+        });
+        match parsed {
+            Ok(value) => match action_from_value(value, 0) {
                 Ok(action) => return Ok(action),
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -141,18 +171,13 @@ pub fn parse_action(text: &str) -> Result<Action, ActionParseError> {
         }
     }
 
-    let starts = text
-        .char_indices()
-        .filter(|(_, c)| *c == '{' || *c == '[')
-        .map(|(i, _)| i)
-        .take(MAX_CANDIDATES);
-    for start in starts {
+    for start in candidate_starts(text) {
         let candidate = &text[start..];
         // Only candidates that mention an action count as attempts: prose
         // may contain braces ("the set {1, 2}") without meaning anything.
         let attempted = mentions_action(candidate);
         match parse_json_prefix(candidate) {
-            Ok(value) => match action_from_value(value) {
+            Ok(value) => match action_from_value(value, 0) {
                 Ok(action) => return Ok(action),
                 Err(e) if attempted => {
                     first_error.get_or_insert(e);
@@ -166,26 +191,45 @@ pub fn parse_action(text: &str) -> Result<Action, ActionParseError> {
         }
     }
 
-    if let Some(error) = first_error {
-        return Err(error);
+    // ReAct lines. After a failed JSON attempt only an explicit one counts
+    // (a `Final Answer:` line, or `Action:` with its input): a bare
+    // `Action: tool` line next to broken JSON is the same broken action.
+    match react_action(text) {
+        Some(Ok(found)) if found.explicit || first_error.is_none() => Ok(found.action),
+        Some(Err(e)) if first_error.is_none() => Err(e),
+        _ => Err(first_error.unwrap_or(ActionParseError::NoAction)),
     }
-    react_action(text).unwrap_or(Err(ActionParseError::NoAction))
 }
 
-/// The language tags and bodies of fenced blocks, in order: the text
-/// between an opening ```` ``` ```` (minus its tag) and the next
-/// ```` ``` ````, or the end of the text when the fence is never closed.
-fn fenced_blocks(text: &str) -> impl Iterator<Item = (&str, &str)> {
+/// A fenced block: its language tag, its body, and whether a closing
+/// fence ends it.
+#[derive(Debug, PartialEq)]
+struct Fenced<'a> {
+    tag: &'a str,
+    body: &'a str,
+    closed: bool,
+}
+
+/// The fenced blocks, in order: the text between an opening run of three or
+/// more backticks (minus its tag) and the next ```` ``` ````, or the end of
+/// the text when the fence is never closed.
+fn fenced_blocks(text: &str) -> impl Iterator<Item = Fenced<'_>> {
     let mut rest = text;
     std::iter::from_fn(move || {
         let open = rest.find("```")?;
-        let after = &rest[open + 3..];
-        let (inner, next) = match after.find("```") {
-            Some(close) => (&after[..close], &after[close + 3..]),
-            None => (after, ""),
+        // A longer opening run (```` ```` ````) is one fence.
+        let after = rest[open..].trim_start_matches('`');
+        let (inner, next, closed) = match after.find("```") {
+            Some(close) => (
+                &after[..close],
+                after[close..].trim_start_matches('`'),
+                true,
+            ),
+            None => (after, "", false),
         };
         rest = next;
-        Some(strip_fence_tag(inner))
+        let (tag, body) = strip_fence_tag(inner);
+        Some(Fenced { tag, body, closed })
     })
 }
 
@@ -201,12 +245,59 @@ fn strip_fence_tag(inner: &str) -> (&str, &str) {
     trimmed.split_at(tag_len)
 }
 
+/// Keys whose presence near a brace makes it worth parsing from there.
+const ACTION_KEYS: &[&str] = &[
+    "\"action",
+    "'action",
+    "\u{201c}action",
+    "\"name\"",
+    "\"tool",
+];
+
+/// Where unfenced JSON may start: the first [`MAX_CANDIDATES`] braces and
+/// brackets, plus, so a long reply full of braces (LaTeX, code) still has
+/// its action found, the last `{` before each of the first
+/// [`MAX_CANDIDATES`] action-like keys. In order, without repeats.
+fn candidate_starts(text: &str) -> Vec<usize> {
+    let mut starts: Vec<usize> = text
+        .char_indices()
+        .filter(|(_, c)| *c == '{' || *c == '[')
+        .map(|(i, _)| i)
+        .take(MAX_CANDIDATES)
+        .collect();
+    let last_scanned = starts.last().copied().unwrap_or(0);
+    if starts.len() == MAX_CANDIDATES {
+        let lower = text.to_ascii_lowercase();
+        let mut keys: Vec<usize> = ACTION_KEYS
+            .iter()
+            .flat_map(|key| lower.match_indices(key).map(|(i, _)| i))
+            .filter(|i| *i > last_scanned)
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for key in keys.into_iter().take(MAX_CANDIDATES) {
+            let from = key.saturating_sub(400);
+            let from = (from..=key)
+                .find(|i| text.is_char_boundary(*i))
+                .unwrap_or(key);
+            if let Some(brace) = text[from..key].rfind('{') {
+                starts.push(from + brace);
+            }
+        }
+        starts.sort_unstable();
+        starts.dedup();
+    }
+    starts
+}
+
 /// Whether the text (from a candidate start) names an action key within its
 /// first few hundred bytes.
 fn mentions_action(candidate: &str) -> bool {
     let end = floor_char_boundary(candidate, 400);
     let head = candidate[..end].to_ascii_lowercase();
-    head.contains("\"action\"") || (head.contains("\"name\"") && head.contains("\"arguments\""))
+    head.contains("\"action\"")
+        || head.contains("'action'")
+        || (head.contains("\"name\"") && head.contains("\"arguments\""))
 }
 
 fn floor_char_boundary(text: &str, max: usize) -> usize {
@@ -221,17 +312,15 @@ fn floor_char_boundary(text: &str, max: usize) -> usize {
 }
 
 /// Parses the JSON value at the start of `text`, ignoring whatever follows
-/// it. Raw control characters inside strings are escaped and the parse is
-/// retried, as models often put literal newlines in strings.
+/// it. Near-JSON (see [`repair_json`]) is repaired and the parse retried;
+/// the original error is reported if that fails too.
 fn parse_json_prefix(text: &str) -> Result<Value, String> {
     match first_value(text) {
         Ok(value) => Ok(value),
         Err(error) => {
-            // Small models' usual slips: raw newlines in strings, trailing
-            // commas, Python literals and single quotes. Repair them and try
-            // once more; report the original error if that fails too.
-            let repaired = repair_json(text);
-            if repaired != text
+            let region = &text[..value_extent(text)];
+            let repaired = repair_json(region);
+            if repaired != region
                 && let Ok(value) = first_value(&repaired)
             {
                 return Ok(value);
@@ -250,28 +339,104 @@ fn first_value(text: &str) -> Result<Value, String> {
     }
 }
 
-/// Repairs common near-JSON: escapes raw control characters inside
-/// strings, drops trailing commas before `}` and `]`, turns Python's
-/// `True`/`False`/`None` into JSON literals, and, when the text has no
-/// double quote at all, reads single-quoted strings as JSON strings.
-fn repair_json(text: &str) -> String {
-    let single_quoted = !text.contains('"') && text.contains('\'');
-    let mut out = String::with_capacity(text.len() + 16);
-    let mut quote: Option<char> = None;
+/// The length of the bracketed value at the start of `text` (brackets
+/// inside double-quoted strings do not count), or the whole text when it
+/// never balances. Repairs are confined to it, so prose after the value
+/// neither costs time nor changes how the value is read.
+fn value_extent(text: &str) -> usize {
+    let mut depth = 0usize;
+    // The closing quote of the string being read.
+    let mut in_string: Option<char> = None;
     let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        if let Some(close) = in_string {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                c if c == close => in_string = None,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = Some('"'),
+            '\u{201c}' => in_string = Some('\u{201d}'),
+            '{' | '[' => depth += 1,
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    text.len()
+}
+
+/// Appends the one or two closing brackets a value lacks at its end, or
+/// `None` when it lacks none, more, or ends inside a string.
+fn close_brackets(text: &str) -> Option<String> {
+    let mut open: Vec<char> = Vec::new();
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in text.trim_end().chars() {
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '{' => open.push('}'),
+            '[' => open.push(']'),
+            // The guard pops the bracket this one closes.
+            '}' | ']' if open.pop() != Some(c) => return None,
+            _ => {}
+        }
+    }
+    if in_string || open.is_empty() || open.len() > 2 {
+        return None;
+    }
+    let mut closed = text.trim_end().trim_end_matches(',').to_owned();
+    closed.extend(open.iter().rev());
+    Some(closed)
+}
+
+/// Repairs common near-JSON: escapes raw control characters and stray
+/// backslashes (`C:\dir`) inside strings, drops `//` and `/* */` comments
+/// and trailing commas before `}` and `]`, quotes bare keys (`{action:
+/// ...}`), turns Python's `True`/`False`/`None` into JSON literals, and,
+/// when the text has no straight double quote at all, reads single-quoted
+/// or typographic-quoted (`“...”`) strings as JSON strings.
+fn repair_json(text: &str) -> String {
+    let no_double = !text.contains('"');
+    let single_quoted = no_double && text.contains('\'');
+    let curly_quoted = no_double && text.contains('\u{201c}');
+    let mut out = String::with_capacity(text.len() + 16);
+    // The closing character of the string being read.
+    let mut quote: Option<char> = None;
     let mut chars = text.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
         if let Some(q) = quote {
-            if escaped {
-                escaped = false;
-                out.push(c);
-                continue;
-            }
             match c {
-                '\\' => {
-                    escaped = true;
-                    out.push(c);
-                }
+                '\\' => match chars.peek().map(|&(_, next)| next) {
+                    Some('\'') if q == '\'' => {
+                        chars.next();
+                        out.push('\'');
+                    }
+                    Some(next @ ('"' | '\\' | '/' | 'b' | 'f' | 'n' | 'r' | 't' | 'u')) => {
+                        chars.next();
+                        out.push('\\');
+                        out.push(next);
+                    }
+                    // A backslash that escapes nothing is a literal one.
+                    _ => out.push_str("\\\\"),
+                },
                 c if c == q => {
                     quote = None;
                     out.push('"');
@@ -296,13 +461,30 @@ fn repair_json(text: &str) -> String {
                 quote = Some('\'');
                 out.push('"');
             }
+            '\u{201c}' if curly_quoted => {
+                quote = Some('\u{201d}');
+                out.push('"');
+            }
+            '/' if matches!(chars.peek(), Some((_, '/'))) => {
+                while chars.next_if(|&(_, d)| d != '\n').is_some() {}
+            }
+            '/' if matches!(chars.peek(), Some((_, '*'))) => {
+                chars.next();
+                let mut previous = ' ';
+                for (_, d) in chars.by_ref() {
+                    if previous == '*' && d == '/' {
+                        break;
+                    }
+                    previous = d;
+                }
+            }
             ',' => {
-                let rest = text[i + 1..].trim_start();
+                let rest = skip_comments(&text[i + 1..]);
                 if !(rest.starts_with('}') || rest.starts_with(']')) {
                     out.push(',');
                 }
             }
-            c if c.is_ascii_alphabetic() => {
+            c if c.is_ascii_alphabetic() || c == '_' => {
                 let start = i;
                 let mut end = i + c.len_utf8();
                 while let Some(&(j, d)) = chars.peek() {
@@ -313,17 +495,39 @@ fn repair_json(text: &str) -> String {
                         break;
                     }
                 }
-                out.push_str(match &text[start..end] {
-                    "True" => "true",
-                    "False" => "false",
-                    "None" => "null",
-                    word => word,
-                });
+                let word = &text[start..end];
+                let after_open = matches!(out.trim_end().chars().last(), Some('{' | ','));
+                if after_open && text[end..].trim_start().starts_with(':') {
+                    out.push('"');
+                    out.push_str(word);
+                    out.push('"');
+                } else {
+                    out.push_str(match word {
+                        "True" => "true",
+                        "False" => "false",
+                        "None" => "null",
+                        word => word,
+                    });
+                }
             }
             c => out.push(c),
         }
     }
     out
+}
+
+/// The text after leading whitespace and comments.
+fn skip_comments(mut text: &str) -> &str {
+    loop {
+        text = text.trim_start();
+        if let Some(rest) = text.strip_prefix("//") {
+            text = rest.find('\n').map_or("", |end| &rest[end..]);
+        } else if let Some(rest) = text.strip_prefix("/*") {
+            text = rest.find("*/").map_or("", |end| &rest[end + 2..]);
+        } else {
+            return text;
+        }
+    }
 }
 
 /// Looks a key up exactly, then ignoring ASCII case.
@@ -353,8 +557,12 @@ const INPUT_KEYS: &[&str] = &[
     "parameters",
 ];
 
+/// How deep wrappers (`{"function": {...}}`, `{"tool_calls": [...]}`) are
+/// unwrapped.
+const MAX_WRAPPERS: usize = 3;
+
 /// Reads an action out of a decoded JSON value.
-fn action_from_value(value: Value) -> Result<Action, ActionParseError> {
+fn action_from_value(value: Value, depth: usize) -> Result<Action, ActionParseError> {
     let value = match value {
         Value::Array(items) => match items.into_iter().next() {
             Some(first) => first,
@@ -373,14 +581,13 @@ fn action_from_value(value: Value) -> Result<Action, ActionParseError> {
             ),
         });
     };
-    let name_value = get_key(&object, &["action", "tool", "tool_name"]).or_else(|| {
-        // {"name": ..., "arguments": ...}: a native tool call written as text.
-        get_key(&object, &["arguments", "parameters"]).and_then(|_| get_key(&object, &["name"]))
-    });
-    let Some(name_value) = name_value else {
-        return Err(ActionParseError::NotAnAction {
-            message: String::from("the JSON object has no \"action\" key"),
-        });
+    let action_name = get_key(&object, &["action", "tool", "tool_name"]);
+    // {"name": ..., "arguments": ...}: a native tool call written as text.
+    let call_name =
+        get_key(&object, &["arguments", "parameters"]).and_then(|_| get_key(&object, &["name"]));
+    let is_call = action_name.is_none() && call_name.is_some();
+    let Some(name_value) = action_name.or(call_name) else {
+        return unwrapped_action(&object, depth);
     };
     let Value::String(name) = name_value else {
         return Err(ActionParseError::NotAnAction {
@@ -388,7 +595,23 @@ fn action_from_value(value: Value) -> Result<Action, ActionParseError> {
         });
     };
     let name = name.trim();
-    let input = get_key(&object, INPUT_KEYS).cloned();
+    let mut input = get_key(&object, INPUT_KEYS).cloned();
+    if is_call {
+        // OpenAI's wire format sends the arguments as JSON text.
+        if let Some(Value::String(text)) = &input
+            && let Ok(decoded @ Value::Object(_)) = serde_json::from_str::<Value>(text)
+        {
+            input = Some(decoded);
+        }
+        // A call to a "final_answer" function carries the answer as its
+        // only argument.
+        if is_final_answer(name)
+            && let Some(Value::Object(arguments)) = &input
+            && arguments.len() == 1
+        {
+            input = arguments.values().next().cloned();
+        }
+    }
     if is_final_answer(name) {
         return match input {
             Some(answer) => Ok(Action::Final { answer }),
@@ -410,45 +633,89 @@ fn action_from_value(value: Value) -> Result<Action, ActionParseError> {
     })
 }
 
-/// Strips markdown emphasis and whitespace around a line's label.
-fn line_label<'a>(line: &'a str, label: &str) -> Option<&'a str> {
-    let line = line.trim_start().trim_start_matches(['*', '_', '#', ' ']);
-    let head = line.get(..label.len())?;
+/// An object without an action key: `{"final_answer": ...}`, or a wrapper
+/// around a call (`{"function": {...}}`, `{"tool_calls": [...]}`).
+fn unwrapped_action(object: &Map<String, Value>, depth: usize) -> Result<Action, ActionParseError> {
+    let no_action = || ActionParseError::NotAnAction {
+        message: String::from("the JSON object has no \"action\" key"),
+    };
+    if let Some((_, answer)) = object.iter().find(|(key, _)| is_final_answer(key)) {
+        return Ok(Action::Final {
+            answer: answer.clone(),
+        });
+    }
+    if depth >= MAX_WRAPPERS {
+        return Err(no_action());
+    }
+    for key in ["function", "function_call", "tool_call", "tool_calls"] {
+        if let Some(inner @ (Value::Object(_) | Value::Array(_))) = get_key(object, &[key]) {
+            return action_from_value(inner.clone(), depth + 1).map_err(|_| no_action());
+        }
+    }
+    Err(no_action())
+}
+
+/// The byte offset, within `line`, of what follows `label:` at the line's
+/// start (markdown emphasis and heading marks around the label allowed).
+fn label_end(line: &str, label: &str) -> Option<usize> {
+    let start = line.len()
+        - line
+            .trim_start()
+            .trim_start_matches(['*', '_', '#', ' '])
+            .len();
+    let head = line.get(start..start + label.len())?;
     if !head.eq_ignore_ascii_case(label) {
         return None;
     }
-    let rest = &line[label.len()..];
+    let rest = &line[start + label.len()..];
     let rest = rest.trim_start_matches(['*', '_']);
-    rest.strip_prefix(':')
-        .map(|r| r.trim_start_matches(['*', '_']).trim())
+    let rest = rest.strip_prefix(':')?;
+    let rest = rest.trim_start_matches(['*', '_']);
+    Some(line.len() - rest.len())
 }
 
-/// The ReAct convention: `Action: tool` (+ `Action Input: ...`) or `Final
-/// Answer: ...`, whichever comes first. `None` when neither is present.
-fn react_action(text: &str) -> Option<Result<Action, ActionParseError>> {
-    let mut lines = text.lines().enumerate();
-    while let Some((index, line)) = lines.next() {
-        if let Some(answer) = line_label(line, "final answer") {
+/// What follows `label:` on the line, trimmed.
+fn line_label<'a>(line: &'a str, label: &str) -> Option<&'a str> {
+    label_end(line, label).map(|end| line[end..].trim())
+}
+
+/// An action read from ReAct lines, and whether it was explicit (a `Final
+/// Answer:` line, or an `Action:` line with its input).
+struct ReactAction {
+    action: Action,
+    explicit: bool,
+}
+
+/// The ReAct convention: `Action: tool` (+ `Action Input: ...`, possibly on
+/// the following lines, or `Action: tool[input]`) or `Final Answer: ...`,
+/// whichever comes first. `None` when neither is present.
+fn react_action(text: &str) -> Option<Result<ReactAction, ActionParseError>> {
+    let mut offset = 0;
+    let lines: Vec<(usize, &str)> = text
+        .split_inclusive('\n')
+        .map(|line| {
+            let at = offset;
+            offset += line.len();
+            (at, line.trim_end_matches(['\n', '\r']))
+        })
+        .collect();
+    for (index, &(at, line)) in lines.iter().enumerate() {
+        if let Some(end) = label_end(line, "final answer") {
             // The answer runs to the end of the reply.
-            let rest: Vec<&str> = text.lines().skip(index + 1).collect();
-            let mut answer = answer.to_owned();
-            if !rest.is_empty() {
-                if !answer.is_empty() {
-                    answer.push('\n');
-                }
-                answer.push_str(&rest.join("\n"));
-            }
-            let answer = answer.trim();
+            let answer = text[at + end..].trim();
             if answer.is_empty() {
                 return Some(Err(ActionParseError::NotAnAction {
                     message: String::from("\"Final Answer:\" is followed by no answer"),
                 }));
             }
-            return Some(Ok(Action::Final {
-                answer: Value::String(answer.to_owned()),
+            return Some(Ok(ReactAction {
+                action: Action::Final {
+                    answer: Value::String(answer.to_owned()),
+                },
+                explicit: true,
             }));
         }
-        if line_label(line, "action input").is_some() {
+        if label_end(line, "action input").is_some() {
             continue;
         }
         let Some(name) = line_label(line, "action") else {
@@ -458,29 +725,85 @@ fn react_action(text: &str) -> Option<Result<Action, ActionParseError>> {
         if name.is_empty() || name.starts_with('{') || name.starts_with('[') {
             continue;
         }
-        let input = lines
-            .next()
-            .and_then(|(_, next)| line_label(next, "action input"))
-            .map(str::to_owned);
-        let input = match input {
-            None => Value::Object(Map::new()),
-            Some(raw) if raw.starts_with('{') || raw.starts_with('[') => {
-                match parse_json_prefix(&raw) {
-                    Ok(value) => value,
-                    Err(message) => return Some(Err(ActionParseError::InvalidJson { message })),
-                }
-            }
-            Some(raw) => Value::String(raw.trim_matches('"').to_owned()),
+        let input_line = lines[index + 1..]
+            .iter()
+            .find(|(_, next)| !next.trim().is_empty())
+            .and_then(|&(next_at, next)| label_end(next, "action input").map(|e| next_at + e));
+        let final_answer = is_final_answer(name);
+        let (name, input, explicit) = match input_line {
+            Some(start) => match react_input(&text[start..], final_answer) {
+                Ok(input) => (name, input, true),
+                Err(e) => return Some(Err(e)),
+            },
+            None => match bracketed_input(name) {
+                Some((tool, input)) => (tool, Value::String(input.to_owned()), true),
+                None => (name, Value::Object(Map::new()), false),
+            },
         };
-        if is_final_answer(name) {
-            return Some(Ok(Action::Final { answer: input }));
+        if final_answer {
+            if !explicit {
+                return Some(Err(ActionParseError::NotAnAction {
+                    message: String::from(
+                        "a \"Final Answer\" action needs the answer in \"Action Input:\"",
+                    ),
+                }));
+            }
+            return Some(Ok(ReactAction {
+                action: Action::Final { answer: input },
+                explicit,
+            }));
         }
-        return Some(Ok(Action::Tool {
-            name: name.to_owned(),
-            input,
+        return Some(Ok(ReactAction {
+            action: Action::Tool {
+                name: name.to_owned(),
+                input,
+            },
+            explicit,
         }));
     }
     None
+}
+
+/// `tool[input]`, the original ReAct paper's form, split in two.
+fn bracketed_input(name: &str) -> Option<(&str, &str)> {
+    let inner = name.strip_suffix(']')?;
+    let (tool, input) = inner.split_once('[')?;
+    let tool = tool.trim();
+    (!tool.is_empty() && !tool.contains(char::is_whitespace)).then_some((tool, input.trim()))
+}
+
+/// The value of an `Action Input:` that starts at `text`: JSON (on this
+/// line or the next ones, fenced or not) or a bare string. A final answer's
+/// bare string runs to the end of the reply; a tool's is one line.
+fn react_input(text: &str, final_answer: bool) -> Result<Value, ActionParseError> {
+    let trimmed = text.trim_start();
+    let json_text = if trimmed.starts_with("```") {
+        fenced_blocks(trimmed).next().map(|block| block.body.trim())
+    } else {
+        Some(trimmed)
+    };
+    if let Some(json_text) = json_text
+        && (json_text.starts_with('{') || json_text.starts_with('['))
+    {
+        return parse_json_prefix(json_text)
+            .map_err(|message| ActionParseError::InvalidJson { message });
+    }
+    let raw = match json_text {
+        Some(body) if trimmed.starts_with("```") => body,
+        _ if final_answer => trimmed.trim_end(),
+        _ => trimmed.lines().next().unwrap_or("").trim(),
+    };
+    let raw = raw
+        .strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .or_else(|| raw.strip_prefix('`').and_then(|r| r.strip_suffix('`')))
+        .unwrap_or(raw);
+    if final_answer && raw.trim().is_empty() {
+        return Err(ActionParseError::NotAnAction {
+            message: String::from("\"Action Input:\" of the \"Final Answer\" is empty"),
+        });
+    }
+    Ok(Value::String(raw.to_owned()))
 }
 
 #[cfg(test)]
@@ -550,6 +873,42 @@ mod tests {
     }
 
     #[test]
+    fn comments_bare_keys_and_stray_backslashes_are_repaired() {
+        assert_eq!(
+            repair_json("{a: 1, // one\n /* two */ b_2: [1,], \"c\": \"x\\y\\\"\"}"),
+            "{\"a\": 1, \n  \"b_2\": [1], \"c\": \"x\\\\y\\\"\"}"
+        );
+        // Inside strings nothing changes but the escapes.
+        assert_eq!(
+            repair_json("{\"u\": \"http://x/*y*/\"}"),
+            "{\"u\": \"http://x/*y*/\"}"
+        );
+        assert_eq!(
+            parse_json_prefix("{'a': 'it\\'s'} tail \"").unwrap(),
+            json!({"a": "it's"})
+        );
+    }
+
+    #[test]
+    fn value_extent_and_closing_brackets() {
+        assert_eq!(value_extent("{\"a\": \"}\"} rest {"), 10);
+        // Never balanced: all of it.
+        assert_eq!(value_extent("{\"a\": [1} x"), 11);
+        assert_eq!(
+            close_brackets("{\"a\": {\"b\": 1}").as_deref(),
+            Some("{\"a\": {\"b\": 1}}")
+        );
+        assert_eq!(
+            close_brackets("[{\"a\": 1,").as_deref(),
+            Some("[{\"a\": 1}]")
+        );
+        assert_eq!(close_brackets("{\"a\": \"open"), None);
+        assert_eq!(close_brackets("{{{\"a\": 1"), None);
+        assert_eq!(close_brackets("{\"a\": 1}"), None);
+        assert_eq!(close_brackets("{\"a\": 1]"), None);
+    }
+
+    #[test]
     fn fence_tags_are_stripped() {
         assert_eq!(strip_fence_tag("json\n{}"), ("json", "\n{}"));
         assert_eq!(strip_fence_tag("JSON{}"), ("JSON", "{}"));
@@ -559,9 +918,23 @@ mod tests {
 
     #[test]
     fn unclosed_fence_runs_to_the_end() {
-        let blocks: Vec<(&str, &str)> =
+        let blocks: Vec<Fenced<'_>> =
             fenced_blocks("a ```json\n{\"x\": 1} ``` b ```\n[1").collect();
-        assert_eq!(blocks, vec![("json", "\n{\"x\": 1} "), ("", "\n[1")]);
+        assert_eq!(
+            blocks,
+            vec![
+                Fenced {
+                    tag: "json",
+                    body: "\n{\"x\": 1} ",
+                    closed: true
+                },
+                Fenced {
+                    tag: "",
+                    body: "\n[1",
+                    closed: false
+                }
+            ]
+        );
     }
 
     #[test]

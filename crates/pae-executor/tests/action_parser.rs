@@ -248,6 +248,275 @@ fn action_parser_table() {
     }
 }
 
+/// Replies collected from how real models answer the text-JSON prompt
+/// (and the shapes they were trained on elsewhere), beyond the format the
+/// prompt asks for. Each comment says what the model did.
+#[test]
+fn action_parser_real_world_replies() {
+    use Expect::*;
+    let many_braces = format!(
+        "Thought: in LaTeX this is {}.\n{{\"action\": \"calculator\", \"action_input\": {{\"expression\": \"2*21\"}}}}",
+        "\\frac{a}{b} ".repeat(40)
+    );
+    let long_answer = "x".repeat(200_000);
+    let long_reply = format!(
+        "Thought: {}\nAction:\n```json\n{{\"action\": \"Final Answer\", \"action_input\": \"{long_answer}\"}}\n```",
+        "thinking ".repeat(20_000)
+    );
+    let cases: Vec<(&str, Expect)> = vec![
+        // 1. "Action:" then a fenced, pretty-printed blob.
+        (
+            "Action:\n```json\n{\n  \"action\": \"calculator\",\n  \"action_input\": {\"expression\": \"12 * 7\"}\n}\n```",
+            calc("12 * 7"),
+        ),
+        // 2. LangChain's structured-chat shape with a bare fence.
+        (
+            "Thought: I need to multiply.\nAction:\n```\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"3*4\"}}\n```",
+            calc("3*4"),
+        ),
+        // 3. A string action_input: kept as given (the agent maps it onto a
+        //    single-argument tool's argument).
+        (
+            "{\"action\": \"calculator\", \"action_input\": \"2+2\"}",
+            Tool("calculator", json!("2+2")),
+        ),
+        // 4. action_input as JSON text: kept as text here; the agent decodes
+        //    it when it fits the tool's schema.
+        (
+            "```json\n{\"action\": \"calculator\", \"action_input\": \"{\\\"expression\\\": \\\"2+2\\\"}\"}\n```",
+            Tool("calculator", json!("{\"expression\": \"2+2\"}")),
+        ),
+        // 5. {"tool", "tool_input"}.
+        (
+            "```json\n{\"tool\": \"calculator\", \"tool_input\": {\"expression\": \"5*5\"}}\n```",
+            calc("5*5"),
+        ),
+        // 6. OpenAI's wire shape: arguments as JSON text are decoded.
+        (
+            "{\"name\": \"calculator\", \"arguments\": \"{\\\"expression\\\": \\\"9-1\\\"}\"}",
+            calc("9-1"),
+        ),
+        // 7. Hermes / Qwen <tool_call> tags.
+        (
+            "<tool_call>\n{\"name\": \"calculator\", \"arguments\": {\"expression\": \"7*8\"}}\n</tool_call>",
+            calc("7*8"),
+        ),
+        // 8. Llama 3.1's "parameters" key after <|python_tag|>.
+        (
+            "<|python_tag|>{\"name\": \"calculator\", \"parameters\": {\"expression\": \"3*3\"}}",
+            calc("3*3"),
+        ),
+        // 9. Mistral's [TOOL_CALLS] list.
+        (
+            "[TOOL_CALLS] [{\"name\": \"calculator\", \"arguments\": {\"expression\": \"4+4\"}}]",
+            calc("4+4"),
+        ),
+        // 10. A whole OpenAI message: tool_calls[0].function, arguments as text.
+        (
+            "{\"tool_calls\": [{\"id\": \"call_1\", \"type\": \"function\", \"function\": {\"name\": \"calculator\", \"arguments\": \"{\\\"expression\\\": \\\"4*4\\\"}\"}}]}",
+            calc("4*4"),
+        ),
+        // 11. {"type": "function", "function": {...}} in a fence.
+        (
+            "```json\n{\"type\": \"function\", \"function\": {\"name\": \"calculator\", \"arguments\": {\"expression\": \"5*4\"}}}\n```",
+            calc("5*4"),
+        ),
+        // 12. ReAct lines with a bare input.
+        (
+            "Thought: I should calculate.\nAction: calculator\nAction Input: 2+2",
+            Tool("calculator", json!("2+2")),
+        ),
+        // 13. ReAct with a blank line before the input.
+        (
+            "Action: calculator\n\nAction Input: 2+3",
+            Tool("calculator", json!("2+3")),
+        ),
+        // 14. ReAct with a multi-line JSON input.
+        (
+            "Action: calculator\nAction Input: {\n  \"expression\": \"5+5\"\n}",
+            calc("5+5"),
+        ),
+        // 15. ReAct with the input in a fence on the next lines.
+        (
+            "Action: calculator\nAction Input:\n```json\n{\"expression\": \"6+6\"}\n```",
+            calc("6+6"),
+        ),
+        // 16. The ReAct paper's tool[input].
+        ("Action: calculator[2+7]", Tool("calculator", json!("2+7"))),
+        // 17. "Final Answer:" without JSON (LangChain's JSON agent would
+        //     fail); the answer runs to the end.
+        (
+            "Thought: I know the answer.\nFinal Answer: 42",
+            Final(json!("42")),
+        ),
+        // 18. ReAct final answer through Action / Action Input.
+        (
+            "Thought: done\nAction: Final Answer\nAction Input: The total is 84.\nIt was 12 boxes.",
+            Final(json!("The total is 84.\nIt was 12 boxes.")),
+        ),
+        // 19. ... which needs its input.
+        ("Thought: done\nAction: Final Answer", NotAnAction),
+        // 20. A "Final Answer:" line whose answer holds a JSON block that is
+        //     not an action: the answer, not a parse error.
+        (
+            "Final Answer: The result is:\n```json\n{\"total\": 84}\n```",
+            Final(json!("The result is:\n```json\n{\"total\": 84}\n```")),
+        ),
+        // 21-24. The final-answer action spelled in other ways.
+        (
+            "```json\n{\"action\": \"final_answer\", \"action_input\": \"a\"}\n```",
+            Final(json!("a")),
+        ),
+        (
+            "```json\n{\"action\": \"Final answer\", \"action_input\": \"b\"}\n```",
+            Final(json!("b")),
+        ),
+        (
+            "```json\n{\"action\": \"FINAL ANSWER\", \"action_input\": \"c\"}\n```",
+            Final(json!("c")),
+        ),
+        (
+            "{\"action\": \"Final Answer:\", \"action_input\": \"d\"}",
+            Final(json!("d")),
+        ),
+        // 25. {"final_answer": ...} with no action key.
+        ("{\"final_answer\": \"42\"}", Final(json!("42"))),
+        // 26. A call to a "final_answer" function: its one argument.
+        (
+            "<tool_call>\n{\"name\": \"final_answer\", \"arguments\": {\"answer\": \"Paris\"}}\n</tool_call>",
+            Final(json!("Paris")),
+        ),
+        // 27. A tool name in another case: kept (the agent matches it).
+        (
+            "{\"action\": \"Calculator\", \"action_input\": {\"expression\": \"1+1\"}}",
+            Tool("Calculator", json!({"expression": "1+1"})),
+        ),
+        // 28. Line comments inside the JSON.
+        (
+            "```json\n{\n  // use the calculator\n  \"action\": \"calculator\",\n  \"action_input\": {\"expression\": \"1+1\"} // sum\n}\n```",
+            calc("1+1"),
+        ),
+        // 29. A block comment, and a trailing comma after a comment.
+        (
+            "```json\n{ /* tool */ \"action\": \"calculator\", \"action_input\": {\"expression\": \"1+2\"}, /* done */ }\n```",
+            calc("1+2"),
+        ),
+        // 30. A URL inside a string is not a comment.
+        (
+            "```json\n{\"action\": \"Final Answer\", \"action_input\": \"see https://example.org/a\"} // ok\n```",
+            Final(json!("see https://example.org/a")),
+        ),
+        // 31. Nested fences: a markdown block holding the JSON block.
+        (
+            "````\n```json\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"6/2\"}}\n```\n````",
+            calc("6/2"),
+        ),
+        // 32. A four-backtick fence.
+        (
+            "````json\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"6/3\"}}\n````",
+            calc("6/3"),
+        ),
+        // 33. An invented observation and a second action after the first:
+        //     the first action (the agent also cuts at "Observation:").
+        (
+            "Thought: compute\nAction:\n```json\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"2*3\"}}\n```\nObservation: 6\nThought: I now know\nAction:\n```json\n{\"action\": \"Final Answer\", \"action_input\": \"6\"}\n```",
+            calc("2*3"),
+        ),
+        // 34. A tool action, then a "Final Answer:" line: the action.
+        (
+            "I'll compute.\n```json\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"9*9\"}}\n```\nFinal Answer: 81",
+            calc("9*9"),
+        ),
+        // 35. "Final Answer" in a thought's prose is not an answer line.
+        (
+            "Thought: Before I can give the Final Answer: I need to compute.\nAction:\n```json\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"2+2\"}}\n```",
+            calc("2+2"),
+        ),
+        // 36. Numbers and null as action_input.
+        (
+            "{\"action\": \"Final Answer\", \"action_input\": 42.5}",
+            Final(json!(42.5)),
+        ),
+        (
+            "{\"action\": \"current_time\", \"action_input\": null}",
+            Tool("current_time", Value::Null),
+        ),
+        (
+            "{\"action\": \"Final Answer\", \"action_input\": null}",
+            Final(Value::Null),
+        ),
+        // 37. Unicode everywhere.
+        (
+            "Pensée : je calcule.\nAction:\n```json\n{\"action\": \"Final Answer\", \"action_input\": \"Le résultat est 42 — voilà ✅\"}\n```",
+            Final(json!("Le résultat est 42 — voilà ✅")),
+        ),
+        // 38. A Windows path with single backslashes (those that are not
+        //     JSON escapes; "\n" in a path stays ambiguous).
+        (
+            "{\"action\": \"Final Answer\", \"action_input\": \"C:\\Users\\Ann\\Desktop\"}",
+            Final(json!("C:\\Users\\Ann\\Desktop")),
+        ),
+        // 39. Unquoted keys (JSON5 / JavaScript habit).
+        (
+            "{action: \"calculator\", action_input: {expression: \"2+2\"}}",
+            calc("2+2"),
+        ),
+        // 40. Typographic quotes from a chat UI.
+        (
+            "{\u{201c}action\u{201d}: \u{201c}calculator\u{201d}, \u{201c}action_input\u{201d}: {\u{201c}expression\u{201d}: \u{201c}2+5\u{201d}}}",
+            calc("2+5"),
+        ),
+        // 41. A Python dict in a python fence.
+        (
+            "```python\n{'action': 'calculator', 'action_input': {'expression': 'min(1, 2)'}}\n```",
+            calc("min(1, 2)"),
+        ),
+        // 42. One closing brace short inside a closed fence.
+        (
+            "```json\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"3+3\"}\n```",
+            calc("3+3"),
+        ),
+        // 43. ... but a string cut off inside a closed fence stays an error.
+        (
+            "```json\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"3+\n```",
+            InvalidJson,
+        ),
+        // 44. The fence closed on the JSON's last line.
+        (
+            "```json\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"3\"}}```",
+            calc("3"),
+        ),
+        // 45. "json" written as a word before unfenced JSON.
+        (
+            "json\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"7-2\"}}",
+            calc("7-2"),
+        ),
+        // 46. {"actions": [...]}: the first one.
+        (
+            "{\"actions\": [{\"action\": \"calculator\", \"action_input\": {\"expression\": \"2\"}}]}",
+            calc("2"),
+        ),
+        // 47. An action after many braces of prose.
+        (&many_braces, calc("2*21")),
+        // 48. A very long reply.
+        (&long_reply, Final(json!(long_answer))),
+        // 49. Bold markdown labels.
+        (
+            "**Thought:** easy\n**Final Answer:** 12",
+            Final(json!("12")),
+        ),
+        // 50. A bare "Action:" line next to broken JSON stays the JSON's error.
+        (
+            "Action: calculator\n```json\n{\"expression\": \"1+\n",
+            InvalidJson,
+        ),
+    ];
+    assert!(cases.len() >= 40);
+    for (reply, expect) in cases {
+        check(reply, expect);
+    }
+}
+
 #[test]
 fn hostile_inputs_are_bounded_and_do_not_panic() {
     let many_braces = "{".repeat(200_000);
