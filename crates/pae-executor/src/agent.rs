@@ -364,10 +364,19 @@ struct ToolEntry {
 /// [`StepResponse::tool_calls`]; the tokens of every model call are summed
 /// in [`StepResponse::usage`].
 ///
-/// For text actions, a tool named by a string where the tool's schema has a
-/// single string property (`"action_input": "2+2"` for the calculator) is
-/// wrapped into that property. Tool names are matched exactly, then ignoring
-/// case.
+/// Arguments are fitted to the tool as a LangChain user expects before the
+/// schema check: a bare value for a tool with one argument becomes that
+/// argument (`"action_input": "2+2"` for the calculator), JSON text of an
+/// object is decoded, `null` and `""` are `{}`, and a one-key object under
+/// another name is renamed to a tool's only, required argument. Tool names
+/// are matched exactly, then ignoring case, then ignoring spaces,
+/// punctuation and a `functions.` prefix (when only one tool matches).
+///
+/// With native tool calls, every call of a reply is run in order and
+/// answered with a tool message carrying its call id (an id is made up
+/// when the provider sent none, or the same one twice). A call to a
+/// `final_answer` function answers the step when it is the only kind of
+/// call in the reply.
 #[derive(Clone)]
 pub struct AgentExecutor {
     model: Arc<dyn ChatModel>,
@@ -471,17 +480,33 @@ impl AgentExecutor {
         self.tools.iter().map(|t| t.spec.name.as_str()).collect()
     }
 
+    /// The tool a model's name means: the exact name, else the only tool
+    /// whose name matches ignoring case, else the only one that matches
+    /// ignoring case, spaces and punctuation, a `functions.` prefix and a
+    /// trailing `()` (`Calculator`, `current time`, `functions.read_file`).
     fn find_tool(&self, name: &str) -> Option<&ToolEntry> {
-        self.tools.iter().find(|t| t.spec.name == name).or_else(|| {
-            let mut matches = self
-                .tools
-                .iter()
-                .filter(|t| t.spec.name.eq_ignore_ascii_case(name));
-            match (matches.next(), matches.next()) {
-                (Some(only), None) => Some(only),
-                _ => None,
-            }
-        })
+        let name = name.trim();
+        if let Some(exact) = self.tools.iter().find(|t| t.spec.name == name) {
+            return Some(exact);
+        }
+        self.only_tool(|t| t.eq_ignore_ascii_case(name))
+            .or_else(|| {
+                let key = tool_key(name);
+                if key.is_empty() {
+                    return None;
+                }
+                self.only_tool(|t| tool_key(t) == key)
+            })
+    }
+
+    /// The one tool whose name satisfies `matches`; `None` for none or
+    /// several.
+    fn only_tool(&self, matches: impl Fn(&str) -> bool) -> Option<&ToolEntry> {
+        let mut found = self.tools.iter().filter(|t| matches(&t.spec.name));
+        match (found.next(), found.next()) {
+            (Some(only), None) => Some(only),
+            _ => None,
+        }
     }
 
     /// The step message for this state of the run.
@@ -635,13 +660,28 @@ impl AgentExecutor {
             ..
         } = response.message;
         if !tool_calls.is_empty() {
+            let tool_calls = with_unique_ids(tool_calls, run.iterations);
+            // A call to a "final_answer" function (models trained on agent
+            // frameworks that have one) answers, when it is the only kind.
+            let only_answers = tool_calls.iter().all(|c| is_final_answer(&c.name));
+            if only_answers
+                && let Some(answer) = tool_calls
+                    .iter()
+                    .find_map(|c| final_call_answer(&c.arguments))
+            {
+                return Ok(Some(Finish::from_value(answer)));
+            }
             run.messages.push(Message::assistant_tool_calls(
                 content.clone(),
                 tool_calls.clone(),
             ));
             for call in tool_calls {
-                let observation = self
-                    .act(
+                let observation = if is_final_answer(&call.name) {
+                    // Every call needs its result message; an answer given
+                    // next to tool calls, or without a value, is not taken.
+                    self.refuse_final_call(input, run, &call, &content, only_answers)
+                } else {
+                    self.act(
                         input,
                         run,
                         &call.name,
@@ -649,7 +689,8 @@ impl AgentExecutor {
                         &content,
                         ArgumentSource::Native,
                     )
-                    .await?;
+                    .await?
+                };
                 run.messages
                     .push(Message::tool(call.id, call.name, observation));
             }
@@ -690,6 +731,43 @@ impl AgentExecutor {
             }
             _ => Ok(Some(Finish::text(text))),
         }
+    }
+
+    /// Records a native "final answer" call that was not taken as the
+    /// answer; returns the observation sent back for it.
+    fn refuse_final_call(
+        &self,
+        input: &StepInput,
+        run: &mut StepRun,
+        call: &ToolCall,
+        log: &str,
+        only_answers: bool,
+    ) -> String {
+        let observation = if only_answers {
+            prompt::EMPTY_FINAL_CALL.to_owned()
+        } else {
+            prompt::FINAL_CALL_WITH_TOOLS.to_owned()
+        };
+        input.context.emit(EventKind::ToolStarted {
+            step_index: input.index,
+            tool: call.name.clone(),
+            input: call.arguments.clone(),
+        });
+        input.context.emit(EventKind::ToolFinished {
+            step_index: input.index,
+            tool: call.name.clone(),
+            observation: observation.clone(),
+            is_error: true,
+        });
+        run.calls.push(ToolInvocation {
+            tool: call.name.clone(),
+            input: call.arguments.clone(),
+            observation: observation.clone(),
+            log: log.to_owned(),
+            is_error: true,
+            duration_ms: None,
+        });
+        observation
     }
 
     /// Carries out one action and records it; returns the observation.
@@ -884,6 +962,53 @@ impl Executor for AgentExecutor {
     }
 }
 
+/// The calls with an id each, unique within the reply: providers and
+/// small local servers sometimes send none, or the same one twice, and
+/// every result message must name its call.
+fn with_unique_ids(calls: Vec<ToolCall>, iteration: usize) -> Vec<ToolCall> {
+    let mut seen: Vec<String> = Vec::with_capacity(calls.len());
+    calls
+        .into_iter()
+        .enumerate()
+        .map(|(index, mut call)| {
+            if call.id.trim().is_empty() || seen.contains(&call.id) {
+                let mut id = format!("call_{iteration}_{}", index + 1);
+                while seen.contains(&id) {
+                    id.push('_');
+                }
+                call.id = id;
+            }
+            seen.push(call.id.clone());
+            call
+        })
+        .collect()
+}
+
+/// The answer a native call to a "final answer" function carries: its
+/// only argument, or all of them; `None` when it carries nothing.
+fn final_call_answer(arguments: &Value) -> Option<Value> {
+    let arguments = match arguments {
+        Value::String(text) => match serde_json::from_str::<Value>(text) {
+            Ok(value @ (Value::Object(_) | Value::Array(_))) => value,
+            _ => Value::String(text.clone()),
+        },
+        other => other.clone(),
+    };
+    let answer = match arguments {
+        Value::Object(mut object) if object.len() == 1 => {
+            object.values_mut().next().map(Value::take)?
+        }
+        other => other,
+    };
+    let empty = match &answer {
+        Value::Null => true,
+        Value::String(text) => text.trim().is_empty(),
+        Value::Object(object) => object.is_empty(),
+        _ => false,
+    };
+    (!empty).then_some(answer)
+}
+
 /// Whether a native-mode text reply starts like a tool call written as
 /// text (a JSON object, a fenced block or a `<tool_call>` tag).
 fn looks_like_call(text: &str) -> bool {
@@ -898,42 +1023,144 @@ enum ArgumentSource {
     Native,
 }
 
-/// Makes the arguments the tool receives. Native arguments that arrived as
-/// a string are JSON text that may or may not parse; text arguments that
-/// are a bare string are wrapped into the schema's only string property.
+/// A tool name reduced to what identifies it: lower-case letters and
+/// digits, without a `functions.` prefix or a trailing `()`.
+fn tool_key(name: &str) -> String {
+    let name = name.trim();
+    let name = match name.get(..10) {
+        Some(head) if head.eq_ignore_ascii_case("functions.") => &name[10..],
+        _ => name,
+    };
+    let name = name.strip_suffix("()").unwrap_or(name);
+    name.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Makes the arguments the tool receives from what the model sent.
+///
+/// - Nothing (`null`, `""`) is `{}`.
+/// - Native arguments that arrived as a string are JSON text: an object (or
+///   JSON text of one, when double-encoded) is used; anything that does
+///   not parse is an error the model is told about.
+/// - A text action's string that is JSON text of an object is decoded when
+///   the object fits the tool (LangChain users write
+///   `"action_input": "{\"a\": 1}"`).
+/// - A bare value for a tool with one argument becomes that argument, as
+///   LangChain passes a string input to a single-input tool
+///   (`"action_input": "2+2"` for the calculator); a number given for a
+///   string argument is written as text, a numeric string given for a
+///   number argument is read as a number.
+/// - An object with one key that is not the tool's only argument, for a
+///   tool that requires it, is renamed to it (`{"input": "2+2"}`).
 fn prepare_arguments(args: Value, schema: &Value, source: ArgumentSource) -> Result<Value, String> {
+    let args = match args {
+        Value::Null => return Ok(Value::Object(Map::new())),
+        Value::String(text) if text.trim().is_empty() => return Ok(Value::Object(Map::new())),
+        Value::String(raw) if source == ArgumentSource::Native => {
+            match serde_json::from_str::<Value>(raw.trim()) {
+                Ok(Value::Null) => return Ok(Value::Object(Map::new())),
+                Ok(Value::String(inner)) => match serde_json::from_str::<Value>(&inner) {
+                    Ok(value @ Value::Object(_)) => value,
+                    _ => Value::String(inner),
+                },
+                Ok(value) => value,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Value::String(text) => match decoded_object(&text, schema) {
+            Some(object) => object,
+            None => Value::String(text),
+        },
+        other => other,
+    };
+    let args = fit_to_single_argument(args, schema);
     match (args, source) {
-        (Value::Null, _) => Ok(Value::Object(Map::new())),
-        (Value::String(raw), ArgumentSource::Native) => match serde_json::from_str::<Value>(&raw) {
-            Ok(value @ Value::Object(_)) => Ok(value),
-            Ok(other) => Err(format!("got {other}")),
-            Err(e) => Err(e.to_string()),
-        },
-        (Value::String(text), ArgumentSource::Text) => match single_string_property(schema) {
-            Some(property) => Ok(Value::Object(Map::from_iter([(
-                property.to_owned(),
-                Value::String(text),
-            )]))),
-            None => Ok(Value::String(text)),
-        },
-        (other, _) => Ok(other),
+        (value @ Value::Object(_), _) | (value, ArgumentSource::Text) => Ok(value),
+        (other, ArgumentSource::Native) => Err(format!("got {other}")),
     }
 }
 
-/// The name of the schema's one string property (or one required string
-/// property), if there is exactly one.
-fn single_string_property(schema: &Value) -> Option<&str> {
-    let properties = schema.get("properties")?.as_object()?;
-    let is_string = |name: &str| {
-        properties
-            .get(name)
-            .and_then(|p| p.get("type"))
-            .and_then(Value::as_str)
-            == Some("string")
+/// `text` decoded, when it is JSON text of an object that fits the schema:
+/// valid (once a misnamed only key is renamed), or at least naming only
+/// the schema's properties (then the schema check explains what is wrong).
+fn decoded_object(text: &str, schema: &Value) -> Option<Value> {
+    let text = text.trim();
+    if !text.starts_with('{') {
+        return None;
+    }
+    let value @ Value::Object(_) = serde_json::from_str::<Value>(text).ok()? else {
+        return None;
     };
+    let fitted = fit_to_single_argument(value.clone(), schema);
+    if schema::validate(schema, &fitted).is_empty() {
+        return Some(fitted);
+    }
+    let properties = schema.get("properties").and_then(Value::as_object)?;
+    let object = value.as_object()?;
+    (!object.is_empty() && object.keys().all(|k| properties.contains_key(k))).then_some(value)
+}
+
+/// Maps a bare value, or an object with one misnamed key, onto a tool's
+/// only argument (see [`prepare_arguments`]).
+fn fit_to_single_argument(args: Value, schema: &Value) -> Value {
+    let Some((name, property)) = single_argument(schema) else {
+        return args;
+    };
+    let expected = property.get("type").and_then(Value::as_str);
+    let wrap = |value: Value| Value::Object(Map::from_iter([(name.to_owned(), value)]));
+    match args {
+        Value::String(text) => match expected {
+            None | Some("string") => wrap(Value::String(text)),
+            Some("number" | "integer") => match serde_json::from_str::<Value>(text.trim()) {
+                Ok(number @ Value::Number(_)) => wrap(number),
+                _ => Value::String(text),
+            },
+            _ => Value::String(text),
+        },
+        Value::Number(number) => match expected {
+            None | Some("number") => wrap(Value::Number(number)),
+            Some("integer") if number.is_i64() || number.is_u64() => wrap(Value::Number(number)),
+            Some("string") => wrap(Value::String(number.to_string())),
+            _ => Value::Number(number),
+        },
+        Value::Bool(flag) => match expected {
+            None | Some("boolean") => wrap(Value::Bool(flag)),
+            Some("string") => wrap(Value::String(flag.to_string())),
+            _ => Value::Bool(flag),
+        },
+        Value::Object(mut object) => {
+            let required = schema
+                .get("required")
+                .and_then(Value::as_array)
+                .is_some_and(|r| r.iter().any(|n| n.as_str() == Some(name)));
+            let properties = schema.get("properties").and_then(Value::as_object);
+            let misnamed = object.len() == 1
+                && required
+                && properties.is_some_and(|p| p.len() == 1)
+                && !object.contains_key(name);
+            if misnamed
+                && let Some(key) = object.keys().next().cloned()
+                && let Some(value) = object.remove(&key)
+            {
+                if schema::validate(property, &value).is_empty() {
+                    return wrap(value);
+                }
+                object.insert(key, value);
+            }
+            Value::Object(object)
+        }
+        other => other,
+    }
+}
+
+/// The tool's one argument, if it has exactly one: its only property, or
+/// its only required property.
+fn single_argument(schema: &Value) -> Option<(&str, &Value)> {
+    let properties = schema.get("properties")?.as_object()?;
     if properties.len() == 1 {
-        let (name, _) = properties.iter().next()?;
-        return is_string(name).then_some(name.as_str());
+        return properties.iter().next().map(|(k, v)| (k.as_str(), v));
     }
     let required: Vec<&str> = schema
         .get("required")?
@@ -942,7 +1169,7 @@ fn single_string_property(schema: &Value) -> Option<&str> {
         .filter_map(Value::as_str)
         .collect();
     match required.as_slice() {
-        [only] if is_string(only) => Some(only),
+        [only] => properties.get(*only).map(|p| (*only, p)),
         _ => None,
     }
 }
@@ -1112,6 +1339,82 @@ mod tests {
             prepare_arguments(Value::Null, &two, ArgumentSource::Text),
             Ok(json!({}))
         );
+    }
+
+    #[test]
+    fn values_are_fitted_to_a_single_argument() {
+        let calc = json!({"type": "object", "properties": {"expression": {"type": "string"}},
+            "required": ["expression"], "additionalProperties": false});
+        let count =
+            json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
+        let text = ArgumentSource::Text;
+        for (args, schema, expected) in [
+            (json!(42), &calc, json!({"expression": "42"})),
+            (json!(true), &calc, json!({"expression": "true"})),
+            (
+                json!("{\"expression\": \"1\"}"),
+                &calc,
+                json!({"expression": "1"}),
+            ),
+            (json!("{\"x\": \"1\"}"), &calc, json!({"expression": "1"})),
+            (
+                json!("{\"x\": 1, \"y\": 2}"),
+                &calc,
+                json!({"expression": "{\"x\": 1, \"y\": 2}"}),
+            ),
+            (json!({"query": "1+1"}), &calc, json!({"expression": "1+1"})),
+            (json!({"query": 5}), &calc, json!({"query": 5})),
+            (json!("  "), &calc, json!({})),
+            (json!(" 7 "), &count, json!({"n": 7})),
+            (json!(7.5), &count, json!(7.5)),
+            (json!("seven"), &count, json!("seven")),
+        ] {
+            assert_eq!(
+                prepare_arguments(args.clone(), schema, text),
+                Ok(expected),
+                "{args}"
+            );
+        }
+    }
+
+    #[test]
+    fn tool_keys_ignore_case_punctuation_and_prefixes() {
+        assert_eq!(tool_key(" Functions.Read_File() "), "readfile");
+        assert_eq!(tool_key("current time"), "currenttime");
+        assert_eq!(tool_key("()"), "");
+    }
+
+    #[test]
+    fn final_call_answers() {
+        assert_eq!(final_call_answer(&json!({"answer": "a"})), Some(json!("a")));
+        assert_eq!(
+            final_call_answer(&json!("{\"answer\": [1]}")),
+            Some(json!([1]))
+        );
+        assert_eq!(final_call_answer(&json!("plain")), Some(json!("plain")));
+        assert_eq!(
+            final_call_answer(&json!({"a": 1, "b": 2})),
+            Some(json!({"a": 1, "b": 2}))
+        );
+        assert_eq!(final_call_answer(&json!({})), None);
+        assert_eq!(final_call_answer(&json!({"answer": " "})), None);
+        assert_eq!(final_call_answer(&Value::Null), None);
+    }
+
+    #[test]
+    fn call_ids_are_made_unique() {
+        let calls = vec![
+            ToolCall::new("", "a", json!({})),
+            ToolCall::new("x", "a", json!({})),
+            ToolCall::new("x", "a", json!({})),
+            ToolCall::new("call_2_3", "a", json!({})),
+        ];
+        let ids: Vec<String> = with_unique_ids(calls, 2)
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        // The model's own "call_2_3" now repeats a made-up id, so it gets one too.
+        assert_eq!(ids, ["call_2_1", "x", "call_2_3", "call_2_4"]);
     }
 
     #[test]

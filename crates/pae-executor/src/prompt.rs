@@ -222,6 +222,15 @@ a JSON object in a fenced code block, with the keys \"action\" and \"action_inpu
 /// The message for an empty native reply.
 pub(crate) const EMPTY_NATIVE_REPLY: &str = "Your reply was empty. Call a tool, or reply with the answer for the current step as plain text.";
 
+/// The result sent back for a native "final answer" call made next to
+/// other tool calls.
+pub(crate) const FINAL_CALL_WITH_TOOLS: &str = "Not taken as your answer: you called other tools in the same reply. Read their results, then reply with the answer as plain text.";
+
+/// The result sent back for a native "final answer" call with no answer in
+/// it.
+pub(crate) const EMPTY_FINAL_CALL: &str =
+    "Your final answer was empty. Reply with the answer for the current step as plain text.";
+
 /// The observation recorded when the time limit cancels a running tool.
 pub(crate) const TOOL_CANCELLED: &str = "The time limit was reached before the tool returned.";
 

@@ -964,3 +964,426 @@ async fn custom_step_template_can_use_run_inputs() {
         "[3] greet for Ann {x} {literal}"
     );
 }
+
+/// A tool that reports the arguments it received, with the schema given.
+struct Echo {
+    name: &'static str,
+    schema: Value,
+}
+
+#[async_trait]
+impl Tool for Echo {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn description(&self) -> &str {
+        "Reports its arguments."
+    }
+
+    fn parameters(&self) -> Value {
+        self.schema.clone()
+    }
+
+    async fn call(&self, input: Value) -> Result<String, ToolError> {
+        Ok(format!("got {input}"))
+    }
+}
+
+/// Runs one text-JSON step whose first reply is `reply`; the first tool
+/// call's recorded observation.
+async fn first_observation(reply: &str, tools: Vec<Arc<dyn Tool>>) -> String {
+    let model = Arc::new(ScriptedModel::new([
+        reply.to_string(),
+        final_answer(json!("done")),
+    ]));
+    let Ok(executor) = load_agent_executor(model, tools, false) else {
+        panic!("the tools are valid");
+    };
+    let response = match executor.step(&StepInput::new("o", "s")).await {
+        Ok(response) => response,
+        Err(e) => panic!("{reply}: {e}"),
+    };
+    assert_eq!(response.response, "done", "{reply}");
+    response.tool_calls[0].observation.clone()
+}
+
+#[tokio::test]
+async fn text_action_inputs_are_fitted_to_the_tool_as_langchain_users_expect() {
+    let search: Arc<dyn Tool> = Arc::new(Echo {
+        name: "search",
+        schema: json!({"type": "object", "properties": {"query": {"type": "string"},
+            "limit": {"type": "integer"}}, "required": ["query"]}),
+    });
+    let repeat: Arc<dyn Tool> = Arc::new(Echo {
+        name: "repeat",
+        schema: json!({"type": "object", "properties": {"times": {"type": "integer"}},
+            "required": ["times"], "additionalProperties": false}),
+    });
+    let clock: Arc<dyn Tool> = Arc::new(pae_executor::tools::CurrentTime::frozen_at(
+        std::time::UNIX_EPOCH + Duration::from_secs(1_710_428_966),
+    ));
+    let tools = || vec![calculator(), search.clone(), repeat.clone(), clock.clone()];
+    let cases: Vec<(&str, &str)> = vec![
+        // A string for a tool with one required string argument.
+        (
+            "{\"action\": \"calculator\", \"action_input\": \"12 * 7\"}",
+            "84",
+        ),
+        (
+            "{\"action\": \"search\", \"action_input\": \"rust agents\"}",
+            "got {\"query\":\"rust agents\"}",
+        ),
+        // JSON text of an object, decoded.
+        (
+            "```json\n{\"action\": \"calculator\", \"action_input\": \"{\\\"expression\\\": \\\"2+2\\\"}\"}\n```",
+            "4",
+        ),
+        (
+            "{\"action\": \"search\", \"action_input\": \"{\\\"query\\\": \\\"x\\\", \\\"limit\\\": 2}\"}",
+            "got {\"limit\":2,\"query\":\"x\"}",
+        ),
+        // ... even with the argument misnamed.
+        (
+            "{\"action\": \"calculator\", \"action_input\": \"{\\\"expr\\\": \\\"3+3\\\"}\"}",
+            "6",
+        ),
+        // OpenAI's wire shape written as text.
+        (
+            "{\"name\": \"calculator\", \"arguments\": \"{\\\"expression\\\": \\\"9-1\\\"}\"}",
+            "8",
+        ),
+        // A number for a string argument, a numeric string for a number.
+        ("{\"action\": \"calculator\", \"action_input\": 42}", "42"),
+        (
+            "{\"action\": \"repeat\", \"action_input\": \"3\"}",
+            "got {\"times\":3}",
+        ),
+        (
+            "{\"action\": \"repeat\", \"action_input\": 3}",
+            "got {\"times\":3}",
+        ),
+        // A one-key object under another name (LangChain's single-input
+        // tools accept any one key).
+        (
+            "{\"action\": \"calculator\", \"action_input\": {\"input\": \"6*7\"}}",
+            "42",
+        ),
+        (
+            "{\"action\": \"calculator\", \"action_input\": {\"__arg1\": \"6*8\"}}",
+            "48",
+        ),
+        // Empty or null input for a tool with no required argument.
+        (
+            "{\"action\": \"current_time\", \"action_input\": \"\"}",
+            "2024-03-14T15:09:26Z (Thursday)",
+        ),
+        (
+            "{\"action\": \"current_time\", \"action_input\": null}",
+            "2024-03-14T15:09:26Z (Thursday)",
+        ),
+        // Tool names as models write them.
+        (
+            "{\"action\": \"Calculator\", \"action_input\": {\"expression\": \"1+1\"}}",
+            "2",
+        ),
+        (
+            "{\"action\": \"current time\", \"action_input\": {}}",
+            "2024-03-14T15:09:26Z (Thursday)",
+        ),
+        (
+            "{\"name\": \"functions.calculator\", \"arguments\": {\"expression\": \"2+3\"}}",
+            "5",
+        ),
+        (
+            "{\"action\": \" CALCULATOR \", \"action_input\": \"1+4\"}",
+            "5",
+        ),
+        // ReAct lines, Hermes tags and the ReAct paper's brackets.
+        ("Thought: add\nAction: calculator\nAction Input: 2+2", "4"),
+        (
+            "<tool_call>\n{\"name\": \"calculator\", \"arguments\": {\"expression\": \"7*8\"}}\n</tool_call>",
+            "56",
+        ),
+        ("Action: calculator[10/4]", "2.5"),
+    ];
+    for (reply, expected) in cases {
+        assert_eq!(first_observation(reply, tools()).await, expected, "{reply}");
+    }
+    // Inputs that cannot be fitted are explained, not guessed at.
+    let two_keys = first_observation(
+        "{\"action\": \"calculator\", \"action_input\": {\"a\": \"1\", \"b\": \"2\"}}",
+        tools(),
+    )
+    .await;
+    assert!(
+        two_keys.starts_with("The arguments for \"calculator\" are invalid: $: the required property \"expression\" is missing"),
+        "{two_keys}"
+    );
+    let list = first_observation(
+        "{\"action\": \"calculator\", \"action_input\": [\"2+2\"]}",
+        tools(),
+    )
+    .await;
+    assert!(
+        list.starts_with("The arguments for \"calculator\" are invalid: $: expected an object"),
+        "{list}"
+    );
+    let not_a_number = first_observation(
+        "{\"action\": \"repeat\", \"action_input\": \"thrice\"}",
+        tools(),
+    )
+    .await;
+    assert!(
+        not_a_number.contains("expected an object, got the string \"thrice\""),
+        "{not_a_number}"
+    );
+}
+
+#[tokio::test]
+async fn a_tool_name_matching_two_tools_loosely_is_unknown() {
+    let a: Arc<dyn Tool> = Arc::new(Echo {
+        name: "read_file",
+        schema: json!({"type": "object"}),
+    });
+    let b: Arc<dyn Tool> = Arc::new(Echo {
+        name: "ReadFile",
+        schema: json!({"type": "object"}),
+    });
+    let observation = first_observation(
+        "{\"action\": \"read file\", \"action_input\": {}}",
+        vec![a, b],
+    )
+    .await;
+    assert_eq!(
+        observation,
+        "\"read file\" is not an available tool. Valid tools: \"read_file\", \"ReadFile\". Use one of them, or \"Final Answer\" to answer."
+    );
+}
+
+#[tokio::test]
+async fn final_answers_in_every_shape_end_the_step() {
+    let cases: Vec<(&str, &str, Option<Value>)> = vec![
+        ("Thought: I know it.\nFinal Answer: 42", "42", None),
+        ("**Final Answer:** Paris", "Paris", None),
+        (
+            "Thought: done\nAction: Final Answer\nAction Input: The total is 84.",
+            "The total is 84.",
+            None,
+        ),
+        (
+            "```json\n{\"action\": \"FINAL ANSWER\", \"action_input\": \"done\"}\n```",
+            "done",
+            None,
+        ),
+        (
+            "{\"action\": \"final_answer\", \"action_input\": 42}",
+            "42",
+            Some(json!(42)),
+        ),
+        (
+            "{\"action\": \"Final Answer\", \"action_input\": {\"city\": \"Paris\"}}",
+            "{\"city\":\"Paris\"}",
+            Some(json!({"city": "Paris"})),
+        ),
+        (
+            "<tool_call>\n{\"name\": \"final_answer\", \"arguments\": {\"answer\": \"Rome\"}}\n</tool_call>",
+            "Rome",
+            None,
+        ),
+        ("{\"final_answer\": \"Oslo\"}", "Oslo", None),
+        (
+            "Final Answer: The result is:\n```json\n{\"total\": 84}\n```",
+            "The result is:\n```json\n{\"total\": 84}\n```",
+            None,
+        ),
+    ];
+    for (reply, text, data) in cases {
+        let model = Arc::new(ScriptedModel::new([reply]));
+        let executor = load_agent_executor(model.clone(), vec![calculator()], false).unwrap();
+        let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+        assert_eq!(response.response, text, "{reply}");
+        assert_eq!(response.data, data, "{reply}");
+        assert_eq!(response.status, StepStatus::Completed);
+        assert!(response.tool_calls.is_empty());
+        assert_eq!(model.calls(), 1);
+    }
+}
+
+/// A model that ignores stop sequences, as some providers do.
+struct IgnoresStop(ScriptedModel);
+
+#[async_trait]
+impl pae_core::ChatModel for IgnoresStop {
+    async fn chat(
+        &self,
+        mut request: pae_core::ChatRequest,
+    ) -> Result<ChatResponse, ProviderError> {
+        let stop = std::mem::take(&mut request.stop);
+        let response = self.0.chat(request).await;
+        assert_eq!(stop, ["Observation:"]);
+        response
+    }
+}
+
+#[tokio::test]
+async fn an_invented_observation_is_cut_when_the_provider_ignores_the_stop() {
+    let inner = ScriptedModel::new([
+        "Thought: compute\nAction:\n```json\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"2*3\"}}\n```\nObservation: 7\nThought: so it is 7\nFinal Answer: 7",
+        "Thought: the tool says 6\nFinal Answer: 6",
+    ]);
+    let model = Arc::new(IgnoresStop(inner));
+    let executor = load_agent_executor(model.clone(), vec![calculator()], false).unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert_eq!(response.response, "6");
+    assert_eq!(response.tool_calls.len(), 1);
+    assert_eq!(response.tool_calls[0].observation, "6");
+    assert!(!response.tool_calls[0].log.contains("Observation"));
+    let second = model.0.requests()[1].messages[1].content.clone();
+    assert!(second.ends_with("```\nObservation: 6"), "{second}");
+    assert!(!second.contains("Observation: 7"));
+}
+
+#[tokio::test]
+async fn native_calls_without_ids_or_with_repeated_ids_get_unique_ones() {
+    let model = native_model(vec![
+        ScriptedReply::ToolCalls(vec![
+            ToolCall::new("", "calculator", json!({"expression": "1+1"})),
+            ToolCall::new("dup", "Calculator", json!({"expression": "2+2"})),
+            ToolCall::new("dup", "nope", json!({})),
+        ]),
+        "done".into(),
+    ]);
+    let executor = load_agent_executor(model.clone(), vec![calculator()], false).unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert_eq!(response.response, "done");
+    let observations: Vec<&str> = response
+        .tool_calls
+        .iter()
+        .map(|c| c.observation.as_str())
+        .collect();
+    assert_eq!(
+        observations,
+        [
+            "2",
+            "4",
+            "\"nope\" is not an available tool. Valid tools: \"calculator\". Use one of them, or \"Final Answer\" to answer."
+        ]
+    );
+    let messages = &model.requests()[1].messages;
+    let ids: Vec<&str> = messages[2]
+        .tool_calls
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(ids, ["call_1_1", "dup", "call_1_3"]);
+    let answered: Vec<Option<&str>> = messages[3..]
+        .iter()
+        .map(|m| m.tool_call_id.as_deref())
+        .collect();
+    assert_eq!(answered, [Some("call_1_1"), Some("dup"), Some("call_1_3")]);
+    assert!(messages[3..].iter().all(|m| m.role == Role::Tool));
+}
+
+#[tokio::test]
+async fn native_arguments_that_are_empty_null_or_broken() {
+    let clock: Arc<dyn Tool> = Arc::new(pae_executor::tools::CurrentTime::frozen_at(
+        std::time::UNIX_EPOCH + Duration::from_secs(1_710_428_966),
+    ));
+    let model = native_model(vec![
+        ScriptedReply::ToolCalls(vec![
+            ToolCall::new("a", "current_time", json!("")),
+            ToolCall::new("b", "current_time", json!("null")),
+            ToolCall::new("c", "current_time", Value::Null),
+            ToolCall::new("d", "calculator", json!("")),
+            ToolCall::new("e", "calculator", json!("{\"expression\": 2+2}")),
+            ToolCall::new(
+                "f",
+                "calculator",
+                json!("\"{\\\"expression\\\": \\\"5*5\\\"}\""),
+            ),
+            ToolCall::new("g", "calculator", json!("[1, 2]")),
+        ]),
+        "done".into(),
+    ]);
+    let executor = load_agent_executor(model.clone(), vec![calculator(), clock], false).unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    let observations: Vec<&str> = response
+        .tool_calls
+        .iter()
+        .map(|c| c.observation.as_str())
+        .collect();
+    let now = "2024-03-14T15:09:26Z (Thursday)";
+    assert_eq!(&observations[..3], [now, now, now]);
+    assert!(
+        observations[3].starts_with(
+            "The arguments for \"calculator\" are invalid: $: the required property \"expression\" is missing"
+        ),
+        "{}",
+        observations[3]
+    );
+    assert!(
+        observations[4]
+            .starts_with("The arguments for \"calculator\" are not a JSON object (expected"),
+        "{}",
+        observations[4]
+    );
+    assert_eq!(
+        observations[5], "25",
+        "double-encoded arguments are decoded"
+    );
+    assert_eq!(
+        observations[6],
+        "The arguments for \"calculator\" are not a JSON object (got [1,2]). Send a JSON object matching the tool's schema."
+    );
+    assert_eq!(model.requests()[1].messages.len(), 3 + 7);
+}
+
+#[tokio::test]
+async fn a_native_final_answer_call_ends_the_step() {
+    let model = native_model(vec![ScriptedReply::ToolCalls(vec![ToolCall::new(
+        "c1",
+        "final_answer",
+        json!("{\"answer\": \"It is 84.\"}"),
+    )])]);
+    let executor = load_agent_executor(model.clone(), vec![calculator()], false).unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert_eq!(response.response, "It is 84.");
+    assert!(response.tool_calls.is_empty());
+    assert_eq!(model.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_native_final_answer_next_to_tool_calls_waits_for_their_results() {
+    let model = native_model(vec![
+        ScriptedReply::ToolCalls(vec![
+            ToolCall::new("c1", "calculator", json!({"expression": "12*7"})),
+            ToolCall::new("c2", "Final Answer", json!({"answer": "guess: 80"})),
+        ]),
+        ScriptedReply::ToolCalls(vec![ToolCall::new("c3", "final_answer", json!({}))]),
+        "84".into(),
+    ]);
+    let executor = load_agent_executor(model.clone(), vec![calculator()], false).unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert_eq!(response.response, "84");
+    assert_eq!(response.tool_calls.len(), 3);
+    assert_eq!(response.tool_calls[0].observation, "84");
+    assert!(response.tool_calls[1].is_error);
+    assert!(
+        response.tool_calls[1]
+            .observation
+            .starts_with("Not taken as your answer"),
+        "{}",
+        response.tool_calls[1].observation
+    );
+    assert!(
+        response.tool_calls[2]
+            .observation
+            .starts_with("Your final answer was empty."),
+        "{}",
+        response.tool_calls[2].observation
+    );
+    let messages = &model.requests()[1].messages;
+    assert_eq!(messages[4].tool_call_id.as_deref(), Some("c2"));
+    assert_eq!(messages[4].content, response.tool_calls[1].observation);
+}
