@@ -41,6 +41,69 @@ async fn calculator_answers() {
 }
 
 #[tokio::test]
+async fn calculator_reads_what_models_write() {
+    for (expression, expected) in [
+        ("12 * 7", "84"),
+        ("12×7", "84"),
+        ("12 x 7", "84"),
+        ("12 X 7", "84"),
+        ("12x7", "84"),
+        ("(3)x(4)", "12"),
+        ("12·7", "84"),
+        ("12 ⋅ 7", "84"),
+        ("12∗7", "84"),
+        ("2^10", "1024"),
+        ("2**10", "1024"),
+        ("2²", "4"),
+        ("3³ + 1", "28"),
+        ("sqrt(16)", "4"),
+        ("√16 + 9", "13"),
+        ("√(16 + 9)", "5"),
+        ("10% of 50", "5"),
+        ("15% of 1,200", "180"),
+        ("50 * 10%", "5"),
+        ("10%", "0.1"),
+        ("200 * 10% + 5", "25"),
+        ("100 * (1 + 10%)", "110"),
+        ("7 % 4", "3"),
+        ("10 % -3", "1"),
+        ("1,000 + 5", "1005"),
+        ("1,234,567 * 2", "2469134"),
+        ("1,234.5 * 2", "2469"),
+        ("(1,000)", "1000"),
+        // Inside a call a comma separates arguments.
+        ("max(1,000, 5)", "5"),
+        ("$1,200 / 4", "300"),
+        ("€12 * 3", "36"),
+        ("−5 + 3", "-2"),
+        ("5 – 3", "2"),
+        ("= 5+5", "10"),
+        ("5+5 =", "10"),
+        ("5+5=", "10"),
+        ("5 + 5 = ?", "10"),
+        ("`12*7`", "84"),
+        ("\"12*7\"", "84"),
+        ("'12*7'", "84"),
+        ("5!", "120"),
+        ("2^3!", "64"),
+        ("factorial(5)", "120"),
+        ("7 // 2", "3"),
+        ("-7 // 2", "-4"),
+        ("sin(0) + cos(pi)", "-1"),
+        ("log10(1000) + log2(8)", "6"),
+        ("trunc(-2.5)", "-2"),
+        ("cbrt(27)", "3"),
+        ("sum(1, 2, 3) / avg(1, 2, 3)", "3"),
+    ] {
+        assert_eq!(
+            calc(expression).await.as_deref(),
+            Ok(expected),
+            "{expression}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn calculator_rejects_bad_input() {
     let invalid = [
         ("", "the expression is empty"),
@@ -64,7 +127,7 @@ async fn calculator_rejects_bad_input() {
         ),
         (
             "foo(1)",
-            "unknown function \"foo\" (known: sqrt, abs, round, floor, ceil, ln, log, exp, min, max, pow)",
+            "unknown function \"foo\" (known: sqrt, cbrt, abs, round, floor, ceil, trunc, ln, log, log10, log2, exp, sin, cos, tan, asin, acos, atan, min, max, sum, avg, pow, factorial)",
         ),
         ("sqrt(1, 2)", "sqrt takes one argument, got 2 argument(s)"),
         (
@@ -79,6 +142,38 @@ async fn calculator_rejects_bad_input() {
             "round(2.5, 0.5)",
             "round's second argument must be a whole number from -15 to 15",
         ),
+        // What models write that has no safe reading.
+        (
+            "2+2=4",
+            "unexpected '=' at position 4: write only the expression to evaluate",
+        ),
+        (
+            "100 + 10%",
+            "\"+ 10%\" at position 5 is ambiguous: write 100 * (1 + 10/100) to add 10 percent of 100, or 100 + 10/100 to add the number 0.1",
+        ),
+        (
+            "80 - 25%",
+            "\"- 25%\" at position 4 is ambiguous: write 80 * (1 - 25/100) to subtract 25 percent of 80, or 80 - 25/100 to subtract the number 0.25",
+        ),
+        ("3,5 + 1", "unexpected ',' at position 2"),
+        ("1,0000", "unexpected ',' at position 2"),
+        ("0x10", "unexpected name \"x10\" at position 2"),
+        ("(12)(7)", "unexpected '(' at position 5"),
+        (
+            "what is 2+2",
+            "unknown name \"what\" at position 1 (known constants: pi, e)",
+        ),
+        ("1 x", "unexpected name \"x\" at position 3"),
+        (
+            "print(1)",
+            "unknown function \"print\" (known: sqrt, cbrt, abs, round, floor, ceil, trunc, ln, log, log10, log2, exp, sin, cos, tan, asin, acos, atan, min, max, sum, avg, pow, factorial)",
+        ),
+        (
+            "12 * 7;",
+            "unexpected character ';' at position 7 (only numbers, + - * / % ^, parentheses and functions are allowed)",
+        ),
+        ("=", "the expression is empty"),
+        ("``", "the expression is empty"),
     ];
     for (expression, message) in invalid {
         assert_eq!(
@@ -133,6 +228,22 @@ async fn calculator_reports_math_errors() {
         ("ln(0)", "ln is only defined for positive numbers"),
         ("log(8, 1)", "the base of log must be positive and not 1"),
         ("(-8) ^ 0.5", "the power is undefined"),
+        ("7 // 0", "division by zero (in //)"),
+        ("asin(2)", "asin is only defined from -1 to 1"),
+        ("log2(0)", "log2 is only defined for positive numbers"),
+        (
+            "171!",
+            "factorial is defined for whole numbers from 0 to 170, not 171",
+        ),
+        (
+            "factorial(-1)",
+            "factorial is defined for whole numbers from 0 to 170, not -1",
+        ),
+        (
+            "2.5!",
+            "factorial is defined for whole numbers from 0 to 170, not 2.5",
+        ),
+        ("√-4", "sqrt of a negative number (-4)"),
         // Found by the fuzzer: a lone literal beyond f64's range.
         (" 53e462", "the number 53e462 at position 2 is too large"),
     ];

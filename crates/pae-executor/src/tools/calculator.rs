@@ -11,11 +11,24 @@ pub const MAX_EXPRESSION_CHARS: usize = 2000;
 /// Parentheses and function calls nested deeper than this are refused.
 const MAX_DEPTH: usize = 64;
 
-/// Evaluates arithmetic expressions: `+ - * / % ^` (also `**`), parentheses,
-/// unary minus, decimals and exponents (`1.5e3`), the constants `pi` and
-/// `e`, and the functions `sqrt`, `abs`, `round` (optionally to n decimals),
-/// `floor`, `ceil`, `ln`, `log` (base 10, or the base given as a second
-/// argument), `exp`, `min`, `max` and `pow`.
+/// Evaluates arithmetic expressions: `+ - * / % ^` (also `**`, and `//`
+/// for floor division), parentheses, unary minus, decimals and exponents
+/// (`1.5e3`), postfix `!` (factorial), the constants `pi` and `e`, and the
+/// functions `sqrt`, `cbrt`, `abs`, `round` (optionally to n decimals),
+/// `floor`, `ceil`, `trunc`, `ln`, `log` (base 10, or the base given as a
+/// second argument), `log10`, `log2`, `exp`, `sin`, `cos`, `tan`, `asin`,
+/// `acos`, `atan` (radians), `min`, `max`, `sum`, `avg`, `pow` and
+/// `factorial`.
+///
+/// It also reads what models write: `×`, `·`, `x` between numbers (`12 x
+/// 7`) and `÷` as operators, `−` and `–` as minus, `√16`, `2²`, thousands
+/// separators (`1,000,000`, outside function calls, where a comma separates
+/// arguments), a currency sign before a number (`$12`), a leading or
+/// trailing `=` (`= 5+5`, `5+5 =`), and quotes or backticks around the
+/// whole expression. `%` after a number followed by another number is the
+/// remainder (`7 % 4` is 3); otherwise it is percent (`50 * 10%` is 5,
+/// `10% of 50` is 5). `100 + 10%` is refused as ambiguous (is it 100.1 or
+/// 110?) with a message saying how to write either.
 ///
 /// `^` binds tighter than unary minus and is right-associative, so `-2^2`
 /// is -4 and `2^3^2` is 512. Bad input, division by zero, results that
@@ -27,6 +40,8 @@ const MAX_DEPTH: usize = 64;
 /// use pae_executor::tools::Calculator;
 ///
 /// assert_eq!(Calculator::evaluate("2 * (3 + 4) ^ 2 - 1").unwrap(), 97.0);
+/// assert_eq!(Calculator::evaluate("12 x 7").unwrap(), 84.0);
+/// assert_eq!(Calculator::evaluate("15% of 1,200").unwrap(), 180.0);
 /// assert_eq!(Calculator::format_number(0.1 + 0.2), "0.3");
 /// assert!(Calculator::evaluate("1 / 0").is_err());
 /// ```
@@ -51,7 +66,9 @@ impl Calculator {
                 "the expression is longer than {MAX_EXPRESSION_CHARS} characters"
             )));
         }
-        let tokens = tokenize(expression)?;
+        let mut chars: Vec<char> = expression.chars().collect();
+        blank_decorations(&mut chars);
+        let tokens = tokenize(&chars)?;
         if tokens.is_empty() {
             return Err(ToolError::invalid_input("the expression is empty"));
         }
@@ -146,8 +163,11 @@ enum Kind {
     Minus,
     Star,
     Slash,
+    SlashSlash,
     Percent,
     Caret,
+    Bang,
+    Root,
     LParen,
     RParen,
     Comma,
@@ -162,8 +182,11 @@ impl Kind {
             Self::Minus => String::from("'-'"),
             Self::Star => String::from("'*'"),
             Self::Slash => String::from("'/'"),
+            Self::SlashSlash => String::from("'//'"),
             Self::Percent => String::from("'%'"),
             Self::Caret => String::from("'^'"),
+            Self::Bang => String::from("'!'"),
+            Self::Root => String::from("'\u{221a}'"),
             Self::LParen => String::from("'('"),
             Self::RParen => String::from("')'"),
             Self::Comma => String::from("','"),
@@ -176,33 +199,129 @@ struct Token {
     kind: Kind,
     /// 0-based character position.
     at: usize,
+    /// Whether whitespace comes right before it.
+    spaced: bool,
 }
 
-fn tokenize(text: &str) -> Result<Vec<Token>, ToolError> {
-    let chars: Vec<char> = text.chars().collect();
-    let mut tokens = Vec::new();
+/// Blanks out what surrounds an expression without being part of it:
+/// quotes or backticks around the whole of it, a leading `=`, a trailing
+/// `=` (or `= ?`). Positions in messages stay those of the input.
+fn blank_decorations(chars: &mut [char]) {
+    let first = |chars: &[char]| chars.iter().position(|c| !c.is_whitespace());
+    let last = |chars: &[char]| chars.iter().rposition(|c| !c.is_whitespace());
+    if let (Some(a), Some(b)) = (first(chars), last(chars))
+        && a < b
+        && chars[a] == chars[b]
+        && matches!(chars[a], '"' | '\'' | '`')
+    {
+        chars[a] = ' ';
+        chars[b] = ' ';
+    }
+    if let Some(a) = first(chars)
+        && chars[a] == '='
+    {
+        chars[a] = ' ';
+    }
+    if let Some(b) = last(chars)
+        && chars[b] == '?'
+        && let Some(before) = last(&chars[..b])
+        && chars[before] == '='
+    {
+        chars[b] = ' ';
+        chars[before] = ' ';
+    } else if let Some(b) = last(chars)
+        && chars[b] == '='
+    {
+        chars[b] = ' ';
+    }
+}
+
+/// The first character at or after `from` that is not whitespace.
+fn next_non_space(chars: &[char], from: usize) -> Option<char> {
+    chars
+        .get(from..)?
+        .iter()
+        .copied()
+        .find(|c| !c.is_whitespace())
+}
+
+fn tokenize(chars: &[char]) -> Result<Vec<Token>, ToolError> {
+    let mut tokens: Vec<Token> = Vec::new();
+    // For each open parenthesis, whether it opens a function call (whose
+    // commas separate arguments, so they are not thousands separators).
+    let mut parens: Vec<bool> = Vec::new();
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
         let at = i;
+        let after_operand = matches!(
+            tokens.last().map(|t| &t.kind),
+            Some(Kind::Number(_) | Kind::RParen | Kind::Bang | Kind::Percent)
+        );
         let simple = match c {
             '+' => Some(Kind::Plus),
-            '-' | '\u{2212}' => Some(Kind::Minus),
+            '-' | '\u{2212}' | '\u{2013}' => Some(Kind::Minus),
             '*' if chars.get(i + 1) == Some(&'*') => {
                 i += 1;
                 Some(Kind::Caret)
             }
-            '*' | '\u{d7}' | '\u{22c5}' => Some(Kind::Star),
+            '*' | '\u{d7}' | '\u{22c5}' | '\u{b7}' | '\u{2217}' | '\u{2715}' => Some(Kind::Star),
+            // "12 x 7": an x between two operands is a times sign.
+            'x' | 'X'
+                if after_operand
+                    && !is_hex_prefix(chars, i)
+                    && next_non_space(chars, i + 1)
+                        .is_some_and(|n| n.is_ascii_digit() || n == '.' || n == '(') =>
+            {
+                Some(Kind::Star)
+            }
+            '/' if chars.get(i + 1) == Some(&'/') => {
+                i += 1;
+                Some(Kind::SlashSlash)
+            }
             '/' | '\u{f7}' => Some(Kind::Slash),
             '%' => Some(Kind::Percent),
             '^' => Some(Kind::Caret),
-            '(' => Some(Kind::LParen),
-            ')' => Some(Kind::RParen),
+            '!' => Some(Kind::Bang),
+            '\u{221a}' => Some(Kind::Root),
+            '(' => {
+                parens.push(matches!(
+                    tokens.last().map(|t| &t.kind),
+                    Some(Kind::Ident(_))
+                ));
+                Some(Kind::LParen)
+            }
+            ')' => {
+                parens.pop();
+                Some(Kind::RParen)
+            }
             ',' => Some(Kind::Comma),
             _ => None,
         };
         if let Some(kind) = simple {
-            tokens.push(Token { kind, at });
+            tokens.push(Token {
+                kind,
+                at,
+                spaced: false,
+            });
+            i += 1;
+            continue;
+        }
+        if let Some(power) = match c {
+            '\u{b2}' => Some(2.0),
+            '\u{b3}' => Some(3.0),
+            _ => None,
+        } {
+            tokens.push(Token {
+                kind: Kind::Caret,
+                at,
+                spaced: false,
+            });
+            tokens.push(Token {
+                kind: Kind::Number(power),
+                at,
+                spaced: false,
+            });
             i += 1;
             continue;
         }
@@ -210,8 +329,27 @@ fn tokenize(text: &str) -> Result<Vec<Token>, ToolError> {
             i += 1;
             continue;
         }
+        // "$12": a currency sign before a number says nothing about it.
+        if matches!(c, '$' | '\u{20ac}' | '\u{a3}' | '\u{a5}')
+            && chars
+                .get(i + 1)
+                .is_some_and(|n| n.is_ascii_digit() || *n == '.')
+        {
+            i += 1;
+            continue;
+        }
         if c.is_ascii_digit() || c == '.' {
             let start = i;
+            while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '_') {
+                i += 1;
+            }
+            // 1,000,000: a first group of one to three digits, then groups
+            // of exactly three.
+            if !parens.contains(&true) && (1..=3).contains(&(i - start)) && c.is_ascii_digit() {
+                while chars.get(i) == Some(&',') && is_thousands_group(chars, i + 1) {
+                    i += 4;
+                }
+            }
             while i < chars.len()
                 && (chars[i].is_ascii_digit() || chars[i] == '.' || chars[i] == '_')
             {
@@ -230,7 +368,10 @@ fn tokenize(text: &str) -> Result<Vec<Token>, ToolError> {
                     i = j;
                 }
             }
-            let literal: String = chars[start..i].iter().filter(|c| **c != '_').collect();
+            let literal: String = chars[start..i]
+                .iter()
+                .filter(|c| **c != '_' && **c != ',')
+                .collect();
             let value: f64 = literal.parse().map_err(|_| {
                 ToolError::invalid_input(format!(
                     "{literal:?} at position {} is not a number",
@@ -247,6 +388,7 @@ fn tokenize(text: &str) -> Result<Vec<Token>, ToolError> {
             tokens.push(Token {
                 kind: Kind::Number(value),
                 at: start,
+                spaced: false,
             });
             continue;
         }
@@ -261,15 +403,48 @@ fn tokenize(text: &str) -> Result<Vec<Token>, ToolError> {
             tokens.push(Token {
                 kind: Kind::Ident(name),
                 at: start,
+                spaced: false,
             });
             continue;
+        }
+        if c == '=' {
+            return Err(ToolError::invalid_input(format!(
+                "unexpected '=' at position {}: write only the expression to evaluate",
+                at + 1
+            )));
         }
         return Err(ToolError::invalid_input(format!(
             "unexpected character {c:?} at position {} (only numbers, + - * / % ^, parentheses and functions are allowed)",
             at + 1
         )));
     }
+    for token in &mut tokens {
+        token.spaced = token
+            .at
+            .checked_sub(1)
+            .is_some_and(|before| chars[before].is_whitespace());
+    }
     Ok(tokens)
+}
+
+/// Whether the `x` at `at` is the `x` of a `0x` hexadecimal prefix, which
+/// is refused rather than read as "0 times".
+fn is_hex_prefix(chars: &[char], at: usize) -> bool {
+    at.checked_sub(1).is_some_and(|zero| {
+        chars[zero] == '0'
+            && zero
+                .checked_sub(1)
+                .is_none_or(|before| !(chars[before].is_ascii_digit() || chars[before] == '.'))
+    })
+}
+
+/// Whether a thousands group starts at `from`: exactly three digits, not
+/// followed by another digit.
+fn is_thousands_group(chars: &[char], from: usize) -> bool {
+    chars
+        .get(from..from + 3)
+        .is_some_and(|group| group.iter().all(char::is_ascii_digit))
+        && !chars.get(from + 3).is_some_and(char::is_ascii_digit)
 }
 
 struct Parser<'a> {
@@ -321,24 +496,44 @@ impl Parser<'_> {
     /// expression := term (('+' | '-') term)*
     fn expression(&mut self) -> Result<f64, ToolError> {
         self.enter()?;
-        let mut value = self.term()?;
+        let (mut value, _) = self.term()?;
         loop {
-            if self.eat(&Kind::Plus) {
-                value = checked(value + self.term()?, "the sum")?;
+            let add = if self.eat(&Kind::Plus) {
+                true
             } else if self.eat(&Kind::Minus) {
-                value = checked(value - self.term()?, "the difference")?;
+                false
             } else {
                 break;
+            };
+            let sign_at = self.tokens.get(self.pos - 1).map_or(0, |t| t.at);
+            let (operand, percent) = self.term()?;
+            // "100 + 10%": calculators say 110, arithmetic says 100.1. The
+            // two agree only when the left side is 1 (or the percent is 0).
+            if let Some(percent) = percent
+                && value != 1.0
+                && percent != 0.0
+            {
+                return Err(ambiguous_percent(value, percent, add, sign_at));
             }
+            value = if add {
+                checked(value + operand, "the sum")?
+            } else {
+                checked(value - operand, "the difference")?
+            };
         }
         self.depth -= 1;
         Ok(value)
     }
 
-    /// term := unary (('*' | '/' | '%') unary)*
-    fn term(&mut self) -> Result<f64, ToolError> {
+    /// term := unary (('*' | '/' | '//' | '%') unary | '%' | '%' 'of' unary)*
+    ///
+    /// Also says, when the term is exactly `p%`, what `p` is.
+    fn term(&mut self) -> Result<(f64, Option<f64>), ToolError> {
         let mut value = self.unary()?;
+        let mut operations = 0;
+        let mut last_percent = None;
         loop {
+            let mut this_percent = None;
             if self.eat(&Kind::Star) {
                 value = checked(value * self.unary()?, "the product")?;
             } else if self.eat(&Kind::Slash) {
@@ -347,20 +542,53 @@ impl Parser<'_> {
                     return Err(ToolError::failed("division by zero"));
                 }
                 value = checked(value / divisor, "the quotient")?;
-            } else if self.eat(&Kind::Percent) {
+            } else if self.eat(&Kind::SlashSlash) {
                 let divisor = self.unary()?;
                 if divisor == 0.0 {
-                    return Err(ToolError::failed("division by zero (in %)"));
+                    return Err(ToolError::failed("division by zero (in //)"));
                 }
-                value = checked(value % divisor, "the remainder")?;
+                value = checked((value / divisor).floor(), "the quotient")?;
+            } else if let Some(sign) = self.peek().filter(|t| t.kind == Kind::Percent).cloned() {
+                self.pos += 1;
+                // A spaced "%" before a sign is the remainder ("10 % -3");
+                // one attached to its number is a percent sign ("10%-3").
+                let signed_divisor = sign.spaced
+                    && matches!(self.peek().map(|t| &t.kind), Some(Kind::Minus | Kind::Plus));
+                if matches!(self.peek().map(|t| &t.kind), Some(Kind::Ident(w)) if w == "of") {
+                    // "15% of 80"
+                    self.pos += 1;
+                    value = checked(value / 100.0 * self.unary()?, "the percentage")?;
+                } else if self.operand_follows() || signed_divisor {
+                    let divisor = self.unary()?;
+                    if divisor == 0.0 {
+                        return Err(ToolError::failed("division by zero (in %)"));
+                    }
+                    value = checked(value % divisor, "the remainder")?;
+                } else {
+                    // A percent sign: "50 * 10%".
+                    this_percent = Some(value);
+                    value /= 100.0;
+                }
             } else {
                 break;
             }
+            last_percent = this_percent;
+            operations += 1;
         }
-        Ok(value)
+        let percent = if operations == 1 { last_percent } else { None };
+        Ok((value, percent))
     }
 
-    /// unary := ('-' | '+') unary | power
+    /// Whether the next token can start an operand (so a `%` before it is
+    /// the remainder operator, not a percent sign).
+    fn operand_follows(&self) -> bool {
+        matches!(
+            self.peek().map(|t| &t.kind),
+            Some(Kind::Number(_) | Kind::Ident(_) | Kind::LParen | Kind::Root)
+        )
+    }
+
+    /// unary := ('-' | '+' | '√') unary | power
     fn unary(&mut self) -> Result<f64, ToolError> {
         if self.eat(&Kind::Minus) {
             self.enter()?;
@@ -374,12 +602,18 @@ impl Parser<'_> {
             self.depth -= 1;
             return Ok(value);
         }
+        if self.eat(&Kind::Root) {
+            self.enter()?;
+            let value = self.unary()?;
+            self.depth -= 1;
+            return apply("sqrt", &[value]);
+        }
         self.power()
     }
 
-    /// power := primary ('^' unary)?   (right-associative)
+    /// power := postfix ('^' unary)?   (right-associative)
     fn power(&mut self) -> Result<f64, ToolError> {
-        let base = self.primary()?;
+        let base = self.postfix()?;
         if self.eat(&Kind::Caret) {
             self.enter()?;
             let exponent = self.unary()?;
@@ -392,6 +626,15 @@ impl Parser<'_> {
             return checked(base.powf(exponent), "the power");
         }
         Ok(base)
+    }
+
+    /// postfix := primary '!'*
+    fn postfix(&mut self) -> Result<f64, ToolError> {
+        let mut value = self.primary()?;
+        while self.eat(&Kind::Bang) {
+            value = apply("factorial", &[value])?;
+        }
+        Ok(value)
     }
 
     fn primary(&mut self) -> Result<f64, ToolError> {
@@ -458,6 +701,22 @@ impl Parser<'_> {
     }
 }
 
+/// The error for `a + p%` / `a - p%`, saying how to write either reading.
+fn ambiguous_percent(left: f64, percent: f64, add: bool, at: usize) -> ToolError {
+    let (sign, verb) = if add { ('+', "add") } else { ('-', "subtract") };
+    let a = Calculator::format_number(left);
+    let p = Calculator::format_number(percent);
+    ToolError::invalid_input(format!(
+        "\"{sign} {p}%\" at position {} is ambiguous: write {a} * (1 {sign} {p}/100) to {verb} {p} percent of {a}, or {a} {sign} {p}/100 to {verb} the number {}",
+        at + 1,
+        Calculator::format_number(percent / 100.0)
+    ))
+}
+
+/// The functions, as error messages list them.
+const KNOWN_FUNCTIONS: &str = "sqrt, cbrt, abs, round, floor, ceil, trunc, ln, log, log10, log2, exp, \
+sin, cos, tan, asin, acos, atan, min, max, sum, avg, pow, factorial";
+
 fn apply(name: &str, args: &[f64]) -> Result<f64, ToolError> {
     let arity = |expected: &str| {
         ToolError::invalid_input(format!(
@@ -480,10 +739,51 @@ fn apply(name: &str, args: &[f64]) -> Result<f64, ToolError> {
             }
             x.sqrt()
         }
+        "cbrt" => one()?.cbrt(),
         "abs" => one()?.abs(),
         "floor" => one()?.floor(),
         "ceil" => one()?.ceil(),
+        "trunc" => one()?.trunc(),
         "exp" => one()?.exp(),
+        "sin" => one()?.sin(),
+        "cos" => one()?.cos(),
+        "tan" => one()?.tan(),
+        "asin" | "acos" => {
+            let x = one()?;
+            if !(-1.0..=1.0).contains(&x) {
+                return Err(ToolError::failed(format!(
+                    "{name} is only defined from -1 to 1"
+                )));
+            }
+            if name == "asin" { x.asin() } else { x.acos() }
+        }
+        "atan" => one()?.atan(),
+        "log10" | "log2" => {
+            let x = one()?;
+            if x <= 0.0 {
+                return Err(ToolError::failed(format!(
+                    "{name} is only defined for positive numbers"
+                )));
+            }
+            if name == "log10" { x.log10() } else { x.log2() }
+        }
+        "factorial" => {
+            let n = one()?;
+            if n.fract() != 0.0 || !(0.0..=170.0).contains(&n) {
+                return Err(ToolError::failed(format!(
+                    "factorial is defined for whole numbers from 0 to 170, not {}",
+                    Calculator::format_number(n)
+                )));
+            }
+            (2..=n as u32).fold(1.0, |product, k| product * f64::from(k))
+        }
+        "sum" => args.iter().sum(),
+        "avg" | "mean" => {
+            if args.is_empty() {
+                return Err(arity("at least one argument"));
+            }
+            args.iter().sum::<f64>() / args.len() as f64
+        }
         "ln" => {
             let x = one()?;
             if x <= 0.0 {
@@ -541,7 +841,7 @@ fn apply(name: &str, args: &[f64]) -> Result<f64, ToolError> {
         },
         _ => {
             return Err(ToolError::invalid_input(format!(
-                "unknown function {name:?} (known: sqrt, abs, round, floor, ceil, ln, log, exp, min, max, pow)"
+                "unknown function {name:?} (known: {KNOWN_FUNCTIONS})"
             )));
         }
     };
