@@ -445,6 +445,96 @@ async fn file_reader_other_errors_are_clear() {
 }
 
 #[tokio::test]
+async fn file_reader_takes_paths_as_models_write_them() {
+    let (_scratch, reader) = fixture();
+    for path in [
+        "\"notes.txt\"",
+        "'notes.txt'",
+        "`notes.txt`",
+        "  notes.txt\n",
+        "./notes.txt",
+    ] {
+        assert_eq!(
+            read(&reader, path).await.as_deref(),
+            Ok("hello {notes}"),
+            "{path:?}"
+        );
+    }
+    // Windows separators, where they are not separators.
+    assert_eq!(read(&reader, "sub\\deep.txt").await.as_deref(), Ok("deep"));
+    assert_eq!(
+        read(&reader, ".\\sub\\deep.txt").await.as_deref(),
+        Ok("deep")
+    );
+    // A directory is answered with its entries.
+    assert_eq!(
+        read(&reader, "sub/").await.as_deref(),
+        Ok("\"sub/\" is a directory; its entries: deep.txt")
+    );
+    assert_eq!(
+        read(&reader, "notes.txt/").await,
+        Err(ToolError::failed(
+            "\"notes.txt/\" cannot be opened: Not a directory (os error 20)"
+        ))
+    );
+}
+
+#[tokio::test]
+async fn file_reader_refuses_every_spelling_of_an_escape() {
+    let (_scratch, reader) = fixture();
+    for path in [
+        "..\\secret.txt",
+        ".\\..\\secret.txt",
+        "sub/..\\..\\secret.txt",
+        "\"../secret.txt\"",
+        "`..`",
+        "sub/./../notes.txt",
+    ] {
+        assert_refused(read(&reader, path).await, "contains \"..\"");
+    }
+    for path in [
+        "\\\\server\\share\\x",
+        "file:///etc/passwd",
+        "FILE:notes.txt",
+        "'/etc/passwd'",
+        "/",
+    ] {
+        assert_refused(read(&reader, path).await, "is an absolute path");
+    }
+    for path in ["notes.txt\0", "\0../secret.txt", "sub/\0"] {
+        assert_refused(read(&reader, path).await, "NUL byte");
+    }
+    // Look-alikes are names, not escapes: they do not exist in the root.
+    for path in [
+        "%2e%2e/secret.txt",
+        "....//secret.txt",
+        "\u{2025}/secret.txt",
+    ] {
+        assert!(
+            matches!(read(&reader, path).await, Err(ToolError::Failed { .. })),
+            "{path:?}"
+        );
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn file_reader_refuses_special_files_instead_of_blocking() {
+    let (_scratch, reader) = fixture();
+    let fifo = reader.root().join("pipe");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: mkfifo is not available");
+        return;
+    }
+    // Opening a FIFO with no writer would block forever.
+    let result = tokio::time::timeout(std::time::Duration::from_secs(5), read(&reader, "pipe"))
+        .await
+        .expect("the reader must not block on a FIFO");
+    assert_refused(result, "\"pipe\" is not a regular file");
+}
+
+#[tokio::test]
 async fn file_reader_cuts_large_files() {
     let (_scratch, reader) = fixture();
     let reader = reader.with_max_bytes(5);

@@ -13,12 +13,20 @@ pub const DEFAULT_MAX_BYTES: u64 = 64 * 1024;
 
 /// Reads UTF-8 text files inside a root directory.
 ///
-/// The model gives a path relative to the root. The tool refuses, with
+/// The model gives a path relative to the root (quotes or backticks around
+/// it are dropped; `\` separates directories too). The tool refuses, with
 /// [`ToolError::Refused`]:
-/// - absolute paths (`/etc/passwd`, `C:\...`) and paths with a `..`
-///   component, before touching the file system;
+/// - absolute paths (`/etc/passwd`, `C:\...`, `\\server\share`,
+///   `file:///...`), paths with a `..` component (with `/` or `\`) and
+///   paths with a NUL byte, before touching the file system;
 /// - paths that resolve outside the root through a symbolic link (the path
-///   is canonicalised and must still start with the canonical root).
+///   is canonicalised and must still start with the canonical root);
+/// - anything that is neither a regular file nor a directory (a FIFO or a
+///   device would block or never end).
+///
+/// Hard links to files outside the root cannot be told from files inside
+/// it, and a path swapped for a link between the check and the read is
+/// not caught: give the tool a root that untrusted parties cannot write.
 ///
 /// Files longer than the size limit are cut, with a note saying so; a
 /// directory is answered with a listing of its entries; files that are
@@ -87,7 +95,7 @@ impl FileReader {
     /// [`ToolError::InvalidInput`] for empty paths, [`ToolError::Failed`]
     /// when the file does not exist.
     pub fn resolve(&self, requested: &str) -> Result<PathBuf, ToolError> {
-        let requested = requested.trim();
+        let requested = unquote(requested.trim()).trim();
         if requested.is_empty() {
             return Err(ToolError::invalid_input("the path is empty"));
         }
@@ -96,9 +104,12 @@ impl FileReader {
         }
         let path = Path::new(requested);
         // `Path::is_absolute` is platform-specific; refuse every rooted form
-        // (`/x`, `\x`, `C:x`) on every platform.
-        let looks_rooted =
-            requested.starts_with(['/', '\\']) || requested.as_bytes().get(1) == Some(&b':');
+        // (`/x`, `\x`, `C:x`, `file:///x`) on every platform.
+        let looks_rooted = requested.starts_with(['/', '\\'])
+            || requested.as_bytes().get(1) == Some(&b':')
+            || requested
+                .get(..5)
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("file:"));
         if path.is_absolute() || looks_rooted || path.has_root() {
             return Err(ToolError::refused(format!(
                 "{requested:?} is an absolute path; give a path relative to the root directory"
@@ -124,8 +135,18 @@ impl FileReader {
                 "{requested:?} contains \"..\"; paths may not leave the root directory"
             )));
         }
-        let joined = self.root.join(path);
-        let canonical = std::fs::canonicalize(&joined).map_err(|e| match e.kind() {
+        let mut found = std::fs::canonicalize(self.root.join(path));
+        // "sub\\file.txt" written with Windows separators, where they are
+        // not separators.
+        if std::path::MAIN_SEPARATOR == '/'
+            && requested.contains('\\')
+            && found
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        {
+            found = std::fs::canonicalize(self.root.join(requested.replace('\\', "/")));
+        }
+        let canonical = found.map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
                 ToolError::failed(format!("{requested:?} does not exist"))
             }
@@ -146,8 +167,18 @@ impl FileReader {
     /// that cannot be read or are not UTF-8 text.
     pub fn read(&self, requested: &str) -> Result<String, ToolError> {
         let path = self.resolve(requested)?;
-        if path.is_dir() {
+        let requested = unquote(requested.trim()).trim();
+        let kind = std::fs::metadata(&path)
+            .map_err(|e| ToolError::failed(format!("{requested:?} cannot be opened: {e}")))?
+            .file_type();
+        if kind.is_dir() {
             return self.list(&path, requested);
+        }
+        if !kind.is_file() {
+            // A FIFO or device would block or never end.
+            return Err(ToolError::refused(format!(
+                "{requested:?} is not a regular file"
+            )));
         }
         let file = std::fs::File::open(&path)
             .map_err(|e| ToolError::failed(format!("{requested:?} cannot be opened: {e}")))?;
@@ -206,6 +237,15 @@ impl FileReader {
             names[..shown].join(", ")
         ))
     }
+}
+
+/// The text inside one pair of matching quotes or backticks around all of
+/// it (models quote paths), or the text itself.
+fn unquote(text: &str) -> &str {
+    ['"', '\'', '`']
+        .iter()
+        .find_map(|q| text.strip_prefix(*q)?.strip_suffix(*q))
+        .unwrap_or(text)
 }
 
 #[async_trait]
