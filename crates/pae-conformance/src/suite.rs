@@ -894,7 +894,7 @@ fn quote(text: &str) -> String {
 
 /// An error with its sources and, for HTTP errors and unparsable replies,
 /// the start of the body the provider sent.
-fn describe(error: &ProviderError) -> String {
+pub(crate) fn describe(error: &ProviderError) -> String {
     let text = error_chain(error);
     match error {
         ProviderError::Http { body, .. } | ProviderError::InvalidResponse { body, .. }
@@ -915,7 +915,7 @@ fn variant(error: &ProviderError) -> String {
     debug[..end].to_owned()
 }
 
-fn panic_text(panic: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_text(panic: &(dyn Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(ToString::to_string)
