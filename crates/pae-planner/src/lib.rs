@@ -61,6 +61,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod noise;
 mod planner;
 mod prompts;
 mod replanner;

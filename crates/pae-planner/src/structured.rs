@@ -4,8 +4,11 @@
 use pae_core::{Plan, PlanOutputParser, PlanParseError, Step};
 use serde_json::{Map, Value};
 
+use crate::noise::strip_noise;
+use crate::text::step_marker;
+
 /// Keys that may hold a step's text, in order of preference.
-const TEXT_KEYS: [&str; 8] = [
+const TEXT_KEYS: [&str; 14] = [
     "description",
     "step",
     "value",
@@ -14,25 +17,60 @@ const TEXT_KEYS: [&str; 8] = [
     "instruction",
     "title",
     "action",
+    "content",
+    "details",
+    "summary",
+    "goal",
+    "query",
+    "name",
 ];
 /// Keys that may hold a step's id.
-const ID_KEYS: [&str; 4] = ["id", "step_id", "number", "index"];
+const ID_KEYS: [&str; 8] = [
+    "id",
+    "step_id",
+    "step_number",
+    "step_no",
+    "step_index",
+    "number",
+    "index",
+    "key",
+];
 /// Keys that may hold a step's dependencies.
-const DEPENDENCY_KEYS: [&str; 5] = ["depends_on", "dependencies", "deps", "after", "requires"];
+const DEPENDENCY_KEYS: [&str; 10] = [
+    "depends_on",
+    "dependencies",
+    "deps",
+    "depends",
+    "dependent_on",
+    "after",
+    "requires",
+    "prerequisites",
+    "needs",
+    "depends_on_steps",
+];
 /// Keys that may hold the list of steps.
-const STEPS_KEYS: [&str; 4] = ["steps", "plan", "tasks", "remaining_steps"];
+pub(crate) const STEPS_KEYS: [&str; 5] = ["steps", "plan", "tasks", "remaining_steps", "subtasks"];
+/// Strings that mean "no dependency".
+const NO_DEPENDENCY: [&str; 7] = ["none", "null", "nil", "n/a", "na", "-", "[]"];
 /// How many `{` / `[` positions are tried when the JSON is embedded in prose.
 const MAX_EMBEDDED_STARTS: usize = 8;
 
 /// Parses a plan written as JSON, the shape [`crate::plan_schema`] asks for.
 ///
 /// It is lenient about what small models do to that shape: a bare array of
-/// steps; steps as plain strings; the text under `description`, `step`,
-/// `value`, `text`, `task`, `instruction` or `title`; numeric ids (and a
-/// numeric `step` used as the id); `dependencies`/`deps` for `depends_on`, a
-/// single id instead of a list, `"step 1"` for id `"1"`; the JSON inside a
-/// markdown fence or after some prose. It does not validate the plan: see
-/// [`Plan::validate`].
+/// steps; steps as plain strings (a leading `1.` or `Step 1:` that numbers
+/// the step is dropped); the text under `description`, `step`, `value`,
+/// `text`, `task`, `instruction`, `title`, `content` and a few more; keys in
+/// any case and in camelCase (`dependsOn`, `stepId`); numeric ids (and a
+/// numeric `step` or `step_number` used as the id); `dependencies`/`deps`
+/// for `depends_on`, a single id, a comma-separated string, `"none"`, or
+/// `{"id": ...}` objects instead of a list of ids; `"step 1"` for id `"1"`,
+/// and a step number for a step whose id is a name; the JSON inside a
+/// markdown fence, after some prose or after a `<think>` block; near-JSON
+/// (trailing commas, single quotes, Python's `True`/`None`, comments,
+/// unquoted keys). It does not validate the plan: see [`Plan::validate`]
+/// (the planners do), which turns duplicate ids, unknown dependencies and
+/// cycles into typed errors.
 ///
 /// ```
 /// use pae_core::PlanOutputParser;
@@ -59,7 +97,10 @@ impl PlanOutputParser for StructuredPlanParser {
     fn parse(&self, text: &str) -> Result<Plan, PlanParseError> {
         let value = extract_json(text).map_err(|reason| malformed(text, reason))?;
         match plan_steps(&value, 0) {
-            Ok(steps) => Ok(Plan { steps }),
+            Ok(mut steps) => {
+                resolve_positions(&mut steps);
+                Ok(Plan { steps })
+            }
             Err(StepsError::Empty) => Err(PlanParseError::NoSteps { text: text.into() }),
             Err(StepsError::Malformed(reason)) => Err(malformed(text, reason)),
         }
@@ -83,12 +124,15 @@ pub(crate) enum StepsError {
 }
 
 /// The first JSON value in `text`: the whole text, the inside of a markdown
-/// fence, or the first value that starts at a `{` or `[` after some prose.
+/// fence, or the first value that starts at a `{` or `[` after some prose;
+/// each read as JSON, then as repaired near-JSON ([`repair_json`]). A
+/// reasoning block and leaked chat-template tokens are dropped first.
 ///
 /// # Errors
 /// Why no JSON could be read, in words a model can act on.
 pub(crate) fn extract_json(text: &str) -> Result<Value, String> {
-    let trimmed = text.trim().trim_start_matches('\u{feff}').trim();
+    let cleaned = strip_noise(text);
+    let trimmed = cleaned.trim().trim_start_matches('\u{feff}').trim();
     if trimmed.is_empty() {
         return Err("the reply is empty; a JSON object was expected".into());
     }
@@ -98,8 +142,14 @@ pub(crate) fn extract_json(text: &str) -> Result<Value, String> {
     };
     let fenced = fenced_block(trimmed);
     for candidate in fenced.into_iter().chain(std::iter::once(trimmed)) {
-        if let Ok(value) = serde_json::from_str::<Value>(candidate.trim()) {
+        let candidate = candidate.trim();
+        if let Some(value) = first_value(candidate) {
             return Ok(value);
+        }
+        if candidate.starts_with(['{', '[']) {
+            // The JSON is there but broken; a value inside it (one step) is
+            // not the answer.
+            continue;
         }
         let starts = candidate
             .char_indices()
@@ -107,13 +157,103 @@ pub(crate) fn extract_json(text: &str) -> Result<Value, String> {
             .map(|(i, _)| i)
             .take(MAX_EMBEDDED_STARTS);
         for start in starts {
-            let mut values = serde_json::Deserializer::from_str(&candidate[start..]).into_iter();
-            if let Some(Ok(value)) = values.next() {
+            if let Some(value) = first_value(&candidate[start..]) {
                 return Ok(value);
             }
         }
     }
     Err(format!("the reply is not valid JSON ({first_error})"))
+}
+
+/// The first JSON value at the start of `s` (text may follow it), read as
+/// JSON or else as repaired near-JSON.
+fn first_value(s: &str) -> Option<Value> {
+    let read = |s: &str| {
+        serde_json::Deserializer::from_str(s)
+            .into_iter::<Value>()
+            .next()
+            .and_then(Result::ok)
+    };
+    read(s).or_else(|| read(&repair_json(s)))
+}
+
+/// Turns near-JSON that models write into JSON: drops `//` and `/* */`
+/// comments and trailing commas before `}` or `]`, reads single-quoted
+/// strings, turns Python's `True`/`False`/`None` into JSON literals, quotes
+/// bare keys (`{steps: ...}`) and escapes raw control characters inside
+/// strings. Text that is JSON already comes out unchanged.
+pub(crate) fn repair_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' | '\'' => {
+                out.push('"');
+                let mut escaped = false;
+                for (_, d) in chars.by_ref() {
+                    if escaped {
+                        escaped = false;
+                        if !(c == '\'' && d == '\'') {
+                            out.push('\\');
+                        }
+                        out.push(d);
+                        continue;
+                    }
+                    match d {
+                        '\\' => escaped = true,
+                        d if d == c => break,
+                        '"' => out.push_str("\\\""),
+                        '\n' => out.push_str("\\n"),
+                        '\r' => out.push_str("\\r"),
+                        '\t' => out.push_str("\\t"),
+                        d if u32::from(d) < 0x20 => {
+                            out.push_str(&format!("\\u{:04x}", u32::from(d)));
+                        }
+                        d => out.push(d),
+                    }
+                }
+                out.push('"');
+            }
+            '/' if text[i + 1..].starts_with('/') => {
+                while chars.next_if(|&(_, d)| d != '\n').is_some() {}
+            }
+            '/' if text[i + 1..].starts_with('*') => {
+                let end = text[i + 2..]
+                    .find("*/")
+                    .map_or(text.len(), |e| i + 2 + e + 2);
+                while chars.next_if(|&(j, _)| j < end).is_some() {}
+            }
+            ',' => {
+                let rest = text[i + 1..].trim_start();
+                if !(rest.starts_with('}') || rest.starts_with(']')) {
+                    out.push(',');
+                }
+            }
+            c if c.is_ascii_alphabetic() || c == '_' => {
+                let mut end = i + c.len_utf8();
+                while let Some((j, d)) =
+                    chars.next_if(|&(_, d)| d.is_ascii_alphanumeric() || d == '_')
+                {
+                    end = j + d.len_utf8();
+                }
+                let word = &text[i..end];
+                if text[end..].trim_start().starts_with(':') {
+                    out.push('"');
+                    out.push_str(word);
+                    out.push('"');
+                } else {
+                    out.push_str(match word {
+                        "True" => "true",
+                        "False" => "false",
+                        "None" => "null",
+                        word => word,
+                    });
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The inside of the first markdown code fence, without its language tag.
@@ -125,15 +265,27 @@ fn fenced_block(text: &str) -> Option<&str> {
     Some(body.find("```").map_or(body, |close| &body[..close]))
 }
 
-fn get_key<'v>(map: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
+/// A key without case, `_`, `-` or spaces: `dependsOn`, `depends_on` and
+/// `Depends-On` are the same key.
+fn key_form(key: &str) -> String {
+    key.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The value under `key`, or under a key of the same [`key_form`].
+pub(crate) fn get_key<'v>(map: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
     map.get(key).or_else(|| {
+        let form = key_form(key);
         map.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .find(|(k, _)| key_form(k) == form)
             .map(|(_, v)| v)
     })
 }
 
-fn first_key<'v>(
+/// The first of `keys` the map has, and its value.
+pub(crate) fn first_key<'v>(
     map: &'v Map<String, Value>,
     keys: &[&'static str],
 ) -> Option<(&'static str, &'v Value)> {
@@ -197,9 +349,25 @@ pub(crate) fn steps_from_array(items: &[Value]) -> Result<Vec<Step>, StepsError>
     Ok(steps)
 }
 
+/// A step's text without a marker that only numbers it (`"1. Search"` as
+/// the first step, `"Step 2: Answer"` as the second, `"- Search"`).
+fn without_numbering(index: usize, text: &str) -> String {
+    match step_marker(text) {
+        Some((number, title))
+            if !title.is_empty()
+                && number.is_none_or(|n| u64::try_from(index + 1).is_ok_and(|i| i == n)) =>
+        {
+            title
+        }
+        _ => text.trim().to_owned(),
+    }
+}
+
 fn step_from_value(index: usize, value: &Value) -> Result<Step, String> {
     let map = match value {
-        Value::String(text) if !text.trim().is_empty() => return Ok(Step::new(text.trim())),
+        Value::String(text) if !text.trim().is_empty() => {
+            return Ok(Step::new(without_numbering(index, text)));
+        }
         Value::Object(map) => map,
         other => {
             return Err(format!(
@@ -218,7 +386,7 @@ fn step_from_value(index: usize, value: &Value) -> Result<Step, String> {
         .filter_map(|&k| get_key(map, k))
         .find_map(|v| v.as_str().map(str::trim).filter(|t| !t.is_empty()))
         .ok_or_else(|| format!("step {} has no \"description\" text", index + 1))?;
-    let mut step = Step::new(text);
+    let mut step = Step::new(without_numbering(index, text));
     step.id = ID_KEYS
         .iter()
         .filter_map(|&k| get_key(map, k))
@@ -256,45 +424,102 @@ fn scalar_id(value: &Value) -> Option<String> {
     }
 }
 
-/// Dependency ids from a list, a single id or a comma-separated string.
-fn dependency_ids(value: &Value) -> Option<Vec<String>> {
+/// One dependency: an id, or an object naming one (`{"id": "1"}`); `None`
+/// for anything else. "No dependency" words give an empty id, dropped by
+/// the caller.
+fn dependency_id(value: &Value) -> Option<String> {
     match value {
-        Value::Null => Some(Vec::new()),
-        Value::String(s) => Some(
-            s.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
-        ),
-        Value::Number(_) => scalar_id(value).map(|id| vec![id]),
-        Value::Array(items) => items
+        Value::Object(map) => ID_KEYS
             .iter()
-            .filter(|v| !v.is_null())
-            .map(scalar_id)
-            .collect(),
-        Value::Bool(_) | Value::Object(_) => None,
+            .chain(["step"].iter())
+            .filter_map(|&k| get_key(map, k))
+            .find_map(scalar_id),
+        other => scalar_id(other),
     }
 }
 
-/// Rewrites a dependency that names no step but reads as one once a
-/// `step` prefix is dropped (`"step 1"`, `"Step_1"`, `"#1"`).
-fn resolve_dependency_aliases(steps: &mut [Step]) {
-    let plan = Plan {
-        steps: steps.to_vec(),
+/// Whether an id is a word for "no dependency" (`"none"`, `"N/A"`).
+fn means_none(id: &str) -> bool {
+    NO_DEPENDENCY.iter().any(|w| id.eq_ignore_ascii_case(w))
+}
+
+/// Dependency ids from a list, a single id or a comma-separated string.
+fn dependency_ids(value: &Value) -> Option<Vec<String>> {
+    let ids: Vec<String> = match value {
+        Value::Null => Vec::new(),
+        Value::String(s) => s
+            .split([',', ';'])
+            .map(|part| {
+                part.trim_matches(|c: char| {
+                    c.is_whitespace() || matches!(c, '[' | ']' | '"' | '\'')
+                })
+            })
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Value::Number(_) | Value::Object(_) => vec![dependency_id(value)?],
+        Value::Array(items) => items
+            .iter()
+            .filter(|v| !v.is_null())
+            .map(dependency_id)
+            .collect::<Option<_>>()?,
+        Value::Bool(_) => return None,
     };
-    let keys: Vec<String> = (0..plan.len()).filter_map(|i| plan.step_key(i)).collect();
+    Some(ids.into_iter().filter(|id| !means_none(id)).collect())
+}
+
+/// Rewrites a dependency that names no step but reads as one once a `step`
+/// prefix is dropped from it or from a step's id (`"step 1"`, `"Step_1"`,
+/// `"#1"` for id `"1"`; `"1"` for id `"step1"`).
+fn resolve_dependency_aliases(steps: &mut [Step]) {
+    let keys = step_keys(steps);
+    let bare_keys: Vec<&str> = keys.iter().map(|k| strip_step_prefix(k)).collect();
     for step in steps.iter_mut() {
         for dep in &mut step.depends_on {
             if keys.contains(dep) {
                 continue;
             }
             let bare = strip_step_prefix(dep);
-            if keys.iter().any(|k| k == bare) {
-                *dep = bare.to_owned();
+            let mut matching = bare_keys.iter().enumerate().filter(|(_, k)| **k == bare);
+            if let (Some((i, _)), None) = (matching.next(), matching.next()) {
+                *dep = keys[i].clone();
             }
         }
     }
+}
+
+/// In a whole plan whose step ids are names, reads a dependency that names
+/// no step as the 1-based position of a step (`1` for the first step of
+/// `[{"id": "search"}, ...]`). Not for revised steps, whose numbers may name
+/// steps already done.
+fn resolve_positions(steps: &mut [Step]) {
+    let keys = step_keys(steps);
+    let numeric = keys.iter().any(|k| {
+        let bare = strip_step_prefix(k);
+        !bare.is_empty() && bare.chars().all(|c| c.is_ascii_digit())
+    });
+    if numeric {
+        return;
+    }
+    for step in steps.iter_mut() {
+        for dep in &mut step.depends_on {
+            if !keys.contains(dep)
+                && let Ok(position) = strip_step_prefix(dep).parse::<usize>()
+                && let Some(key) = position.checked_sub(1).and_then(|i| keys.get(i))
+            {
+                *dep = key.clone();
+            }
+        }
+    }
+}
+
+/// The key of every step: its id, or its 1-based position.
+fn step_keys(steps: &[Step]) -> Vec<String> {
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| s.id.clone().unwrap_or_else(|| (i + 1).to_string()))
+        .collect()
 }
 
 fn strip_step_prefix(id: &str) -> &str {
@@ -344,6 +569,21 @@ mod tests {
         assert_eq!(plan.steps[0].depends_on, ["1"]);
         let plan = parse(r#""{\"steps\": [\"x\"]}""#).unwrap();
         assert_eq!(plan.steps, [Step::new("x")]);
+    }
+
+    #[test]
+    fn near_json_is_repaired() {
+        let repaired = |s: &str| serde_json::from_str::<Value>(&repair_json(s)).unwrap();
+        assert_eq!(
+            repaired("{'a': 'it\\'s \"x\"', b: [1, 2,], 'c': None, d: True,} // done"),
+            serde_json::json!({"a": "it's \"x\"", "b": [1, 2], "c": null, "d": true})
+        );
+        assert_eq!(
+            repaired("[\"line\nbreak\", /* note */ 1e5]"),
+            serde_json::json!(["line\nbreak", 1e5])
+        );
+        let valid = r#"{"steps": [{"id": "1", "description": "a, b // not a comment"}]}"#;
+        assert_eq!(repair_json(valid), valid);
     }
 
     #[test]
