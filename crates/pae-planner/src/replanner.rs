@@ -13,12 +13,13 @@ use pae_core::{
 };
 use serde_json::Value;
 
+use crate::noise::strip_noise;
 use crate::prompts::{
     REPLAN_RETRY_INSTRUCTIONS, REPLANNER_SYSTEM_PROMPT, STRUCTURED_REPLAN_RETRY_INSTRUCTIONS,
     STRUCTURED_REPLANNER_SYSTEM_PROMPT, replan_schema,
 };
 use crate::retry::{Rejection, call_until_accepted, checked_plan};
-use crate::structured::{StepsError, extract_json, kind, malformed, plan_steps};
+use crate::structured::{StepsError, extract_json, get_key, kind, malformed, plan_steps};
 use crate::text::{END_OF_PLAN, PlanningOutputParser, cut_at_end_marker};
 
 /// The name of the JSON schema sent with structured replanning requests.
@@ -27,13 +28,19 @@ pub const REPLAN_SCHEMA_NAME: &str = "replan_decision";
 /// Reads a replanner's reply into a [`ReplanDecision`].
 ///
 /// Text replies: a line starting with `FINAL ANSWER:` (any case, optionally
-/// in bold or after `#`) wins, and everything after it, up to the end
-/// marker, is the answer; otherwise the reply is read as a plan by
-/// [`PlanningOutputParser`] and its steps are the revised remaining steps.
+/// in bold or after `#`, with `:` or a dash, or alone on its line with the
+/// answer below) wins, and everything after it, up to the end marker or a
+/// leaked chat-template token, is the answer; otherwise the reply is read as
+/// a plan by [`PlanningOutputParser`] and its steps are the revised
+/// remaining steps.
 ///
 /// JSON replies: `{"action": "finish", "answer": ...}` or
 /// `{"action": "continue", "steps": [...]}`, leniently (see
-/// [`parse_json`](Self::parse_json)).
+/// [`parse_json`](Self::parse_json)), including LangGraph's
+/// `{"action": {"response": ...}}` and `{"action": {"steps": [...]}}`. An
+/// explicitly empty list of steps without an answer means the work is done:
+/// [`ReplanDecision::Continue`] with no step, which ends the run with the
+/// last step's response.
 ///
 /// ```
 /// use pae_core::ReplanDecision;
@@ -72,8 +79,9 @@ impl ReplanOutputParser {
     /// [`PlanParseError::Malformed`] when the reply holds neither a final
     /// answer nor a step, or the final answer is empty.
     pub fn parse_text(&self, text: &str) -> Result<ReplanDecision, PlanParseError> {
-        if let Some(start) = final_answer_start(text) {
-            let answer = cut_at_end_marker(&text[start..], self.plan_parser.end_marker());
+        let cleaned = strip_noise(text);
+        if let Some(start) = final_answer_start(&cleaned) {
+            let answer = cut_at_end_marker(&cleaned[start..], self.plan_parser.end_marker());
             let answer = answer
                 .trim()
                 .trim_start_matches(['*', '_'])
@@ -96,24 +104,37 @@ impl ReplanOutputParser {
     }
 
     /// Reads a JSON reply. The action may be `finish` (also `final`,
-    /// `final_answer`, `answer`, `done`) or `continue` (also `replan`,
-    /// `plan`); without an action, a non-empty `steps` list means continue
-    /// and a non-empty `answer` means finish. The answer may also be under
-    /// `final_answer`, `response` or `output`, and may be any JSON value (a
-    /// non-string is kept as JSON text). A bare array is a list of steps.
-    /// Steps are read like [`crate::StructuredPlanParser`] reads them.
+    /// `final_answer`, `answer`, `done`, `respond`, `response`, `complete`)
+    /// or `continue` (also `replan`, `plan`, `steps`, `revise`); an action
+    /// that is itself an object is read as the decision (LangGraph's `Act`:
+    /// `{"action": {"response": "..."}}` or `{"action": {"steps": [...]}}`).
+    /// Keys match in any case and in camelCase. The answer may also be under
+    /// `final_answer`, `response`, `output` or `result`, and may be any JSON
+    /// value (a non-string is kept as JSON text). A bare array is a list of
+    /// steps. Steps are read like [`crate::StructuredPlanParser`] reads them.
+    ///
+    /// Which decision:
+    /// - a non-empty answer with `finish`, or with no action and no step:
+    ///   [`ReplanDecision::Finish`];
+    /// - steps with `continue`, with no action, or with `finish` but no
+    ///   answer: [`ReplanDecision::Continue`] with those steps;
+    /// - `continue` with no step but an answer: `Finish` with that answer;
+    /// - an explicitly empty `steps` list (or `[]`, or `finish` with an empty
+    ///   answer) and no answer: the work is done, `Continue` with no step,
+    ///   which ends the run with the last step's response.
     ///
     /// # Errors
-    /// [`PlanParseError::Malformed`] for invalid JSON, an unknown action, a
-    /// finish without an answer or a continue without a step.
+    /// [`PlanParseError::Malformed`] for invalid JSON, an unknown action, or
+    /// a reply with neither an answer nor a `steps` list.
     pub fn parse_json(&self, text: &str) -> Result<ReplanDecision, PlanParseError> {
         let value = extract_json(text).map_err(|reason| malformed(text, reason))?;
-        decision_from_value(&value).map_err(|reason| malformed(text, reason))
+        decision_from_value(&value, 0).map_err(|reason| malformed(text, reason))
     }
 }
 
 /// Where the answer after a `FINAL ANSWER:` line start begins, if any line
-/// starts with it.
+/// starts with it: after a colon or a dash (`Final Answer - 42`), or on the
+/// next line when the label stands alone (`**Final Answer**`).
 fn final_answer_start(text: &str) -> Option<usize> {
     const LABEL: &str = "final answer";
     let mut offset = 0;
@@ -129,10 +150,21 @@ fn final_answer_start(text: &str) -> Option<usize> {
             continue;
         }
         let after = stripped[LABEL.len()..].trim_start_matches(['*', '_']);
-        let Some(answer) = after.strip_prefix([':', '：']) else {
-            continue;
-        };
-        return Some(line_start + (line.len() - answer.len()));
+        if let Some(answer) = after.strip_prefix([':', '：']) {
+            return Some(line_start + (line.len() - answer.len()));
+        }
+        let spaced = after.trim_start_matches([' ', '\t']);
+        if spaced.len() < after.len()
+            && let Some(answer) = spaced.strip_prefix(['-', '–', '—'])
+        {
+            return Some(line_start + (line.len() - answer.len()));
+        }
+        if after
+            .trim_matches(|c: char| c.is_whitespace() || matches!(c, '*' | '_' | ':'))
+            .is_empty()
+        {
+            return Some(offset);
+        }
     }
     None
 }
@@ -146,12 +178,31 @@ fn text_of(value: &Value) -> Option<String> {
     .filter(|s| !s.is_empty())
 }
 
-fn decision_from_value(value: &Value) -> Result<ReplanDecision, String> {
+/// Action words that end the run.
+const FINISH_ACTIONS: [&str; 12] = [
+    "finish",
+    "finished",
+    "final",
+    "final_answer",
+    "answer",
+    "done",
+    "respond",
+    "response",
+    "complete",
+    "completed",
+    "end",
+    "stop",
+];
+/// Action words that go on with steps.
+const CONTINUE_ACTIONS: [&str; 6] = ["continue", "replan", "plan", "steps", "revise", "update"];
+
+fn decision_from_value(value: &Value, depth: usize) -> Result<ReplanDecision, String> {
     let map = match value {
         Value::Array(_) => {
             return match plan_steps(value, 0) {
                 Ok(steps) => Ok(ReplanDecision::Continue { steps }),
-                Err(StepsError::Empty) => Err("the list of remaining steps is empty".into()),
+                // "Nothing left to do": the run ends with the last result.
+                Err(StepsError::Empty) => Ok(ReplanDecision::Continue { steps: Vec::new() }),
                 Err(StepsError::Malformed(reason)) => Err(reason),
             };
         }
@@ -163,46 +214,56 @@ fn decision_from_value(value: &Value) -> Result<ReplanDecision, String> {
             ));
         }
     };
-    let get = |keys: &[&str]| {
-        keys.iter().find_map(|k| {
-            map.get(*k).or_else(|| {
-                map.iter()
-                    .find(|(m, _)| m.eq_ignore_ascii_case(k))
-                    .map(|(_, v)| v)
-            })
-        })
-    };
-    let action = get(&["action", "decision", "type"])
+    let get = |keys: &[&str]| keys.iter().find_map(|k| get_key(map, k));
+    let action = get(&["action", "decision", "type", "next_action"]);
+    if let Some(inner @ Value::Object(_)) = action
+        && depth < 2
+    {
+        // LangGraph's Act: {"action": {"response": ...}} or {"action": {"steps": [...]}}.
+        return decision_from_value(inner, depth + 1);
+    }
+    let action = action
         .and_then(Value::as_str)
         .map(|a| a.trim().to_ascii_lowercase().replace([' ', '-'], "_"));
-    let answer = get(&["answer", "final_answer", "response", "output"]).and_then(text_of);
+    let answer = get(&[
+        "answer",
+        "final_answer",
+        "response",
+        "output",
+        "result",
+        "final_response",
+    ])
+    .and_then(text_of);
+    // None: no list given; Some(empty): an explicitly empty list.
     let steps = match get(&["steps", "plan", "remaining_steps", "tasks"]) {
-        None | Some(Value::Null) => Ok(Vec::new()),
+        None | Some(Value::Null) => None,
         Some(v) => match plan_steps(v, 0) {
-            Ok(steps) => Ok(steps),
-            Err(StepsError::Empty) => Ok(Vec::new()),
-            Err(StepsError::Malformed(reason)) => Err(reason),
+            Ok(steps) => Some(steps),
+            Err(StepsError::Empty) => Some(Vec::new()),
+            Err(StepsError::Malformed(reason)) => return Err(reason),
         },
     };
     match action.as_deref() {
-        Some("finish" | "final" | "final_answer" | "answer" | "done" | "respond" | "complete") => {
-            answer
-                .map(|answer| ReplanDecision::Finish { answer })
-                .ok_or_else(|| "the action is \"finish\" but \"answer\" is empty".into())
-        }
-        Some("continue" | "replan" | "plan" | "steps") => match steps? {
-            steps if steps.is_empty() => {
-                Err("the action is \"continue\" but \"steps\" lists no step".into())
-            }
-            steps => Ok(ReplanDecision::Continue { steps }),
+        Some(a) if FINISH_ACTIONS.contains(&a) => match (steps, answer) {
+            (_, Some(answer)) => Ok(ReplanDecision::Finish { answer }),
+            // No answer: the steps given, or done when the list is empty.
+            (Some(steps), None) => Ok(ReplanDecision::Continue { steps }),
+            (None, None) => Err("the action is \"finish\" but \"answer\" is empty".into()),
+        },
+        Some(a) if CONTINUE_ACTIONS.contains(&a) => match (steps, answer) {
+            (Some(steps), _) if !steps.is_empty() => Ok(ReplanDecision::Continue { steps }),
+            (_, Some(answer)) => Ok(ReplanDecision::Finish { answer }),
+            (Some(steps), None) => Ok(ReplanDecision::Continue { steps }),
+            (None, None) => Err("the action is \"continue\" but there is no \"steps\" list".into()),
         },
         Some(other) => Err(format!(
             "unknown action {other:?}: use \"finish\" or \"continue\""
         )),
-        None => match (steps?, answer) {
-            (steps, _) if !steps.is_empty() => Ok(ReplanDecision::Continue { steps }),
+        None => match (steps, answer) {
+            (Some(steps), _) if !steps.is_empty() => Ok(ReplanDecision::Continue { steps }),
             (_, Some(answer)) => Ok(ReplanDecision::Finish { answer }),
-            _ => Err(
+            (Some(steps), None) => Ok(ReplanDecision::Continue { steps }),
+            (None, None) => Err(
                 "expected {\"action\": \"finish\", \"answer\": ...} or {\"action\": \"continue\", \"steps\": [...]}"
                     .into(),
             ),
@@ -223,6 +284,9 @@ fn decision_from_value(value: &Value) -> Result<ReplanDecision, String> {
 ///
 /// Revised steps are validated: their dependencies may name each other, and
 /// names of steps already done are dropped (those results exist). A reply
+/// that there is nothing left to do (an empty list of steps) is passed on as
+/// [`ReplanDecision::Continue`] with no step, which ends the run with the
+/// last step's response, unless the last step failed: then it is sent back. A reply
 /// that cannot be read, or steps that are invalid, go back to the model with
 /// the reason, up to 2 times by default, then
 /// [`PlanError::RetriesExhausted`]. The usage of every call is recorded in
@@ -362,6 +426,7 @@ impl LlmReplanner {
         &self,
         json: bool,
         done_keys: &[String],
+        after_failure: bool,
         text: &str,
     ) -> Result<ReplanDecision, Rejection> {
         let decision = if json {
@@ -371,6 +436,16 @@ impl LlmReplanner {
         }
         .map_err(Rejection::Parse)?;
         match decision {
+            ReplanDecision::Continue { steps } if steps.is_empty() => {
+                if after_failure {
+                    // Ending now would answer with the failed step's error.
+                    return Err(Rejection::Parse(malformed(
+                        text,
+                        "the last step failed, so the work is not done: give the steps that still have to be done, or a final answer",
+                    )));
+                }
+                Ok(ReplanDecision::Continue { steps })
+            }
             ReplanDecision::Continue { mut steps } => {
                 let own: Vec<String> = {
                     let plan = Plan {
@@ -401,6 +476,7 @@ impl Replanner for LlmReplanner {
             .enumerate()
             .map(|(i, (step, _))| step.id.clone().unwrap_or_else(|| (i + 1).to_string()))
             .collect();
+        let after_failure = matches!(request.trigger, Some(ReplanTrigger::StepFailed { .. }));
         let instructions = if json {
             STRUCTURED_REPLAN_RETRY_INSTRUCTIONS
         } else {
@@ -412,7 +488,7 @@ impl Replanner for LlmReplanner {
             self.max_retries,
             &request.context,
             instructions,
-            |text| self.accept(json, &done_keys, text),
+            |text| self.accept(json, &done_keys, after_failure, text),
         )
         .await
     }
@@ -539,9 +615,14 @@ mod tests {
                 answer: "done".into()
             })
         );
+        // An explicitly empty list of steps: nothing is left to do.
+        assert_eq!(
+            parser.parse_json(r#"{"action":"continue","steps":[]}"#),
+            Ok(ReplanDecision::Continue { steps: vec![] })
+        );
         for bad in [
             r#"{"action":"finish","answer":""}"#,
-            r#"{"action":"continue","steps":[]}"#,
+            r#"{"action":"continue"}"#,
             r#"{"action":"dance"}"#,
             r#"{}"#,
             "42",

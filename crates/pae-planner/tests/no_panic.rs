@@ -80,6 +80,32 @@ const TOKENS: &[&str] = &[
     "a",
     "word",
     "Let me know",
+    "1 - ",
+    "1.-",
+    "#1:",
+    "1\u{fe0f}\u{20e3}",
+    "\u{200b}",
+    "\u{200f}",
+    "END OF PLAN",
+    "<END_OF",
+    "<|im_end|>",
+    "<|im_start|>assistant\n",
+    "</s>",
+    "<think>",
+    "</think>",
+    "## Booking",
+    "**Phase 2**",
+    "| 1 | x |",
+    "|---|",
+    "'",
+    "//",
+    "/*",
+    ",}",
+    "None",
+    "\"dependsOn\"",
+    "\"none\"",
+    "{\"id\": \"1\"}",
+    "\"action\": {",
 ];
 
 fn tokens() -> impl Strategy<Value = String> {
@@ -136,6 +162,7 @@ fn parse_everything(text: &str) {
             !step.contains("<END_OF_PLAN>"),
             "end marker left in {text:?}"
         );
+        assert!(!step.contains("<|im_end|>"), "chat token left in {text:?}");
     }
     match plan_parser.parse(text) {
         // A text without list steps may still be a JSON plan.
@@ -160,10 +187,17 @@ fn parse_everything(text: &str) {
     }
 
     let replan = ReplanOutputParser::new();
-    for decision in [replan.parse_text(text), replan.parse_json(text)] {
+    // Only a JSON reply can say "nothing left to do" with an empty list.
+    for (decision, json) in [
+        (replan.parse_text(text), false),
+        (replan.parse_json(text), true),
+    ] {
         match decision {
             Ok(ReplanDecision::Finish { answer }) => assert!(!answer.trim().is_empty()),
-            Ok(ReplanDecision::Continue { steps }) => assert!(!steps.is_empty()),
+            Ok(ReplanDecision::Continue { steps }) => {
+                assert!(json || !steps.is_empty(), "empty text replan from {text:?}");
+                assert!(steps.iter().all(|s| !s.value.trim().is_empty()));
+            }
             Err(err) => assert_eq!(err.text(), text),
         }
     }

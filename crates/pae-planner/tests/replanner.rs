@@ -402,3 +402,65 @@ async fn after_every_step_the_structured_replanner_can_finish_early() {
         )
     );
 }
+
+#[tokio::test]
+async fn an_empty_list_of_steps_ends_the_run_with_the_last_result() {
+    let planner_model = Arc::new(ScriptedModel::new([
+        "Plan:\n1. Look up the price on the backup site\n2. Double-check it\n3. Answer",
+    ]));
+    let replanner_model = Arc::new(
+        ScriptedModel::new([r#"{"action": "continue", "answer": "", "steps": []}"#])
+            .with_capabilities(Capabilities {
+                json_schema: true,
+                ..Capabilities::default()
+            }),
+    );
+    let agent = PlanAndExecute::new(
+        Arc::new(load_chat_planner(planner_model)),
+        coffee_executor(),
+    )
+    .with_replanner(
+        Arc::new(LlmReplanner::new(replanner_model.clone())),
+        ReplanPolicy::AfterEveryStep,
+    );
+    let result = agent.run(OBJECTIVE).await.unwrap();
+    assert_eq!(result.output, "3 euros");
+    assert_eq!(result.steps.len(), 1);
+    assert_eq!(replanner_model.calls(), 1);
+}
+
+#[tokio::test]
+async fn an_empty_list_after_a_failed_step_is_sent_back() {
+    let model = Arc::new(
+        ScriptedModel::new([
+            r#"{"steps": []}"#,
+            r#"{"action": {"steps": ["Look up the price on the backup site", "Answer"]}}"#,
+        ])
+        .with_capabilities(Capabilities {
+            json_schema: true,
+            ..Capabilities::default()
+        }),
+    );
+    let decision = LlmReplanner::new(model.clone())
+        .replan(&situation_after_failure())
+        .await
+        .unwrap();
+    assert_eq!(
+        decision,
+        ReplanDecision::Continue {
+            steps: vec![
+                Step::new("Look up the price on the backup site"),
+                Step::new("Answer"),
+            ]
+        }
+    );
+    let second = &model.requests()[1];
+    assert_eq!(second.messages[2], Message::assistant(r#"{"steps": []}"#));
+    assert!(
+        second.messages[3].content.starts_with(
+            "Your reply could not be used: the last step failed, so the work is not done"
+        ),
+        "{}",
+        second.messages[3].content
+    );
+}

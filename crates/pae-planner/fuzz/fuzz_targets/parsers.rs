@@ -38,10 +38,14 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let replan = ReplanOutputParser::new();
-    for decision in [replan.parse_text(text), replan.parse_json(text)] {
+    // Only a JSON reply can say "nothing left to do" with an empty list.
+    for (decision, json) in [(replan.parse_text(text), false), (replan.parse_json(text), true)] {
         match decision {
             Ok(ReplanDecision::Finish { answer }) => assert!(!answer.trim().is_empty()),
-            Ok(ReplanDecision::Continue { steps }) => assert!(!steps.is_empty()),
+            Ok(ReplanDecision::Continue { steps }) => {
+                assert!(json || !steps.is_empty());
+                assert!(steps.iter().all(|s| !s.value.trim().is_empty()));
+            }
             Err(err) => assert_eq!(err.text(), text),
         }
     }
