@@ -210,6 +210,33 @@ async fn structured_happy_path_reads_ids_and_dependencies() {
 }
 
 #[tokio::test]
+async fn structured_planner_accepts_near_json_without_a_retry() {
+    // Trailing commas, camelCase keys, "None" for no dependency, and a step
+    // number for a step with a named id: read as meant, no second call.
+    let model = json_model(&[r#"Here is the plan:
+```json
+{"steps": [
+    {"stepId": "capital", "description": "Find the capital of France", "dependsOn": "None",},
+    {"stepId": "population", "description": "Find the population of that city", "dependsOn": [1],},
+]}
+```"#]);
+    let plan = load_structured_planner(model.clone())
+        .plan(&PlanRequest::new(OBJECTIVE))
+        .await
+        .unwrap();
+    assert_eq!(model.calls(), 1);
+    assert_eq!(
+        plan,
+        Plan::new([
+            Step::new("Find the capital of France").with_id("capital"),
+            Step::new("Find the population of that city")
+                .with_id("population")
+                .with_depends_on(["capital"]),
+        ])
+    );
+}
+
+#[tokio::test]
 async fn structured_plans_are_put_in_dependency_order() {
     let model = json_model(&[
         r#"[{"step": 1, "description": "Answer", "depends_on": [2, 3]},
