@@ -704,22 +704,24 @@ impl AgentExecutor {
         }
         // Small models often write the call as JSON text instead of a
         // native call; honour it. A call naming a tool we do not have gets
-        // the unknown-tool observation, as a native one would.
-        match parse_action(text) {
-            Ok(Action::Final { answer }) => Ok(Some(Finish::from_value(answer))),
-            Ok(Action::Tool { name, input: args }) => {
-                let id = format!("text_call_{}", run.iterations);
-                // The conversation keeps the call, not the text around it:
-                // small models pad such replies with whatever follows (up to
-                // the token limit), and each turn would carry it again.
-                run.messages.push(Message::assistant_tool_calls(
-                    String::new(),
-                    vec![ToolCall::new(id.clone(), name.clone(), args.clone())],
-                ));
-                let observation = self
-                    .act(input, run, &name, args, text, ArgumentSource::Text)
+        // the unknown-tool observation, as a native one would. Several
+        // `<tool_call>` blocks (Qwen's and Hermes' parallel calls) are all
+        // run, as native calls would be.
+        let tagged = tagged_tool_calls(text);
+        let parsed = if tagged.len() > 1 {
+            Ok(None)
+        } else {
+            parse_action(text).map(Some)
+        };
+        match parsed {
+            Ok(Some(Action::Final { answer })) => Ok(Some(Finish::from_value(answer))),
+            Ok(Some(Action::Tool { name, input: args })) => {
+                self.run_text_calls(input, run, vec![(name, args)], text)
                     .await?;
-                run.messages.push(Message::tool(id, name, observation));
+                Ok(None)
+            }
+            Ok(None) => {
+                self.run_text_calls(input, run, tagged, text).await?;
                 Ok(None)
             }
             // JSON that does not parse (often cut off at the token limit)
@@ -731,6 +733,49 @@ impl AgentExecutor {
             }
             _ => Ok(Some(Finish::text(text))),
         }
+    }
+
+    /// Runs tool calls a native-mode reply wrote as text, and records them
+    /// in the conversation as calls with made-up ids.
+    async fn run_text_calls(
+        &self,
+        input: &StepInput,
+        run: &mut StepRun,
+        calls: Vec<(String, Value)>,
+        text: &str,
+    ) -> Result<(), ExecError> {
+        let calls: Vec<ToolCall> = calls
+            .into_iter()
+            .enumerate()
+            .map(|(index, (name, args))| {
+                let id = if index == 0 {
+                    format!("text_call_{}", run.iterations)
+                } else {
+                    format!("text_call_{}_{}", run.iterations, index + 1)
+                };
+                ToolCall::new(id, name, args)
+            })
+            .collect();
+        // The conversation keeps the calls, not the text around them: small
+        // models pad such replies with whatever follows (up to the token
+        // limit), and each turn would carry it again.
+        run.messages
+            .push(Message::assistant_tool_calls(String::new(), calls.clone()));
+        for call in calls {
+            let observation = self
+                .act(
+                    input,
+                    run,
+                    &call.name,
+                    call.arguments,
+                    text,
+                    ArgumentSource::Text,
+                )
+                .await?;
+            run.messages
+                .push(Message::tool(call.id, call.name, observation));
+        }
+        Ok(())
     }
 
     /// Records a native "final answer" call that was not taken as the
@@ -1008,6 +1053,34 @@ fn final_call_answer(arguments: &Value) -> Option<Value> {
     };
     (!empty).then_some(answer)
 }
+
+/// The tool calls of a reply written as `<tool_call>...</tool_call>`
+/// blocks, when every block is one (otherwise none); at most
+/// [`MAX_TEXT_CALLS`].
+fn tagged_tool_calls(text: &str) -> Vec<(String, Value)> {
+    const OPEN: &str = "<tool_call>";
+    const CLOSE: &str = "</tool_call>";
+    let mut calls = Vec::new();
+    let mut rest = text;
+    while calls.len() < MAX_TEXT_CALLS
+        && let Some(open) = rest.find(OPEN)
+    {
+        let after = &rest[open + OPEN.len()..];
+        let (inner, next) = match after.find(CLOSE) {
+            Some(close) => (&after[..close], &after[close + CLOSE.len()..]),
+            None => (after, ""),
+        };
+        match parse_action(inner) {
+            Ok(Action::Tool { name, input }) => calls.push((name, input)),
+            _ => return Vec::new(),
+        }
+        rest = next;
+    }
+    calls
+}
+
+/// The most tool calls run from one native-mode reply written as text.
+const MAX_TEXT_CALLS: usize = 16;
 
 /// Whether a native-mode text reply starts like a tool call written as
 /// text (a JSON object, a fenced block or a `<tool_call>` tag).
@@ -1399,6 +1472,37 @@ mod tests {
         assert_eq!(final_call_answer(&json!({})), None);
         assert_eq!(final_call_answer(&json!({"answer": " "})), None);
         assert_eq!(final_call_answer(&Value::Null), None);
+    }
+
+    #[test]
+    fn tagged_calls_are_all_or_nothing() {
+        let call = |e: &str| {
+            format!(
+                "<tool_call>{{\"name\": \"calc\", \"arguments\": {{\"e\": \"{e}\"}}}}</tool_call>"
+            )
+        };
+        let two = format!("{}\n{}", call("1"), call("2"));
+        assert_eq!(
+            tagged_tool_calls(&two),
+            vec![
+                ("calc".to_owned(), json!({"e": "1"})),
+                ("calc".to_owned(), json!({"e": "2"}))
+            ]
+        );
+        // The last block may lack its closing tag.
+        let open = two.trim_end_matches("</tool_call>");
+        assert_eq!(tagged_tool_calls(open).len(), 2);
+        let with_answer = format!(
+            "{}<tool_call>{{\"name\": \"final_answer\", \"arguments\": {{\"a\": 1}}}}</tool_call>",
+            call("1")
+        );
+        assert!(tagged_tool_calls(&with_answer).is_empty());
+        assert!(
+            tagged_tool_calls(&format!("{}<tool_call>{{oops</tool_call>", call("1"))).is_empty()
+        );
+        assert!(tagged_tool_calls("no tags").is_empty());
+        let many = (0..40).map(|i| call(&i.to_string())).collect::<String>();
+        assert_eq!(tagged_tool_calls(&many).len(), MAX_TEXT_CALLS);
     }
 
     #[test]

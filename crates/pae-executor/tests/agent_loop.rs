@@ -1387,3 +1387,32 @@ async fn a_native_final_answer_next_to_tool_calls_waits_for_their_results() {
     assert_eq!(messages[4].tool_call_id.as_deref(), Some("c2"));
     assert_eq!(messages[4].content, response.tool_calls[1].observation);
 }
+
+#[tokio::test]
+async fn native_mode_runs_every_tool_call_block_written_as_text() {
+    let model = native_model(vec![
+        "<tool_call>\n{\"name\": \"calculator\", \"arguments\": {\"expression\": \"12*7\"}}\n</tool_call>\n<tool_call>\n{\"name\": \"Calculator\", \"arguments\": \"{\\\"expression\\\": \\\"84+1\\\"}\"}\n</tool_call>".into(),
+        "85".into(),
+    ]);
+    let executor = load_agent_executor(model.clone(), vec![calculator()], false).unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert_eq!(response.response, "85");
+    let observations: Vec<&str> = response
+        .tool_calls
+        .iter()
+        .map(|c| c.observation.as_str())
+        .collect();
+    assert_eq!(observations, ["84", "85"]);
+    let messages = &model.requests()[1].messages;
+    assert_eq!(messages.len(), 5);
+    let ids: Vec<&str> = messages[2]
+        .tool_calls
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(ids, ["text_call_1", "text_call_1_2"]);
+    assert_eq!(messages[2].content, "");
+    assert_eq!(messages[3].tool_call_id.as_deref(), Some("text_call_1"));
+    assert_eq!(messages[4].tool_call_id.as_deref(), Some("text_call_1_2"));
+    assert_eq!(messages[4].content, "85");
+}
