@@ -33,12 +33,14 @@ const MAX_NUMBER_DIGITS: usize = 9;
 ///    and a marker cut short at the very end of the text (`<END_OF`).
 /// 3. **Step markers** at the start of a line (after indentation, a markdown
 ///    heading `#` or a bullet): `1.`, `1)`, `(1)`, `1:`, `1．`, `1.-`,
-///    `1 - `, `1️⃣`, `#1:`, `Step 1:`, `Step 1 -`, `STEP 1.`, bold `**1.**`,
-///    `**1. Title**`, `**Step 1:**`; the number may be followed by a space,
-///    a tab, any other whitespace, a letter or the end of the line (the text
-///    then comes on the next lines). Digits may be ASCII, fullwidth,
-///    Arabic-Indic or Devanagari. A number followed by a digit (`1.1`,
-///    `3.14`) is not a step marker.
+///    `1 - `, `1️⃣`, `①`, `一、`, `#1:`, `Step 1:`, `Step 1 -`, `STEP 1.`,
+///    `Step 1/3:`, `Step #1:`, bold `**1.**`, `**1. Title**`, `**Step 1:**`,
+///    and the step word in other languages (`Paso 1:`, `Étape 1 :`,
+///    `Schritt 1:`, `Шаг 1:`, `第1步：`, `步骤1：`, ...); the number may be
+///    followed by a space, a tab, any other whitespace, a letter or the end
+///    of the line (the text then comes on the next lines). Digits may be
+///    ASCII, fullwidth, Arabic-Indic or Devanagari. A number followed by a
+///    digit (`1.1`, `3.14`) is not a step marker.
 /// 4. **Numbering decides**: the list starts at its first `1.` (or `0.`), or
 ///    at its first marker when no step is numbered 1 (a revised plan that
 ///    goes on at `3.`). After that, only the expected next number starts a
@@ -364,6 +366,69 @@ fn digit_value(c: char) -> Option<u64> {
         .map(|&zero| u64::from(code - zero))
 }
 
+/// The text after a step word at the start of `s` (`Step 1`, `Paso #2`,
+/// `步骤1`), from the number on; `None` unless a number follows the word.
+fn strip_step_word(s: &str) -> Option<&str> {
+    STEP_WORDS.iter().find_map(|word| {
+        let head = s.get(..word.len())?;
+        let same = if word.is_ascii() {
+            head.eq_ignore_ascii_case(word)
+        } else {
+            head.to_lowercase() == *word
+        };
+        if !same {
+            return None;
+        }
+        let rest = s[word.len()..].trim_start_matches(is_space);
+        let rest = rest.strip_prefix('#').unwrap_or(rest);
+        rest.starts_with(|c| digit_value(c).is_some() || cjk_digit(c).is_some())
+            .then_some(rest)
+    })
+}
+
+/// The value of a Chinese numeral character from 1 to 9.
+fn cjk_digit(c: char) -> Option<u64> {
+    "一二三四五六七八九"
+        .chars()
+        .position(|d| d == c)
+        .and_then(|p| u64::try_from(p + 1).ok())
+        .or_else(|| (c == '两').then_some(2))
+}
+
+/// Reads a Chinese number from 1 to 99 (`三`, `十二`, `二十一`) at the start
+/// of `s`: its value and the rest of `s`.
+fn cjk_number(s: &str) -> Option<(u64, &str)> {
+    let mut chars = s.char_indices().peekable();
+    let (_, first) = chars.next()?;
+    let mut end = first.len_utf8();
+    let mut value = if first == '十' { 1 } else { cjk_digit(first)? };
+    if first == '十' || chars.next_if(|&(_, c)| c == '十').is_some() {
+        value *= 10;
+        end = chars.peek().map_or(s.len(), |&(i, _)| i);
+        if let Some((i, c)) = chars.next()
+            && let Some(d) = cjk_digit(c)
+        {
+            value += d;
+            end = i + c.len_utf8();
+        }
+    }
+    Some((value, &s[end..]))
+}
+
+/// A circled or negative-circled number (`①` to `⑳`, `❶` to `❿`).
+fn circled_number(c: char) -> Option<u64> {
+    let code = u32::from(c);
+    let (first, last) = match code {
+        0x2460..=0x2473 => (0x2460, 0x2473),
+        0x2776..=0x277f => (0x2776, 0x277f),
+        0x2780..=0x2789 => (0x2780, 0x2789),
+        _ => return None,
+    };
+    (first..=last)
+        .contains(&code)
+        .then(|| u64::from(code - first + 1))
+}
+
 /// Reads a step number at the start of `s`: its value and the rest of `s`.
 fn leading_number(s: &str) -> Option<(u64, &str)> {
     let mut value: u64 = 0;
@@ -384,7 +449,26 @@ fn leading_number(s: &str) -> Option<(u64, &str)> {
 /// Delimiters after a bare step number: `1.`, `1)`, `1:`, fullwidth forms.
 const NUMBER_DELIMITERS: [char; 7] = ['.', ')', ':', '．', '）', '：', '、'];
 /// Delimiters after `Step 1` or `#1`.
-const STEP_DELIMITERS: [char; 8] = [':', '.', ')', '-', '–', '—', '：', '．'];
+const STEP_DELIMITERS: [char; 10] = [':', '.', ')', '-', '–', '—', '：', '．', '，', '、'];
+/// Words that label a step number (`Step 1:`, `Paso 1:`, `Étape 1 :`), in
+/// lowercase: the languages models answer in when the objective is in them.
+const STEP_WORDS: [&str; 15] = [
+    "step",
+    "paso",
+    "passo",
+    "étape",
+    "etape",
+    "schritt",
+    "stap",
+    "krok",
+    "шаг",
+    "adım",
+    "adim",
+    "ステップ",
+    "步骤",
+    "الخطوة",
+    "चरण",
+];
 /// Dashes that delimit a bare number when whitespace follows (`1 - a`).
 const DASHES: [char; 3] = ['-', '–', '—'];
 /// Bullet characters of markdown and of models imitating it.
@@ -589,19 +673,46 @@ fn parse_numbered(s: &str, hash_label: bool) -> Option<(u64, String, bool)> {
     if let Some(token) = bold {
         rest = &rest[token.len()..];
     }
-    let step_word = rest
-        .get(..4)
-        .is_some_and(|w| w.eq_ignore_ascii_case("step"));
-    if step_word {
-        rest = rest[4..].trim_start_matches(is_space);
+    let mut labelled = hash_label;
+    if let Some(after) = strip_step_word(rest) {
+        rest = after;
+        labelled = true;
     }
-    let labelled = step_word || hash_label;
+    // "第1步：" and "第一步，" (Chinese "step N").
+    let ordinal = !labelled && rest.starts_with('第');
+    if ordinal {
+        rest = &rest['第'.len_utf8()..];
+        labelled = true;
+    }
     let paren = !labelled && rest.starts_with('(');
     if paren {
         rest = &rest[1..];
     }
-    let (number, after) = leading_number(rest)?;
+    let mut circled = false;
+    let (number, after) = if let Some(n) = rest.chars().next().and_then(circled_number) {
+        circled = true;
+        (n, &rest[rest.chars().next().map_or(0, char::len_utf8)..])
+    } else if let Some(read) = leading_number(rest) {
+        read
+    } else {
+        // Chinese numerals: after a step word, or before "、" ("一、搜索").
+        let (n, after) = cjk_number(rest)?;
+        if !labelled && !after.starts_with('、') {
+            return None;
+        }
+        (n, after)
+    };
     rest = after;
+    if ordinal {
+        rest = rest.strip_prefix('步')?;
+    }
+    if labelled
+        && let Some(total) = rest.strip_prefix('/')
+        && total.starts_with(|c: char| c.is_ascii_digit())
+    {
+        // "Step 1/3: Search".
+        rest = total.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
 
     let delimiters: &[char] = if labelled {
         &STEP_DELIMITERS
@@ -627,8 +738,13 @@ fn parse_numbered(s: &str, hash_label: bool) -> Option<(u64, String, bool)> {
             .strip_prefix(DASHES)
             .filter(|a| a.starts_with(is_space))
     }
-    let mut delimited = false;
-    if paren {
+    let mut delimited = circled;
+    if circled {
+        // "① Search"; a delimiter after it ("①. Search") is dropped too.
+        if let Some(after) = strip_delimiter(rest, true, delimiters) {
+            rest = after;
+        }
+    } else if paren {
         rest = rest.strip_prefix([')', '）'])?;
         delimited = true;
     } else if let Some(after) = rest
@@ -998,12 +1114,9 @@ struct InlineSplit<'s> {
 /// Returns the number, the offset of the item's text, and whether it is a
 /// `Step` marker.
 fn inline_marker(s: &str) -> Option<(u64, usize, bool)> {
-    let labelled = s.get(..4).is_some_and(|w| w.eq_ignore_ascii_case("step"));
-    let rest = if labelled {
-        s[4..].trim_start_matches(is_space)
-    } else {
-        s
-    };
+    let word = strip_step_word(s);
+    let labelled = word.is_some();
+    let rest = word.unwrap_or(s);
     let (n, after) = leading_number(rest)?;
     let after = if labelled {
         after
@@ -1028,7 +1141,7 @@ fn inline_split(s: &str, first: u64) -> InlineSplit<'_> {
     for (i, c) in s.char_indices() {
         let at_boundary = boundary;
         boundary = c.is_whitespace() || c == ':';
-        if !at_boundary || !(digit_value(c).is_some() || c == 'S' || c == 's') {
+        if !at_boundary || !(digit_value(c).is_some() || c.is_alphabetic()) {
             continue;
         }
         let Some((n, text_start, step_word)) = inline_marker(&s[i..]) else {
@@ -1076,14 +1189,7 @@ fn table_steps(lines: &[Line<'_>]) -> Vec<String> {
         let mut cells = inner.split('|').map(trim_space);
         let Some(first) = cells.next() else { continue };
         let label = first.trim_matches(|c: char| matches!(c, '*' | '_' | '#'));
-        let label = if label
-            .get(..4)
-            .is_some_and(|w| w.eq_ignore_ascii_case("step"))
-        {
-            trim_space(&label[4..])
-        } else {
-            label
-        };
+        let label = strip_step_word(label).unwrap_or(label);
         let Some((n, after)) = leading_number(label) else {
             continue;
         };
@@ -1166,6 +1272,20 @@ mod tests {
         assert_eq!(marker("١. أ"), Some((Some(1), "أ".into())));
         assert_eq!(marker("１．検索"), Some((Some(1), "検索".into())));
         assert_eq!(marker("1."), Some((Some(1), String::new())));
+        assert_eq!(marker("1 - a"), Some((Some(1), "a".into())));
+        assert_eq!(marker("2.- a"), Some((Some(2), "a".into())));
+        assert_eq!(marker("#3: a"), Some((Some(3), "a".into())));
+        assert_eq!(marker("4\u{fe0f}\u{20e3} a"), Some((Some(4), "a".into())));
+        assert_eq!(marker("⑤ a"), Some((Some(5), "a".into())));
+        assert_eq!(marker("Step 6/9: a"), Some((Some(6), "a".into())));
+        assert_eq!(marker("Paso #7: a"), Some((Some(7), "a".into())));
+        assert_eq!(marker("第十二步：a"), Some((Some(12), "a".into())));
+        assert_eq!(marker("二十一、a"), Some((Some(21), "a".into())));
+        assert_eq!(
+            marker("\u{200f}8. a"),
+            None,
+            "marks are trimmed by the caller"
+        );
         for text in [
             "1.1 sub",
             "3.14 is pi",
@@ -1178,6 +1298,12 @@ mod tests {
             "Stepping",
             "1234567890. x",
             "10:30 meeting",
+            "1 -5 degrees",
+            "#hashtag",
+            "#2024was",
+            "一个",
+            "第一",
+            "Steps 2",
         ] {
             assert_eq!(marker(text), None, "{text:?}");
         }

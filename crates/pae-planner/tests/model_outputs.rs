@@ -425,6 +425,64 @@ fn text_plans_as_models_write_them() {
             long_plan.as_str(),
             vec![long_step.trim(), "Answer"],
         ),
+        // --- the objective's language ---
+        (
+            "Spanish Paso N:",
+            "Plan:\nPaso 1: Buscar el precio\nPaso 2: Responder",
+            vec!["Buscar el precio", "Responder"],
+        ),
+        (
+            "French Étape N :",
+            "Étape 1 : Chercher le prix\nÉtape 2 : Répondre",
+            vec!["Chercher le prix", "Répondre"],
+        ),
+        (
+            "German Schritt N:",
+            "Schritt 1: Suchen\nSchritt 2: Antworten",
+            vec!["Suchen", "Antworten"],
+        ),
+        (
+            "Russian Шаг N:",
+            "Шаг 1: Найти\nШаг 2: Ответить",
+            vec!["Найти", "Ответить"],
+        ),
+        (
+            "Chinese 第一步：",
+            "计划：\n第一步：搜索巴黎的人口\n第二步：回答问题",
+            vec!["搜索巴黎的人口", "回答问题"],
+        ),
+        (
+            "Chinese 第1步：",
+            "第1步：搜索\n第2步：回答",
+            vec!["搜索", "回答"],
+        ),
+        (
+            "Chinese 步骤1：",
+            "步骤1：搜索\n步骤2：回答",
+            vec!["搜索", "回答"],
+        ),
+        ("Chinese 一、", "一、搜索\n二、回答", vec!["搜索", "回答"]),
+        (
+            "Japanese ステップ1：",
+            "ステップ1：検索する\nステップ2：答える",
+            vec!["検索する", "答える"],
+        ),
+        ("circled numbers", "① 搜索\n② 回答", vec!["搜索", "回答"]),
+        (
+            "Chinese prose starting with a numeral",
+            "一个好主意是先搜索。",
+            vec![],
+        ),
+        (
+            "Step N/M:",
+            "Step 1/3: Search\nStep 2/3: Read\nStep 3/3: Answer",
+            vec!["Search", "Read", "Answer"],
+        ),
+        (
+            "Step #N:",
+            "Step #1: Search\nStep #2: Answer",
+            vec!["Search", "Answer"],
+        ),
         // --- nothing to find: typed errors with the text ---
         (
             "only the header and the marker",
@@ -484,6 +542,7 @@ fn huge_inputs_are_parsed_quickly() {
         let _ = StructuredPlanParser::new().parse(input);
         let _ = replan.parse_text(input);
         let _ = replan.parse_json(input);
+        eprintln!("{} bytes: {:?}", input.len(), started.elapsed());
         assert!(
             started.elapsed() < std::time::Duration::from_secs(10),
             "{} bytes took {:?}",
