@@ -203,8 +203,18 @@ fn parse_everything(text: &str) {
     }
 }
 
+/// 4096 cases per property, or `PROPTEST_CASES` when it is set (the
+/// explicit count would otherwise override the variable).
+fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4096);
+    ProptestConfig::with_cases(cases)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(4096))]
+    #![proptest_config(config())]
 
     #[test]
     fn arbitrary_text_never_panics(text in "(?s).{0,400}") {
