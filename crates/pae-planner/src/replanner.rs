@@ -32,7 +32,8 @@ pub const REPLAN_SCHEMA_NAME: &str = "replan_decision";
 /// answer below) wins, and everything after it, up to the end marker or a
 /// leaked chat-template token, is the answer; otherwise the reply is read as
 /// a plan by [`PlanningOutputParser`] and its steps are the revised
-/// remaining steps.
+/// remaining steps; a reply that is neither but is a JSON decision is read
+/// as one.
 ///
 /// JSON replies: `{"action": "finish", "answer": ...}` or
 /// `{"action": "continue", "steps": [...]}`, leniently (see
@@ -96,10 +97,13 @@ impl ReplanOutputParser {
         }
         match self.plan_parser.parse(text) {
             Ok(plan) => Ok(ReplanDecision::Continue { steps: plan.steps }),
-            Err(_) => Err(malformed(
-                text,
-                "it has neither a line starting with \"FINAL ANSWER:\" nor a numbered list of remaining steps",
-            )),
+            // A model asked for text may still answer with a JSON decision.
+            Err(_) => self.parse_json(text).map_err(|_| {
+                malformed(
+                    text,
+                    "it has neither a line starting with \"FINAL ANSWER:\" nor a numbered list of remaining steps",
+                )
+            }),
         }
     }
 

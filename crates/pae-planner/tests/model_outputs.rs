@@ -919,6 +919,11 @@ fn replanning_replies_as_models_write_them() {
             Continue(&["Give the final answer: 4"]),
         ),
         (
+            "a JSON decision to a text request",
+            r#"{"action": "finish", "answer": "42"}"#,
+            Finish("42"),
+        ),
+        (
             "prose without a label or a list",
             "The final answer is 42.",
             Malformed,
