@@ -73,9 +73,10 @@ const MAX_NUMBER_DIGITS: usize = 9;
 ///    list in a preamble is not mistaken for the plan.
 /// 9. **Trailing chatter**: after the last step, a blank line followed by a
 ///    line that is not indented deeper than the list ("This plan ...") ends
-///    the plan, and so does, even without a blank line, a line that opens
-///    like closing chatter ("Let me know", "I hope", "Feel free", "By
-///    following these steps", "If you need", ...); that text is dropped.
+///    the plan, and so do, even without a blank line, a horizontal rule and
+///    a line that opens like closing chatter ("Let me know", "I hope", "Feel
+///    free", "By following these steps", "If you have any", ...); that text
+///    is dropped.
 ///    Other lines right after the last step continue it, as in markdown.
 ///    When the last step has no text on its marker line, or is a heading
 ///    (`### Step 3: Answer`, a line in bold) in a list whose steps have
@@ -853,7 +854,7 @@ fn is_section_heading(line: &Line<'_>, after_blank: bool) -> bool {
 }
 
 /// Phrases that open closing chatter after a plan ("Let me know if ...").
-const CHATTER: [&str; 22] = [
+const CHATTER: [&str; 23] = [
     "let me know",
     "please let me know",
     "i hope",
@@ -861,7 +862,8 @@ const CHATTER: [&str; 22] = [
     "hope that",
     "feel free",
     "if you have any",
-    "if you need",
+    "if you need any",
+    "if you need help",
     "if you'd like",
     "if you would like",
     "would you like",
@@ -877,6 +879,15 @@ const CHATTER: [&str; 22] = [
     "to summarize",
     "to summarise",
 ];
+
+/// Whether a line is a horizontal rule (`---`, `***`, `* * *`, `===`).
+fn is_rule(content: &str) -> bool {
+    let marks: Vec<char> = content.chars().filter(|c| !is_space(*c)).collect();
+    marks.len() >= 3
+        && marks
+            .iter()
+            .all(|&c| c == marks[0] && matches!(c, '-' | '*' | '_' | '=' | '—'))
+}
 
 /// Whether a line opens like closing chatter.
 fn is_chatter(content: &str) -> bool {
@@ -1049,7 +1060,7 @@ fn chatter_cut(item: &Item<'_, '_>, base: usize, steps_have_bodies: bool) -> Opt
             continue;
         }
         if line.indent <= base {
-            if is_chatter(line.content) {
+            if is_chatter(line.content) || is_rule(line.content) {
                 return Some(i);
             }
             let after_blank = i > 0 && item.body[i - 1].is_blank();

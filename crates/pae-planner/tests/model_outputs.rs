@@ -286,6 +286,19 @@ fn text_plans_as_models_write_them() {
             ],
         ),
         (
+            "a horizontal rule and an explanation after the last step",
+            "Plan:\n1. a\n2. b\n---\n**Explanation:** b needs a.",
+            vec!["a", "b"],
+        ),
+        (
+            "a condition under the last step is part of it",
+            "1. Search\n2. Answer the question\nIf you need more data, repeat step 1.",
+            vec![
+                "Search",
+                "Answer the question\nIf you need more data, repeat step 1.",
+            ],
+        ),
+        (
             "a step that starts like chatter is not the last step",
             "1. If you need the weather, call the weather tool\n2. Answer",
             vec!["If you need the weather, call the weather tool", "Answer"],
