@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use pae_core::{
     Capabilities, ChatModel, ChatRequest, ChatResponse, ChatStream, FinishReason, ProviderError,
-    chunk_from_response, cut_at_stop, cut_stream_at_stop, parse_retry_after,
+    cut_at_stop, cut_stream_at_stop, parse_retry_after,
 };
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 
@@ -17,6 +17,17 @@ use crate::wire::{self, SchemaMode, TokenLimitField, WireOptions};
 
 /// OpenAI's API root, used when no base URL is given.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+
+/// The largest reply body (or streamed event) read by default: 32 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 << 20;
+
+/// How much of an error body is kept in [`ProviderError::Http::body`] and
+/// [`ProviderError::InvalidResponse::body`]: the first 64 KiB.
+pub(crate) const ERROR_BODY_BYTES: usize = 64 << 10;
+
+/// How long an error body may take to arrive when no timeout is set: the
+/// status is known, so a stalled body is not waited for forever.
+const ERROR_BODY_WAIT: Duration = Duration::from_secs(10);
 
 /// An API key. Its `Debug` output is redacted, and the adapter never puts it
 /// in an error, a log line or a `Debug` string.
@@ -46,10 +57,14 @@ impl fmt::Debug for ApiKey {
 /// tool-call fragments by index. The adapter also cuts replies at the stop
 /// sequences itself, for servers that ignore them.
 ///
-/// Errors keep what a caller needs: HTTP status, the raw body, and the wait
-/// asked for by `Retry-After` (or OpenAI's `retry-after-ms`). The adapter
-/// does not retry by itself; wrap it in [`pae_core::Retry`] (see
-/// [`pae_core::ChatModelExt`]).
+/// Errors keep what a caller needs: HTTP status, the raw body (its first
+/// 64 KiB), and the wait asked for by `Retry-After` (or OpenAI's
+/// `retry-after-ms`). A body with status 200 that holds an `error` object
+/// instead of a completion (as some compatible servers and proxies send) is
+/// an error too: [`ProviderError::Http`] with the object's `code` when that
+/// is an HTTP status, else [`ProviderError::InvalidResponse`] whose reason
+/// quotes the server's message. The adapter does not retry by itself; wrap
+/// it in [`pae_core::Retry`] (see [`pae_core::ChatModelExt`]).
 #[derive(Clone)]
 pub struct OpenAiChat {
     http: reqwest::Client,
@@ -59,6 +74,7 @@ pub struct OpenAiChat {
     timeout: Option<Duration>,
     capabilities: Capabilities,
     options: WireOptions,
+    max_response_bytes: usize,
 }
 
 impl fmt::Debug for OpenAiChat {
@@ -72,6 +88,7 @@ impl fmt::Debug for OpenAiChat {
             .field("schema_mode", &self.options.schema_mode)
             .field("token_limit", &self.options.token_limit)
             .field("stream_usage", &self.options.stream_usage)
+            .field("max_response_bytes", &self.max_response_bytes)
             .finish()
     }
 }
@@ -95,6 +112,7 @@ impl OpenAiChat {
                 stream_usage: true,
                 ..WireOptions::default()
             },
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 
@@ -144,7 +162,9 @@ impl OpenAiChat {
 
     /// Fails calls that take longer than `timeout` with
     /// [`ProviderError::Timeout`]. For streams the limit applies to the
-    /// start and to each gap between chunks.
+    /// start and to each gap between chunks; keep-alive comments and other
+    /// events that carry no part of the reply do not restart it, so a
+    /// server that only keeps the connection open times out.
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
@@ -181,6 +201,15 @@ impl OpenAiChat {
     #[must_use]
     pub fn with_stream_usage(mut self, include: bool) -> Self {
         self.options.stream_usage = include;
+        self
+    }
+
+    /// Refuses reply bodies (and single streamed events) larger than
+    /// `bytes` with [`ProviderError::InvalidResponse`] instead of buffering
+    /// them; the default is [`DEFAULT_MAX_RESPONSE_BYTES`].
+    #[must_use]
+    pub fn with_max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes.max(1);
         self
     }
 
@@ -297,31 +326,53 @@ impl OpenAiChat {
             return Ok(response);
         }
         let retry_after = retry_after(response.headers());
-        let body = response
-            .bytes()
-            .await
-            .map(|b| b.to_vec())
-            .unwrap_or_default();
+        // What arrives of the body within the wait, up to the kept size:
+        // the status is what matters, and a huge or stalled error body must
+        // not hold the caller.
+        let mut kept = Vec::new();
+        let mut bytes = response.bytes_stream();
+        let _ = tokio::time::timeout(ERROR_BODY_WAIT, async {
+            while let Some(Ok(part)) = bytes.next().await {
+                kept.extend_from_slice(&part);
+                if kept.len() >= ERROR_BODY_BYTES {
+                    break;
+                }
+            }
+        })
+        .await;
         Err(ProviderError::Http {
             status: status.as_u16(),
-            body: self.scrub(&String::from_utf8_lossy(&body)),
+            body: wire::lossy_prefix(&kept, ERROR_BODY_BYTES),
             retry_after,
         })
     }
 
+    /// Reads a whole reply body, refusing one above the size limit.
+    async fn read_body(&self, response: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
+        let limit = self.max_response_bytes;
+        if response
+            .content_length()
+            .is_some_and(|length| length > limit as u64)
+        {
+            return Err(too_large(&[], limit));
+        }
+        let mut body = Vec::new();
+        let mut bytes = response.bytes_stream();
+        while let Some(part) = bytes.next().await {
+            let part = part.map_err(|error| self.transport_error(error))?;
+            if body.len() + part.len() > limit {
+                body.extend_from_slice(&part);
+                return Err(too_large(&body, limit));
+            }
+            body.extend_from_slice(&part);
+        }
+        Ok(body)
+    }
+
     async fn chat_inner(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         let response = self.send(request, false).await?;
-        let body = response
-            .bytes()
-            .await
-            .map_err(|error| self.transport_error(error))?;
-        let mut reply = wire::parse_response(&body).map_err(|error| match error {
-            ProviderError::InvalidResponse { body, reason } => ProviderError::InvalidResponse {
-                body: self.scrub(&body),
-                reason,
-            },
-            other => other,
-        })?;
+        let body = self.read_body(response).await?;
+        let mut reply = wire::parse_response(&body)?;
         let cut = cut_at_stop(&reply.message.content, &request.stop).len();
         if cut < reply.message.content.len() {
             reply.message.content.truncate(cut);
@@ -330,27 +381,19 @@ impl OpenAiChat {
         Ok(reply)
     }
 
+    /// The chunks of a streamed reply. The content type is not trusted: a
+    /// body with events is read as events whatever its label, and one
+    /// without any (a server that ignored `stream: true`) as a whole reply
+    /// (see [`sse::chunk_stream`]).
     async fn stream_inner(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
         let response = self.send(request, true).await?;
-        let is_json = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/json"));
-        if is_json {
-            // The server ignored `stream: true` and sent a whole reply.
-            let body = response
-                .bytes()
-                .await
-                .map_err(|error| self.transport_error(error))?;
-            let reply = wire::parse_response(&body)?;
-            return Ok(Box::pin(futures::stream::once(async move {
-                Ok(chunk_from_response(reply))
-            })));
-        }
         let bytes: sse::ByteStream =
             Box::pin(response.bytes_stream().map(|part| part.map(|b| b.to_vec())));
-        Ok(sse::chunk_stream(bytes, self.timeout))
+        Ok(sse::chunk_stream(
+            bytes,
+            self.timeout,
+            self.max_response_bytes,
+        ))
     }
 
     /// Maps a reqwest failure to a provider error, without the URL (which
@@ -371,36 +414,76 @@ impl OpenAiChat {
         };
         ProviderError::connection(format!("{action} {target}"), error.without_url())
     }
+}
 
-    /// Removes the API key from text that came from the server (an error
-    /// body may echo it).
-    fn scrub(&self, text: &str) -> String {
-        match &self.api_key {
-            Some(ApiKey(key)) if key.len() >= 4 => text.replace(key.as_str(), "<redacted>"),
-            _ => text.to_owned(),
-        }
+/// Removes `key` from `text`.
+fn scrub(key: Option<&ApiKey>, text: &str) -> String {
+    match key {
+        Some(ApiKey(key)) if key.len() >= 4 => text.replace(key.as_str(), "<redacted>"),
+        _ => text.to_owned(),
+    }
+}
+
+/// Removes `key` from every text of `error` that came from the server, so
+/// that no path (status, parse failure, stream event) can show it.
+fn scrub_error(key: Option<&ApiKey>, error: ProviderError) -> ProviderError {
+    if key.is_none() {
+        return error;
+    }
+    match error {
+        ProviderError::Http {
+            status,
+            body,
+            retry_after,
+        } => ProviderError::Http {
+            status,
+            body: scrub(key, &body),
+            retry_after,
+        },
+        ProviderError::InvalidResponse { body, reason } => ProviderError::InvalidResponse {
+            body: scrub(key, &body),
+            reason: scrub(key, &reason),
+        },
+        ProviderError::StreamInterrupted { reason, partial } => ProviderError::StreamInterrupted {
+            reason: scrub(key, &reason),
+            partial,
+        },
+        other => other,
+    }
+}
+
+/// The error for a body above `limit` bytes, keeping its beginning.
+fn too_large(body: &[u8], limit: usize) -> ProviderError {
+    ProviderError::InvalidResponse {
+        body: wire::lossy_prefix(body, ERROR_BODY_BYTES),
+        reason: format!("the response is larger than the limit of {limit} bytes"),
     }
 }
 
 #[async_trait]
 impl ChatModel for OpenAiChat {
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, ProviderError> {
-        match self.timeout {
+        let result = match self.timeout {
             Some(limit) => tokio::time::timeout(limit, self.chat_inner(&request))
                 .await
                 .unwrap_or(Err(ProviderError::Timeout { after: limit })),
             None => self.chat_inner(&request).await,
-        }
+        };
+        result.map_err(|error| scrub_error(self.api_key.as_ref(), error))
     }
 
     async fn stream(&self, request: ChatRequest) -> Result<ChatStream, ProviderError> {
+        let key = self.api_key.clone();
         let stream = match self.timeout {
             Some(limit) => tokio::time::timeout(limit, self.stream_inner(&request))
                 .await
-                .unwrap_or(Err(ProviderError::Timeout { after: limit }))?,
-            None => self.stream_inner(&request).await?,
-        };
-        Ok(cut_stream_at_stop(stream, request.stop))
+                .unwrap_or(Err(ProviderError::Timeout { after: limit })),
+            None => self.stream_inner(&request).await,
+        }
+        .map_err(|error| scrub_error(key.as_ref(), error))?;
+        let scrubbed =
+            stream.map(move |item| item.map_err(|error| scrub_error(key.as_ref(), error)));
+        Ok(cut_stream_at_stop(Box::pin(scrubbed), request.stop))
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -433,6 +516,9 @@ fn redact_url(url: &str) -> String {
                 let _ = parsed.set_username("");
                 let _ = parsed.set_password(None);
             }
+            // A query may carry a key (`?api-key=…`).
+            parsed.set_query(None);
+            parsed.set_fragment(None);
             parsed.as_str().trim_end_matches('/').to_owned()
         }
         Err(_) => String::from("<invalid URL>"),
@@ -496,10 +582,21 @@ mod tests {
 
     #[test]
     fn scrub_removes_the_key_from_bodies() {
-        let chat = OpenAiChat::new("m").with_api_key("sk-abcdef");
+        let key = ApiKey("sk-abcdef".into());
         assert_eq!(
-            chat.scrub("Incorrect API key provided: sk-abcdef."),
+            scrub(Some(&key), "Incorrect API key provided: sk-abcdef."),
             "Incorrect API key provided: <redacted>."
+        );
+        let error = scrub_error(
+            Some(&key),
+            ProviderError::StreamInterrupted {
+                reason: "bad key sk-abcdef".into(),
+                partial: "kept".into(),
+            },
+        );
+        assert_eq!(
+            format!("{error:?}"),
+            r#"StreamInterrupted { reason: "bad key <redacted>", partial: "kept" }"#
         );
     }
 }

@@ -1,38 +1,91 @@
 //! A server-sent events decoder and the chunk stream built on it: bytes in,
-//! `data:` payloads out, with the end of the stream checked so that a
-//! connection cut in the middle of a reply is an error, not a short answer.
+//! events out, with the end of the stream checked so that a connection cut
+//! in the middle of a reply is an error, not a short answer.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use pae_core::{ChatChunk, ChatStream, ProviderError};
+use pae_core::{ChatChunk, ChatStream, ProviderError, chunk_from_response};
+use serde_json::Value;
 
 use crate::wire;
 
-/// Splits a byte stream into server-sent events and returns the `data` of
-/// each complete event. Comments and other fields are ignored.
-#[derive(Debug, Default)]
+/// One dispatched event: its type (`event:` field, when given) and data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SseEvent {
+    pub(crate) name: Option<String>,
+    pub(crate) data: String,
+}
+
+/// Splits a byte stream into server-sent events as the HTML standard
+/// defines them: lines end with CRLF, LF or a lone CR; a leading byte-order
+/// mark is dropped; `data:` lines (with or without a space) are joined;
+/// comments and unknown fields are ignored.
+#[derive(Debug)]
 pub(crate) struct SseDecoder {
     line: Vec<u8>,
     data: String,
+    name: Option<String>,
     has_data: bool,
+    /// The last byte was a CR, so an LF right after it ends nothing.
+    after_cr: bool,
+    /// No line has ended yet (a byte-order mark may start it).
+    first_line: bool,
+    /// Whether any line had the shape of an event-stream line (a comment or
+    /// a known field), as opposed to a body that is not an event stream.
+    saw_field: bool,
+    /// The longest line or event accepted.
+    limit: usize,
+    overflowed: bool,
 }
 
+impl Default for SseDecoder {
+    fn default() -> Self {
+        Self::with_limit(usize::MAX)
+    }
+}
+
+const BOM: &[u8] = "\u{feff}".as_bytes();
+
 impl SseDecoder {
-    /// Feeds bytes; returns the data of every event they complete.
-    pub(crate) fn push(&mut self, bytes: &[u8]) -> Vec<String> {
+    /// A decoder that refuses lines and events longer than `limit` bytes.
+    pub(crate) fn with_limit(limit: usize) -> Self {
+        Self {
+            line: Vec::new(),
+            data: String::new(),
+            name: None,
+            has_data: false,
+            after_cr: false,
+            first_line: true,
+            saw_field: false,
+            limit,
+            overflowed: false,
+        }
+    }
+
+    /// Feeds bytes; returns every event they complete.
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
         let mut events = Vec::new();
         for &byte in bytes {
-            if byte == b'\n' {
-                let mut line = std::mem::take(&mut self.line);
-                if line.last() == Some(&b'\r') {
-                    line.pop();
+            if self.overflowed {
+                break;
+            }
+            match byte {
+                b'\n' if self.after_cr => self.after_cr = false,
+                b'\n' | b'\r' => {
+                    self.after_cr = byte == b'\r';
+                    let line = std::mem::take(&mut self.line);
+                    self.line_done(&line, &mut events);
                 }
-                self.line_done(&line, &mut events);
-            } else {
-                self.line.push(byte);
+                _ => {
+                    self.after_cr = false;
+                    self.line.push(byte);
+                    if self.line.len() > self.limit {
+                        self.overflowed = true;
+                    }
+                }
             }
         }
         events
@@ -43,15 +96,36 @@ impl SseDecoder {
         self.has_data || !self.line.is_empty()
     }
 
-    fn line_done(&mut self, line: &[u8], events: &mut Vec<String>) {
+    /// Whether a line or an event grew beyond the limit (nothing is decoded
+    /// after that).
+    pub(crate) fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+
+    /// Whether any line looked like part of an event stream.
+    pub(crate) fn saw_field(&self) -> bool {
+        self.saw_field
+    }
+
+    fn line_done(&mut self, line: &[u8], events: &mut Vec<SseEvent>) {
+        let line = if std::mem::take(&mut self.first_line) {
+            line.strip_prefix(BOM).unwrap_or(line)
+        } else {
+            line
+        };
         if line.is_empty() {
             if self.has_data {
-                events.push(std::mem::take(&mut self.data));
+                events.push(SseEvent {
+                    name: self.name.take(),
+                    data: std::mem::take(&mut self.data),
+                });
                 self.has_data = false;
             }
+            self.name = None;
             return;
         }
         if line.first() == Some(&b':') {
+            self.saw_field = true;
             return;
         }
         let line = String::from_utf8_lossy(line);
@@ -59,12 +133,24 @@ impl SseDecoder {
             Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
             None => (line.as_ref(), ""),
         };
-        if field == "data" {
-            if self.has_data {
-                self.data.push('\n');
+        match field {
+            "data" => {
+                self.saw_field = true;
+                if self.has_data {
+                    self.data.push('\n');
+                }
+                self.data.push_str(value);
+                self.has_data = true;
+                if self.data.len() > self.limit {
+                    self.overflowed = true;
+                }
             }
-            self.data.push_str(value);
-            self.has_data = true;
+            "event" => {
+                self.saw_field = true;
+                self.name = Some(value.to_owned());
+            }
+            "id" | "retry" => self.saw_field = true,
+            _ => {}
         }
     }
 }
@@ -76,12 +162,16 @@ pub(crate) type ByteStream =
 struct State {
     bytes: ByteStream,
     decoder: SseDecoder,
-    pending: VecDeque<String>,
+    pending: VecDeque<SseEvent>,
     text: String,
     finished: bool,
     saw_finish_reason: bool,
     at_eof: bool,
     idle: Option<Duration>,
+    /// The body as received while it has shown no event-stream line, up to
+    /// the limit: a server that ignored `stream: true` sent a whole reply.
+    raw: Vec<u8>,
+    limit: usize,
 }
 
 /// Turns the body of a streamed chat completion into chunks.
@@ -89,20 +179,26 @@ struct State {
 /// The stream ends normally at `data: [DONE]` after a finish reason, or when
 /// the body ends after a finish reason (some servers omit `[DONE]`). A
 /// stream that ends without a finish reason, or breaks, yields
-/// [`ProviderError::StreamInterrupted`]
-/// with the text received so far; a gap longer than `idle` yields
-/// [`ProviderError::Timeout`]; a payload that is not a chunk yields
-/// [`ProviderError::InvalidResponse`]. Nothing follows an error.
-pub(crate) fn chunk_stream(bytes: ByteStream, idle: Option<Duration>) -> ChatStream {
+/// [`ProviderError::StreamInterrupted`] with the text received so far; an
+/// error event (`data: {"error": …}` or `event: error`) yields that error; a
+/// gap longer than `idle` without a chunk (keep-alive comments do not
+/// count) yields [`ProviderError::Timeout`]; a payload that is not a chunk,
+/// or a line or event above `limit` bytes, yields
+/// [`ProviderError::InvalidResponse`]. A body with no event-stream line at
+/// all is read as a whole reply, or reported as `InvalidResponse` with the
+/// body. Nothing follows an error.
+pub(crate) fn chunk_stream(bytes: ByteStream, idle: Option<Duration>, limit: usize) -> ChatStream {
     let state = State {
         bytes,
-        decoder: SseDecoder::default(),
+        decoder: SseDecoder::with_limit(limit),
         pending: VecDeque::new(),
         text: String::new(),
         finished: false,
         saw_finish_reason: false,
         at_eof: false,
         idle,
+        raw: Vec::new(),
+        limit,
     };
     Box::pin(futures::stream::unfold(state, |mut state| async move {
         let item = next(&mut state).await?;
@@ -113,56 +209,105 @@ pub(crate) fn chunk_stream(bytes: ByteStream, idle: Option<Duration>) -> ChatStr
     }))
 }
 
+fn interrupted(state: &State, reason: impl Into<String>) -> ProviderError {
+    ProviderError::StreamInterrupted {
+        reason: reason.into(),
+        partial: state.text.clone(),
+    }
+}
+
+/// The error of an `event: error` event.
+fn error_event(data: &str) -> ProviderError {
+    let error = match serde_json::from_str::<Value>(data) {
+        Ok(value) => match value.get("error") {
+            Some(inner) if !inner.is_null() => inner.clone(),
+            _ => value,
+        },
+        Err(_) => Value::String(data.to_owned()),
+    };
+    wire::stream_error(&error, data.as_bytes())
+}
+
+/// What to yield for one event: a chunk, an error, the end, or nothing.
+fn handle(state: &mut State, event: SseEvent) -> Option<Option<Result<ChatChunk, ProviderError>>> {
+    if event.data.trim() == "[DONE]" {
+        state.finished = true;
+        if state.saw_finish_reason {
+            return Some(None);
+        }
+        // Every reply ends with a finish reason before `[DONE]`; a server
+        // that sends `[DONE]` without one cut the reply short
+        // (llama-cpp-python does when another request arrives).
+        return Some(Some(Err(interrupted(
+            state,
+            "the server ended the stream before the reply was complete \
+             ([DONE] without a finish reason)",
+        ))));
+    }
+    let parsed = if event.name.as_deref() == Some("error") {
+        Err(error_event(&event.data))
+    } else {
+        wire::parse_chunk(&event.data)
+    };
+    match parsed {
+        Ok(chunk) => {
+            if chunk.finish_reason.is_some() {
+                state.saw_finish_reason = true;
+            }
+            state.text.push_str(&chunk.delta);
+            if chunk == ChatChunk::default() {
+                return None;
+            }
+            Some(Some(Ok(chunk)))
+        }
+        Err(ProviderError::StreamInterrupted { reason, .. }) => {
+            Some(Some(Err(interrupted(state, reason))))
+        }
+        // An unterminated last event that does not parse was cut off.
+        Err(ProviderError::InvalidResponse { .. }) if state.at_eof => Some(Some(Err(interrupted(
+            state,
+            "the stream ended in the middle of an event",
+        )))),
+        Err(error) => Some(Some(Err(error))),
+    }
+}
+
+/// The end of a body that showed no event-stream line: a whole reply (the
+/// server ignored `stream: true`), an error object, or not a reply at all.
+fn whole_body(state: &State) -> Result<ChatChunk, ProviderError> {
+    match wire::parse_response(&state.raw) {
+        Ok(reply) => Ok(chunk_from_response(reply)),
+        Err(ProviderError::InvalidResponse { body, reason }) => {
+            Err(ProviderError::InvalidResponse {
+                body,
+                reason: format!(
+                    "the body of a stream request is neither an event stream nor a chat \
+                     completion ({reason})"
+                ),
+            })
+        }
+        Err(error) => Err(error),
+    }
+}
+
 async fn next(state: &mut State) -> Option<Result<ChatChunk, ProviderError>> {
+    // The time limit runs from the last chunk: events that carry nothing
+    // (keep-alive comments, empty deltas) do not restart it.
+    let deadline = state
+        .idle
+        .map(|limit| (limit, tokio::time::Instant::now() + limit));
     loop {
         if state.finished {
             return None;
         }
-        if let Some(data) = state.pending.pop_front() {
-            if data.trim() == "[DONE]" {
-                state.finished = true;
-                if state.saw_finish_reason {
-                    return None;
-                }
-                // Every reply ends with a finish reason before `[DONE]`; a
-                // server that sends `[DONE]` without one cut the reply short
-                // (llama-cpp-python does when another request arrives).
-                return Some(Err(ProviderError::StreamInterrupted {
-                    reason: "the server ended the stream before the reply was complete \
-                             ([DONE] without a finish reason)"
-                        .into(),
-                    partial: state.text.clone(),
-                }));
-            }
-            match wire::parse_chunk(&data) {
-                Ok(chunk) => {
-                    if chunk.finish_reason.is_some() {
-                        state.saw_finish_reason = true;
-                    }
-                    state.text.push_str(&chunk.delta);
-                    if chunk == ChatChunk::default() {
-                        continue;
-                    }
-                    return Some(Ok(chunk));
-                }
-                Err(ProviderError::StreamInterrupted { reason, .. }) => {
-                    return Some(Err(ProviderError::StreamInterrupted {
-                        reason,
-                        partial: state.text.clone(),
-                    }));
-                }
-                // An unterminated last event that does not parse was cut off.
-                Err(_) if state.at_eof => {
-                    return Some(Err(ProviderError::StreamInterrupted {
-                        reason: "the stream ended in the middle of an event".into(),
-                        partial: state.text.clone(),
-                    }));
-                }
-                Err(error) => return Some(Err(error)),
+        if let Some(event) = state.pending.pop_front() {
+            match handle(state, event) {
+                Some(item) => return item,
+                None => continue,
             }
         }
-        let read = match state.idle {
-            Some(limit) => match tokio::time::timeout(limit, state.bytes.next()).await {
+        let read = match deadline {
+            Some((limit, at)) => match tokio::time::timeout_at(at, state.bytes.next()).await {
                 Ok(read) => read,
                 Err(_) => return Some(Err(ProviderError::Timeout { after: limit })),
             },
@@ -170,16 +315,44 @@ async fn next(state: &mut State) -> Option<Result<ChatChunk, ProviderError>> {
         };
         match read {
             Some(Ok(bytes)) => {
+                if !state.decoder.saw_field() {
+                    state.raw.extend_from_slice(&bytes);
+                    if state.raw.len() > state.limit {
+                        return Some(Err(ProviderError::InvalidResponse {
+                            body: wire::lossy_prefix(&state.raw, crate::chat::ERROR_BODY_BYTES),
+                            reason: format!(
+                                "the response is larger than the limit of {} bytes",
+                                state.limit
+                            ),
+                        }));
+                    }
+                }
                 let events = state.decoder.push(&bytes);
+                if state.decoder.saw_field() {
+                    state.raw = Vec::new();
+                }
+                if state.decoder.overflowed() {
+                    return Some(Err(ProviderError::InvalidResponse {
+                        body: wire::lossy_prefix(&bytes, crate::chat::ERROR_BODY_BYTES),
+                        reason: format!(
+                            "a streamed event is larger than the limit of {} bytes",
+                            state.limit
+                        ),
+                    }));
+                }
                 state.pending.extend(events);
             }
             Some(Err(error)) => {
-                return Some(Err(ProviderError::StreamInterrupted {
-                    reason: format!("the connection broke: {}", error.without_url()),
-                    partial: state.text.clone(),
-                }));
+                return Some(Err(interrupted(
+                    state,
+                    format!("the connection broke: {}", error.without_url()),
+                )));
             }
             None => {
+                if !state.decoder.saw_field() && !state.raw.iter().all(u8::is_ascii_whitespace) {
+                    state.finished = true;
+                    return Some(whole_body(state));
+                }
                 // A final event without its blank line still counts.
                 if !state.at_eof && state.decoder.has_partial() {
                     state.at_eof = true;
@@ -193,10 +366,10 @@ async fn next(state: &mut State) -> Option<Result<ChatChunk, ProviderError>> {
                 if state.saw_finish_reason {
                     return None;
                 }
-                return Some(Err(ProviderError::StreamInterrupted {
-                    reason: "the stream ended before the reply was complete".into(),
-                    partial: state.text.clone(),
-                }));
+                return Some(Err(interrupted(
+                    state,
+                    "the stream ended before the reply was complete",
+                )));
             }
         }
     }
@@ -211,6 +384,7 @@ mod tests {
         parts
             .iter()
             .flat_map(|p| decoder.push(p.as_bytes()))
+            .map(|event| event.data)
             .collect()
     }
 
@@ -228,13 +402,49 @@ mod tests {
     }
 
     #[test]
+    fn lone_cr_crlf_split_across_reads_and_a_byte_order_mark() {
+        assert_eq!(
+            decode(&["\u{feff}data: a\r", "\ndata: b\r\r", "data: c\r\n", "\r\n"]),
+            ["a\nb", "c"]
+        );
+        // A CR then an LF in the next read is one line end, not two.
+        assert_eq!(decode(&["data: a\r", "\n", "\r", "\n"]), ["a"]);
+        // A byte-order mark later in the stream is data, not skipped.
+        assert_eq!(decode(&["data: x\n\n\u{feff}data: y\n\n"]), ["x"]);
+    }
+
+    #[test]
+    fn event_names_are_kept_until_dispatch_and_fields_are_noticed() {
+        let mut decoder = SseDecoder::default();
+        let events = decoder.push(b"event: error\ndata: {}\n\ndata: plain\n\n");
+        assert_eq!(events[0].name.as_deref(), Some("error"));
+        assert_eq!(events[1].name, None);
+        assert!(decoder.saw_field());
+        let mut json = SseDecoder::default();
+        assert!(json.push(b"{\"choices\": []}\n").is_empty());
+        assert!(!json.saw_field(), "a JSON body is not an event stream");
+    }
+
+    #[test]
+    fn lines_and_events_beyond_the_limit_overflow() {
+        let mut decoder = SseDecoder::with_limit(8);
+        assert!(decoder.push(b"data: 12\n\n").len() == 1);
+        assert!(!decoder.overflowed());
+        decoder.push(b"data: 123456789");
+        assert!(decoder.overflowed());
+        let mut joined = SseDecoder::with_limit(8);
+        joined.push(b"data: 12345\ndata: 12345\n");
+        assert!(joined.overflowed(), "data lines joined beyond the limit");
+    }
+
+    #[test]
     fn multibyte_text_split_between_reads_survives() {
         let text = "data: {\"é\":\"ü\"}\n\n";
         let bytes = text.as_bytes();
         let mut decoder = SseDecoder::default();
         let mut out = Vec::new();
         for byte in bytes {
-            out.extend(decoder.push(&[*byte]));
+            out.extend(decoder.push(&[*byte]).into_iter().map(|e| e.data));
         }
         assert_eq!(out, ["{\"é\":\"ü\"}"]);
     }
@@ -246,7 +456,7 @@ mod tests {
     }
 
     async fn collect(parts: Vec<&'static str>) -> Vec<Result<ChatChunk, ProviderError>> {
-        chunk_stream(body(parts), None).collect().await
+        chunk_stream(body(parts), None, usize::MAX).collect().await
     }
 
     const HELLO: &str = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n";
@@ -315,11 +525,63 @@ mod tests {
             futures::stream::iter([Ok(HELLO.as_bytes().to_vec())])
                 .chain(futures::stream::pending()),
         );
-        let items: Vec<_> = chunk_stream(stalled, Some(Duration::from_secs(5)))
+        let items: Vec<_> = chunk_stream(stalled, Some(Duration::from_secs(5)), usize::MAX)
             .collect()
             .await;
         assert_eq!(items.len(), 2);
         assert!(matches!(items[1], Err(ProviderError::Timeout { .. })));
+    }
+
+    #[tokio::test]
+    async fn error_events_and_whole_bodies() {
+        let items = collect(vec![
+            HELLO,
+            "event: error\ndata: {\"message\": \"boom\"}\n\n",
+        ])
+        .await;
+        assert!(matches!(
+            &items[1],
+            Err(ProviderError::StreamInterrupted { reason, partial }) if reason.contains("boom") && partial == "Hel"
+        ));
+        let items = collect(vec![
+            "event: error\ndata: {\"error\": {\"code\": 503, \"message\": \"x\"}}\n\n",
+        ])
+        .await;
+        assert!(
+            matches!(&items[0], Err(ProviderError::Http { status: 503, .. })),
+            "{items:?}"
+        );
+        let whole = r#"{"choices":[{"message":{"content":"whole"},"finish_reason":"stop"}]}"#;
+        let items = collect(vec![&whole[..10], &whole[10..]]).await;
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].as_ref().unwrap().delta, "whole");
+        let items = collect(vec!["<html>gateway</html>"]).await;
+        assert!(matches!(
+            &items[0],
+            Err(ProviderError::InvalidResponse { body, .. }) if body == "<html>gateway</html>"
+        ));
+        let items = collect(vec![": ping\n\n"]).await;
+        assert!(matches!(
+            &items[0],
+            Err(ProviderError::StreamInterrupted { .. })
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keep_alives_do_not_restart_the_time_limit() {
+        let pings = futures::stream::iter([Ok(HELLO.as_bytes().to_vec())]).chain(
+            futures::stream::unfold((), |()| async {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Some((Ok(b": ping\n\n".to_vec()), ()))
+            }),
+        );
+        let start = tokio::time::Instant::now();
+        let items: Vec<_> = chunk_stream(Box::pin(pings), Some(Duration::from_secs(5)), usize::MAX)
+            .collect()
+            .await;
+        assert_eq!(items.len(), 2);
+        assert!(matches!(items[1], Err(ProviderError::Timeout { .. })));
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
     }
 
     proptest::proptest! {
@@ -330,14 +592,18 @@ mod tests {
             let mut events = decoder.push(&data[..cut]);
             events.extend(decoder.push(&data[cut..]));
             for event in events {
-                let _ = wire::parse_chunk(&event);
+                let _ = wire::parse_chunk(&event.data);
             }
             let _ = wire::parse_response(&data);
         }
 
         #[test]
-        fn splitting_a_stream_anywhere_gives_the_same_events(cuts in proptest::collection::vec(0usize..200, 0..6)) {
+        fn splitting_a_stream_anywhere_gives_the_same_events(
+            cuts in proptest::collection::vec(0usize..200, 0..6),
+            ending in 0usize..3,
+        ) {
             let body = [HELLO, LO, "data: [DONE]\n\n"].concat();
+            let body = format!("\u{feff}{}", body.replace('\n', ["\n", "\r\n", "\r"][ending]));
             let whole = SseDecoder::default().push(body.as_bytes());
             let mut points: Vec<usize> = cuts.into_iter().map(|c| c.min(body.len())).collect();
             points.sort_unstable();

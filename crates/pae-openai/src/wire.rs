@@ -243,12 +243,14 @@ struct WireResponse {
     choices: Vec<WireChoice>,
     #[serde(default)]
     usage: Option<WireUsage>,
+    #[serde(default)]
+    error: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
 struct WireChoice {
     #[serde(default)]
-    message: WireMessage,
+    message: Option<WireMessage>,
     #[serde(default)]
     finish_reason: Option<String>,
 }
@@ -323,11 +325,56 @@ fn usage(usage: Option<WireUsage>) -> Option<TokenUsage> {
     usage.map(|u| TokenUsage::new(u.prompt_tokens, u.completion_tokens))
 }
 
+/// At most `limit` bytes of `bytes` as text (invalid UTF-8 replaced), cut
+/// at a character boundary.
+pub(crate) fn lossy_prefix(bytes: &[u8], limit: usize) -> String {
+    let mut text = String::from_utf8_lossy(&bytes[..bytes.len().min(limit)]).into_owned();
+    if bytes.len() > limit {
+        // The cut may have split a character into a replacement character.
+        while text.ends_with('\u{FFFD}') {
+            text.pop();
+        }
+    }
+    text
+}
+
 fn invalid(body: &[u8], reason: impl Into<String>) -> ProviderError {
     ProviderError::InvalidResponse {
-        body: String::from_utf8_lossy(body).into_owned(),
+        body: lossy_prefix(body, crate::chat::ERROR_BODY_BYTES),
         reason: reason.into(),
     }
+}
+
+/// The error for an `error` object a server sent instead of a reply (with
+/// status 200, or as a streamed event): [`ProviderError::Http`] with its
+/// `code` (or `status`) when that is an HTTP error status, so that retry
+/// policies see 429 and 5xx; otherwise `None`, and the caller reports the
+/// message its own way.
+pub(crate) fn coded_error(error: &Value, body: &[u8]) -> Option<ProviderError> {
+    let code = ["code", "status"].iter().find_map(|key| {
+        let value = error.get(key)?;
+        value
+            .as_u64()
+            .or_else(|| value.as_str().and_then(|text| text.trim().parse().ok()))
+    })?;
+    let status = u16::try_from(code)
+        .ok()
+        .filter(|s| (400..=599).contains(s))?;
+    Some(ProviderError::Http {
+        status,
+        body: lossy_prefix(body, crate::chat::ERROR_BODY_BYTES),
+        retry_after: None,
+    })
+}
+
+/// The message of a server's `error` value: its `message`, or the value
+/// itself when it is a string, or its JSON.
+pub(crate) fn error_message(error: &Value) -> String {
+    error
+        .get("message")
+        .and_then(Value::as_str)
+        .or_else(|| error.as_str())
+        .map_or_else(|| error.to_string(), str::to_owned)
 }
 
 /// Reads a whole (non-streamed) chat-completions response.
@@ -335,10 +382,23 @@ pub(crate) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError>
     let wire: WireResponse = serde_json::from_slice(body)
         .map_err(|error| invalid(body, format!("not a chat completion: {error}")))?;
     let Some(choice) = wire.choices.into_iter().next() else {
+        if let Some(error) = wire.error.filter(|e| !e.is_null()) {
+            return Err(coded_error(&error, body).unwrap_or_else(|| {
+                invalid(
+                    body,
+                    format!(
+                        "the server reported an error instead of a reply: {}",
+                        error_message(&error)
+                    ),
+                )
+            }));
+        }
         return Err(invalid(body, "the response has no choices"));
     };
-    let calls: Vec<ToolCall> = choice
-        .message
+    let Some(message) = choice.message else {
+        return Err(invalid(body, "the response's first choice has no message"));
+    };
+    let calls: Vec<ToolCall> = message
         .tool_calls
         .unwrap_or_default()
         .into_iter()
@@ -360,11 +420,7 @@ pub(crate) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError>
             )
         })
         .collect();
-    let content = choice
-        .message
-        .content
-        .or(choice.message.refusal)
-        .unwrap_or_default();
+    let content = message.content.or(message.refusal).unwrap_or_default();
     let finish = match choice.finish_reason.as_deref() {
         Some(reason) => finish_reason(reason),
         None if !calls.is_empty() => FinishReason::ToolCalls,
@@ -377,6 +433,20 @@ pub(crate) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError>
     })
 }
 
+/// The error for an error event in a stream: [`ProviderError::Http`] when
+/// it carries an HTTP status as its code, else
+/// [`ProviderError::StreamInterrupted`] with the server's message (the
+/// caller fills in the partial text).
+pub(crate) fn stream_error(error: &Value, data: &[u8]) -> ProviderError {
+    coded_error(error, data).unwrap_or_else(|| ProviderError::StreamInterrupted {
+        reason: format!(
+            "the server reported an error in the stream: {}",
+            error_message(error)
+        ),
+        partial: String::new(),
+    })
+}
+
 /// Reads one streamed chunk (the data of one server-sent event).
 pub(crate) fn parse_chunk(data: &str) -> Result<ChatChunk, ProviderError> {
     let wire: WireChunk = serde_json::from_str(data).map_err(|error| {
@@ -385,15 +455,8 @@ pub(crate) fn parse_chunk(data: &str) -> Result<ChatChunk, ProviderError> {
             format!("not a chat completion chunk: {error}"),
         )
     })?;
-    if let Some(error) = wire.error {
-        let message = error
-            .get("message")
-            .and_then(Value::as_str)
-            .map_or_else(|| error.to_string(), str::to_owned);
-        return Err(ProviderError::StreamInterrupted {
-            reason: format!("the server reported an error in the stream: {message}"),
-            partial: String::new(),
-        });
+    if let Some(error) = wire.error.filter(|e| !e.is_null()) {
+        return Err(stream_error(&error, data.as_bytes()));
     }
     let mut chunk = ChatChunk {
         usage: usage(wire.usage),
@@ -614,6 +677,43 @@ mod tests {
                 other => panic!("unexpected {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn error_objects_and_choices_without_a_message_are_errors() {
+        let check = |body: &str, expect: &str| {
+            let error = parse_response(body.as_bytes()).unwrap_err();
+            assert_eq!(
+                format!("{error:?}").split(' ').next(),
+                Some(expect),
+                "{body}"
+            );
+            assert!(
+                format!("{error:?}").contains(&format!("{body:?}")),
+                "{error:?}"
+            );
+        };
+        check(
+            r#"{"choices":[{"finish_reason":"stop"}]}"#,
+            "InvalidResponse",
+        );
+        check(r#"{"choices":[{"message":null}]}"#, "InvalidResponse");
+        check(
+            r#"{"error":{"message":"no such model"}}"#,
+            "InvalidResponse",
+        );
+        check(r#"{"error":{"code":"502","message":"upstream"}}"#, "Http");
+        check(r#"{"error":{"status":429,"message":"slow"}}"#, "Http");
+        let error = parse_response(br#"{"error":"flat text"}"#).unwrap_err();
+        assert!(error.to_string().contains("flat text"), "{error}");
+        // A code that is not an HTTP error status stays a message.
+        let error = parse_response(br#"{"error":{"code":200,"message":"odd"}}"#).unwrap_err();
+        assert!(matches!(error, ProviderError::InvalidResponse { .. }));
+        // `"error": null` next to a reply is no error.
+        let ok = parse_response(br#"{"error":null,"choices":[{"message":{"content":"hi"}}]}"#);
+        assert_eq!(ok.unwrap().message.content, "hi");
+        assert_eq!(lossy_prefix("aé".as_bytes(), 2), "a");
+        assert_eq!(lossy_prefix(b"abc", 9), "abc");
     }
 
     #[test]

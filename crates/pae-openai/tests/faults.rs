@@ -1,0 +1,371 @@
+//! The shared fault suite (`pae_conformance::faults`) against the OpenAI
+//! adapter: error statuses, `Retry-After` in every form, garbage bodies,
+//! stalls, cut and split streams, each in the chat-completions wire format.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use pae_conformance::faults::{
+    Action, Fault, FaultSuite, LAST_CHUNK, ModelTarget, RawServer, WireFormat, chunk, chunked_head,
+    response,
+};
+use pae_core::{ChatModel, ChatModelExt, ChatRequest, Message, ProviderError, RetryPolicy};
+use pae_openai::OpenAiChat;
+use serde_json::json;
+
+const KEY: &str = "sk-test-0123456789-secret";
+
+/// The chat-completions wire format: JSON replies, server-sent events.
+#[derive(Debug)]
+struct OpenAiWire;
+
+fn sse_chunk(delta: serde_json::Value, finish: Option<&str>) -> String {
+    let event = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "local",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+    format!("data: {event}\n\n")
+}
+
+impl WireFormat for OpenAiWire {
+    fn reply(&self, text: &str) -> String {
+        json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "local",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6}
+        })
+        .to_string()
+    }
+
+    fn stream_content_type(&self) -> &str {
+        "text/event-stream"
+    }
+
+    fn stream_delta(&self, delta: &str) -> String {
+        sse_chunk(json!({"content": delta}), None)
+    }
+
+    fn stream_end(&self) -> String {
+        let usage = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "local",
+            "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}});
+        format!(
+            "{}data: {usage}\n\ndata: [DONE]\n\n",
+            sse_chunk(json!({}), Some("stop"))
+        )
+    }
+
+    fn stream_error(&self, message: &str) -> String {
+        format!(
+            "data: {}\n\n",
+            json!({"error": {"message": message, "type": "server_error"}})
+        )
+    }
+
+    fn error_body(&self, message: &str) -> String {
+        json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}})
+            .to_string()
+    }
+
+    fn incomplete_replies(&self) -> Vec<String> {
+        [
+            "{}",
+            r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"local"}"#,
+            r#"{"id":"chatcmpl-1","choices":[]}"#,
+            r#"{"id":"chatcmpl-1","choices":null}"#,
+            r#"{"choices":[{"index":0,"finish_reason":"stop"}]}"#,
+            r#"{"choices":[{"index":0,"message":null,"finish_reason":"stop"}]}"#,
+            "[]",
+            "null",
+            "\"hello\"",
+            "42",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+}
+
+fn build(target: &ModelTarget) -> OpenAiChat {
+    OpenAiChat::new("local")
+        .with_base_url(format!("{}/v1", target.base_url))
+        .with_api_key(KEY)
+        .with_timeout(target.timeout)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_adapter_survives_every_fault_scenario() {
+    FaultSuite::new(OpenAiWire)
+        .with_secret(KEY)
+        .run(build)
+        .await
+        .assert_all_passed();
+}
+
+// ----- faults specific to the chat-completions wire format -----
+
+fn hi() -> ChatRequest {
+    ChatRequest::new(vec![Message::user("hi")])
+}
+
+fn model(url: &str) -> OpenAiChat {
+    OpenAiChat::new("local")
+        .with_base_url(format!("{url}/v1"))
+        .with_api_key(KEY)
+        .with_timeout(Duration::from_millis(500))
+}
+
+fn fast_retries() -> RetryPolicy {
+    RetryPolicy::new()
+        .with_max_attempts(3)
+        .with_initial_backoff(Duration::from_millis(20))
+        .with_jitter(0.0)
+}
+
+/// Serves `body` as a chunked stream with this content type, one write per
+/// part.
+async fn stream_server(content_type: &'static str, parts: Vec<Vec<u8>>) -> RawServer {
+    RawServer::start(move |_| {
+        let mut actions = vec![Action::Write(chunked_head(200, content_type, &[]))];
+        actions.extend(parts.iter().map(|p| Action::Write(chunk(p))));
+        actions.push(Action::Write(LAST_CHUNK.to_vec()));
+        Fault::Script(actions)
+    })
+    .await
+}
+
+/// The text streamed and the error that ended the stream, if any.
+async fn collect(model: &impl ChatModel) -> (String, Option<ProviderError>) {
+    let mut text = String::new();
+    let mut stream = match model.stream(hi()).await {
+        Ok(stream) => stream,
+        Err(error) => return (text, Some(error)),
+    };
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(chunk) => text.push_str(&chunk.delta),
+            Err(error) => return (text, Some(error)),
+        }
+    }
+    (text, None)
+}
+
+fn delta_json(text: &str, finish: Option<&str>) -> String {
+    json!({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": finish}]})
+        .to_string()
+}
+
+#[tokio::test]
+async fn every_legal_spelling_of_server_sent_events_gives_the_same_text() {
+    let a = delta_json("Hé", None);
+    let b = delta_json("llo", Some("stop"));
+    let spellings: Vec<(&str, String)> = vec![
+        (
+            "plain",
+            format!("data: {a}\n\ndata: {b}\n\ndata: [DONE]\n\n"),
+        ),
+        (
+            "no space after data:",
+            format!("data:{a}\n\ndata:{b}\n\ndata:[DONE]\n\n"),
+        ),
+        (
+            "CRLF",
+            format!("data: {a}\r\n\r\ndata: {b}\r\n\r\ndata: [DONE]\r\n\r\n"),
+        ),
+        (
+            "lone CR",
+            format!("data: {a}\r\rdata: {b}\r\rdata: [DONE]\r\r"),
+        ),
+        (
+            "byte-order mark",
+            format!("\u{feff}data: {a}\n\ndata: {b}\n\n"),
+        ),
+        (
+            "comments and keep-alives",
+            format!(
+                ": OPENROUTER PROCESSING\n\n:ping\n\ndata: {a}\n\n: keep-alive\n\n\n\ndata: {b}\n\n"
+            ),
+        ),
+        (
+            "event, id and retry fields",
+            format!(
+                "retry: 3000\n\nevent: message\nid: 1\ndata: {a}\n\nid: 2\ndata: {b}\n\nevent: done\ndata: [DONE]\n\n"
+            ),
+        ),
+        (
+            "no [DONE] after the finish reason",
+            format!("data: {a}\n\ndata: {b}\n\n"),
+        ),
+        (
+            "last event without its blank line",
+            format!("data: {a}\n\ndata: {b}"),
+        ),
+    ];
+    for (name, body) in spellings {
+        let server = stream_server("text/event-stream", vec![body.into_bytes()]).await;
+        let (text, error) = collect(&model(&server.url)).await;
+        assert_eq!(
+            (text.as_str(), error.map(|e| e.to_string())),
+            ("Héllo", None),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_event_stream_labelled_as_json_is_still_read_as_events() {
+    let body = format!(
+        "data: {}\n\ndata: {}\n\ndata: [DONE]\n\n",
+        delta_json("Hé", None),
+        delta_json("llo", Some("stop"))
+    );
+    let server = stream_server("application/json", vec![body.into_bytes()]).await;
+    let (text, error) = collect(&model(&server.url)).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(text, "Héllo");
+}
+
+#[tokio::test]
+async fn done_without_a_finish_reason_is_an_interruption_not_a_short_reply() {
+    let body = format!("data: {}\n\ndata: [DONE]\n\n", delta_json("Hé", None));
+    let server = stream_server("text/event-stream", vec![body.into_bytes()]).await;
+    let (text, error) = collect(&model(&server.url)).await;
+    assert_eq!(text, "Hé");
+    assert!(
+        matches!(&error, Some(ProviderError::StreamInterrupted { partial, .. }) if partial == "Hé"),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_sse_error_event_reports_the_servers_message() {
+    let body = format!(
+        "data: {}\n\nevent: error\ndata: {{\"message\": \"Overloaded\", \"type\": \"overloaded_error\"}}\n\n",
+        delta_json("Hé", None)
+    );
+    let server = stream_server("text/event-stream", vec![body.into_bytes()]).await;
+    let (text, error) = collect(&model(&server.url)).await;
+    assert_eq!(text, "Hé");
+    let error = error.expect("the error event ends the stream with an error");
+    assert!(error.to_string().contains("Overloaded"), "{error}");
+}
+
+#[tokio::test]
+async fn an_error_object_with_an_http_code_and_status_200_is_that_http_error() {
+    for (code, attempts) in [(503u16, 3usize), (400, 1)] {
+        let body =
+            json!({"error": {"code": code, "message": "upstream says no", "type": "server_error"}})
+                .to_string();
+        let server = RawServer::start(move |_| {
+            Fault::Write(response(
+                200,
+                &[("content-type", "application/json")],
+                &body,
+            ))
+        })
+        .await;
+        let error = model(&server.url)
+            .with_retry(fast_retries())
+            .chat(hi())
+            .await
+            .unwrap_err();
+        assert_eq!(error.status(), Some(code), "{error:?}");
+        assert_eq!(server.accepted(), attempts, "code {code}");
+        assert!(format!("{error:?}").contains("upstream says no"));
+    }
+}
+
+#[tokio::test]
+async fn a_coded_error_as_the_first_stream_event_is_retried_as_its_status() {
+    let body = "data: {\"error\": {\"code\": 429, \"message\": \"slow down\"}}\n\n";
+    let server = stream_server("text/event-stream", vec![body.as_bytes().to_vec()]).await;
+    let (text, error) = collect(&model(&server.url).with_retry(fast_retries())).await;
+    assert_eq!(text, "");
+    let error = error.expect("an error");
+    assert_eq!(error.status(), Some(429), "{error:?}");
+    assert_eq!(server.accepted(), 3);
+}
+
+#[tokio::test]
+async fn garbage_retry_after_ms_falls_back_to_retry_after() {
+    let server = RawServer::start(|_| {
+        Fault::Write(response(
+            429,
+            &[("retry-after-ms", "soon"), ("retry-after", "12")],
+            "{}",
+        ))
+    })
+    .await;
+    let error = model(&server.url).chat(hi()).await.unwrap_err();
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(12)));
+}
+
+#[tokio::test]
+async fn error_bodies_are_kept_up_to_a_bound() {
+    let huge = "e".repeat(8 << 20);
+    let server = RawServer::start(move |_| Fault::Write(response(500, &[], &huge))).await;
+    let start = Instant::now();
+    let error = model(&server.url).chat(hi()).await.unwrap_err();
+    match &error {
+        ProviderError::Http {
+            status: 500, body, ..
+        } => {
+            assert!(body.len() <= 64 * 1024 + 64, "{} bytes kept", body.len());
+            assert!(body.starts_with("eeee"));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(start.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn replies_beyond_the_size_limit_are_refused_not_buffered() {
+    let big = OpenAiWire.reply(&"x".repeat(4 << 20));
+    let server = RawServer::start(move |_| {
+        Fault::Write(response(200, &[("content-type", "application/json")], &big))
+    })
+    .await;
+    let Err(error) = model(&server.url)
+        .with_max_response_bytes(1 << 20)
+        .chat(hi())
+        .await
+    else {
+        panic!("a reply beyond the limit was accepted");
+    };
+    match &error {
+        ProviderError::InvalidResponse { reason, body } => {
+            assert!(reason.contains("1048576"), "{reason}");
+            assert!(body.len() <= 64 * 1024, "{} bytes kept", body.len());
+        }
+        other => panic!("unexpected {}", pae_core::error_chain(other)),
+    }
+    // An event longer than the limit, in a stream.
+    let event = format!("data: {}\n\n", delta_json(&"y".repeat(2 << 20), None));
+    let server = stream_server("text/event-stream", vec![event.into_bytes()]).await;
+    let (_, error) = collect(&model(&server.url).with_max_response_bytes(1 << 20)).await;
+    assert!(
+        matches!(&error, Some(ProviderError::InvalidResponse { body, .. }) if body.len() <= 64 * 1024),
+        "{:?}",
+        error.map(|e| pae_core::error_chain(&e))
+    );
+}
+
+#[tokio::test]
+async fn no_error_of_any_fault_shows_the_key() {
+    let echo = format!("{{\"error\": {{\"message\": \"bad key {KEY}\"}}}}");
+    for status in [200u16, 400, 401, 403, 429, 500] {
+        let body = echo.clone();
+        let server = RawServer::start(move |_| {
+            Fault::Write(response(
+                status,
+                &[("content-type", "application/json")],
+                &body,
+            ))
+        })
+        .await;
+        let chat = model(&server.url);
+        let error = chat.chat(hi()).await.unwrap_err();
+        let (_, streamed) = collect(&chat).await;
+        for error in [Some(error), streamed].into_iter().flatten() {
+            let text = format!("{error} {error:?} {}", pae_core::error_chain(&error));
+            assert!(!text.contains(KEY), "HTTP {status}: {text}");
+        }
+        assert!(!format!("{chat:?}").contains(KEY));
+    }
+}
