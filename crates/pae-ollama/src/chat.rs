@@ -18,6 +18,17 @@ use crate::wire::{self, ToolsWithFormat};
 /// The host Ollama listens on by default.
 pub const DEFAULT_HOST: &str = "http://127.0.0.1:11434";
 
+/// The largest reply body (or streamed line) read by default: 32 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 << 20;
+
+/// How much of an error body is kept in [`ProviderError::Http::body`] and
+/// [`ProviderError::InvalidResponse::body`]: the first 64 KiB.
+pub(crate) const ERROR_BODY_BYTES: usize = 64 << 10;
+
+/// How long an error body may take to arrive when no timeout is set: the
+/// status is known, so a stalled body is not waited for forever.
+const ERROR_BODY_WAIT: Duration = Duration::from_secs(10);
+
 /// A chat model served by Ollama (or anything speaking its `/api/chat`).
 ///
 /// Construct it with [`new`](Self::new) plus `with_*` settings, or with
@@ -49,6 +60,7 @@ pub struct OllamaChat {
     timeout: Option<Duration>,
     capabilities: Capabilities,
     tools_with_format: ToolsWithFormat,
+    max_response_bytes: usize,
 }
 
 impl fmt::Debug for OllamaChat {
@@ -59,6 +71,7 @@ impl fmt::Debug for OllamaChat {
             .field("timeout", &self.timeout)
             .field("capabilities", &self.capabilities)
             .field("tools_with_format", &self.tools_with_format)
+            .field("max_response_bytes", &self.max_response_bytes)
             .finish()
     }
 }
@@ -81,6 +94,7 @@ impl OllamaChat {
                 streaming: true,
             },
             tools_with_format: ToolsWithFormat::default(),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 
@@ -114,8 +128,9 @@ impl OllamaChat {
 
     /// Fails calls that take longer than `timeout` with
     /// [`ProviderError::Timeout`]. For streams the limit applies to the
-    /// start and to each gap between lines (a cold Ollama may spend a while
-    /// loading the model before the first line).
+    /// start and to each gap between chunks (a cold Ollama may spend a
+    /// while loading the model before the first line); blank keep-alive
+    /// lines do not restart it.
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
@@ -134,6 +149,15 @@ impl OllamaChat {
     #[must_use]
     pub fn with_tools_with_format(mut self, policy: ToolsWithFormat) -> Self {
         self.tools_with_format = policy;
+        self
+    }
+
+    /// Refuses reply bodies (and single streamed lines) larger than `bytes`
+    /// with [`ProviderError::InvalidResponse`] instead of buffering them;
+    /// the default is [`DEFAULT_MAX_RESPONSE_BYTES`].
+    #[must_use]
+    pub fn with_max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes.max(1);
         self
     }
 
@@ -198,10 +222,7 @@ impl OllamaChat {
                 .await
                 .map_err(|error| self.transport_error(error))?;
             let response = self.check_status(response).await?;
-            response
-                .bytes()
-                .await
-                .map_err(|error| self.transport_error(error))
+            self.read_body(response).await
         };
         let bytes = self.with_limit(call).await?;
         let info: serde_json::Value =
@@ -289,24 +310,51 @@ impl OllamaChat {
             return Ok(response);
         }
         let retry_after = retry_after(response.headers());
-        let body = response
-            .bytes()
-            .await
-            .map(|b| b.to_vec())
-            .unwrap_or_default();
+        // What arrives of the body within the wait, up to the kept size:
+        // the status is what matters, and a huge or stalled error body must
+        // not hold the caller.
+        let mut kept = Vec::new();
+        let mut bytes = response.bytes_stream();
+        let _ = tokio::time::timeout(ERROR_BODY_WAIT, async {
+            while let Some(Ok(part)) = bytes.next().await {
+                kept.extend_from_slice(&part);
+                if kept.len() >= ERROR_BODY_BYTES {
+                    break;
+                }
+            }
+        })
+        .await;
         Err(ProviderError::Http {
             status: status.as_u16(),
-            body: String::from_utf8_lossy(&body).into_owned(),
+            body: wire::lossy_prefix(&kept, ERROR_BODY_BYTES),
             retry_after,
         })
     }
 
+    /// Reads a whole reply body, refusing one above the size limit.
+    async fn read_body(&self, response: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
+        let limit = self.max_response_bytes;
+        if response
+            .content_length()
+            .is_some_and(|length| length > limit as u64)
+        {
+            return Err(wire::too_large(&[], limit));
+        }
+        let mut body = Vec::new();
+        let mut bytes = response.bytes_stream();
+        while let Some(part) = bytes.next().await {
+            let part = part.map_err(|error| self.transport_error(error))?;
+            body.extend_from_slice(&part);
+            if body.len() > limit {
+                return Err(wire::too_large(&body, limit));
+            }
+        }
+        Ok(body)
+    }
+
     async fn chat_inner(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         let response = self.send(request, false).await?;
-        let body = response
-            .bytes()
-            .await
-            .map_err(|error| self.transport_error(error))?;
+        let body = self.read_body(response).await?;
         let mut reply = wire::parse_response(&body)?;
         let cut = cut_at_stop(&reply.message.content, &request.stop).len();
         if cut < reply.message.content.len() {
@@ -347,7 +395,7 @@ impl ChatModel for OllamaChat {
         let bytes: ndjson::ByteStream =
             Box::pin(response.bytes_stream().map(|part| part.map(|b| b.to_vec())));
         Ok(cut_stream_at_stop(
-            ndjson::chunk_stream(bytes, self.timeout),
+            ndjson::chunk_stream(bytes, self.timeout, self.max_response_bytes),
             request.stop,
         ))
     }

@@ -65,5 +65,5 @@ mod chat;
 mod ndjson;
 mod wire;
 
-pub use chat::{DEFAULT_HOST, OllamaChat};
+pub use chat::{DEFAULT_HOST, DEFAULT_MAX_RESPONSE_BYTES, OllamaChat};
 pub use wire::ToolsWithFormat;

@@ -17,27 +17,36 @@ pub(crate) type ByteStream =
 struct State {
     bytes: ByteStream,
     buffer: Vec<u8>,
+    /// Lines of one JSON value that spans several (a whole reply sent
+    /// pretty-printed by a server that ignored `stream: true`).
+    carry: Vec<u8>,
     text: String,
     next_call: usize,
     finished: bool,
     idle: Option<Duration>,
+    limit: usize,
 }
 
 /// Turns the body of a streamed reply into chunks.
 ///
 /// Ends after the `done` line. A body that ends before it, or breaks, yields
 /// [`ProviderError::StreamInterrupted`] with the text so far, as does an
-/// `{"error": …}` line; a line that is not JSON yields
-/// [`ProviderError::InvalidResponse`]; a gap longer than `idle` yields
-/// [`ProviderError::Timeout`]. Nothing follows an error.
-pub(crate) fn chunk_stream(bytes: ByteStream, idle: Option<Duration>) -> ChatStream {
+/// `{"error": …}` line; a line that is not JSON, or one above `limit` bytes,
+/// yields [`ProviderError::InvalidResponse`]; a gap longer than `idle`
+/// without a chunk (blank keep-alive lines do not count) yields
+/// [`ProviderError::Timeout`]. A line that is the start of a JSON value is
+/// joined with the next ones, so a whole reply spread over several lines
+/// still reads. Nothing follows an error.
+pub(crate) fn chunk_stream(bytes: ByteStream, idle: Option<Duration>, limit: usize) -> ChatStream {
     let state = State {
         bytes,
         buffer: Vec::new(),
+        carry: Vec::new(),
         text: String::new(),
         next_call: 0,
         finished: false,
         idle,
+        limit,
     };
     Box::pin(futures::stream::unfold(state, |mut state| async move {
         let item = next(&mut state).await?;
@@ -84,19 +93,48 @@ fn handle(state: &mut State, line: &[u8]) -> Option<Result<ChatChunk, ProviderEr
     })
 }
 
+/// Whether `line` is the beginning of a JSON value that goes on.
+fn unfinished_json(line: &[u8]) -> bool {
+    matches!(
+        serde_json::from_slice::<serde_json::Value>(line),
+        Err(error) if error.is_eof() && !line.iter().all(u8::is_ascii_whitespace)
+    )
+}
+
 async fn next(state: &mut State) -> Option<Result<ChatChunk, ProviderError>> {
+    // The time limit runs from the last chunk: blank keep-alive lines do
+    // not restart it.
+    let deadline = state
+        .idle
+        .map(|limit| (limit, tokio::time::Instant::now() + limit));
     loop {
         if state.finished {
             return None;
         }
-        if let Some(line) = take_line(&mut state.buffer) {
+        if let Some(mut line) = take_line(&mut state.buffer) {
+            if !state.carry.is_empty() {
+                let mut joined = std::mem::take(&mut state.carry);
+                joined.push(b'\n');
+                joined.append(&mut line);
+                line = joined;
+            }
+            if unfinished_json(&line) {
+                if line.len() > state.limit {
+                    return Some(Err(wire::too_large(&line, state.limit)));
+                }
+                state.carry = line;
+                continue;
+            }
             match handle(state, &line) {
                 Some(item) => return Some(item),
                 None => continue,
             }
         }
-        let read = match state.idle {
-            Some(limit) => match tokio::time::timeout(limit, state.bytes.next()).await {
+        if state.buffer.len() + state.carry.len() > state.limit {
+            return Some(Err(wire::too_large(&state.buffer, state.limit)));
+        }
+        let read = match deadline {
+            Some((limit, at)) => match tokio::time::timeout_at(at, state.bytes.next()).await {
                 Ok(read) => read,
                 Err(_) => return Some(Err(ProviderError::Timeout { after: limit })),
             },
@@ -111,7 +149,11 @@ async fn next(state: &mut State) -> Option<Result<ChatChunk, ProviderError>> {
                 )));
             }
             None => {
-                let rest = std::mem::take(&mut state.buffer);
+                let mut rest = std::mem::take(&mut state.carry);
+                if !rest.is_empty() {
+                    rest.push(b'\n');
+                }
+                rest.append(&mut state.buffer);
                 if !rest.iter().all(u8::is_ascii_whitespace) {
                     // A last line without its newline: complete if it parses.
                     if wire::parse_line(&rest).is_ok() {
@@ -146,7 +188,7 @@ mod tests {
     }
 
     async fn collect(parts: Vec<&'static str>) -> Vec<Result<ChatChunk, ProviderError>> {
-        chunk_stream(body(parts), None).collect().await
+        chunk_stream(body(parts), None, usize::MAX).collect().await
     }
 
     const A: &str = "{\"message\":{\"role\":\"assistant\",\"content\":\"Hel\"},\"done\":false}\n";
@@ -203,10 +245,55 @@ mod tests {
         let stalled: ByteStream = Box::pin(
             futures::stream::iter([Ok(A.as_bytes().to_vec())]).chain(futures::stream::pending()),
         );
-        let items: Vec<_> = chunk_stream(stalled, Some(Duration::from_secs(5)))
+        let items: Vec<_> = chunk_stream(stalled, Some(Duration::from_secs(5)), usize::MAX)
             .collect()
             .await;
         assert!(matches!(items[1], Err(ProviderError::Timeout { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_value_spread_over_lines_is_joined_and_long_lines_are_refused() {
+        let pretty: &'static str = "{\n  \"message\": {\"role\": \"assistant\", \"content\": \"Hi\"},\n  \"done\": true\n}\n";
+        let items = collect(vec![pretty]).await;
+        assert_eq!(items.len(), 1, "{items:?}");
+        assert_eq!(items[0].as_ref().unwrap().delta, "Hi");
+        // Without its last newline too.
+        let items = collect(vec![pretty.trim_end()]).await;
+        assert_eq!(items[0].as_ref().unwrap().delta, "Hi");
+        // A cut value is an interruption, garbage after an open value is
+        // invalid.
+        let items = collect(vec![A, "{\n  \"message\": {\n"]).await;
+        assert!(
+            matches!(&items[1], Err(ProviderError::StreamInterrupted { partial, .. }) if partial == "Hel")
+        );
+        let items = collect(vec!["{\"message\":\n", "oops\n"]).await;
+        assert!(
+            matches!(&items[0], Err(ProviderError::InvalidResponse { .. })),
+            "{items:?}"
+        );
+        let long: Vec<_> = chunk_stream(body(vec![A, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"]), None, 80)
+            .collect()
+            .await;
+        assert!(
+            matches!(&long[1], Err(ProviderError::InvalidResponse { reason, .. }) if reason.contains("80 bytes"))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn blank_keep_alive_lines_do_not_restart_the_time_limit() {
+        let pings = futures::stream::iter([Ok(A.as_bytes().to_vec())]).chain(
+            futures::stream::unfold((), |()| async {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Some((Ok(b"\n".to_vec()), ()))
+            }),
+        );
+        let start = tokio::time::Instant::now();
+        let items: Vec<_> = chunk_stream(Box::pin(pings), Some(Duration::from_secs(5)), usize::MAX)
+            .collect()
+            .await;
+        assert_eq!(items.len(), 2);
+        assert!(matches!(items[1], Err(ProviderError::Timeout { .. })));
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
     }
 
     proptest::proptest! {
@@ -221,7 +308,7 @@ mod tests {
         #[test]
         fn arbitrary_bodies_end_in_chunks_or_one_error(parts in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..40), 0..5)) {
             let stream: ByteStream = Box::pin(futures::stream::iter(parts.into_iter().map(Ok)));
-            let items: Vec<_> = futures::executor::block_on(chunk_stream(stream, None).collect());
+            let items: Vec<_> = futures::executor::block_on(chunk_stream(stream, None, 64).collect());
             let errors = items.iter().filter(|i| i.is_err()).count();
             proptest::prop_assert!(errors <= 1);
             if errors == 1 {

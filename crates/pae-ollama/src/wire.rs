@@ -194,13 +194,37 @@ pub(crate) struct Line {
     pub(crate) done: bool,
     pub(crate) done_reason: Option<String>,
     pub(crate) usage: Option<TokenUsage>,
+    /// Whether the object had a `message` (a streamed line may not).
+    pub(crate) has_message: bool,
 }
 
-fn invalid(body: &[u8], reason: impl Into<String>) -> ProviderError {
+/// At most `limit` bytes of `bytes` as text (invalid UTF-8 replaced), cut
+/// at a character boundary.
+pub(crate) fn lossy_prefix(bytes: &[u8], limit: usize) -> String {
+    let mut text = String::from_utf8_lossy(&bytes[..bytes.len().min(limit)]).into_owned();
+    if bytes.len() > limit {
+        // The cut may have split a character into a replacement character.
+        while text.ends_with('\u{FFFD}') {
+            text.pop();
+        }
+    }
+    text
+}
+
+pub(crate) fn invalid(body: &[u8], reason: impl Into<String>) -> ProviderError {
     ProviderError::InvalidResponse {
-        body: String::from_utf8_lossy(body).into_owned(),
+        body: lossy_prefix(body, crate::chat::ERROR_BODY_BYTES),
         reason: reason.into(),
     }
+}
+
+/// The error for a body (or line) above `limit` bytes, keeping its
+/// beginning.
+pub(crate) fn too_large(body: &[u8], limit: usize) -> ProviderError {
+    invalid(
+        body,
+        format!("the response is larger than the limit of {limit} bytes"),
+    )
 }
 
 /// Reads one JSON object of a reply. `{"error": …}` becomes `Err(message)`
@@ -212,7 +236,7 @@ pub(crate) fn parse_line(bytes: &[u8]) -> Result<Result<Line, String>, ProviderE
     let Some(object) = value.as_object() else {
         return Err(invalid(bytes, "not a JSON object"));
     };
-    if let Some(error) = object.get("error") {
+    if let Some(error) = object.get("error").filter(|e| !e.is_null()) {
         return Ok(Err(error
             .as_str()
             .map_or_else(|| error.to_string(), str::to_owned)));
@@ -257,6 +281,7 @@ pub(crate) fn parse_line(bytes: &[u8]) -> Result<Result<Line, String>, ProviderE
             .and_then(Value::as_str)
             .map(str::to_owned),
         usage,
+        has_message: object.get("message").is_some(),
     }))
 }
 
@@ -297,6 +322,10 @@ pub(crate) fn finish_reason(reason: Option<&str>, called_tools: bool) -> FinishR
 pub(crate) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
     let line = parse_line(body)?
         .map_err(|message| invalid(body, format!("the server reported an error: {message}")))?;
+    // A whole reply always has its message; only streamed lines may omit it.
+    if !line.has_message {
+        return Err(invalid(body, "the reply has no message"));
+    }
     let calls: Vec<ToolCall> = line
         .tool_calls
         .into_iter()
@@ -512,5 +541,31 @@ mod tests {
         assert_eq!(first.tool_calls[0].arguments, "{}");
         assert_eq!(last.finish_reason, Some(FinishReason::ToolCalls));
         assert_eq!(last.usage, Some(TokenUsage::new(3, 2)));
+    }
+
+    #[test]
+    fn whole_replies_need_their_message_and_null_errors_are_no_errors() {
+        for body in [
+            &br#"{}"#[..],
+            br#"{"model":"m","done":true}"#,
+            br#"{"message":null,"done":true}"#,
+            br#"{"message":"text","done":true}"#,
+        ] {
+            assert!(
+                matches!(
+                    parse_response(body),
+                    Err(ProviderError::InvalidResponse { .. })
+                ),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let ok = parse_response(
+            br#"{"error":null,"message":{"role":"assistant","content":"hi"},"done":true}"#,
+        );
+        assert_eq!(ok.unwrap().message.content, "hi");
+        // Streamed lines may omit the message.
+        assert!(matches!(parse_line(br#"{"done":true}"#), Ok(Ok(_))));
+        assert_eq!(lossy_prefix("aé".as_bytes(), 2), "a");
     }
 }
