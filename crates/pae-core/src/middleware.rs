@@ -472,13 +472,33 @@ pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Dura
     Some(Duration::from_secs(at.saturating_sub(now)))
 }
 
-/// Seconds since the Unix epoch of an IMF-fixdate such as
-/// `Sun, 06 Nov 1994 08:49:37 GMT`.
+/// Seconds since the Unix epoch of an HTTP date in any of the three forms
+/// RFC 9110 (section 5.6.7) says recipients must accept: IMF-fixdate
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`), the obsolete RFC 850 form
+/// (`Sunday, 06-Nov-94 08:49:37 GMT`, two-digit years 70-99 in the 1900s)
+/// and C's asctime form (`Sun Nov  6 08:49:37 1994`).
 fn parse_http_date(value: &str) -> Option<u64> {
-    let (_, rest) = value.split_once(", ")?;
-    let mut parts = rest.split_ascii_whitespace();
-    let day: u64 = parts.next()?.parse().ok()?;
-    let month = match parts.next()? {
+    let fields: Vec<&str> = value.split_ascii_whitespace().collect();
+    let (day, month, year, clock) = match fields.as_slice() {
+        [weekday, day, month, year, clock, "GMT"] if weekday.ends_with(',') => {
+            (*day, *month, year.parse::<i64>().ok()?, *clock)
+        }
+        [weekday, date, clock, "GMT"] if weekday.ends_with(',') => {
+            let mut date = date.split('-');
+            let (day, month, year) = (date.next()?, date.next()?, date.next()?);
+            let year: i64 = year.parse().ok()?;
+            let year = match year {
+                0..=69 => 2000 + year,
+                70..=99 => 1900 + year,
+                _ => year,
+            };
+            (day, month, year, *clock)
+        }
+        [_weekday, month, day, clock, year] => (*day, *month, year.parse::<i64>().ok()?, *clock),
+        _ => return None,
+    };
+    let day: u64 = day.parse().ok()?;
+    let month = match month {
         "Jan" => 1,
         "Feb" => 2,
         "Mar" => 3,
@@ -493,12 +513,11 @@ fn parse_http_date(value: &str) -> Option<u64> {
         "Dec" => 12,
         _ => return None,
     };
-    let year: i64 = parts.next()?.parse().ok()?;
-    let mut clock = parts.next()?.split(':');
+    let mut clock = clock.split(':');
     let hour: u64 = clock.next()?.parse().ok()?;
     let minute: u64 = clock.next()?.parse().ok()?;
     let second: u64 = clock.next()?.parse().ok()?;
-    if parts.next()? != "GMT" || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60
+    if clock.next().is_some() || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60
     {
         return None;
     }
@@ -926,7 +945,15 @@ mod tests {
             "Sat, 29 Feb 2000 00:00:00 GMT",
             Some(Duration::from_secs(951_782_400 - 784_111_777)),
         );
+        check(
+            "Sunday, 06-Nov-94 08:50:37 GMT",
+            Some(Duration::from_secs(60)),
+        );
+        check("Sun Nov  6 08:50:37 1994", Some(Duration::from_secs(60)));
         check("Sun, 06 Nov 1994 08:49:37 PST", None);
+        check("Sunday, 06-Nov-94 08:49:37 PST", None);
+        check("Sun Nov  6 08:49:37", None);
+        check("Sun, 06 Nov 1994 08:49:37:12 GMT", None);
         check("Sun, 06 Foo 1994 08:49:37 GMT", None);
         check("", None);
         check("tomorrow", None);
