@@ -150,11 +150,19 @@ fn parse_history(text: &str) -> Result<History, String> {
         .ok_or_else(|| format!("expected `all` or `last:K` (K a number), got {text:?}"))
 }
 
+fn parse_objective(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        return Err("the objective is empty; say what the agent should achieve".into());
+    }
+    Ok(text.to_owned())
+}
+
 /// `pae run` flags.
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
     /// What the agent should achieve, for example "What is 17*23 plus the
     /// number of days in a leap year?".
+    #[arg(value_parser = parse_objective)]
     pub(crate) objective: String,
 
     /// The model provider.
@@ -292,6 +300,15 @@ mod tests {
         assert_eq!(parse_history("last:3"), Ok(History::LastK(3)));
         assert!(parse_history("last:x").is_err());
         assert!(parse_history("some").is_err());
+    }
+
+    #[test]
+    fn an_empty_objective_is_a_usage_error() {
+        for objective in ["", "  \n\t"] {
+            let err = Cli::try_parse_from(["pae", "run", objective]).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+            assert!(err.to_string().contains("the objective is empty"), "{err}");
+        }
     }
 
     #[test]
