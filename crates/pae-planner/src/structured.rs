@@ -124,9 +124,11 @@ pub(crate) enum StepsError {
 }
 
 /// The first JSON value in `text`: the whole text, the inside of a markdown
-/// fence, or the first value that starts at a `{` or `[` after some prose;
-/// each read as JSON, then as repaired near-JSON ([`repair_json`]). A
-/// reasoning block and leaked chat-template tokens are dropped first.
+/// fence, or the first value that starts at a `{` or `[` after some prose.
+/// A reasoning block and leaked chat-template tokens are dropped first. A
+/// reply (or JSON fence) that starts with `{` or `[` is also read as
+/// repaired near-JSON ([`repair_json`]); inside prose, only an object is
+/// read repaired, so code (`headers['x']`) is not mistaken for a plan.
 ///
 /// # Errors
 /// Why no JSON could be read, in words a model can act on.
@@ -140,16 +142,20 @@ pub(crate) fn extract_json(text: &str) -> Result<Value, String> {
         Ok(value) => return Ok(value),
         Err(e) => e.to_string(),
     };
-    let fenced = fenced_block(trimmed);
-    for candidate in fenced.into_iter().chain(std::iter::once(trimmed)) {
+    let fenced = fenced_block(trimmed).filter(|(tag, _)| JSON_FENCE_TAGS.contains(tag));
+    for candidate in fenced
+        .map(|(_, body)| body)
+        .into_iter()
+        .chain(std::iter::once(trimmed))
+    {
         let candidate = candidate.trim();
-        if let Some(value) = first_value(candidate) {
-            return Ok(value);
-        }
         if candidate.starts_with(['{', '[']) {
-            // The JSON is there but broken; a value inside it (one step) is
-            // not the answer.
-            continue;
+            // The JSON is there, perhaps broken; a value inside it (one
+            // step) is not the answer.
+            match first_value(candidate).or_else(|| first_value(&repair_json(candidate))) {
+                Some(value) => return Ok(value),
+                None => continue,
+            }
         }
         let starts = candidate
             .char_indices()
@@ -157,7 +163,10 @@ pub(crate) fn extract_json(text: &str) -> Result<Value, String> {
             .map(|(i, _)| i)
             .take(MAX_EMBEDDED_STARTS);
         for start in starts {
-            if let Some(value) = first_value(&candidate[start..]) {
+            let rest = &candidate[start..];
+            // Repaired, only an object: `headers['x']` in code is no plan.
+            let repaired = || first_value(&repair_json(rest)).filter(Value::is_object);
+            if let Some(value) = first_value(rest).or_else(repaired) {
                 return Ok(value);
             }
         }
@@ -165,16 +174,15 @@ pub(crate) fn extract_json(text: &str) -> Result<Value, String> {
     Err(format!("the reply is not valid JSON ({first_error})"))
 }
 
-/// The first JSON value at the start of `s` (text may follow it), read as
-/// JSON or else as repaired near-JSON.
+/// Fence tags under which a block is read as JSON (also repaired).
+const JSON_FENCE_TAGS: [&str; 7] = ["", "json", "json5", "jsonc", "javascript", "js", "text"];
+
+/// The first JSON value at the start of `s` (text may follow it).
 fn first_value(s: &str) -> Option<Value> {
-    let read = |s: &str| {
-        serde_json::Deserializer::from_str(s)
-            .into_iter::<Value>()
-            .next()
-            .and_then(Result::ok)
-    };
-    read(s).or_else(|| read(&repair_json(s)))
+    serde_json::Deserializer::from_str(s)
+        .into_iter::<Value>()
+        .next()
+        .and_then(Result::ok)
 }
 
 /// Turns near-JSON that models write into JSON: drops `//` and `/* */`
@@ -256,13 +264,24 @@ pub(crate) fn repair_json(text: &str) -> String {
     out
 }
 
-/// The inside of the first markdown code fence, without its language tag.
-fn fenced_block(text: &str) -> Option<&str> {
+/// The language tag (lowercase, trimmed) and the inside of the first
+/// markdown code fence.
+fn fenced_block(text: &str) -> Option<(&str, &str)> {
     let open = text.find("```")?;
     let after = &text[open + 3..];
-    let body_start = after.find('\n').map_or(after.len(), |n| n + 1);
-    let body = &after[body_start..];
-    Some(body.find("```").map_or(body, |close| &body[..close]))
+    let tag_end = after.find('\n').unwrap_or(after.len());
+    let tag = after[..tag_end].trim();
+    let body = &after[(tag_end + 1).min(after.len())..];
+    let body = body.find("```").map_or(body, |close| &body[..close]);
+    let tag = if tag.chars().all(|c| c.is_ascii_lowercase()) {
+        tag
+    } else if tag.eq_ignore_ascii_case("json") {
+        "json"
+    } else {
+        // Any other tag (python, yaml, "JSON5"...) is not JSON we repair.
+        "?"
+    };
+    Some((tag, body))
 }
 
 /// A key without case, `_`, `-` or spaces: `dependsOn`, `depends_on` and

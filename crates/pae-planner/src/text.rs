@@ -50,7 +50,10 @@ const MAX_NUMBER_DIGITS: usize = 9;
 ///    list whose numbering starts again at `1.` after a section heading
 ///    (`## Booking`, `**Phase 2: Booking**`, or a short line ending in `:`
 ///    after a blank line) goes on with the next steps; the heading is not
-///    part of any step.
+///    part of any step. After a blank line, a heading that names another
+///    plan or the steps (`Plan B:`, `Option 2:`, `Steps:`, `Revised plan:`)
+///    ends the list: what follows it repeats or works through the plan, and
+///    is dropped as trailing text.
 /// 5. **Marker styles**: the first step's style (`Step 1:` or `#1`
 ///    versus a bare `1.`, and a markdown heading versus a plain line) is the
 ///    list's; markers of another style belong to the step above, so bare
@@ -826,22 +829,35 @@ fn plan_start(lines: &[Line<'_>]) -> usize {
 /// B:", "Option 2:"), not a further section of the same plan.
 const ALTERNATIVE_WORDS: [&str; 5] = ["plan", "option", "alternative", "approach", "version"];
 
-/// Whether a text line heads a section of the plan: a markdown heading, a
-/// line entirely in bold, or (after a blank line) a short line ending in a
-/// colon; but not a heading of an alternative plan.
-fn is_section_heading(line: &Line<'_>, after_blank: bool) -> bool {
+/// Whether a text line heads another version of the plan or of its steps:
+/// a plan header (`Plan:`, `Steps:`, `Revised plan:`) or a short heading
+/// naming an alternative (`Plan B:`, `**Option 2**`, `## Alternative`).
+fn is_another_plan(line: &Line<'_>) -> bool {
     if !matches!(line.kind, Kind::Text) {
         return false;
     }
     let content = line.content;
-    let alternative = content.split(|c: char| !c.is_alphanumeric()).any(|word| {
-        ALTERNATIVE_WORDS
-            .iter()
-            .any(|w| word.eq_ignore_ascii_case(w))
-    });
-    if alternative {
+    let heading_like = content.starts_with('#')
+        || content.ends_with([':', '：'])
+        || (content.starts_with("**") && content.trim_end_matches([':', '：']).ends_with("**"));
+    is_plan_header(content)
+        || (heading_like
+            && content.split_whitespace().count() <= 6
+            && content.split(|c: char| !c.is_alphanumeric()).any(|word| {
+                ALTERNATIVE_WORDS
+                    .iter()
+                    .any(|w| word.eq_ignore_ascii_case(w))
+            }))
+}
+
+/// Whether a text line heads a section of the plan: a markdown heading, a
+/// line entirely in bold, or (after a blank line) a short line ending in a
+/// colon; but not a heading of another plan ([`is_another_plan`]).
+fn is_section_heading(line: &Line<'_>, after_blank: bool) -> bool {
+    if !matches!(line.kind, Kind::Text) || is_another_plan(line) {
         return false;
     }
+    let content = line.content;
     let heading = content.starts_with('#') && content.trim_start_matches('#').starts_with(is_space);
     let bold = ["**", "__"].iter().any(|token| {
         content.starts_with(token)
@@ -970,8 +986,15 @@ fn numbered_steps(lines: &[Line<'_>], min_indent: usize) -> Vec<String> {
     let mut expected = first_number + 1;
     let mut all_ones = first_number == 1;
     let mut items = vec![Item::new(first)];
+    // Set at a blank line followed by another plan ("Steps:", "Plan B:"):
+    // the list is over, and what follows is trailing text.
+    let mut ended = false;
+    let mut previous_blank = false;
     for line in &lines[start + 1..] {
-        if let Some(n) = line.number()
+        ended |= previous_blank && line.indent <= base && is_another_plan(line);
+        previous_blank = line.is_blank();
+        if !ended
+            && let Some(n) = line.number()
             && line.style().is_some_and(|s| s.same_list(style))
             && let Some(current) = items.last_mut()
         {
@@ -1034,8 +1057,12 @@ fn bullet_steps(lines: &[Line<'_>], min_indent: usize) -> Vec<String> {
     };
     let base = lines[start].indent;
     let mut items = vec![Item::new(&lines[start])];
+    let mut ended = false;
+    let mut previous_blank = false;
     for line in &lines[start + 1..] {
-        if line.is_bullet() && line.indent <= base + 1 {
+        ended |= previous_blank && line.indent <= base && is_another_plan(line);
+        previous_blank = line.is_blank();
+        if !ended && line.is_bullet() && line.indent <= base + 1 {
             if let Some(current) = items.last_mut() {
                 current.drop_section_heading(base);
             }

@@ -227,6 +227,47 @@ fn text_plans_as_models_write_them() {
             vec!["a", "b"],
         ),
         (
+            "Qwen2.5 0.5B works through its plan under Steps: (real output)",
+            "Plan: \n1. Identify the current president of France.\n2. Determine his age.\n3. Respond to the users original question.\n\nSteps:\n1. The current president of France is Jean-Baptiste de Chambert.\n2. Jean-Baptiste de Chambert is 75 years old.\n3. Given the above steps taken, please respond to the users original question.",
+            vec![
+                "Identify the current president of France.",
+                "Determine his age.",
+                "Respond to the users original question.",
+            ],
+        ),
+        (
+            "Qwen2.5 0.5B works through its plan under Steps:, numbers running on (real output)",
+            "Plan:\n1. Use the `requests` library to download the web page.\n2. Count the number of words in the text.\n\nSteps:\n1. Import the necessary libraries:\n```python\nimport requests\n```\n2. Define the URL of the web page:\n```python\nurl = \"https://www.example.com\"\n```\n3. Count the words\n4. Print the count",
+            vec![
+                "Use the `requests` library to download the web page.",
+                "Count the number of words in the text.",
+            ],
+        ),
+        (
+            "Qwen2.5 0.5B expands its plan with sub-bullets under Steps: (real output)",
+            "Plan: \n1. Collect data on the population of Beijing and Shanghai.\n2. Compare the populations.\n\nSteps:\n1. Collect data on the population of Beijing and Shanghai:\n   - Visit the official websites of Beijing and Shanghai.\n2. Compare the populations:\n   - Compare the population of Beijing and Shanghai.",
+            vec![
+                "Collect data on the population of Beijing and Shanghai.",
+                "Compare the populations.",
+            ],
+        ),
+        (
+            "Qwen2.5 0.5B carries out its plan under Step N: (real output)",
+            "Plan:\n1. Calculate 17 * 23\n2. Determine the number of days in a leap year\n\nStep 1: Calculate 17 * 23\n17 * 23 = 421\n\nStep 2: Determine the number of days in a leap year\nA leap year has 366 days.",
+            vec![
+                "Calculate 17 * 23",
+                "Determine the number of days in a leap year",
+            ],
+        ),
+        (
+            "Qwen2.5 0.5B Step N: list after a Plan: sentence (real output)",
+            "Plan: Start by identifying the current president of France, which is Emmanuel Macron.\nStep 1: Research the current president's name and position.\nStep 2: Identify the current year of the election.\n<END_OF_PLAN>",
+            vec![
+                "Research the current president's name and position.",
+                "Identify the current year of the election.",
+            ],
+        ),
+        (
             "the whole plan repeated",
             "Plan:\n1. a\n2. b\n\nPlan:\n1. a\n2. b",
             vec!["a", "b"],
@@ -497,6 +538,21 @@ fn text_plans_as_models_write_them() {
             vec!["Search", "Answer"],
         ),
         // --- nothing to find: typed errors with the text ---
+        (
+            "a Python script instead of a plan (SmolLM2, real output)",
+            "```python\nimport requests\n\ndef count_words(url):\n    response = requests.get(url)\n    response.headers['Content-Type'] = 'application/json'\n```",
+            vec![],
+        ),
+        (
+            "a direct answer instead of a plan (SmolLM2, real output)",
+            "17 * 23 = 341 days\n23 + 341 = 342 days\n\nThe answer is 342 days.",
+            vec![],
+        ),
+        (
+            "a sentence that mentions the plan between steps is not a new plan",
+            "1. Search flights\n\nThis part of the plan needs care.\n\n2. Book",
+            vec!["Search flights\nThis part of the plan needs care.", "Book"],
+        ),
         (
             "only the header and the marker",
             "Plan:\n<END_OF_PLAN>",
@@ -780,6 +836,16 @@ fn json_plans_as_models_write_them() {
         (
             "prose only",
             "I would search the web first.",
+            Malformed("not valid JSON"),
+        ),
+        (
+            "a Python dict inside prose",
+            "Here you go: {'steps': ['a', 'b']} done",
+            Valid(&[("a", None, &[]), ("b", None, &[])]),
+        ),
+        (
+            "Python code with a subscript is not a plan",
+            "```python\nheaders['Content-Type'] = 'json'\n```",
             Malformed("not valid JSON"),
         ),
     ];
