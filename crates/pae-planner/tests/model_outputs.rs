@@ -268,6 +268,15 @@ fn text_plans_as_models_write_them() {
             ],
         ),
         (
+            "Qwen2.5 0.5B puts Step 1: on the header line (real output)",
+            "Plan: Step 1: Research Rome and its cultural attractions\nStep 2: Book accommodation in Rome\nStep 3: Start the weekend trip\n<END_OF_PLAN>",
+            vec![
+                "Research Rome and its cultural attractions",
+                "Book accommodation in Rome",
+                "Start the weekend trip",
+            ],
+        ),
+        (
             "the whole plan repeated",
             "Plan:\n1. a\n2. b\n\nPlan:\n1. a\n2. b",
             vec!["a", "b"],
