@@ -38,8 +38,68 @@
 //! the known-good subject of the suite's own tests, and a model to compare
 //! yours with.
 //!
+//! # Fault suite (HTTP adapters)
+//! The checks above run against a real server. An adapter that speaks HTTP
+//! also has to survive a bad one; with the `fault-server` feature,
+//! [`faults::FaultSuite`] runs about fifty fault scenarios against it, each
+//! on a scripted raw server on 127.0.0.1: 429 with and without
+//! `Retry-After` (seconds, HTTP date, `0`, a day, garbage), 5xx with HTML,
+//! empty and JSON bodies, 400/401/403/404 (not retried, the API key never
+//! shown), empty, non-JSON, HTML, incomplete, non-UTF-8, mislabelled and
+//! 1 MiB bodies, error objects sent with status 200, no answer, stalled and
+//! cut bodies, dropped, refused and non-HTTP connections, and for streams:
+//! events split byte by byte (inside multi-byte characters), cut, stalled
+//! at the start, midway or behind keep-alives, error events, a missing end,
+//! and a whole reply instead of a stream. Each scenario asserts the number
+//! of attempts under a fixed retry policy, the error's kind, status, body
+//! and `retry_after`, and a bound on the time taken; nothing may hang or
+//! panic. The adapter's tests supply only a constructor and its
+//! [`faults::WireFormat`] (how a reply, a stream event, an error body look):
+//! ```no_run
+//! // tests/faults.rs of an adapter crate, with
+//! // pae-conformance = { …, features = ["fault-server"] } in [dev-dependencies]
+//! use pae_conformance::faults::{FaultSuite, ModelTarget, WireFormat};
+//!
+//! struct MyWire; // impl WireFormat for MyWire { … }
+//! # impl WireFormat for MyWire {
+//! #     fn reply(&self, text: &str) -> String { format!("{{\"text\": \"{text}\"}}") }
+//! #     fn stream_content_type(&self) -> &str { "text/event-stream" }
+//! #     fn stream_delta(&self, delta: &str) -> String { format!("data: {delta}\n\n") }
+//! #     fn stream_end(&self) -> String { "data: [DONE]\n\n".into() }
+//! #     fn stream_error(&self, message: &str) -> String { format!("event: error\ndata: {message}\n\n") }
+//! #     fn error_body(&self, message: &str) -> String { format!("{{\"error\": \"{message}\"}}") }
+//! #     fn incomplete_replies(&self) -> Vec<String> { vec!["{}".into()] }
+//! # }
+//! # struct MyModel;
+//! # impl MyModel {
+//! #     fn new(_: &str) -> Self { MyModel }
+//! #     fn with_api_key(self, _: &str) -> Self { self }
+//! #     fn with_timeout(self, limit: std::time::Duration) -> impl pae_core::ChatModel {
+//! #         pae_core::Timeout::new(pae_conformance::reference_model(), limit)
+//! #     }
+//! # }
+//!
+//! #[tokio::test]
+//! async fn my_adapter_survives_every_fault_scenario() {
+//!     FaultSuite::new(MyWire)
+//!         .with_secret("sk-test-key")
+//!         .run(|target: &ModelTarget| {
+//!             MyModel::new(&target.base_url)
+//!                 .with_api_key("sk-test-key")
+//!                 .with_timeout(target.timeout)
+//!         })
+//!         .await
+//!         .assert_all_passed();
+//! }
+//! ```
+//! The same module has the raw server itself ([`faults::RawServer`]) and
+//! byte builders for faults specific to one wire format.
+//!
 //! # Feature flags
-//! None. The crate enables `pae-core`'s `test-util` feature for
+//! - `fault-server` (off): the [`faults`] module (a raw TCP fault server
+//!   and [`faults::FaultSuite`]); adds Tokio's `net`, `io-util` and `rt`.
+//!
+//! The crate enables `pae-core`'s `test-util` feature for
 //! [`reference_model`].
 //!
 //! # Example

@@ -37,6 +37,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use futures::StreamExt;
+use pae_core::{ChatModel, ChatRequest, ProviderError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -259,6 +261,37 @@ pub fn chunk(bytes: impl AsRef<[u8]>) -> Vec<u8> {
 
 /// The chunk that ends a chunked body.
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// A complete chunked response with status 200: the head, each part as
+/// its own chunk written separately (so the client reads them apart), and
+/// the end of the body.
+pub fn chunked<B: AsRef<[u8]>>(content_type: &str, parts: &[B]) -> Fault {
+    let mut actions = vec![Action::Write(chunked_head(200, content_type, &[]))];
+    actions.extend(parts.iter().map(|part| Action::Write(chunk(part))));
+    actions.push(Action::Write(LAST_CHUNK.to_vec()));
+    Fault::Script(actions)
+}
+
+/// Streams `request` from `model` to its end: the text of the chunks
+/// received, and the error that ended the stream (or failed to start it),
+/// if any. Items after an error are not read.
+pub async fn stream_text<M: ChatModel + ?Sized>(
+    model: &M,
+    request: ChatRequest,
+) -> (String, Option<ProviderError>) {
+    let mut text = String::new();
+    let mut stream = match model.stream(request).await {
+        Ok(stream) => stream,
+        Err(error) => return (text, Some(error)),
+    };
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(chunk) => text.push_str(&chunk.delta),
+            Err(error) => return (text, Some(error)),
+        }
+    }
+    (text, None)
+}
 
 /// An HTTP/1.1 response head for a chunked body, then the given chunks
 /// (without the terminating zero chunk: the connection is then cut).

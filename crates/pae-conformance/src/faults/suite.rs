@@ -11,7 +11,7 @@ use pae_core::{
     ChatModel, ChatRequest, ChatResponse, Message, ProviderError, Retry, RetryPolicy, error_chain,
 };
 
-use super::{Action, Fault, LAST_CHUNK, RawServer, chunk, chunked_head, response};
+use super::{Action, Fault, LAST_CHUNK, RawServer, chunk, chunked, chunked_head, response};
 use crate::Outcome;
 use crate::suite::{describe, panic_text};
 
@@ -1050,11 +1050,7 @@ where
     /// A stream response: head, `body` in one chunk, and the end of the
     /// chunked body.
     fn stream_fault(&self, body: impl AsRef<[u8]>) -> Fault {
-        Fault::Script(vec![
-            Action::Write(self.stream_head()),
-            Action::Write(chunk(body)),
-            Action::Write(LAST_CHUNK.to_vec()),
-        ])
+        chunked(self.wire().stream_content_type(), &[body])
     }
 
     fn secret_message(&self) -> String {
