@@ -21,7 +21,8 @@
 //! # Configuration
 //! - [`OllamaChat::from_env`] reads `OLLAMA_HOST` (as Ollama does).
 //! - [`OllamaChat::new`] plus `with_host`, `with_timeout`,
-//!   `with_capabilities`, `with_tools_with_format`, `with_http_client`;
+//!   `with_capabilities`, `with_tools_with_format`, `with_max_response_bytes`,
+//!   `with_http_client`;
 //!   [`OllamaChat::detect_capabilities`] asks the server whether the model
 //!   supports tools.
 //!

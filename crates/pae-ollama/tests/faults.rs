@@ -4,10 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use pae_conformance::faults::{
-    Action, Fault, FaultSuite, LAST_CHUNK, ModelTarget, RawServer, WireFormat, chunk, chunked_head,
-    response,
+    Fault, FaultSuite, ModelTarget, RawServer, WireFormat, chunked, response, stream_text,
 };
 use pae_core::{ChatModel, ChatRequest, Message, ProviderError};
 use pae_ollama::OllamaChat;
@@ -85,6 +83,11 @@ async fn ollama_adapter_survives_every_fault_scenario() {
 
 // ----- faults specific to the NDJSON wire format -----
 
+/// A server whose every connection gets these parts as a chunked body.
+async fn serve(content_type: &'static str, parts: Vec<Vec<u8>>) -> RawServer {
+    RawServer::start(move |_| chunked(content_type, &parts)).await
+}
+
 fn hi() -> ChatRequest {
     ChatRequest::new(vec![Message::user("hi")])
 }
@@ -93,33 +96,6 @@ fn model(url: &str) -> OllamaChat {
     OllamaChat::new("qwen")
         .with_host(url)
         .with_timeout(Duration::from_millis(500))
-}
-
-/// Serves `parts` as a chunked body with this content type, one write each.
-async fn stream_server(content_type: &'static str, parts: Vec<Vec<u8>>) -> RawServer {
-    RawServer::start(move |_| {
-        let mut actions = vec![Action::Write(chunked_head(200, content_type, &[]))];
-        actions.extend(parts.iter().map(|p| Action::Write(chunk(p))));
-        actions.push(Action::Write(LAST_CHUNK.to_vec()));
-        Fault::Script(actions)
-    })
-    .await
-}
-
-/// The text streamed and the error that ended the stream, if any.
-async fn collect(model: &impl ChatModel) -> (String, Option<ProviderError>) {
-    let mut text = String::new();
-    let mut stream = match model.stream(hi()).await {
-        Ok(stream) => stream,
-        Err(error) => return (text, Some(error)),
-    };
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(chunk) => text.push_str(&chunk.delta),
-            Err(error) => return (text, Some(error)),
-        }
-    }
-    (text, None)
 }
 
 #[tokio::test]
@@ -145,8 +121,8 @@ async fn every_spelling_of_ndjson_gives_the_same_text() {
         ),
     ];
     for (name, body) in spellings {
-        let server = stream_server("application/x-ndjson", vec![body.into_bytes()]).await;
-        let (text, error) = collect(&model(&server.url)).await;
+        let server = serve("application/x-ndjson", vec![body.into_bytes()]).await;
+        let (text, error) = stream_text(&model(&server.url), hi()).await;
         assert_eq!(
             (text.as_str(), error.map(|e| e.to_string())),
             ("Héllo", None),
@@ -161,8 +137,8 @@ async fn an_error_line_with_status_200_reports_the_message_and_keeps_the_partial
         "{}{{\"error\":\"llama runner process has terminated: signal: killed\"}}\n",
         OllamaWire.stream_delta("Hé")
     );
-    let server = stream_server("application/x-ndjson", vec![body.into_bytes()]).await;
-    let (text, error) = collect(&model(&server.url)).await;
+    let server = serve("application/x-ndjson", vec![body.into_bytes()]).await;
+    let (text, error) = stream_text(&model(&server.url), hi()).await;
     assert_eq!(text, "Hé");
     assert!(
         matches!(&error, Some(ProviderError::StreamInterrupted { reason, partial })
@@ -212,8 +188,8 @@ async fn replies_and_lines_beyond_the_size_limit_are_refused_not_buffered() {
     }
     // A line that never ends, in a stream.
     let endless = vec![b'y'; 2 << 20];
-    let server = stream_server("application/x-ndjson", vec![endless]).await;
-    let (_, error) = collect(&model(&server.url).with_max_response_bytes(1 << 20)).await;
+    let server = serve("application/x-ndjson", vec![endless]).await;
+    let (_, error) = stream_text(&model(&server.url).with_max_response_bytes(1 << 20), hi()).await;
     assert!(
         matches!(&error, Some(ProviderError::InvalidResponse { body, .. }) if body.len() <= 64 * 1024),
         "{:?}",

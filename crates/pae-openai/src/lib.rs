@@ -20,7 +20,8 @@
 //! - [`OpenAiChat::from_env`] reads `OPENAI_API_KEY` and `OPENAI_BASE_URL`.
 //! - [`OpenAiChat::new`] plus `with_base_url`, `with_api_key`,
 //!   `with_timeout`, `with_capabilities`, `with_schema_mode`,
-//!   `with_token_limit_field`, `with_stream_usage`, `with_http_client`.
+//!   `with_token_limit_field`, `with_stream_usage`, `with_max_response_bytes`,
+//!   `with_http_client`.
 //!
 //! For llama-cpp-python's server, send JSON schemas in its own form and
 //! report what a small local model really does:

@@ -4,10 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use pae_conformance::Outcome;
 use pae_conformance::faults::{
-    Action, Fault, FaultSuite, LAST_CHUNK, ModelTarget, RawServer, WireFormat, chunk, chunked_head,
-    response,
+    Fault, FaultSuite, ModelTarget, RawServer, Scenario, WireFormat, chunked, response, stream_text,
 };
 use pae_core::{ChatModel, ChatModelExt, ChatRequest, Message, ProviderError, RetryPolicy};
 use pae_openai::OpenAiChat;
@@ -100,6 +99,11 @@ async fn openai_adapter_survives_every_fault_scenario() {
 
 // ----- faults specific to the chat-completions wire format -----
 
+/// A server whose every connection gets these parts as a chunked body.
+async fn serve(content_type: &'static str, parts: Vec<Vec<u8>>) -> RawServer {
+    RawServer::start(move |_| chunked(content_type, &parts)).await
+}
+
 fn hi() -> ChatRequest {
     ChatRequest::new(vec![Message::user("hi")])
 }
@@ -116,34 +120,6 @@ fn fast_retries() -> RetryPolicy {
         .with_max_attempts(3)
         .with_initial_backoff(Duration::from_millis(20))
         .with_jitter(0.0)
-}
-
-/// Serves `body` as a chunked stream with this content type, one write per
-/// part.
-async fn stream_server(content_type: &'static str, parts: Vec<Vec<u8>>) -> RawServer {
-    RawServer::start(move |_| {
-        let mut actions = vec![Action::Write(chunked_head(200, content_type, &[]))];
-        actions.extend(parts.iter().map(|p| Action::Write(chunk(p))));
-        actions.push(Action::Write(LAST_CHUNK.to_vec()));
-        Fault::Script(actions)
-    })
-    .await
-}
-
-/// The text streamed and the error that ended the stream, if any.
-async fn collect(model: &impl ChatModel) -> (String, Option<ProviderError>) {
-    let mut text = String::new();
-    let mut stream = match model.stream(hi()).await {
-        Ok(stream) => stream,
-        Err(error) => return (text, Some(error)),
-    };
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(chunk) => text.push_str(&chunk.delta),
-            Err(error) => return (text, Some(error)),
-        }
-    }
-    (text, None)
 }
 
 fn delta_json(text: &str, finish: Option<&str>) -> String {
@@ -198,8 +174,8 @@ async fn every_legal_spelling_of_server_sent_events_gives_the_same_text() {
         ),
     ];
     for (name, body) in spellings {
-        let server = stream_server("text/event-stream", vec![body.into_bytes()]).await;
-        let (text, error) = collect(&model(&server.url)).await;
+        let server = serve("text/event-stream", vec![body.into_bytes()]).await;
+        let (text, error) = stream_text(&model(&server.url), hi()).await;
         assert_eq!(
             (text.as_str(), error.map(|e| e.to_string())),
             ("Héllo", None),
@@ -215,8 +191,8 @@ async fn an_event_stream_labelled_as_json_is_still_read_as_events() {
         delta_json("Hé", None),
         delta_json("llo", Some("stop"))
     );
-    let server = stream_server("application/json", vec![body.into_bytes()]).await;
-    let (text, error) = collect(&model(&server.url)).await;
+    let server = serve("application/json", vec![body.into_bytes()]).await;
+    let (text, error) = stream_text(&model(&server.url), hi()).await;
     assert!(error.is_none(), "{error:?}");
     assert_eq!(text, "Héllo");
 }
@@ -224,8 +200,8 @@ async fn an_event_stream_labelled_as_json_is_still_read_as_events() {
 #[tokio::test]
 async fn done_without_a_finish_reason_is_an_interruption_not_a_short_reply() {
     let body = format!("data: {}\n\ndata: [DONE]\n\n", delta_json("Hé", None));
-    let server = stream_server("text/event-stream", vec![body.into_bytes()]).await;
-    let (text, error) = collect(&model(&server.url)).await;
+    let server = serve("text/event-stream", vec![body.into_bytes()]).await;
+    let (text, error) = stream_text(&model(&server.url), hi()).await;
     assert_eq!(text, "Hé");
     assert!(
         matches!(&error, Some(ProviderError::StreamInterrupted { partial, .. }) if partial == "Hé"),
@@ -239,8 +215,8 @@ async fn an_sse_error_event_reports_the_servers_message() {
         "data: {}\n\nevent: error\ndata: {{\"message\": \"Overloaded\", \"type\": \"overloaded_error\"}}\n\n",
         delta_json("Hé", None)
     );
-    let server = stream_server("text/event-stream", vec![body.into_bytes()]).await;
-    let (text, error) = collect(&model(&server.url)).await;
+    let server = serve("text/event-stream", vec![body.into_bytes()]).await;
+    let (text, error) = stream_text(&model(&server.url), hi()).await;
     assert_eq!(text, "Hé");
     let error = error.expect("the error event ends the stream with an error");
     assert!(error.to_string().contains("Overloaded"), "{error}");
@@ -274,8 +250,8 @@ async fn an_error_object_with_an_http_code_and_status_200_is_that_http_error() {
 #[tokio::test]
 async fn a_coded_error_as_the_first_stream_event_is_retried_as_its_status() {
     let body = "data: {\"error\": {\"code\": 429, \"message\": \"slow down\"}}\n\n";
-    let server = stream_server("text/event-stream", vec![body.as_bytes().to_vec()]).await;
-    let (text, error) = collect(&model(&server.url).with_retry(fast_retries())).await;
+    let server = serve("text/event-stream", vec![body.as_bytes().to_vec()]).await;
+    let (text, error) = stream_text(&model(&server.url).with_retry(fast_retries()), hi()).await;
     assert_eq!(text, "");
     let error = error.expect("an error");
     assert_eq!(error.status(), Some(429), "{error:?}");
@@ -337,8 +313,8 @@ async fn replies_beyond_the_size_limit_are_refused_not_buffered() {
     }
     // An event longer than the limit, in a stream.
     let event = format!("data: {}\n\n", delta_json(&"y".repeat(2 << 20), None));
-    let server = stream_server("text/event-stream", vec![event.into_bytes()]).await;
-    let (_, error) = collect(&model(&server.url).with_max_response_bytes(1 << 20)).await;
+    let server = serve("text/event-stream", vec![event.into_bytes()]).await;
+    let (_, error) = stream_text(&model(&server.url).with_max_response_bytes(1 << 20), hi()).await;
     assert!(
         matches!(&error, Some(ProviderError::InvalidResponse { body, .. }) if body.len() <= 64 * 1024),
         "{:?}",
@@ -361,11 +337,156 @@ async fn no_error_of_any_fault_shows_the_key() {
         .await;
         let chat = model(&server.url);
         let error = chat.chat(hi()).await.unwrap_err();
-        let (_, streamed) = collect(&chat).await;
+        let (_, streamed) = stream_text(&chat, hi()).await;
         for error in [Some(error), streamed].into_iter().flatten() {
             let text = format!("{error} {error:?} {}", pae_core::error_chain(&error));
             assert!(!text.contains(KEY), "HTTP {status}: {text}");
         }
         assert!(!format!("{chat:?}").contains(KEY));
     }
+    let server = RawServer::start(move |_| {
+        Fault::Write(response(
+            401,
+            &[],
+            format!("Incorrect API key provided: {KEY}"),
+        ))
+    })
+    .await;
+    let error = model(&server.url).chat(hi()).await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the provider answered HTTP 401",
+        "the status, and no body, in the message"
+    );
+    assert!(format!("{error:?}").contains("Incorrect API key provided: <redacted>"));
+}
+
+#[tokio::test]
+async fn a_refused_connection_names_the_server_but_not_its_credentials() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    drop(listener);
+    let error = OpenAiChat::new("local")
+        .with_base_url(format!("http://user:hunter2@{address}/v1"))
+        .with_api_key(KEY)
+        .chat(hi())
+        .await
+        .unwrap_err();
+    match &error {
+        ProviderError::Connection { message, source } => {
+            assert!(
+                message.contains(&format!("http://{address}/v1")),
+                "{message}"
+            );
+            assert!(source.is_some());
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let text = format!("{} {error:?}", pae_core::error_chain(&error));
+    assert!(!text.contains("hunter2") && !text.contains(KEY), "{text}");
+}
+
+#[tokio::test]
+async fn retry_after_ms_is_honoured_before_a_stream_starts() {
+    let good = format!(
+        "data: {}\n\ndata: [DONE]\n\n",
+        delta_json("ok", Some("stop"))
+    );
+    let server = RawServer::start(move |n| match n {
+        0 => Fault::Write(response(429, &[("retry-after-ms", "200")], "{}")),
+        _ => Fault::Write(response(
+            200,
+            &[("content-type", "text/event-stream")],
+            &good,
+        )),
+    })
+    .await;
+    let start = Instant::now();
+    let (text, error) = stream_text(&model(&server.url).with_retry(fast_retries()), hi()).await;
+    let elapsed = start.elapsed();
+    assert_eq!((text.as_str(), error.is_none()), ("ok", true), "{error:?}");
+    assert_eq!(server.accepted(), 2);
+    assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+}
+
+/// The adapter with one fault added, to show the suite notices it.
+struct Broken {
+    inner: OpenAiChat,
+    fault: Flaw,
+}
+
+#[derive(Clone, Copy)]
+enum Flaw {
+    /// Puts the key in every error message.
+    LeaksKey,
+    /// Reports every error as a retryable connection failure.
+    EverythingRetryable,
+}
+
+impl Broken {
+    fn spoil(&self, error: ProviderError) -> ProviderError {
+        match self.fault {
+            Flaw::LeaksKey => ProviderError::Backend {
+                message: format!("{error} (key {KEY})"),
+            },
+            Flaw::EverythingRetryable => {
+                ProviderError::connection("broken", std::io::Error::other(error.to_string()))
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ChatModel for Broken {
+    async fn chat(&self, request: ChatRequest) -> Result<pae_core::ChatResponse, ProviderError> {
+        self.inner.chat(request).await.map_err(|e| self.spoil(e))
+    }
+
+    fn model_name(&self) -> String {
+        "broken".into()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_suite_fails_adapters_that_leak_keys_retry_everything_or_hang() {
+    let suite = FaultSuite::new(OpenAiWire)
+        .with_secret(KEY)
+        .with_hang_limit(Duration::from_secs(3));
+    let leaky = suite
+        .run(|target| Broken {
+            inner: build(target),
+            fault: Flaw::LeaksKey,
+        })
+        .await;
+    assert!(leaky.failed().contains(&Scenario::Unauthorized), "{leaky}");
+    let greedy = suite
+        .run(|target| Broken {
+            inner: build(target),
+            fault: Flaw::EverythingRetryable,
+        })
+        .await;
+    for scenario in [
+        Scenario::BadRequest,
+        Scenario::ModelNotFound,
+        Scenario::EmptyBody,
+    ] {
+        assert!(greedy.failed().contains(&scenario), "{scenario}: {greedy}");
+    }
+    // Built without the target's time limit, stalls hang (and are cut by the
+    // suite's hard limit).
+    let patient = suite
+        .run(|target| {
+            OpenAiChat::new("local")
+                .with_base_url(format!("{}/v1", target.base_url))
+                .with_api_key(KEY)
+        })
+        .await;
+    for scenario in [Scenario::NoAnswer, Scenario::StreamStallsMidway] {
+        assert!(
+            matches!(patient.outcome(scenario), Some(Outcome::Failed { reason }) if reason.contains("hung")),
+            "{scenario}: {patient}"
+        );
+    }
+    assert!(patient.passed().contains(&Scenario::Reply));
 }
