@@ -273,24 +273,6 @@ async fn garbage_retry_after_ms_falls_back_to_retry_after() {
 }
 
 #[tokio::test]
-async fn error_bodies_are_kept_up_to_a_bound() {
-    let huge = "e".repeat(8 << 20);
-    let server = RawServer::start(move |_| Fault::Write(response(500, &[], &huge))).await;
-    let start = Instant::now();
-    let error = model(&server.url).chat(hi()).await.unwrap_err();
-    match &error {
-        ProviderError::Http {
-            status: 500, body, ..
-        } => {
-            assert!(body.len() <= 64 * 1024 + 64, "{} bytes kept", body.len());
-            assert!(body.starts_with("eeee"));
-        }
-        other => panic!("unexpected {other:?}"),
-    }
-    assert!(start.elapsed() < Duration::from_secs(3));
-}
-
-#[tokio::test]
 async fn replies_beyond_the_size_limit_are_refused_not_buffered() {
     let big = OpenAiWire.reply(&"x".repeat(4 << 20));
     let server = RawServer::start(move |_| {

@@ -127,7 +127,7 @@ pub enum Scenario {
     /// HTTP 404 (model not found): not retried; HTTP 404 with the body.
     ModelNotFound,
     /// HTTP 500 with a 16 MiB body: retried, HTTP 500, in bounded time and
-    /// memory (the body kept may be cut short).
+    /// memory: the body kept is its beginning, at most 1 MiB.
     HugeErrorBody,
     /// HTTP 503 whose body stalls after the headers: retried; HTTP 503 or
     /// `Timeout`, never a hang.
@@ -1229,6 +1229,13 @@ where
                 let body = format!("{{\"error\": \"{}\"}}", "x".repeat(16 << 20));
                 let run = self.chat(plan(vec![], self.status(500, &[], &body))).await;
                 let error = self.http_error(&run, 500, ATTEMPTS)?;
+                let kept = body_of(error).unwrap_or_default();
+                ensure(kept.len() <= 1 << 20 && body.starts_with(kept), || {
+                    format!(
+                        "kept {} bytes of the body; expected its beginning, at most 1 MiB",
+                        kept.len()
+                    )
+                })?;
                 Self::within(run.elapsed, BACKOFF * 3, BACKOFF * 3 + SLACK * 2)?;
                 Ok(format!(
                     "{}; {} body bytes kept",
