@@ -177,7 +177,8 @@ struct State {
 /// Turns the body of a streamed chat completion into chunks.
 ///
 /// The stream ends normally at `data: [DONE]` after a finish reason, or when
-/// the body ends after a finish reason (some servers omit `[DONE]`). A
+/// the body ends, breaks or goes quiet for `idle` after a finish reason
+/// (some servers omit `[DONE]` or close abruptly after the last event). A
 /// stream that ends without a finish reason, or breaks, yields
 /// [`ProviderError::StreamInterrupted`] with the text received so far; an
 /// error event (`data: {"error": …}` or `event: error`) yields that error; a
@@ -309,6 +310,8 @@ async fn next(state: &mut State) -> Option<Result<ChatChunk, ProviderError>> {
         let read = match deadline {
             Some((limit, at)) => match tokio::time::timeout_at(at, state.bytes.next()).await {
                 Ok(read) => read,
+                // The reply is complete; only `[DONE]` (or usage) is late.
+                Err(_) if state.saw_finish_reason => return None,
                 Err(_) => return Some(Err(ProviderError::Timeout { after: limit })),
             },
             None => state.bytes.next().await,
@@ -342,6 +345,9 @@ async fn next(state: &mut State) -> Option<Result<ChatChunk, ProviderError>> {
                 }
                 state.pending.extend(events);
             }
+            // A connection that breaks after the finish reason lost at most
+            // the usage chunk and `[DONE]`: the reply itself is whole.
+            Some(Err(_)) if state.saw_finish_reason => return None,
             Some(Err(error)) => {
                 return Some(Err(interrupted(
                     state,
@@ -565,6 +571,19 @@ mod tests {
             &items[0],
             Err(ProviderError::StreamInterrupted { .. })
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_the_finish_reason_a_silence_ends_the_stream() {
+        let quiet: ByteStream = Box::pin(
+            futures::stream::iter([Ok(HELLO.as_bytes().to_vec()), Ok(LO.as_bytes().to_vec())])
+                .chain(futures::stream::pending()),
+        );
+        let items: Vec<_> = chunk_stream(quiet, Some(Duration::from_secs(5)), usize::MAX)
+            .collect()
+            .await;
+        assert_eq!(items.len(), 2);
+        assert!(items.iter().all(Result::is_ok), "{items:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -185,6 +185,31 @@ async fn every_legal_spelling_of_server_sent_events_gives_the_same_text() {
 }
 
 #[tokio::test]
+async fn a_connection_cut_after_the_finish_reason_keeps_the_reply() {
+    let events = format!(
+        "data: {}\n\ndata: {}\n\n",
+        delta_json("Hé", None),
+        delta_json("llo", Some("stop"))
+    );
+    let cut = pae_conformance::faults::chunked_then_cut("text/event-stream", &[&events]);
+    let server = RawServer::start(move |_| Fault::Write(cut.clone())).await;
+    let (text, error) = stream_text(&model(&server.url), hi()).await;
+    assert_eq!(
+        (text.as_str(), error.map(|e| e.to_string())),
+        ("Héllo", None)
+    );
+    // Cut before the finish reason, the same break is an interruption.
+    let early = format!("data: {}\n\n", delta_json("Hé", None));
+    let cut = pae_conformance::faults::chunked_then_cut("text/event-stream", &[&early]);
+    let server = RawServer::start(move |_| Fault::Write(cut.clone())).await;
+    let (_, error) = stream_text(&model(&server.url), hi()).await;
+    assert!(
+        matches!(&error, Some(ProviderError::StreamInterrupted { partial, .. }) if partial == "Hé"),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
 async fn an_event_stream_labelled_as_json_is_still_read_as_events() {
     let body = format!(
         "data: {}\n\ndata: {}\n\ndata: [DONE]\n\n",
