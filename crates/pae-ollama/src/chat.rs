@@ -25,6 +25,12 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 << 20;
 /// [`ProviderError::InvalidResponse::body`]: the first 64 KiB.
 pub(crate) const ERROR_BODY_BYTES: usize = 64 << 10;
 
+/// The time limit of a call unless [`with_timeout`](OllamaChat::with_timeout)
+/// or [`without_timeout`](OllamaChat::without_timeout) says otherwise: 10
+/// minutes, as OpenAI's own clients, so a server that stalls never hangs a
+/// run, while a slow local model still has time to answer.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// How long an error body may take to arrive when no timeout is set: the
 /// status is known, so a stalled body is not waited for forever.
 const ERROR_BODY_WAIT: Duration = Duration::from_secs(10);
@@ -78,7 +84,7 @@ impl fmt::Debug for OllamaChat {
 
 impl OllamaChat {
     /// A model with this name (for example `qwen2.5-coder:0.5b`) on Ollama's
-    /// default host, with no timeout. It claims native tools, JSON schema
+    /// default host, with the [`DEFAULT_TIMEOUT`]. It claims native tools, JSON schema
     /// and streaming; use [`detect_capabilities`](Self::detect_capabilities)
     /// or [`with_capabilities`](Self::with_capabilities) for models without
     /// tool support.
@@ -87,7 +93,7 @@ impl OllamaChat {
             http: reqwest::Client::new(),
             host: parse_host(DEFAULT_HOST),
             model: model.into(),
-            timeout: None,
+            timeout: Some(DEFAULT_TIMEOUT),
             capabilities: Capabilities {
                 native_tools: true,
                 json_schema: true,
@@ -134,6 +140,16 @@ impl OllamaChat {
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Waits as long as the server takes (the default is
+    /// [`DEFAULT_TIMEOUT`]). Only for callers that bound calls themselves,
+    /// for example with [`pae_core::Timeout`]: a stalled server then hangs
+    /// the call.
+    #[must_use]
+    pub fn without_timeout(mut self) -> Self {
+        self.timeout = None;
         self
     }
 
@@ -446,6 +462,14 @@ fn parse_host(host: &str) -> Result<Url, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_call_has_a_time_limit_unless_the_caller_removes_it() {
+        assert_eq!(OllamaChat::new("m").timeout, Some(DEFAULT_TIMEOUT));
+        let limit = Duration::from_secs(3);
+        assert_eq!(OllamaChat::new("m").with_timeout(limit).timeout, Some(limit));
+        assert_eq!(OllamaChat::new("m").without_timeout().timeout, None);
+    }
 
     #[test]
     fn public_types_are_send_sync_and_usable_as_dyn_chat_model() {

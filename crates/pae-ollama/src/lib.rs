@@ -66,5 +66,5 @@ mod chat;
 mod ndjson;
 mod wire;
 
-pub use chat::{DEFAULT_HOST, DEFAULT_MAX_RESPONSE_BYTES, OllamaChat};
+pub use chat::{DEFAULT_HOST, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, OllamaChat};
 pub use wire::ToolsWithFormat;

@@ -25,6 +25,12 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 << 20;
 /// [`ProviderError::InvalidResponse::body`]: the first 64 KiB.
 pub(crate) const ERROR_BODY_BYTES: usize = 64 << 10;
 
+/// The time limit of a call unless [`with_timeout`](OpenAiChat::with_timeout)
+/// or [`without_timeout`](OpenAiChat::without_timeout) says otherwise: 10
+/// minutes, as OpenAI's own clients, so a server that stalls never hangs a
+/// run, while a slow local model still has time to answer.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// How long an error body may take to arrive when no timeout is set: the
 /// status is known, so a stalled body is not waited for forever.
 const ERROR_BODY_WAIT: Duration = Duration::from_secs(10);
@@ -94,15 +100,15 @@ impl fmt::Debug for OpenAiChat {
 }
 
 impl OpenAiChat {
-    /// A model with this id at OpenAI's API, with no key, no timeout, and
-    /// OpenAI's capabilities (native tools, JSON schema, streaming).
+    /// A model with this id at OpenAI's API, with no key, the
+    /// [`DEFAULT_TIMEOUT`], and OpenAI's capabilities (native tools, JSON schema, streaming).
     pub fn new(model: impl Into<String>) -> Self {
         Self {
             http: reqwest::Client::new(),
             base_url: DEFAULT_BASE_URL.to_owned(),
             api_key: None,
             model: model.into(),
-            timeout: None,
+            timeout: Some(DEFAULT_TIMEOUT),
             capabilities: Capabilities {
                 native_tools: true,
                 json_schema: true,
@@ -168,6 +174,16 @@ impl OpenAiChat {
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Waits as long as the server takes (the default is
+    /// [`DEFAULT_TIMEOUT`]). Only for callers that bound calls themselves,
+    /// for example with [`pae_core::Timeout`]: a stalled server then hangs
+    /// the call.
+    #[must_use]
+    pub fn without_timeout(mut self) -> Self {
+        self.timeout = None;
         self
     }
 
@@ -528,6 +544,14 @@ fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_call_has_a_time_limit_unless_the_caller_removes_it() {
+        assert_eq!(OpenAiChat::new("m").timeout, Some(DEFAULT_TIMEOUT));
+        let limit = Duration::from_secs(3);
+        assert_eq!(OpenAiChat::new("m").with_timeout(limit).timeout, Some(limit));
+        assert_eq!(OpenAiChat::new("m").without_timeout().timeout, None);
+    }
 
     #[test]
     fn public_types_are_send_sync_and_usable_as_dyn_chat_model() {

@@ -67,5 +67,5 @@ mod chat;
 mod sse;
 mod wire;
 
-pub use chat::{DEFAULT_BASE_URL, DEFAULT_MAX_RESPONSE_BYTES, OpenAiChat};
+pub use chat::{DEFAULT_BASE_URL, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, OpenAiChat};
 pub use wire::{SchemaMode, TokenLimitField};
