@@ -535,6 +535,14 @@ fn hostile_inputs_are_bounded_and_do_not_panic() {
     ));
 }
 
+/// The number of cases per property: `PROPTEST_CASES`, or 5000.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000)
+}
+
 fn fragment() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("```".to_string()),
@@ -559,13 +567,29 @@ fn fragment() -> impl Strategy<Value = String> {
         Just("Action Input:".to_string()),
         Just("Final Answer:".to_string()),
         Just("**".to_string()),
+        Just("//".to_string()),
+        Just("/*".to_string()),
+        Just("*/".to_string()),
+        Just("'".to_string()),
+        Just("\u{201c}".to_string()),
+        Just("\u{201d}".to_string()),
+        Just("<tool_call>".to_string()),
+        Just("</tool_call>".to_string()),
+        Just("\"function\"".to_string()),
+        Just("\"tool_calls\"".to_string()),
+        Just("\"final_answer\"".to_string()),
+        Just("action:".to_string()),
+        Just("True".to_string()),
+        Just("[x]".to_string()),
+        Just("````".to_string()),
         "[a-z0-9 ]{0,6}",
         any::<String>(),
     ]
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(5000))]
+    // 5000 cases by default; PROPTEST_CASES=20000 runs more.
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn no_string_makes_the_parser_panic(reply in any::<String>()) {
