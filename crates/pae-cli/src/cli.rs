@@ -61,7 +61,7 @@ pub(crate) enum PlannerMode {
     /// A numbered list in text (LangChain's chat planner).
     Text,
     /// A JSON plan enforced by a schema when the model supports it (text
-    /// otherwise).
+    /// otherwise, or when the JSON plan stays invalid after its retries).
     Structured,
 }
 

@@ -111,7 +111,11 @@ fn tools_for(args: &RunArgs) -> Result<Vec<Arc<dyn Tool>>, Failure> {
 fn planner_for(model: &Arc<dyn ChatModel>, mode: PlannerMode) -> Arc<dyn Planner> {
     match mode {
         PlannerMode::Text => Arc::new(LlmPlanner::builder(Arc::clone(model)).build()),
-        PlannerMode::Structured => Arc::new(StructuredPlanner::new(Arc::clone(model))),
+        // A small model that cannot write a consistent JSON plan still gets
+        // a run: a plain numbered plan is asked for instead.
+        PlannerMode::Structured => {
+            Arc::new(StructuredPlanner::new(Arc::clone(model)).with_fallback_on_failure(true))
+        }
     }
 }
 

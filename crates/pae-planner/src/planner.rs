@@ -370,10 +370,16 @@ pub fn load_chat_planner(model: Arc<dyn ChatModel>) -> LlmPlanner {
 /// model with the reason, up to 2 times by default, then
 /// [`PlanError::RetriesExhausted`]. Whether the model enforces schemas is
 /// read from [`ChatModel::capabilities`] on every call.
+///
+/// With [`with_fallback_on_failure`](Self::with_fallback_on_failure), a
+/// JSON plan that stays unusable (a small model that keeps naming unknown
+/// dependency ids, say) is not the end of the run: the fallback planner is
+/// asked for a plain numbered plan instead.
 #[derive(Clone)]
 pub struct StructuredPlanner {
     structured: LlmPlanner,
     fallback: Arc<dyn Planner>,
+    fallback_on_failure: bool,
 }
 
 impl StructuredPlanner {
@@ -384,6 +390,7 @@ impl StructuredPlanner {
         Self {
             structured: LlmPlanner::structured_builder(Arc::clone(&model)).build(),
             fallback: Arc::new(load_chat_planner(model)),
+            fallback_on_failure: false,
         }
     }
 
@@ -393,6 +400,7 @@ impl StructuredPlanner {
         Self {
             structured,
             fallback,
+            fallback_on_failure: false,
         }
     }
 
@@ -414,6 +422,16 @@ impl StructuredPlanner {
     #[must_use]
     pub fn with_fallback(mut self, fallback: Arc<dyn Planner>) -> Self {
         self.fallback = fallback;
+        self
+    }
+
+    /// Whether a JSON plan that is still unparseable or invalid after every
+    /// retry makes the fallback planner try (`true`), or is returned as the
+    /// error (`false`, the default). Provider errors are returned either
+    /// way: asking the same failing server again would not help.
+    #[must_use]
+    pub fn with_fallback_on_failure(mut self, enabled: bool) -> Self {
+        self.fallback_on_failure = enabled;
         self
     }
 
@@ -443,10 +461,14 @@ impl fmt::Debug for StructuredPlanner {
 #[async_trait]
 impl Planner for StructuredPlanner {
     async fn plan(&self, request: &PlanRequest) -> Result<Plan, PlanError> {
-        if self.uses_json() {
-            self.structured.plan(request).await
-        } else {
-            self.fallback.plan(request).await
+        if !self.uses_json() {
+            return self.fallback.plan(request).await;
+        }
+        match self.structured.plan(request).await {
+            Err(
+                PlanError::RetriesExhausted { .. } | PlanError::Parse(_) | PlanError::Invalid(_),
+            ) if self.fallback_on_failure => self.fallback.plan(request).await,
+            result => result,
         }
     }
 }

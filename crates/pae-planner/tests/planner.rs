@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use pae_core::test_util::{MockChatModel, ScriptedModel};
+use pae_core::test_util::{MockChatModel, ScriptedModel, ScriptedReply};
 use pae_core::{
     Capabilities, ChatRequest, ChatResponse, Message, Plan, PlanError, PlanLimits, PlanParseError,
     PlanRequest, PlanValidationError, Planner, PromptTemplate, ProviderError, ResponseFormat,
@@ -401,6 +401,52 @@ async fn provider_errors_are_not_retried() {
     assert!(matches!(
         err,
         PlanError::Provider(ProviderError::Http { status: 401, .. })
+    ));
+    assert_eq!(model.calls(), 1);
+}
+
+#[tokio::test]
+async fn an_unusable_json_plan_falls_back_to_a_text_plan_when_asked() {
+    let model = json_model(&[
+        r#"{"steps": [{"id": "1", "description": "a", "depends_on": ["find_it"]}]}"#,
+        "nope",
+        "{\"steps\": []}",
+        "Plan:\n1. Find the capital\n2. Answer\n<END_OF_PLAN>",
+    ]);
+    let plan = load_structured_planner(model.clone())
+        .with_fallback_on_failure(true)
+        .plan(&PlanRequest::new(OBJECTIVE))
+        .await
+        .unwrap();
+    assert_eq!(plan, Plan::new(["Find the capital", "Answer"]));
+    assert_eq!(model.calls(), 4);
+    assert_eq!(model.requests()[3], text_request());
+}
+
+#[tokio::test]
+async fn provider_errors_do_not_fall_back() {
+    let model = Arc::new(
+        ScriptedModel::new([
+            ScriptedReply::from(ProviderError::Http {
+                status: 503,
+                body: "down".into(),
+                retry_after: None,
+            }),
+            ScriptedReply::from("Plan:\n1. a\n<END_OF_PLAN>"),
+        ])
+        .with_capabilities(Capabilities {
+            json_schema: true,
+            ..Capabilities::default()
+        }),
+    );
+    let err = load_structured_planner(model.clone())
+        .with_fallback_on_failure(true)
+        .plan(&PlanRequest::new(OBJECTIVE))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        PlanError::Provider(ProviderError::Http { status: 503, .. })
     ));
     assert_eq!(model.calls(), 1);
 }
