@@ -467,7 +467,10 @@ mod tests {
     fn every_call_has_a_time_limit_unless_the_caller_removes_it() {
         assert_eq!(OllamaChat::new("m").timeout, Some(DEFAULT_TIMEOUT));
         let limit = Duration::from_secs(3);
-        assert_eq!(OllamaChat::new("m").with_timeout(limit).timeout, Some(limit));
+        assert_eq!(
+            OllamaChat::new("m").with_timeout(limit).timeout,
+            Some(limit)
+        );
         assert_eq!(OllamaChat::new("m").without_timeout().timeout, None);
     }
 
