@@ -3,7 +3,10 @@
 //!
 //! The agent asks for exactly one fenced JSON object per turn,
 //! `{"action": <tool name or "Final Answer">, "action_input": <arguments>}`,
-//! but small models drift from that, so the parser accepts, in this order:
+//! but small models drift from that. Reasoning models' thoughts
+//! (`<think>...</think>`, also when the opening tag was in the prompt or
+//! the reply was cut inside them) are dropped first, as drafts of actions
+//! in there are not actions. Then the parser accepts, in this order:
 //!
 //! 1. **Fenced blocks** (```` ``` ```` or longer runs, with or without a
 //!    language tag in any case: `json`, `JSON`, none; the tag may touch the
@@ -17,10 +20,10 @@
 //!    wrappers around it are thus skipped). Trailing prose after it is
 //!    ignored.
 //! 3. **ReAct lines**: `Action: <tool>` with an optional `Action Input: ...`
-//!    (on the next non-blank line; JSON may span lines or sit in a fence),
-//!    `Action: tool[input]`, or a `Final Answer: ...` line. After a JSON
-//!    candidate failed, only an explicit one counts (a `Final Answer:` line,
-//!    or an action with its input).
+//!    (or `action_input:`, on the next non-blank line; JSON may span lines
+//!    or sit in a fence), `Action: tool[input]`, or a `Final Answer: ...`
+//!    line. After a JSON candidate failed, only an explicit one counts (a
+//!    `Final Answer:` line, or an action with its input).
 //!
 //! Inside JSON the parser is a real JSON parser, so braces and escaped quotes
 //! in strings are safe. Near-JSON that models write is repaired before
@@ -49,6 +52,8 @@
 //! [`MAX_CANDIDATES`] JSON start positions plus at most as many more found
 //! next to action-like keys, are tried, so a hostile reply costs linear
 //! time while a long reply full of braces still has its action found.
+
+use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
@@ -135,6 +140,8 @@ pub fn is_final_answer(name: &str) -> bool {
 /// });
 /// ```
 pub fn parse_action(text: &str) -> Result<Action, ActionParseError> {
+    let visible = strip_reasoning(text);
+    let text = visible.as_ref();
     if text.trim().is_empty() {
         return Err(ActionParseError::Empty);
     }
@@ -199,6 +206,47 @@ pub fn parse_action(text: &str) -> Result<Action, ActionParseError> {
         Some(Err(e)) if first_error.is_none() => Err(e),
         _ => Err(first_error.unwrap_or(ActionParseError::NoAction)),
     }
+}
+
+/// The reply without the reasoning that reasoning models (DeepSeek-R1,
+/// Qwen3, ...) write before their answer: `<think>...</think>` and
+/// `<thinking>...</thinking>` sections, everything up to a first
+/// `</think>` that has no opening tag (chat templates often put the
+/// opening tag in the prompt), and a section never closed (the reply was
+/// cut inside it, by a stop sequence or the token limit). Drafts of
+/// actions in there are not actions.
+pub(crate) fn strip_reasoning(text: &str) -> Cow<'_, str> {
+    const TAGS: [(&str, &str); 2] = [("<think>", "</think>"), ("<thinking>", "</thinking>")];
+    if !TAGS
+        .iter()
+        .any(|(open, close)| text.contains(open) || text.contains(close))
+    {
+        return Cow::Borrowed(text);
+    }
+    let mut rest = text;
+    // The opening tag was in the prompt.
+    for (open, close) in TAGS {
+        if let Some(end) = rest.find(close)
+            && !rest[..end].contains(open)
+        {
+            rest = &rest[end + close.len()..];
+        }
+    }
+    let mut out = String::with_capacity(rest.len());
+    loop {
+        let next = TAGS
+            .iter()
+            .filter_map(|&(open, close)| rest.find(open).map(|at| (at, open, close)))
+            .min_by_key(|(at, _, _)| *at);
+        let Some((at, open, close)) = next else { break };
+        out.push_str(&rest[..at]);
+        rest = match rest[at + open.len()..].find(close) {
+            Some(end) => &rest[at + open.len() + end + close.len()..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
 }
 
 /// A fenced block: its language tag, its body, and whether a closing
@@ -674,6 +722,11 @@ fn label_end(line: &str, label: &str) -> Option<usize> {
     Some(line.len() - rest.len())
 }
 
+/// Where an `Action Input:` (or YAML-style `action_input:`) label ends.
+fn input_label_end(line: &str) -> Option<usize> {
+    label_end(line, "action input").or_else(|| label_end(line, "action_input"))
+}
+
 /// What follows `label:` on the line, trimmed.
 fn line_label<'a>(line: &'a str, label: &str) -> Option<&'a str> {
     label_end(line, label).map(|end| line[end..].trim())
@@ -715,7 +768,7 @@ fn react_action(text: &str) -> Option<Result<ReactAction, ActionParseError>> {
                 explicit: true,
             }));
         }
-        if label_end(line, "action input").is_some() {
+        if input_label_end(line).is_some() {
             continue;
         }
         let Some(name) = line_label(line, "action") else {
@@ -728,7 +781,7 @@ fn react_action(text: &str) -> Option<Result<ReactAction, ActionParseError>> {
         let input_line = lines[index + 1..]
             .iter()
             .find(|(_, next)| !next.trim().is_empty())
-            .and_then(|&(next_at, next)| label_end(next, "action input").map(|e| next_at + e));
+            .and_then(|&(next_at, next)| input_label_end(next).map(|e| next_at + e));
         let final_answer = is_final_answer(name);
         let (name, input, explicit) = match input_line {
             Some(start) => match react_input(&text[start..], final_answer) {
@@ -906,6 +959,16 @@ mod tests {
         assert_eq!(close_brackets("{{{\"a\": 1"), None);
         assert_eq!(close_brackets("{\"a\": 1}"), None);
         assert_eq!(close_brackets("{\"a\": 1]"), None);
+    }
+
+    #[test]
+    fn reasoning_is_stripped() {
+        assert_eq!(strip_reasoning("no tags"), "no tags");
+        assert_eq!(strip_reasoning("<think>a</think>b<think>c</think>d"), "bd");
+        assert_eq!(strip_reasoning("draft</think> answer"), " answer");
+        // Cut off inside the thoughts: they are dropped all the same.
+        assert_eq!(strip_reasoning("x<thinking>y</thinking>z<think>open"), "xz");
+        assert_eq!(strip_reasoning("a </think> b </think> c"), " b </think> c");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use pae_core::{
 };
 use serde_json::{Map, Value};
 
-use crate::action::{Action, ActionParseError, is_final_answer, parse_action};
+use crate::action::{Action, ActionParseError, is_final_answer, parse_action, strip_reasoning};
 use crate::error::ConfigError;
 use crate::history::{HistoryPolicy, render_previous_steps};
 use crate::prompt::{self, ToolLine};
@@ -583,8 +583,10 @@ impl AgentExecutor {
         content: &str,
     ) -> Result<Option<Finish>, ExecError> {
         // Providers that ignore stop sequences would let the model invent
-        // an observation; cut it here as well.
-        let text = cut_at_stop(content, &[String::from(OBSERVATION_STOP)]);
+        // an observation; cut it here as well (after a reasoning model's
+        // thoughts, which may mention one).
+        let visible = strip_reasoning(content);
+        let text = cut_at_stop(&visible, &[String::from(OBSERVATION_STOP)]);
         match parse_action(text) {
             Ok(Action::Final { answer }) => Ok(Some(Finish::from_value(answer))),
             Ok(Action::Tool { name, input: args }) => {
@@ -696,7 +698,9 @@ impl AgentExecutor {
             }
             return Ok(None);
         }
-        let text = content.trim();
+        // A reasoning model's thoughts are neither the answer nor a call.
+        let visible = strip_reasoning(&content);
+        let text = visible.trim();
         if text.is_empty() {
             let observation = self.parse_failure(run, &ActionParseError::Empty, &content)?;
             run.messages.push(Message::user(observation));
@@ -943,7 +947,8 @@ impl AgentExecutor {
         };
         let response = self.model.chat(request).await?;
         run.add_usage(&response);
-        let content = cut_at_stop(&response.message.content, &[String::from(OBSERVATION_STOP)]);
+        let visible = strip_reasoning(&response.message.content);
+        let content = cut_at_stop(&visible, &[String::from(OBSERVATION_STOP)]);
         let answer = match parse_action(content) {
             Ok(Action::Final { answer }) => Finish::from_value(answer).text,
             // Still asking for a tool: nothing usable came back.

@@ -505,6 +505,28 @@ fn action_parser_real_world_replies() {
             "**Thought:** easy\n**Final Answer:** 12",
             Final(json!("12")),
         ),
+        // 51. A reasoning model's draft inside <think> is not the action.
+        (
+            "<think>\nMaybe:\n```json\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"1+1\"}}\n```\nNo, I know it.\n</think>\n```json\n{\"action\": \"Final Answer\", \"action_input\": \"2\"}\n```",
+            Final(json!("2")),
+        ),
+        // 52. ... nor when the template opened the <think> in the prompt.
+        (
+            "Okay, so Final Answer: maybe 3? Let me compute.\n</think>\n\nAction:\n```json\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"1+2\"}}\n```",
+            calc("1+2"),
+        ),
+        // 53. Thinking only, or cut off inside the thoughts (by the stop
+        //     sequence or the token limit): nothing to act on.
+        ("<thinking>I am not sure yet.</thinking>\n", Empty),
+        (
+            "<think>I could call {\"action\": \"calculator\", \"action_input\": {\"expression\": \"1+1\"}}.\n",
+            Empty,
+        ),
+        // 54. YAML-style keys as lines.
+        (
+            "action: calculator\naction_input: 2+2",
+            Tool("calculator", json!("2+2")),
+        ),
         // 50. A bare "Action:" line next to broken JSON stays the JSON's error.
         (
             "Action: calculator\n```json\n{\"expression\": \"1+\n",

@@ -1416,3 +1416,43 @@ async fn native_mode_runs_every_tool_call_block_written_as_text() {
     assert_eq!(messages[4].tool_call_id.as_deref(), Some("text_call_1_2"));
     assert_eq!(messages[4].content, "85");
 }
+
+#[tokio::test]
+async fn a_reasoning_models_thoughts_are_neither_actions_nor_answers() {
+    let thinking = "<think>I could call {\"action\": \"calculator\", \"action_input\": {\"expression\": \"1+1\"}}.\nObservation: 2? No.</think>\nAction:\n```json\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"6*7\"}}\n```";
+    // A provider that ignores the stop sequence: the draft in the thoughts
+    // is not run, and the "Observation:" in them does not cut the action.
+    let model = Arc::new(IgnoresStop(ScriptedModel::new([
+        thinking,
+        "</think>\nFinal Answer: 42",
+    ])));
+    let executor = load_agent_executor(model, vec![calculator()], false).unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert_eq!(response.response, "42");
+    assert_eq!(response.tool_calls.len(), 1);
+    assert_eq!(response.tool_calls[0].input, json!({"expression": "6*7"}));
+
+    // A provider that honours it cuts the reply inside the thoughts: no
+    // action, fed back as an empty reply, and the draft is never run.
+    let model = Arc::new(ScriptedModel::new([thinking, "Final Answer: 42"]));
+    let executor = load_agent_executor(model, vec![calculator()], false).unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert_eq!(response.response, "42");
+    assert_eq!(response.tool_calls.len(), 1);
+    assert_eq!(response.tool_calls[0].tool, INVALID_REPLY);
+    assert!(
+        response.tool_calls[0]
+            .observation
+            .starts_with("Your reply could not be used: the reply is empty."),
+        "{}",
+        response.tool_calls[0].observation
+    );
+
+    // Native: the answer is what follows the thoughts.
+    let model = native_model(vec![
+        "<think>\n12 times 7 is 84.\n</think>\n\nIt is 84.".into(),
+    ]);
+    let executor = load_agent_executor(model, vec![calculator()], false).unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert_eq!(response.response, "It is 84.");
+}
