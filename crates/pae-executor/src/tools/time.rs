@@ -130,8 +130,10 @@ impl Tool for CurrentTime {
     }
 
     fn description(&self) -> &str {
-        "Returns the current date and time (RFC 3339 with the weekday by default). Optional \
-utc_offset such as \"+02:00\", and optional strftime-like format such as \"%Y-%m-%d\"."
+        // No example values: small models copy them into every call (a
+        // copied "%Y-%m-%d" format loses the weekday they were asked for).
+        "Returns today's date, the time and the weekday in UTC. Call it with no input unless \
+the step names a time zone or a format."
     }
 
     fn parameters(&self) -> Value {
@@ -140,11 +142,11 @@ utc_offset such as \"+02:00\", and optional strftime-like format such as \"%Y-%m
             "properties": {
                 "utc_offset": {
                     "type": "string",
-                    "description": "Offset from UTC, for example \"+02:00\", \"-05:30\" or \"Z\"."
+                    "description": "Offset from UTC as +HH:MM or -HH:MM; leave out for UTC."
                 },
                 "format": {
                     "type": "string",
-                    "description": "strftime-like: %Y %m %d %H %M %S %j %A %a %B %b %z %Z %s %%."
+                    "description": "Leave out for the full date, time and weekday. Otherwise strftime-like codes: %Y %m %d %H %M %S %j %A %a %B %b %z %Z %s %%."
                 }
             },
             "additionalProperties": false
