@@ -106,10 +106,13 @@ pub(crate) enum ToolName {
     Files,
 }
 
-/// What a step returns when it reaches --max-iterations.
+/// What a step returns when it reaches --max-iterations. Either way, a step
+/// left without an answer answers with its last successful tool result, if
+/// it has one, and is marked stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum EarlyStop {
-    /// A fixed "stopped" response, no further model call.
+    /// No further model call: the last tool result, or a fixed "stopped"
+    /// response.
     Force,
     /// One last model call, without tools, for the best answer so far.
     Generate,
@@ -225,7 +228,9 @@ pub(crate) struct RunArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) max_iterations: u32,
 
-    /// What a step that reaches --max-iterations answers.
+    /// What a step that reaches --max-iterations answers. A step still left
+    /// without an answer answers with its last successful tool result, if
+    /// it has one (the step is marked stopped either way).
     #[arg(long, value_enum, default_value_t = EarlyStop::Generate)]
     pub(crate) early_stopping: EarlyStop,
 

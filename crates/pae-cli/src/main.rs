@@ -141,6 +141,9 @@ fn executor_for(
         })
         .with_history(history)
         .with_task_in_prompt(args.objective_in_steps == cli::Objective::Show)
+        // Small models keep calling a tool whose result already answers
+        // the step: pass that result on rather than a "stopped" text.
+        .with_last_result_on_stop(true)
         .build()
         .map_err(|err| {
             Failure::new(

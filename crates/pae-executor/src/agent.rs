@@ -97,6 +97,9 @@ pub struct AgentSettings {
     pub include_task_in_prompt: bool,
     /// Whether a text reply with no action at all is taken as the answer.
     pub plain_text_answers: bool,
+    /// Whether a step stopped at a limit without an answer answers with its
+    /// last successful tool result instead of the fixed stopped text.
+    pub last_result_on_stop: bool,
     /// Observations longer than this many characters are cut.
     pub max_observation_chars: Option<usize>,
     /// Sampling settings of every request.
@@ -115,6 +118,7 @@ impl Default for AgentSettings {
             history: HistoryPolicy::All,
             include_task_in_prompt: false,
             plain_text_answers: false,
+            last_result_on_stop: false,
             max_observation_chars: None,
             sampling: Sampling::default(),
         }
@@ -223,6 +227,18 @@ impl AgentExecutorBuilder {
     /// answer. Replies with a `Final Answer:` line are answers either way.
     pub fn with_plain_text_answers(mut self, accept: bool) -> Self {
         self.settings.plain_text_answers = accept;
+        self
+    }
+
+    /// Whether a step that stops at a limit with no answer (early stopping
+    /// "force", or a "generate" call that still gave none) answers with its
+    /// last successful tool result instead of the fixed stopped text.
+    /// Default: no, as LangChain. Small models often keep calling a tool
+    /// whose result already answers the step; with this set, that result
+    /// reaches the next steps. The step's status stays
+    /// [`StepStatus::Stopped`] either way, so the difference stays visible.
+    pub fn with_last_result_on_stop(mut self, enabled: bool) -> Self {
+        self.settings.last_result_on_stop = enabled;
         self
     }
 
@@ -859,6 +875,9 @@ impl AgentExecutor {
         };
         let mut observation =
             prompt::truncate_observation(observation, self.settings.max_observation_chars);
+        if !is_error {
+            run.last_result = Some(observation.clone());
+        }
         // Small models tend to repeat a call whose result they already
         // have; say so, so they move on instead of burning iterations.
         let repeated = run
@@ -994,10 +1013,10 @@ impl Executor for AgentExecutor {
                         self.generate_final(&step, &mut run, &reason).await?
                     }
                 };
-                let text = if text.trim().is_empty() {
-                    prompt::stopped_response(&reason)
-                } else {
-                    text
+                let text = match run.last_result.take() {
+                    _ if !text.trim().is_empty() => text,
+                    Some(result) if self.settings.last_result_on_stop => result,
+                    _ => prompt::stopped_response(&reason),
                 };
                 (text, None, StepStatus::Stopped { reason })
             }
@@ -1346,6 +1365,8 @@ struct StepRun {
     pending: Option<PendingCall>,
     /// Set when the model stopped giving usable replies; ends the loop.
     gave_up: Option<String>,
+    /// The last successful tool result, without notes added for the model.
+    last_result: Option<String>,
 }
 
 impl StepRun {

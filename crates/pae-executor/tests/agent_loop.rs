@@ -230,6 +230,52 @@ async fn generate_falls_back_to_the_fixed_text_when_the_model_still_calls_tools(
     );
 }
 
+#[tokio::test]
+async fn a_stopped_step_can_answer_with_its_last_tool_result() {
+    // A small model that keeps repeating a call whose result it has.
+    let looping = || {
+        Arc::new(ScriptedModel::from_fn(|_| {
+            action("calculator", json!({"expression": "3 + 2 * 12"})).into()
+        }))
+    };
+    for early_stopping in [EarlyStopping::Force, EarlyStopping::Generate] {
+        let model = looping();
+        let executor = AgentExecutor::builder(model.clone())
+            .with_tool(calculator())
+            .with_max_iterations(3)
+            .with_early_stopping(early_stopping)
+            .with_last_result_on_stop(true)
+            .build()
+            .unwrap();
+        let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+        assert_eq!(response.response, "27", "{early_stopping:?}");
+        assert_eq!(
+            response.status,
+            StepStatus::Stopped {
+                reason: "iteration limit (3 model calls)".into()
+            }
+        );
+        // The later calls carry a note for the model; the answer does not.
+        assert!(response.tool_calls[2].observation.starts_with("27\n"));
+    }
+
+    // Without a successful result there is nothing to answer with.
+    let model = Arc::new(ScriptedModel::from_fn(|_| {
+        action("calculator", json!({"expression": "2 +"})).into()
+    }));
+    let executor = AgentExecutor::builder(model)
+        .with_tool(calculator())
+        .with_max_iterations(2)
+        .with_last_result_on_stop(true)
+        .build()
+        .unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert_eq!(
+        response.response,
+        stopped_response("iteration limit (2 model calls)")
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn wall_clock_limit_stops_a_slow_model() {
     // Each model call takes 10 s on the paused clock; the limit is 25 s, so
