@@ -1032,7 +1032,16 @@ impl Tool for Echo {
     }
 
     async fn call(&self, input: Value) -> Result<String, ToolError> {
-        Ok(format!("got {input}"))
+        // Keys sorted: serde_json's map order depends on whether a crate in
+        // the build enables its `preserve_order` feature.
+        let shown = match &input {
+            Value::Object(object) => {
+                let sorted: std::collections::BTreeMap<&String, &Value> = object.iter().collect();
+                serde_json::to_string(&sorted).unwrap_or_default()
+            }
+            other => other.to_string(),
+        };
+        Ok(format!("got {shown}"))
     }
 }
 
