@@ -64,6 +64,7 @@ mod event;
 mod executor;
 mod middleware;
 mod model;
+pub mod output;
 mod plan_execute;
 mod planner;
 mod prompt;

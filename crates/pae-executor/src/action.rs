@@ -53,8 +53,7 @@
 //! next to action-like keys, are tried, so a hostile reply costs linear
 //! time while a long reply full of braces still has its action found.
 
-use std::borrow::Cow;
-
+use pae_core::output::{QuotePolicy, repair_near_json_with};
 use serde_json::{Map, Value};
 
 /// The action name that ends a step, as the prompt spells it.
@@ -208,46 +207,9 @@ pub fn parse_action(text: &str) -> Result<Action, ActionParseError> {
     }
 }
 
-/// The reply without the reasoning that reasoning models (DeepSeek-R1,
-/// Qwen3, ...) write before their answer: `<think>...</think>` and
-/// `<thinking>...</thinking>` sections, everything up to a first
-/// `</think>` that has no opening tag (chat templates often put the
-/// opening tag in the prompt), and a section never closed (the reply was
-/// cut inside it, by a stop sequence or the token limit). Drafts of
-/// actions in there are not actions.
-pub(crate) fn strip_reasoning(text: &str) -> Cow<'_, str> {
-    const TAGS: [(&str, &str); 2] = [("<think>", "</think>"), ("<thinking>", "</thinking>")];
-    if !TAGS
-        .iter()
-        .any(|(open, close)| text.contains(open) || text.contains(close))
-    {
-        return Cow::Borrowed(text);
-    }
-    let mut rest = text;
-    // The opening tag was in the prompt.
-    for (open, close) in TAGS {
-        if let Some(end) = rest.find(close)
-            && !rest[..end].contains(open)
-        {
-            rest = &rest[end + close.len()..];
-        }
-    }
-    let mut out = String::with_capacity(rest.len());
-    loop {
-        let next = TAGS
-            .iter()
-            .filter_map(|&(open, close)| rest.find(open).map(|at| (at, open, close)))
-            .min_by_key(|(at, _, _)| *at);
-        let Some((at, open, close)) = next else { break };
-        out.push_str(&rest[..at]);
-        rest = match rest[at + open.len()..].find(close) {
-            Some(end) => &rest[at + open.len() + end + close.len()..],
-            None => "",
-        };
-    }
-    out.push_str(rest);
-    Cow::Owned(out)
-}
+/// The reply without reasoning models' thoughts: drafts of actions in
+/// there are not actions (see [`pae_core::output::strip_reasoning`]).
+pub(crate) use pae_core::output::strip_reasoning;
 
 /// A fenced block: its language tag, its body, and whether a closing
 /// fence ends it.
@@ -455,127 +417,17 @@ fn close_brackets(text: &str) -> Option<String> {
     Some(closed)
 }
 
-/// Repairs common near-JSON: escapes raw control characters and stray
-/// backslashes (`C:\dir`) inside strings, drops `//` and `/* */` comments
-/// and trailing commas before `}` and `]`, quotes bare keys (`{action:
-/// ...}`), turns Python's `True`/`False`/`None` into JSON literals, and,
-/// when the text has no straight double quote at all, reads single-quoted
-/// or typographic-quoted (`“...”`) strings as JSON strings.
+/// Repairs common near-JSON (see [`repair_near_json_with`]), reading
+/// single-quoted or typographic-quoted (`“...”`) strings only when the text
+/// has no straight double quote at all.
+///
+/// The planner reads mixed quotes (`{'a': "it's"}`); the executor does not
+/// guess at them ([`QuotePolicy::Uniform`]): an action is run, so a reply
+/// whose quoting is ambiguous goes back to the model as invalid JSON rather
+/// than being read one way, and an apostrophe in a reply that uses `"`
+/// never opens a string.
 fn repair_json(text: &str) -> String {
-    let no_double = !text.contains('"');
-    let single_quoted = no_double && text.contains('\'');
-    let curly_quoted = no_double && text.contains('\u{201c}');
-    let mut out = String::with_capacity(text.len() + 16);
-    // The closing character of the string being read.
-    let mut quote: Option<char> = None;
-    let mut chars = text.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        if let Some(q) = quote {
-            match c {
-                '\\' => match chars.peek().map(|&(_, next)| next) {
-                    Some('\'') if q == '\'' => {
-                        chars.next();
-                        out.push('\'');
-                    }
-                    Some(next @ ('"' | '\\' | '/' | 'b' | 'f' | 'n' | 'r' | 't' | 'u')) => {
-                        chars.next();
-                        out.push('\\');
-                        out.push(next);
-                    }
-                    // A backslash that escapes nothing is a literal one.
-                    _ => out.push_str("\\\\"),
-                },
-                c if c == q => {
-                    quote = None;
-                    out.push('"');
-                }
-                '"' => out.push_str("\\\""),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                c if u32::from(c) < 0x20 => {
-                    out.push_str(&format!("\\u{:04x}", u32::from(c)));
-                }
-                c => out.push(c),
-            }
-            continue;
-        }
-        match c {
-            '"' => {
-                quote = Some('"');
-                out.push('"');
-            }
-            '\'' if single_quoted => {
-                quote = Some('\'');
-                out.push('"');
-            }
-            '\u{201c}' if curly_quoted => {
-                quote = Some('\u{201d}');
-                out.push('"');
-            }
-            '/' if matches!(chars.peek(), Some((_, '/'))) => {
-                while chars.next_if(|&(_, d)| d != '\n').is_some() {}
-            }
-            '/' if matches!(chars.peek(), Some((_, '*'))) => {
-                chars.next();
-                let mut previous = ' ';
-                for (_, d) in chars.by_ref() {
-                    if previous == '*' && d == '/' {
-                        break;
-                    }
-                    previous = d;
-                }
-            }
-            ',' => {
-                let rest = skip_comments(&text[i + 1..]);
-                if !(rest.starts_with('}') || rest.starts_with(']')) {
-                    out.push(',');
-                }
-            }
-            c if c.is_ascii_alphabetic() || c == '_' => {
-                let start = i;
-                let mut end = i + c.len_utf8();
-                while let Some(&(j, d)) = chars.peek() {
-                    if d.is_ascii_alphanumeric() || d == '_' {
-                        end = j + d.len_utf8();
-                        chars.next();
-                    } else {
-                        break;
-                    }
-                }
-                let word = &text[start..end];
-                let after_open = matches!(out.trim_end().chars().last(), Some('{' | ','));
-                if after_open && text[end..].trim_start().starts_with(':') {
-                    out.push('"');
-                    out.push_str(word);
-                    out.push('"');
-                } else {
-                    out.push_str(match word {
-                        "True" => "true",
-                        "False" => "false",
-                        "None" => "null",
-                        word => word,
-                    });
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// The text after leading whitespace and comments.
-fn skip_comments(mut text: &str) -> &str {
-    loop {
-        text = text.trim_start();
-        if let Some(rest) = text.strip_prefix("//") {
-            text = rest.find('\n').map_or("", |end| &rest[end..]);
-        } else if let Some(rest) = text.strip_prefix("/*") {
-            text = rest.find("*/").map_or("", |end| &rest[end + 2..]);
-        } else {
-            return text;
-        }
-    }
+    repair_near_json_with(text, QuotePolicy::Uniform)
 }
 
 /// Looks a key up exactly, then ignoring ASCII case.

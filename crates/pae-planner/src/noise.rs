@@ -4,8 +4,7 @@
 
 use std::borrow::Cow;
 
-/// Tags of reasoning blocks, without the angle brackets.
-const REASONING_TAGS: [&str; 3] = ["think", "thinking", "reasoning"];
+use pae_core::output::strip_reasoning;
 
 /// Chat-template tokens that are not of the `<|name|>` form.
 const OTHER_TOKENS: [&str; 5] = [
@@ -22,9 +21,9 @@ const TURN_OPENERS: [&str; 3] = ["<|im_start|>", "<|start_header_id|>", "<start_
 /// The longest name accepted inside a `<|name|>` token.
 const MAX_TOKEN_NAME: usize = 40;
 
-/// `text` without a reasoning block and cut at the first chat-template token
-/// that follows some content (tokens before any content are dropped, with
-/// the role name after a turn opener).
+/// `text` without reasoning blocks ([`strip_reasoning`]) and cut at the
+/// first chat-template token that follows some content (tokens before any
+/// content are dropped, with the role name after a turn opener).
 pub(crate) fn strip_noise(text: &str) -> Cow<'_, str> {
     let text = strip_reasoning(text);
     let (skip, cut) = {
@@ -41,39 +40,6 @@ pub(crate) fn strip_noise(text: &str) -> Cow<'_, str> {
         Cow::Borrowed(s) => Cow::Borrowed(&s[skip..end]),
         Cow::Owned(s) => Cow::Owned(s[skip..end].to_owned()),
     }
-}
-
-/// `text` without its reasoning block: what comes after a closing tag (and
-/// any text before the opening tag), or only what comes before an opening
-/// tag that is never closed (the reply was cut in the middle of reasoning).
-fn strip_reasoning(text: &str) -> Cow<'_, str> {
-    // ASCII lowercasing keeps byte offsets.
-    let lower = text.to_ascii_lowercase();
-    for tag in REASONING_TAGS {
-        let open = format!("<{tag}>");
-        let close = format!("</{tag}>");
-        let open_at = lower.find(&open);
-        match lower.find(&close) {
-            Some(close_at) => {
-                let before = match open_at {
-                    Some(o) if o < close_at => &text[..o],
-                    _ => "",
-                };
-                let after = &text[close_at + close.len()..];
-                return if before.trim().is_empty() {
-                    Cow::Borrowed(after)
-                } else {
-                    Cow::Owned(format!("{before}{after}"))
-                };
-            }
-            None => {
-                if let Some(o) = open_at {
-                    return Cow::Borrowed(&text[..o]);
-                }
-            }
-        }
-    }
-    Cow::Borrowed(text)
 }
 
 /// The length of the whitespace, tokens and role names before any content.

@@ -1,6 +1,9 @@
 //! [`StructuredPlanParser`]: reads a JSON plan (`{"steps": [{"id",
 //! "description", "depends_on"}]}`) leniently, as small models write it.
 
+// Mixed quotes (`{'id': '1', 'description': "it's"}`) are read: a plan is
+// validated before anything runs.
+use pae_core::output::repair_near_json as repair_json;
 use pae_core::{Plan, PlanOutputParser, PlanParseError, Step};
 use serde_json::{Map, Value};
 
@@ -127,8 +130,9 @@ pub(crate) enum StepsError {
 /// fence, or the first value that starts at a `{` or `[` after some prose.
 /// A reasoning block and leaked chat-template tokens are dropped first. A
 /// reply (or JSON fence) that starts with `{` or `[` is also read as
-/// repaired near-JSON ([`repair_json`]); inside prose, only an object is
-/// read repaired, so code (`headers['x']`) is not mistaken for a plan.
+/// repaired near-JSON ([`pae_core::output::repair_near_json`]); inside
+/// prose, only an object is read repaired, so code (`headers['x']`) is not
+/// mistaken for a plan.
 ///
 /// # Errors
 /// Why no JSON could be read, in words a model can act on.
@@ -183,85 +187,6 @@ fn first_value(s: &str) -> Option<Value> {
         .into_iter::<Value>()
         .next()
         .and_then(Result::ok)
-}
-
-/// Turns near-JSON that models write into JSON: drops `//` and `/* */`
-/// comments and trailing commas before `}` or `]`, reads single-quoted
-/// strings, turns Python's `True`/`False`/`None` into JSON literals, quotes
-/// bare keys (`{steps: ...}`) and escapes raw control characters inside
-/// strings. Text that is JSON already comes out unchanged.
-pub(crate) fn repair_json(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 16);
-    let mut chars = text.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '"' | '\'' => {
-                out.push('"');
-                let mut escaped = false;
-                for (_, d) in chars.by_ref() {
-                    if escaped {
-                        escaped = false;
-                        if !(c == '\'' && d == '\'') {
-                            out.push('\\');
-                        }
-                        out.push(d);
-                        continue;
-                    }
-                    match d {
-                        '\\' => escaped = true,
-                        d if d == c => break,
-                        '"' => out.push_str("\\\""),
-                        '\n' => out.push_str("\\n"),
-                        '\r' => out.push_str("\\r"),
-                        '\t' => out.push_str("\\t"),
-                        d if u32::from(d) < 0x20 => {
-                            out.push_str(&format!("\\u{:04x}", u32::from(d)));
-                        }
-                        d => out.push(d),
-                    }
-                }
-                out.push('"');
-            }
-            '/' if text[i + 1..].starts_with('/') => {
-                while chars.next_if(|&(_, d)| d != '\n').is_some() {}
-            }
-            '/' if text[i + 1..].starts_with('*') => {
-                let end = text[i + 2..]
-                    .find("*/")
-                    .map_or(text.len(), |e| i + 2 + e + 2);
-                while chars.next_if(|&(j, _)| j < end).is_some() {}
-            }
-            ',' => {
-                let rest = text[i + 1..].trim_start();
-                if !(rest.starts_with('}') || rest.starts_with(']')) {
-                    out.push(',');
-                }
-            }
-            c if c.is_ascii_alphabetic() || c == '_' => {
-                let mut end = i + c.len_utf8();
-                while let Some((j, d)) =
-                    chars.next_if(|&(_, d)| d.is_ascii_alphanumeric() || d == '_')
-                {
-                    end = j + d.len_utf8();
-                }
-                let word = &text[i..end];
-                if text[end..].trim_start().starts_with(':') {
-                    out.push('"');
-                    out.push_str(word);
-                    out.push('"');
-                } else {
-                    out.push_str(match word {
-                        "True" => "true",
-                        "False" => "false",
-                        "None" => "null",
-                        word => word,
-                    });
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The language tag (lowercase, trimmed) and the inside of the first
