@@ -83,7 +83,9 @@ impl CurrentTime {
     }
 
     /// The current time at `offset` (or the default offset), in `format`
-    /// (or RFC 3339 with the weekday).
+    /// (or RFC 3339 with the weekday). A format without any `%` code (a
+    /// name like `"full_date"` or `"YYYY-MM-DD"`, as small models write)
+    /// gives that default form too: it holds every field they ask for.
     ///
     /// # Errors
     /// [`ToolError::InvalidInput`] for an offset or format the tool does not
@@ -106,7 +108,7 @@ impl CurrentTime {
             .map_err(|_| ToolError::failed("the system clock is out of range"))?;
         let local = seconds + i64::from(offset_minutes) * 60;
         let civil = Civil::from_unix(local);
-        match format {
+        match format.filter(|pattern| pattern.contains('%')) {
             None => Ok(format!(
                 "{}-{:02}-{:02}T{:02}:{:02}:{:02}{} ({})",
                 civil.year,
@@ -171,7 +173,8 @@ the step names a time zone or a format."
 }
 
 /// Parses `Z`, `UTC`, `GMT`, `+HH`, `+HH:MM`, `+HHMM` (also with a `UTC`
-/// prefix: `UTC+2`).
+/// prefix: `UTC+2`), and an unsigned zero (`0`, `00:00`). Other unsigned
+/// numbers are refused: `5` may mean +05:00 or -05:00.
 fn parse_offset(text: &str) -> Result<i32, ToolError> {
     let bad = || {
         ToolError::invalid_input(format!(
@@ -184,7 +187,8 @@ fn parse_offset(text: &str) -> Result<i32, ToolError> {
             s = rest.trim_start();
         }
     }
-    if s.is_empty() || s == "Z" || s == "z" {
+    let zero = !s.is_empty() && s.bytes().all(|b| b == b'0' || b == b':');
+    if s.is_empty() || s == "Z" || s == "z" || zero {
         return Ok(0);
     }
     let (sign, digits) = match s.as_bytes().first() {
@@ -392,6 +396,20 @@ mod tests {
         );
         let shifted = tool.with_default_offset_minutes(60);
         assert_eq!(shifted.now_formatted(None, Some("%H")).unwrap(), "16");
+        for zero in ["0", "00:00", "+0", "UTC+0"] {
+            assert_eq!(
+                tool.now_formatted(Some(zero), None).unwrap(),
+                "2024-03-14T15:09:26Z (Thursday)",
+                "{zero}"
+            );
+        }
+        for name in ["full_date", "YYYY-MM-DD", ""] {
+            assert_eq!(
+                tool.now_formatted(None, Some(name)).unwrap(),
+                "2024-03-14T15:09:26Z (Thursday)",
+                "{name}"
+            );
+        }
     }
 
     #[test]
