@@ -13,6 +13,10 @@
 //!   [`LlmChain`];
 //! - [`PlanAndExecute`], the orchestrator, with replanning policies, step
 //!   limits, token accounting and events (a callback or a `Stream`);
+//! - middleware over any model ([`Retry`], [`Timeout`],
+//!   [`SamplingDefaults`], through [`ChatModelExt`]);
+//! - [`output`]: reading what models write around an answer (reasoning
+//!   blocks, near-JSON), shared by the planners and executors;
 //! - behind the `test-util` feature, mocks of every trait and
 //!   [`test_util::ScriptedModel`].
 //!
