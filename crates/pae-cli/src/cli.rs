@@ -228,6 +228,12 @@ pub(crate) struct RunArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) max_iterations: u32,
 
+    /// Stops a step once the model repeats a tool call it already made
+    /// (same tool, same arguments) this many times; small models loop on
+    /// such calls. 0 turns the check off.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) max_repeated_calls: u32,
+
     /// What a step that reaches --max-iterations answers. A step still left
     /// without an answer answers with its last successful tool result, if
     /// it has one (the step is marked stopped either way).

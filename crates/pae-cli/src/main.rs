@@ -68,6 +68,7 @@ fn settings(args: &RunArgs) -> Settings {
             .collect(),
         max_steps: args.max_steps,
         max_iterations: args.max_iterations,
+        max_repeated_calls: args.max_repeated_calls,
         early_stopping: args.early_stopping.as_str(),
         history: args.history.label(),
         replan: args.replan.as_str(),
@@ -132,7 +133,11 @@ fn executor_for(
         History::All => HistoryPolicy::All,
         History::LastK(k) => HistoryPolicy::LastK(k),
     };
-    let executor = AgentExecutor::builder(Arc::clone(model))
+    let mut builder = AgentExecutor::builder(Arc::clone(model));
+    if args.max_repeated_calls > 0 {
+        builder = builder.with_max_repeated_calls(args.max_repeated_calls as usize);
+    }
+    let executor = builder
         .with_tools(tools)
         .with_max_iterations(args.max_iterations as usize)
         .with_early_stopping(match args.early_stopping {

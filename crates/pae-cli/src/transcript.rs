@@ -38,6 +38,7 @@ pub(crate) struct Settings {
     pub(crate) tools: Vec<String>,
     pub(crate) max_steps: u32,
     pub(crate) max_iterations: u32,
+    pub(crate) max_repeated_calls: u32,
     pub(crate) early_stopping: &'static str,
     pub(crate) history: String,
     pub(crate) replan: &'static str,

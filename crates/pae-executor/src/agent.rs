@@ -100,6 +100,9 @@ pub struct AgentSettings {
     /// Whether a step stopped at a limit without an answer answers with its
     /// last successful tool result instead of the fixed stopped text.
     pub last_result_on_stop: bool,
+    /// Repeats of an identical successful call after which the step stops;
+    /// `None` for no limit.
+    pub max_repeated_calls: Option<usize>,
     /// Observations longer than this many characters are cut.
     pub max_observation_chars: Option<usize>,
     /// Sampling settings of every request.
@@ -119,6 +122,7 @@ impl Default for AgentSettings {
             include_task_in_prompt: false,
             plain_text_answers: false,
             last_result_on_stop: false,
+            max_repeated_calls: None,
             max_observation_chars: None,
             sampling: Sampling::default(),
         }
@@ -239,6 +243,19 @@ impl AgentExecutorBuilder {
     /// [`StepStatus::Stopped`] either way, so the difference stays visible.
     pub fn with_last_result_on_stop(mut self, enabled: bool) -> Self {
         self.settings.last_result_on_stop = enabled;
+        self
+    }
+
+    /// Stops the step, as at a limit, once the model has repeated a call it
+    /// already made successfully (same tool, same arguments) `max` times
+    /// (default: no limit; each repeat only gets a note saying the result
+    /// is known). Small models loop on such calls until the iteration
+    /// limit; this ends the loop early, and the early-stopping policy (and
+    /// [`with_last_result_on_stop`](Self::with_last_result_on_stop)) then
+    /// gives the answer. The reason reads "repeated call (N times)"; 0
+    /// stops at the first repeat, as 1 does.
+    pub fn with_max_repeated_calls(mut self, max: usize) -> Self {
+        self.settings.max_repeated_calls = Some(max);
         self
     }
 
@@ -886,6 +903,13 @@ impl AgentExecutor {
             .any(|c| !c.is_error && c.tool == name && c.input == args);
         if repeated && !is_error {
             observation.push_str(&prompt::repeated_call(name, self.native));
+            run.repeats += 1;
+            if let Some(max) = self.settings.max_repeated_calls
+                && run.repeats >= max
+                && run.gave_up.is_none()
+            {
+                run.gave_up = Some(format!("repeated call ({} times)", run.repeats));
+            }
         }
         run.calls.push(ToolInvocation {
             tool: name.to_owned(),
@@ -1367,6 +1391,8 @@ struct StepRun {
     gave_up: Option<String>,
     /// The last successful tool result, without notes added for the model.
     last_result: Option<String>,
+    /// Identical successful calls made again.
+    repeats: usize,
 }
 
 impl StepRun {

@@ -276,6 +276,49 @@ async fn a_stopped_step_can_answer_with_its_last_tool_result() {
     );
 }
 
+#[tokio::test]
+async fn a_repeat_limit_stops_a_looping_step_early() {
+    let model = Arc::new(ScriptedModel::from_fn(|_| {
+        action("calculator", json!({"expression": "3 + 2 * 12"})).into()
+    }));
+    let executor = AgentExecutor::builder(model.clone())
+        .with_tool(calculator())
+        .with_max_iterations(10)
+        .with_max_repeated_calls(2)
+        .with_last_result_on_stop(true)
+        .build()
+        .unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    // The first call, then two repeats: three model calls, not ten.
+    assert_eq!(model.calls(), 3);
+    assert_eq!(response.tool_calls.len(), 3);
+    assert_eq!(
+        response.status,
+        StepStatus::Stopped {
+            reason: "repeated call (2 times)".into()
+        }
+    );
+    assert_eq!(response.response, "27");
+
+    // One repeat (with another call in between) stays under a limit of 2:
+    // the step goes on to its answer.
+    let model = Arc::new(ScriptedModel::new([
+        action("calculator", json!({"expression": "1+1"})),
+        action("calculator", json!({"expression": "2+2"})),
+        action("calculator", json!({"expression": "1+1"})),
+        final_answer(json!("done")),
+    ]));
+    let executor = AgentExecutor::builder(model.clone())
+        .with_tool(calculator())
+        .with_max_repeated_calls(2)
+        .build()
+        .unwrap();
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert_eq!(response.response, "done");
+    assert_eq!(response.status, StepStatus::Completed);
+    assert_eq!(model.calls(), 4);
+}
+
 #[tokio::test(start_paused = true)]
 async fn wall_clock_limit_stops_a_slow_model() {
     // Each model call takes 10 s on the paused clock; the limit is 25 s, so
