@@ -252,7 +252,8 @@ impl AgentExecutorBuilder {
     /// is known). Small models loop on such calls until the iteration
     /// limit; this ends the loop early, and the early-stopping policy (and
     /// [`with_last_result_on_stop`](Self::with_last_result_on_stop)) then
-    /// gives the answer. The reason reads "repeated call (N times)"; 0
+    /// gives the answer. The reason reads "repeated call (1 time)", "(2
+    /// times)" and so on; 0
     /// stops at the first repeat, as 1 does.
     pub fn with_max_repeated_calls(mut self, max: usize) -> Self {
         self.settings.max_repeated_calls = Some(max);
@@ -908,7 +909,8 @@ impl AgentExecutor {
                 && run.repeats >= max
                 && run.gave_up.is_none()
             {
-                run.gave_up = Some(format!("repeated call ({} times)", run.repeats));
+                let times = if run.repeats == 1 { "time" } else { "times" };
+                run.gave_up = Some(format!("repeated call ({} {times})", run.repeats));
             }
         }
         run.calls.push(ToolInvocation {

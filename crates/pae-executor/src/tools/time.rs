@@ -148,7 +148,7 @@ the step names a time zone or a format."
                 },
                 "format": {
                     "type": "string",
-                    "description": "Leave out for the full date, time and weekday. Otherwise strftime-like codes: %Y %m %d %H %M %S %j %A %a %B %b %z %Z %s %%."
+                    "description": "A strftime pattern; leave out for the full date, time and weekday."
                 }
             },
             "additionalProperties": false
