@@ -342,7 +342,7 @@ impl OllamaChat {
         .await;
         Err(ProviderError::Http {
             status: status.as_u16(),
-            body: wire::lossy_prefix(&kept, ERROR_BODY_BYTES),
+            body: ProviderError::body_excerpt(&kept, ERROR_BODY_BYTES),
             retry_after,
         })
     }

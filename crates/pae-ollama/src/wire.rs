@@ -198,22 +198,9 @@ pub(crate) struct Line {
     pub(crate) has_message: bool,
 }
 
-/// At most `limit` bytes of `bytes` as text (invalid UTF-8 replaced), cut
-/// at a character boundary.
-pub(crate) fn lossy_prefix(bytes: &[u8], limit: usize) -> String {
-    let mut text = String::from_utf8_lossy(&bytes[..bytes.len().min(limit)]).into_owned();
-    if bytes.len() > limit {
-        // The cut may have split a character into a replacement character.
-        while text.ends_with('\u{FFFD}') {
-            text.pop();
-        }
-    }
-    text
-}
-
 pub(crate) fn invalid(body: &[u8], reason: impl Into<String>) -> ProviderError {
     ProviderError::InvalidResponse {
-        body: lossy_prefix(body, crate::chat::ERROR_BODY_BYTES),
+        body: ProviderError::body_excerpt(body, crate::chat::ERROR_BODY_BYTES),
         reason: reason.into(),
     }
 }
@@ -566,6 +553,5 @@ mod tests {
         assert_eq!(ok.unwrap().message.content, "hi");
         // Streamed lines may omit the message.
         assert!(matches!(parse_line(br#"{"done":true}"#), Ok(Ok(_))));
-        assert_eq!(lossy_prefix("aé".as_bytes(), 2), "a");
     }
 }

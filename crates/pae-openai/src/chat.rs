@@ -358,7 +358,7 @@ impl OpenAiChat {
         .await;
         Err(ProviderError::Http {
             status: status.as_u16(),
-            body: wire::lossy_prefix(&kept, ERROR_BODY_BYTES),
+            body: ProviderError::body_excerpt(&kept, ERROR_BODY_BYTES),
             retry_after,
         })
     }
@@ -471,7 +471,7 @@ fn scrub_error(key: Option<&ApiKey>, error: ProviderError) -> ProviderError {
 /// The error for a body above `limit` bytes, keeping its beginning.
 fn too_large(body: &[u8], limit: usize) -> ProviderError {
     ProviderError::InvalidResponse {
-        body: wire::lossy_prefix(body, ERROR_BODY_BYTES),
+        body: ProviderError::body_excerpt(body, ERROR_BODY_BYTES),
         reason: format!("the response is larger than the limit of {limit} bytes"),
     }
 }

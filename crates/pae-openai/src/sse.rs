@@ -322,7 +322,10 @@ async fn next(state: &mut State) -> Option<Result<ChatChunk, ProviderError>> {
                     state.raw.extend_from_slice(&bytes);
                     if state.raw.len() > state.limit {
                         return Some(Err(ProviderError::InvalidResponse {
-                            body: wire::lossy_prefix(&state.raw, crate::chat::ERROR_BODY_BYTES),
+                            body: ProviderError::body_excerpt(
+                                &state.raw,
+                                crate::chat::ERROR_BODY_BYTES,
+                            ),
                             reason: format!(
                                 "the response is larger than the limit of {} bytes",
                                 state.limit
@@ -336,7 +339,7 @@ async fn next(state: &mut State) -> Option<Result<ChatChunk, ProviderError>> {
                 }
                 if state.decoder.overflowed() {
                     return Some(Err(ProviderError::InvalidResponse {
-                        body: wire::lossy_prefix(&bytes, crate::chat::ERROR_BODY_BYTES),
+                        body: ProviderError::body_excerpt(&bytes, crate::chat::ERROR_BODY_BYTES),
                         reason: format!(
                             "a streamed event is larger than the limit of {} bytes",
                             state.limit

@@ -325,22 +325,9 @@ fn usage(usage: Option<WireUsage>) -> Option<TokenUsage> {
     usage.map(|u| TokenUsage::new(u.prompt_tokens, u.completion_tokens))
 }
 
-/// At most `limit` bytes of `bytes` as text (invalid UTF-8 replaced), cut
-/// at a character boundary.
-pub(crate) fn lossy_prefix(bytes: &[u8], limit: usize) -> String {
-    let mut text = String::from_utf8_lossy(&bytes[..bytes.len().min(limit)]).into_owned();
-    if bytes.len() > limit {
-        // The cut may have split a character into a replacement character.
-        while text.ends_with('\u{FFFD}') {
-            text.pop();
-        }
-    }
-    text
-}
-
 fn invalid(body: &[u8], reason: impl Into<String>) -> ProviderError {
     ProviderError::InvalidResponse {
-        body: lossy_prefix(body, crate::chat::ERROR_BODY_BYTES),
+        body: ProviderError::body_excerpt(body, crate::chat::ERROR_BODY_BYTES),
         reason: reason.into(),
     }
 }
@@ -362,7 +349,7 @@ pub(crate) fn coded_error(error: &Value, body: &[u8]) -> Option<ProviderError> {
         .filter(|s| (400..=599).contains(s))?;
     Some(ProviderError::Http {
         status,
-        body: lossy_prefix(body, crate::chat::ERROR_BODY_BYTES),
+        body: ProviderError::body_excerpt(body, crate::chat::ERROR_BODY_BYTES),
         retry_after: None,
     })
 }
@@ -712,8 +699,6 @@ mod tests {
         // `"error": null` next to a reply is no error.
         let ok = parse_response(br#"{"error":null,"choices":[{"message":{"content":"hi"}}]}"#);
         assert_eq!(ok.unwrap().message.content, "hi");
-        assert_eq!(lossy_prefix("aé".as_bytes(), 2), "a");
-        assert_eq!(lossy_prefix(b"abc", 9), "abc");
     }
 
     #[test]
