@@ -148,7 +148,7 @@ the step names a time zone or a format."
                 },
                 "format": {
                     "type": "string",
-                    "description": "A strftime pattern; leave out for the full date, time and weekday."
+                    "description": "Leave this out: the answer then has the date, the time and the weekday. Give it only when the step asks for a custom layout, written with % codes."
                 }
             },
             "additionalProperties": false
