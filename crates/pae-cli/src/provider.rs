@@ -4,10 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use pae_core::{
-    Capabilities, ChatModel, ChatRequest, ChatResponse, ChatStream, ProviderError, Sampling,
-};
+use pae_core::{Capabilities, ChatModel, ChatModelExt, ProviderError, Sampling};
 use pae_llamacpp::{LlamaCppConfig, LlamaCppModel};
 use pae_ollama::OllamaChat;
 use pae_openai::{OpenAiChat, SchemaMode};
@@ -112,10 +109,9 @@ pub(crate) async fn build(args: &RunArgs) -> Result<Built, Failure> {
         seed: Some(args.seed),
     };
     Ok(Built {
-        model: Arc::new(WithDefaults {
-            inner: model,
-            sampling,
-        }),
+        // Every call of a run is reproducible with the same flags, whatever
+        // a component leaves unset.
+        model: Arc::new(model.with_sampling_defaults(sampling)),
         info,
     })
 }
@@ -240,43 +236,6 @@ async fn ollama(args: &RunArgs) -> Result<(Arc<dyn ChatModel>, ModelInfo), Failu
         load_ms: 0.0,
     };
     Ok((Arc::new(chat), info))
-}
-
-/// Fills in the command line's sampling settings where a component left
-/// them unset, so every call of a run is reproducible with the same flags.
-struct WithDefaults {
-    inner: Arc<dyn ChatModel>,
-    sampling: Sampling,
-}
-
-impl WithDefaults {
-    fn fill(&self, mut request: ChatRequest) -> ChatRequest {
-        let s = &mut request.sampling;
-        s.temperature = s.temperature.or(self.sampling.temperature);
-        s.top_p = s.top_p.or(self.sampling.top_p);
-        s.max_tokens = s.max_tokens.or(self.sampling.max_tokens);
-        s.seed = s.seed.or(self.sampling.seed);
-        request
-    }
-}
-
-#[async_trait]
-impl ChatModel for WithDefaults {
-    async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, ProviderError> {
-        self.inner.chat(self.fill(request)).await
-    }
-
-    async fn stream(&self, request: ChatRequest) -> Result<ChatStream, ProviderError> {
-        self.inner.stream(self.fill(request)).await
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-
-    fn model_name(&self) -> String {
-        self.inner.model_name()
-    }
 }
 
 #[cfg(test)]

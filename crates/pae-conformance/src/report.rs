@@ -130,34 +130,60 @@ impl fmt::Display for Report {
             claimed.join(", ")
         };
         writeln!(f, "conformance of `{}` (claims {claimed}):", self.model)?;
-        let width = self
+        let rows: Vec<Row<'_>> = self
             .results
             .iter()
-            .map(|result| result.check.name().len())
-            .max()
-            .unwrap_or(0);
-        for result in &self.results {
-            let text = match &result.outcome {
-                Outcome::Passed => result.detail.as_str(),
-                Outcome::Failed { reason } | Outcome::Skipped { reason } => reason.as_str(),
-            };
-            writeln!(
-                f,
-                "  {} {:<width$} {:>7.2}s  {text}",
-                result.outcome.label(),
-                result.check.name(),
-                result.elapsed.as_secs_f64(),
-            )?;
-        }
-        write!(
-            f,
-            "{} passed, {} failed, {} skipped in {:.2}s",
-            self.passed().len(),
-            self.failed().len(),
-            self.skipped().len(),
-            self.elapsed.as_secs_f64()
-        )
+            .map(|r| Row {
+                name: r.check.name(),
+                outcome: &r.outcome,
+                detail: &r.detail,
+                elapsed: r.elapsed,
+            })
+            .collect();
+        write_table(f, &rows, 7, self.elapsed)
     }
+}
+
+/// One line of a report: a check or scenario and how it went.
+pub(crate) struct Row<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) outcome: &'a Outcome,
+    pub(crate) detail: &'a str,
+    pub(crate) elapsed: Duration,
+}
+
+/// Writes one line per row (label, name padded to the longest, time in a
+/// column `time_width` wide, detail or reason), then the counts and the
+/// total time: the layout the conformance and fault reports share.
+pub(crate) fn write_table(
+    f: &mut fmt::Formatter<'_>,
+    rows: &[Row<'_>],
+    time_width: usize,
+    elapsed: Duration,
+) -> fmt::Result {
+    let width = rows.iter().map(|row| row.name.len()).max().unwrap_or(0);
+    for row in rows {
+        let text = match row.outcome {
+            Outcome::Passed => row.detail,
+            Outcome::Failed { reason } | Outcome::Skipped { reason } => reason.as_str(),
+        };
+        writeln!(
+            f,
+            "  {} {:<width$} {:>time_width$.2}s  {text}",
+            row.outcome.label(),
+            row.name,
+            row.elapsed.as_secs_f64(),
+        )?;
+    }
+    let count = |keep: fn(&Outcome) -> bool| rows.iter().filter(|row| keep(row.outcome)).count();
+    write!(
+        f,
+        "{} passed, {} failed, {} skipped in {:.2}s",
+        count(Outcome::is_passed),
+        count(Outcome::is_failed),
+        count(Outcome::is_skipped),
+        elapsed.as_secs_f64()
+    )
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use pae_core::{
 
 use super::{Action, Fault, LAST_CHUNK, RawServer, chunk, chunked, chunked_head, response};
 use crate::Outcome;
+use crate::report::{Row, write_table};
 use crate::suite::{describe, panic_text};
 
 /// The bytes a provider's server sends, so that [`FaultSuite`] can build
@@ -425,38 +426,17 @@ impl FaultReport {
 impl fmt::Display for FaultReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "fault scenarios for `{}`:", self.model)?;
-        let width = self
+        let rows: Vec<Row<'_>> = self
             .results
             .iter()
-            .map(|r| r.scenario.name().len())
-            .max()
-            .unwrap_or(0);
-        for result in &self.results {
-            let text = match &result.outcome {
-                Outcome::Passed => result.detail.as_str(),
-                Outcome::Failed { reason } | Outcome::Skipped { reason } => reason.as_str(),
-            };
-            writeln!(
-                f,
-                "  {} {:<width$} {:>6.2}s  {text}",
-                result.outcome.label(),
-                result.scenario.name(),
-                result.elapsed.as_secs_f64(),
-            )?;
-        }
-        let skipped = self
-            .results
-            .iter()
-            .filter(|r| r.outcome.is_skipped())
-            .count();
-        write!(
-            f,
-            "{} passed, {} failed, {} skipped in {:.2}s",
-            self.passed().len(),
-            self.failed().len(),
-            skipped,
-            self.elapsed.as_secs_f64()
-        )
+            .map(|r| Row {
+                name: r.scenario.name(),
+                outcome: &r.outcome,
+                detail: &r.detail,
+                elapsed: r.elapsed,
+            })
+            .collect();
+        write_table(f, &rows, 6, self.elapsed)
     }
 }
 
