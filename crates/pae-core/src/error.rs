@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use pae_schema::{Plan, PlanParseError, PlanValidationError, Step, StepResponse, TokenUsage};
 
+use crate::store::{BudgetKind, Interruption, RunStatus, StoreError};
+
 /// A boxed error from user code (a custom chain, planner or executor).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -80,11 +82,18 @@ pub enum ProviderError {
         /// What failed.
         message: String,
     },
-    /// A scripted or budgeted model has no replies left.
+    /// A scripted model has no replies left.
     #[error("the model has no replies left after {requests} requests")]
     Exhausted {
         /// Requests answered before running out.
         requests: usize,
+    },
+    /// The run stopped the call before it was made: it was cancelled, a
+    /// budget ran out, or the run lost its lease. Not retryable.
+    #[error("the call was not made: {reason}")]
+    Stopped {
+        /// Why, in words.
+        reason: String,
     },
 }
 
@@ -124,7 +133,8 @@ impl ProviderError {
             | Self::InvalidRequest { .. }
             | Self::Unsupported { .. }
             | Self::Backend { .. }
-            | Self::Exhausted { .. } => false,
+            | Self::Exhausted { .. }
+            | Self::Stopped { .. } => false,
         }
     }
 
@@ -161,7 +171,8 @@ impl ProviderError {
 }
 
 /// A tool could not do what was asked.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
 #[non_exhaustive]
 pub enum ToolError {
     /// The input is not what the tool accepts.
@@ -189,6 +200,14 @@ pub enum ToolError {
         /// The limit.
         after: Duration,
     },
+    /// The run stopped the call (cancelled, a budget ran out, the run lost
+    /// its lease, or an earlier call is in doubt). Executors end the step
+    /// on it rather than show it to the model.
+    #[error("the call was not made: {reason}")]
+    Stopped {
+        /// Why, in words.
+        reason: String,
+    },
 }
 
 impl ToolError {
@@ -211,6 +230,11 @@ impl ToolError {
         Self::Refused {
             message: message.into(),
         }
+    }
+
+    /// Whether the run stopped the call: the step must end, not go on.
+    pub fn is_stopped(&self) -> bool {
+        matches!(self, Self::Stopped { .. })
     }
 }
 
@@ -386,12 +410,70 @@ pub enum RunError {
         /// What the run had done before the failure.
         partial: Box<PartialRun>,
     },
-    /// The run was cancelled.
+    /// The run was cancelled. A durable run is left interrupted and can be
+    /// resumed.
     #[error("the run was cancelled")]
     Cancelled {
         /// What the run had done before it was cancelled.
         partial: Box<PartialRun>,
     },
+    /// A budget ran out. A durable run is left interrupted: resume it with
+    /// a larger budget to go on.
+    #[error("the {budget} budget ran out ({spent} of {limit})")]
+    BudgetExceeded {
+        /// Which budget.
+        budget: BudgetKind,
+        /// Its limit (milliseconds for wall time).
+        limit: f64,
+        /// What had been spent.
+        spent: f64,
+        /// What the run had done.
+        partial: Box<PartialRun>,
+    },
+    /// The run stopped in a resumable state that needs a person (a tool
+    /// call with side effects in doubt).
+    #[error("the run was interrupted: {reason}")]
+    Interrupted {
+        /// Why.
+        reason: Interruption,
+        /// What the run had done.
+        partial: Box<PartialRun>,
+    },
+    /// The run store failed, or another process holds the run.
+    #[error("the run store failed")]
+    Store(#[source] StoreError),
+    /// The operation needs a run store and the agent has none.
+    #[error("this needs a run store (PlanAndExecute::with_store)")]
+    NoStore,
+    /// The run cannot be resumed in its status.
+    #[error("run {id} is {status} and cannot be resumed")]
+    NotResumable {
+        /// The run.
+        id: String,
+        /// Its status.
+        status: RunStatus,
+    },
+    /// An edited plan drops or changes steps that already ran.
+    #[error("the edited plan is invalid: {reason}")]
+    InvalidEdit {
+        /// What is wrong.
+        reason: String,
+    },
+    /// An approval decision was given for a run that is not waiting for
+    /// one.
+    #[error("run {id} is {status}, not awaiting approval")]
+    NotAwaitingApproval {
+        /// The run.
+        id: String,
+        /// Its status.
+        status: RunStatus,
+    },
+}
+
+impl From<StoreError> for RunError {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
 }
 
 impl RunError {
@@ -400,7 +482,9 @@ impl RunError {
         match self {
             Self::Step { partial, .. }
             | Self::Replan { partial, .. }
-            | Self::Cancelled { partial } => Some(partial),
+            | Self::Cancelled { partial }
+            | Self::BudgetExceeded { partial, .. }
+            | Self::Interrupted { partial, .. } => Some(partial),
             _ => None,
         }
     }

@@ -1,16 +1,15 @@
-//! Run events and the per-run context handed to planners and executors.
+//! Run events: what happened during a run, for callbacks, streams and the
+//! run store.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use pae_schema::{Plan, Step, StepResponse, TokenUsage};
-use serde::Serialize;
-
-use crate::cancel::CancelToken;
+use serde::{Deserialize, Serialize};
 
 /// What happened during a run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
 #[non_exhaustive]
 pub enum EventKind {
@@ -34,25 +33,62 @@ pub enum EventKind {
         /// The step.
         step: Step,
     },
+    /// A model call returned (or was answered from the journal on resume).
+    ModelCalled {
+        /// The step the call belongs to; `None` for planning and
+        /// replanning.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step_index: Option<usize>,
+        /// The model's name.
+        model: String,
+        /// Tokens it reported.
+        usage: TokenUsage,
+        /// How long it took, in milliseconds (0 when replayed).
+        latency_ms: f64,
+        /// Whether the answer came from the journal instead of the model.
+        #[serde(default)]
+        replayed: bool,
+    },
     /// An executor is calling a tool.
     ToolStarted {
         /// The step the call belongs to.
         step_index: usize,
+        /// The call's number within the step (from 0).
+        #[serde(default)]
+        call: u32,
         /// The tool's name.
         tool: String,
         /// The input.
         input: serde_json::Value,
     },
+    /// A long tool reported progress.
+    ToolProgress {
+        /// The step the call belongs to.
+        step_index: usize,
+        /// The call's number within the step.
+        call: u32,
+        /// What the tool said.
+        message: String,
+    },
     /// A tool call returned.
     ToolFinished {
         /// The step the call belongs to.
         step_index: usize,
+        /// The call's number within the step.
+        #[serde(default)]
+        call: u32,
         /// The tool's name.
         tool: String,
         /// What the model will see.
         observation: String,
         /// Whether the call failed.
         is_error: bool,
+        /// How long it took, in milliseconds (0 when replayed).
+        #[serde(default)]
+        duration_ms: f64,
+        /// Whether the result came from the journal instead of the tool.
+        #[serde(default)]
+        replayed: bool,
     },
     /// A step finished (completed, stopped, failed or skipped).
     StepFinished {
@@ -70,6 +106,40 @@ pub enum EventKind {
         /// Tokens spent by the whole run.
         usage: TokenUsage,
     },
+    /// A durable run was resumed in a new session.
+    RunResumed {
+        /// 2 for the first resume, and so on.
+        session: u32,
+        /// Steps committed before, which will not run again.
+        committed_steps: usize,
+    },
+    /// The plan waits for a person's approval; the run stops here.
+    ApprovalRequested {
+        /// The revision waiting.
+        revision: u32,
+    },
+    /// A person approved a plan revision.
+    PlanApproved {
+        /// The revision.
+        revision: u32,
+    },
+    /// A person replaced the plan; the edit is a new revision.
+    PlanEdited {
+        /// The new revision.
+        revision: u32,
+        /// The plan.
+        plan: Plan,
+    },
+    /// A person rejected the plan; the run is cancelled.
+    PlanRejected {
+        /// The revision rejected.
+        revision: u32,
+    },
+    /// The run stopped in a resumable state.
+    RunInterrupted {
+        /// Why, in words.
+        reason: String,
+    },
     /// The run failed; the matching [`RunError`](crate::RunError) is
     /// returned. The last event of a failed run.
     RunFailed {
@@ -80,19 +150,31 @@ pub enum EventKind {
     },
 }
 
-/// An event with the time it happened, measured from the start of the run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// An event with the time it happened, measured from the start of the run
+/// (of the session, for resumed runs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Time since the run started.
-    #[serde(rename = "at_ms", serialize_with = "as_millis")]
+    #[serde(
+        rename = "at_ms",
+        serialize_with = "as_millis",
+        deserialize_with = "from_millis"
+    )]
     pub at: Duration,
     /// What happened.
     #[serde(flatten)]
     pub kind: EventKind,
 }
 
-fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64() * 1000.0)
+}
+
+/// Reads milliseconds written by [`as_millis`]; negative, huge or
+/// non-finite values (from a damaged store) read as zero.
+pub(crate) fn from_millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let ms = f64::deserialize(d)?;
+    Ok(Duration::try_from_secs_f64(ms / 1000.0).unwrap_or_default())
 }
 
 /// A callback that receives every event of a run.
@@ -140,76 +222,26 @@ impl EventSink {
         if self.callbacks.is_empty() {
             return;
         }
-        let event = Event {
+        self.deliver(&self.event(kind));
+    }
+
+    /// Whether any callback listens.
+    pub fn has_callbacks(&self) -> bool {
+        !self.callbacks.is_empty()
+    }
+
+    /// Stamps an event with the time since the start.
+    pub fn event(&self, kind: EventKind) -> Event {
+        Event {
             at: self.elapsed(),
             kind,
-        };
+        }
+    }
+
+    /// Delivers a stamped event to every callback.
+    pub fn deliver(&self, event: &Event) {
         for callback in self.callbacks.iter() {
-            callback(&event);
+            callback(event);
         }
-    }
-}
-
-/// Per-run state shared by the planner, the executor and the tools of one
-/// run: the event sink and a token counter. Cheap to clone; a fresh one is
-/// made for every run.
-#[derive(Debug, Clone, Default)]
-pub struct RunContext {
-    events: EventSink,
-    usage: Arc<Mutex<TokenUsage>>,
-    cancel: CancelToken,
-}
-
-impl RunContext {
-    /// A context that delivers events to `events`.
-    pub fn new(events: EventSink) -> Self {
-        Self {
-            events,
-            usage: Arc::default(),
-            cancel: CancelToken::default(),
-        }
-    }
-
-    /// Sets the run's cancellation token.
-    #[must_use]
-    pub fn with_cancel_token(mut self, token: CancelToken) -> Self {
-        self.cancel = token;
-        self
-    }
-
-    /// The run's cancellation token: long-running work (a tool, a model
-    /// call) may watch it to stop early.
-    pub fn cancel_token(&self) -> &CancelToken {
-        &self.cancel
-    }
-
-    /// The event sink.
-    pub fn events(&self) -> &EventSink {
-        &self.events
-    }
-
-    /// Emits an event.
-    pub fn emit(&self, kind: EventKind) {
-        self.events.emit(kind);
-    }
-
-    /// Adds tokens spent outside any step (planning, replanning). Executors
-    /// report their tokens in [`StepResponse::usage`] instead.
-    pub fn record_usage(&self, usage: TokenUsage) {
-        // A poisoned counter only means a callback panicked mid-update; the
-        // sum is still meaningful.
-        let mut total = self
-            .usage
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *total += usage;
-    }
-
-    /// Tokens recorded with [`record_usage`](Self::record_usage).
-    pub fn usage(&self) -> TokenUsage {
-        *self
-            .usage
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

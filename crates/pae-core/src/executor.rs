@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use pae_schema::{Step, StepResponse};
 
 use crate::chain::Inputs;
+use crate::context::RunContext;
 use crate::error::ExecError;
-use crate::event::RunContext;
 
 /// What an executor is given for one step.
 #[derive(Debug, Clone, Default)]

@@ -61,8 +61,10 @@
 //! assert_eq!(result.plans[0].to_string(), "1. think about tea\n2. answer");
 //! ```
 
+mod arc;
 mod cancel;
 mod chain;
+mod context;
 mod error;
 mod event;
 mod executor;
@@ -72,6 +74,7 @@ pub mod output;
 mod plan_execute;
 mod planner;
 mod prompt;
+pub mod store;
 mod tool;
 
 #[cfg(feature = "test-util")]
@@ -79,11 +82,12 @@ pub mod test_util;
 
 pub use cancel::CancelToken;
 pub use chain::{Chain, Inputs, LlmChain, inputs, run_chain};
+pub use context::RunContext;
 pub use error::{
     BoxError, ChainError, ExecError, PartialRun, PlanError, ProviderError, RunError, TemplateError,
     ToolError,
 };
-pub use event::{Event, EventCallback, EventKind, EventSink, RunContext};
+pub use event::{Event, EventCallback, EventKind, EventSink};
 pub use executor::{Executor, StepHistory, StepInput};
 pub use middleware::{
     ChatModelExt, Retry, RetryPolicy, SamplingDefaults, Timeout, cut_stream_at_stop,
@@ -95,12 +99,14 @@ pub use model::{
     ToolChoice, ToolSpec, chunk_from_response, cut_at_stop, parse_arguments,
 };
 pub use plan_execute::{
-    DEFAULT_MAX_REPLANS, DEFAULT_MAX_STEPS, FailurePolicy, PlanAndExecute, ReplanPolicy,
-    RunOutcome, RunResult, RunUpdate, Scheduling, error_chain,
+    DEFAULT_LEASE_TTL, DEFAULT_MAX_REPLANS, DEFAULT_MAX_STEPS, Decision, FailurePolicy,
+    PlanAndExecute, ReplanPolicy, RunOutcome, RunRequest, RunResult, RunUpdate, Scheduling,
+    error_chain,
 };
 pub use planner::{PlanRequest, Planner, ReplanDecision, ReplanRequest, ReplanTrigger, Replanner};
 pub use prompt::{ChatPromptTemplate, PromptTemplate, PromptValues};
-pub use tool::Tool;
+pub use store::{ApprovalPolicy, Budget, MemoryStore, RunId, RunStatus, RunStore, StoreError};
+pub use tool::{Tool, ToolContext};
 
 pub use pae_schema::{
     ContainerError, ListStepContainer, Plan, PlanLimits, PlanOutputParser, PlanParseError,

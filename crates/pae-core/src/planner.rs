@@ -5,8 +5,8 @@ use pae_schema::{Plan, Step, StepResponse};
 use serde::{Deserialize, Serialize};
 
 use crate::chain::Inputs;
+use crate::context::RunContext;
 use crate::error::PlanError;
-use crate::event::RunContext;
 
 /// What a planner is asked to plan.
 #[derive(Debug, Clone, Default)]

@@ -2,8 +2,85 @@
 
 use async_trait::async_trait;
 
+use crate::cancel::CancelToken;
 use crate::error::ToolError;
+use crate::event::{EventKind, EventSink};
 use crate::model::ToolSpec;
+use crate::store::RunId;
+
+/// What a tool is told about the call it serves: which run and step it
+/// belongs to, an idempotency key, the run's cancellation token and its
+/// event sink.
+///
+/// The idempotency key is the same every time this call is made again
+/// after a crash and resume (`RUN/REVISION/STEP/CALL`), so a tool with side
+/// effects (a payment, an e-mail) can pass it to an API that deduplicates,
+/// or deduplicate itself.
+#[derive(Debug, Clone)]
+pub struct ToolContext {
+    pub(crate) run_id: Option<RunId>,
+    pub(crate) step_index: Option<usize>,
+    pub(crate) call: u32,
+    pub(crate) idempotency_key: String,
+    pub(crate) cancel: CancelToken,
+    pub(crate) events: EventSink,
+}
+
+impl Default for ToolContext {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ToolContext {
+    /// A context for a call outside any run: no run id or step, a fresh
+    /// unique idempotency key, a token nobody cancels, no event listener.
+    pub fn new() -> Self {
+        Self {
+            run_id: None,
+            step_index: None,
+            call: 0,
+            idempotency_key: format!("direct/{}", RunId::generate()),
+            cancel: CancelToken::new(),
+            events: EventSink::default(),
+        }
+    }
+
+    /// The run the call belongs to, when it has an id.
+    pub fn run_id(&self) -> Option<&RunId> {
+        self.run_id.as_ref()
+    }
+
+    /// The step (0-based) the call belongs to.
+    pub fn step_index(&self) -> Option<usize> {
+        self.step_index
+    }
+
+    /// The call's number within its step (from 0).
+    pub fn call(&self) -> u32 {
+        self.call
+    }
+
+    /// A key that identifies this call across crashes and resumes.
+    pub fn idempotency_key(&self) -> &str {
+        &self.idempotency_key
+    }
+
+    /// The run's cancellation token: a long tool should stop when it fires.
+    pub fn cancel_token(&self) -> &CancelToken {
+        &self.cancel
+    }
+
+    /// Reports progress of a long call as a
+    /// [`ToolProgress`](EventKind::ToolProgress) event.
+    pub fn progress(&self, message: impl Into<String>) {
+        self.events.emit(EventKind::ToolProgress {
+            step_index: self.step_index.unwrap_or_default(),
+            call: self.call,
+            message: message.into(),
+        });
+    }
+}
 
 /// A tool an agent can call: a name, a description and a JSON schema for the
 /// model, and an async call from JSON input to text.
@@ -29,6 +106,21 @@ pub trait Tool: Send + Sync {
     /// # Errors
     /// A [`ToolError`] whose message the executor shows to the model.
     async fn call(&self, input: serde_json::Value) -> Result<String, ToolError>;
+
+    /// Runs the tool with what it is told about the call (run, step,
+    /// idempotency key, cancellation, events). Executors call this one; the
+    /// default ignores the context and calls [`call`](Self::call).
+    ///
+    /// # Errors
+    /// As [`call`](Self::call).
+    async fn call_with_context(
+        &self,
+        input: serde_json::Value,
+        context: &ToolContext,
+    ) -> Result<String, ToolError> {
+        let _ = context;
+        self.call(input).await
+    }
 
     /// Whether the tool only reads (no side effects). Read-only, idempotent
     /// tools may run concurrently and be retried.

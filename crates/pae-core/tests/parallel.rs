@@ -361,7 +361,10 @@ async fn a_cancel_token_stops_in_flight_steps_promptly() {
         canceller.cancel();
     });
     let started = Instant::now();
-    match agent.run_with_cancel("x", &token).await {
+    match agent
+        .run(pae_core::RunRequest::new("x").with_cancel(token.clone()))
+        .await
+    {
         Err(RunError::Cancelled { partial }) => {
             assert_eq!(started.elapsed(), ms(50));
             assert_eq!(partial.steps.len(), 1, "the finished step is kept");

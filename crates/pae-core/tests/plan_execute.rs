@@ -119,7 +119,7 @@ async fn planner_is_called_before_the_executor_with_the_run_inputs() {
     }
     let agent = PlanAndExecute::new(Arc::new(planner), Arc::new(executor));
     let result = agent
-        .run_with_inputs("obj", pae_core::inputs([("lang", "fr")]))
+        .run(pae_core::RunRequest::new("obj").with_inputs(pae_core::inputs([("lang", "fr")])))
         .await
         .unwrap();
     assert_eq!(result.output, "two!");
