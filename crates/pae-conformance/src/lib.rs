@@ -146,6 +146,7 @@ mod options;
 mod reference;
 mod report;
 mod schema;
+pub mod store;
 mod suite;
 
 pub use check::{Check, CheckResult, Outcome};

@@ -1,0 +1,591 @@
+//! [`SqliteStore`]: the [`RunStore`] over one SQLite connection.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pae_core::store::{
+    CallScope, Commit, JournalEntry, Lease, PlanRevision, RunFilter, RunRecord, RunStatus,
+    RunStore, StepRecord, StoredEvent, Takeover, now_ms,
+};
+use pae_core::{RunId, StoreError};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::schema::{self, error};
+
+/// A [`RunStore`] in one SQLite file. Cheap to share behind an `Arc`; one
+/// connection serves all callers, each operation a short transaction.
+/// Several processes may open the same file: SQLite's locking and the
+/// store's leases keep their writes apart.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the store at `path`, creating missing parent
+    /// directories.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for a file that is not a pae store (not
+    /// SQLite, another program's database, damaged),
+    /// [`StoreError::SchemaVersion`] for another version, or a backend error
+    /// (permissions, a full disk).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(path.as_ref(), false)
+    }
+
+    /// Like [`open`](Self::open), with `synchronous=FULL`: commits also
+    /// survive power loss, at several times the cost per step.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_synchronous_full(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(path.as_ref(), true)
+    }
+
+    /// An in-memory store (for tests).
+    ///
+    /// # Errors
+    /// A backend error.
+    pub fn in_memory() -> Result<Self, StoreError> {
+        let conn =
+            Connection::open_in_memory().map_err(|e| error("opening an in-memory store", e))?;
+        schema::prepare(&conn, false)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path: PathBuf::from(":memory:"),
+        })
+    }
+
+    fn open_with(path: &Path, full_sync: bool) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::backend(format!("creating {}", parent.display()), e, false)
+            })?;
+        }
+        if path.is_dir() {
+            return Err(StoreError::corrupt(format!(
+                "{} is a directory, not a run store",
+                path.display()
+            )));
+        }
+        let conn =
+            Connection::open(path).map_err(|e| error(&format!("opening {}", path.display()), e))?;
+        schema::prepare(&conn, full_sync)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            path: path.to_owned(),
+        })
+    }
+
+    /// Where the store is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic mid-operation rolls its transaction back when the
+        // transaction is dropped; the connection stays usable.
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn json<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::backend("encoding a record", e, false))
+}
+
+fn parse<T: DeserializeOwned>(what: &str, text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::corrupt(format!("{what}: {e}")))
+}
+
+fn not_found(id: &RunId) -> StoreError {
+    StoreError::NotFound { id: id.to_string() }
+}
+
+fn ms(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn unsigned(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or_default()
+}
+
+fn ttl_ms(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
+}
+
+const RUN_COLUMNS: &str = "id, objective, inputs, settings, status, approval, budget, spent, \
+     ending, lease_owner, lease_epoch, lease_expires_at, created_at, updated_at";
+
+/// The raw columns of a run row, parsed outside the row callback so a
+/// damaged row becomes `Corrupt` rather than a SQLite error.
+struct RunRow {
+    texts: [String; 9],
+    owner: Option<String>,
+    epoch: i64,
+    expires: i64,
+    created: i64,
+    updated: i64,
+}
+
+fn run_row(row: &Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        texts: [
+            row.get(0)?,
+            row.get(1)?,
+            row.get(2)?,
+            row.get(3)?,
+            row.get(4)?,
+            row.get(5)?,
+            row.get(6)?,
+            row.get(7)?,
+            row.get(8)?,
+        ],
+        owner: row.get(9)?,
+        epoch: row.get(10)?,
+        expires: row.get(11)?,
+        created: row.get(12)?,
+        updated: row.get(13)?,
+    })
+}
+
+fn run_record(row: RunRow) -> Result<RunRecord, StoreError> {
+    let [
+        id,
+        objective,
+        inputs,
+        settings,
+        status,
+        approval,
+        budget,
+        spent,
+        ending,
+    ] = row.texts;
+    let id = RunId::parse(&id).map_err(|e| StoreError::corrupt(format!("run id: {e}")))?;
+    let status = RunStatus::parse(&status)
+        .ok_or_else(|| StoreError::corrupt(format!("run {id}: unknown status {status:?}")))?;
+    let lease = row.owner.map(|owner| Lease {
+        run_id: id.clone(),
+        owner,
+        epoch: unsigned(row.epoch),
+        expires_at_ms: unsigned(row.expires),
+    });
+    let mut record = RunRecord::new(id, objective);
+    record.inputs = parse("run inputs", &inputs)?;
+    record.settings = parse("run settings", &settings)?;
+    record.status = status;
+    record.approval = parse("run approval policy", &approval)?;
+    record.budget = parse("run budget", &budget)?;
+    record.spent = parse("run spending", &spent)?;
+    record.ending = parse("run ending", &ending)?;
+    record.lease = lease;
+    record.created_at_ms = unsigned(row.created);
+    record.updated_at_ms = unsigned(row.updated);
+    Ok(record)
+}
+
+/// Fails unless the run exists.
+fn exists(conn: &Connection, id: &RunId) -> Result<(), StoreError> {
+    conn.prepare_cached("SELECT 1 FROM runs WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id.as_str()], |_| Ok(())).optional())
+        .map_err(|e| error("reading a run", e))?
+        .ok_or_else(|| not_found(id))
+}
+
+/// Reads the `record` column of every row a query returns.
+fn records<T: DeserializeOwned>(
+    conn: &Connection,
+    what: &str,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<T>, StoreError> {
+    let texts: Vec<String> = conn
+        .prepare_cached(sql)
+        .and_then(|mut s| {
+            s.query_map(params, |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<_>>()
+        })
+        .map_err(|e| error(&format!("reading {what}"), e))?;
+    texts.iter().map(|text| parse(what, text)).collect()
+}
+
+#[async_trait]
+impl RunStore for SqliteStore {
+    async fn create(&self, run: &RunRecord) -> Result<(), StoreError> {
+        let texts = [
+            json(&run.inputs)?,
+            json(&run.settings)?,
+            json(&run.approval)?,
+            json(&run.budget)?,
+            json(&run.spent)?,
+            json(&run.ending)?,
+        ];
+        let [inputs, settings, approval, budget, spent, ending] = texts;
+        let conn = self.conn();
+        let inserted = conn
+            .prepare_cached(
+                "INSERT INTO runs (id, objective, inputs, settings, status, approval, budget, \
+                 spent, ending, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (id) DO NOTHING",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    run.id.as_str(),
+                    run.objective,
+                    inputs,
+                    settings,
+                    run.status.as_str(),
+                    approval,
+                    budget,
+                    spent,
+                    ending,
+                    ms(run.created_at_ms),
+                    ms(run.updated_at_ms),
+                ])
+            })
+            .map_err(|e| error("creating a run", e))?;
+        if inserted == 0 {
+            return Err(StoreError::AlreadyExists {
+                id: run.id.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn run(&self, id: &RunId) -> Result<RunRecord, StoreError> {
+        let conn = self.conn();
+        let row = conn
+            .prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))
+            .and_then(|mut s| s.query_row([id.as_str()], run_row).optional())
+            .map_err(|e| error("reading a run", e))?
+            .ok_or_else(|| not_found(id))?;
+        run_record(row)
+    }
+
+    async fn list(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
+        let conn = self.conn();
+        let limit = filter
+            .limit
+            .map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        let status = filter.status.map(RunStatus::as_str);
+        let rows: Vec<RunRow> = conn
+            .prepare_cached(&format!(
+                "SELECT * FROM (SELECT {RUN_COLUMNS} FROM runs \
+                 WHERE ?1 IS NULL OR status = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2) \
+                 ORDER BY created_at, id"
+            ))
+            .and_then(|mut s| {
+                s.query_map(params![status, limit], run_row)?
+                    .collect::<rusqlite::Result<_>>()
+            })
+            .map_err(|e| error("listing runs", e))?;
+        rows.into_iter().map(run_record).collect()
+    }
+
+    async fn plans(&self, id: &RunId) -> Result<Vec<PlanRevision>, StoreError> {
+        let conn = self.conn();
+        exists(&conn, id)?;
+        records(
+            &conn,
+            "plan revisions",
+            "SELECT record FROM plans WHERE run_id = ?1 ORDER BY revision",
+            [id.as_str()],
+        )
+    }
+
+    async fn steps(&self, id: &RunId) -> Result<Vec<StepRecord>, StoreError> {
+        let conn = self.conn();
+        exists(&conn, id)?;
+        records(
+            &conn,
+            "steps",
+            "SELECT record FROM steps WHERE run_id = ?1 ORDER BY idx",
+            [id.as_str()],
+        )
+    }
+
+    async fn journal(
+        &self,
+        id: &RunId,
+        scope: &CallScope,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        let conn = self.conn();
+        exists(&conn, id)?;
+        records(
+            &conn,
+            "journal entries",
+            "SELECT entry FROM journal WHERE run_id = ?1 AND scope = ?2 ORDER BY seq",
+            params![id.as_str(), scope.key()],
+        )
+    }
+
+    async fn journal_all(&self, id: &RunId) -> Result<Vec<JournalEntry>, StoreError> {
+        let conn = self.conn();
+        exists(&conn, id)?;
+        records(
+            &conn,
+            "journal entries",
+            "SELECT entry FROM journal WHERE run_id = ?1 ORDER BY scope, seq",
+            [id.as_str()],
+        )
+    }
+
+    async fn events(&self, id: &RunId, after: Option<u64>) -> Result<Vec<StoredEvent>, StoreError> {
+        let conn = self.conn();
+        exists(&conn, id)?;
+        let rows: Vec<(i64, String)> = conn
+            .prepare_cached(
+                "SELECT seq, event FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![id.as_str(), ms(after.unwrap_or(0))], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?
+                .collect::<rusqlite::Result<_>>()
+            })
+            .map_err(|e| error("reading events", e))?;
+        rows.into_iter()
+            .map(|(seq, text)| {
+                Ok(StoredEvent {
+                    seq: unsigned(seq),
+                    event: parse("an event", &text)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn acquire(
+        &self,
+        id: &RunId,
+        owner: &str,
+        ttl: Duration,
+        takeover: Takeover,
+    ) -> Result<Lease, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| error("taking a lease", e))?;
+        let (holder, epoch, expires): (Option<String>, i64, i64) = tx
+            .prepare_cached(
+                "SELECT lease_owner, lease_epoch, lease_expires_at FROM runs WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()
+            })
+            .map_err(|e| error("taking a lease", e))?
+            .ok_or_else(|| not_found(id))?;
+        let now = now_ms();
+        if let Some(holder) = holder {
+            let expired = unsigned(expires) <= now;
+            let taken_over = matches!(takeover, Takeover::IfEpoch(e) if ms(e) == epoch);
+            if !expired && !taken_over {
+                return Err(StoreError::Busy {
+                    id: id.to_string(),
+                    owner: holder,
+                    remaining_ms: unsigned(expires).saturating_sub(now),
+                });
+            }
+        }
+        let lease = Lease {
+            run_id: id.clone(),
+            owner: owner.to_owned(),
+            epoch: unsigned(epoch) + 1,
+            expires_at_ms: now.saturating_add(ttl_ms(ttl)),
+        };
+        tx.prepare_cached(
+            "UPDATE runs SET lease_owner = ?2, lease_epoch = ?3, lease_expires_at = ?4 \
+             WHERE id = ?1",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                id.as_str(),
+                owner,
+                ms(lease.epoch),
+                ms(lease.expires_at_ms)
+            ])
+        })
+        .map_err(|e| error("taking a lease", e))?;
+        tx.commit().map_err(|e| error("taking a lease", e))?;
+        Ok(lease)
+    }
+
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease, StoreError> {
+        let conn = self.conn();
+        let renewed = Lease {
+            expires_at_ms: now_ms().saturating_add(ttl_ms(ttl)),
+            ..lease.clone()
+        };
+        let changed = conn
+            .prepare_cached(
+                "UPDATE runs SET lease_expires_at = ?4 \
+                 WHERE id = ?1 AND lease_owner = ?2 AND lease_epoch = ?3",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    lease.run_id.as_str(),
+                    lease.owner,
+                    ms(lease.epoch),
+                    ms(renewed.expires_at_ms)
+                ])
+            })
+            .map_err(|e| error("renewing a lease", e))?;
+        if changed == 0 {
+            exists(&conn, &lease.run_id)?;
+            return Err(lost(lease));
+        }
+        Ok(renewed)
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let changed = conn
+            .prepare_cached(
+                "UPDATE runs SET lease_owner = NULL, lease_expires_at = 0 \
+                 WHERE id = ?1 AND lease_owner = ?2 AND lease_epoch = ?3",
+            )
+            .and_then(|mut s| {
+                s.execute(params![lease.run_id.as_str(), lease.owner, ms(lease.epoch)])
+            })
+            .map_err(|e| error("releasing a lease", e))?;
+        if changed == 0 {
+            exists(&conn, &lease.run_id)?;
+            return Err(lost(lease));
+        }
+        Ok(())
+    }
+
+    async fn commit(&self, lease: &Lease, commit: Commit) -> Result<u64, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| error("committing", e))?;
+        let id = lease.run_id.as_str();
+        let fenced: Option<i64> = tx
+            .prepare_cached(
+                "SELECT event_seq FROM runs WHERE id = ?1 AND lease_owner = ?2 AND lease_epoch = ?3",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![id, lease.owner, ms(lease.epoch)], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(|e| error("committing", e))?;
+        let Some(mut event_seq) = fenced else {
+            exists(&tx, &lease.run_id)?;
+            return Err(lost(lease));
+        };
+        let conflict = |reason: String| StoreError::Conflict {
+            id: id.to_owned(),
+            reason,
+        };
+        // Any error below drops `tx`, which rolls everything back.
+        if let Some(plan) = &commit.plan {
+            let next: i64 = tx
+                .prepare_cached("SELECT count(*) FROM plans WHERE run_id = ?1")
+                .and_then(|mut s| s.query_row([id], |r| r.get(0)))
+                .map_err(|e| error("committing a plan", e))?;
+            if i64::from(plan.revision) != next {
+                return Err(conflict(format!(
+                    "plan revision {} written, the next is {next}",
+                    plan.revision
+                )));
+            }
+            let text = json(plan)?;
+            tx.prepare_cached("INSERT INTO plans (run_id, revision, record) VALUES (?1, ?2, ?3)")
+                .and_then(|mut s| s.execute(params![id, plan.revision, text]))
+                .map_err(|e| error("committing a plan", e))?;
+        }
+        if let Some(revision) = commit.approve {
+            let text: Option<String> = tx
+                .prepare_cached("SELECT record FROM plans WHERE run_id = ?1 AND revision = ?2")
+                .and_then(|mut s| s.query_row(params![id, revision], |r| r.get(0)).optional())
+                .map_err(|e| error("approving a plan", e))?;
+            let Some(text) = text else {
+                return Err(conflict(format!("no plan revision {revision}")));
+            };
+            let mut plan: PlanRevision = parse("a plan revision", &text)?;
+            plan.approved = true;
+            let text = json(&plan)?;
+            tx.prepare_cached("UPDATE plans SET record = ?3 WHERE run_id = ?1 AND revision = ?2")
+                .and_then(|mut s| s.execute(params![id, revision, text]))
+                .map_err(|e| error("approving a plan", e))?;
+        }
+        for step in &commit.steps {
+            let text = json(step)?;
+            let index = i64::try_from(step.index).unwrap_or(i64::MAX);
+            let inserted = tx
+                .prepare_cached(
+                    "INSERT INTO steps (run_id, idx, record) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .and_then(|mut s| s.execute(params![id, index, text]))
+                .map_err(|e| error("committing a step", e))?;
+            if inserted == 0 {
+                return Err(conflict(format!(
+                    "step {} is committed already",
+                    step.index
+                )));
+            }
+        }
+        for (scope, from) in &commit.truncate {
+            tx.prepare_cached("DELETE FROM journal WHERE run_id = ?1 AND scope = ?2 AND seq >= ?3")
+                .and_then(|mut s| s.execute(params![id, scope.key(), from]))
+                .map_err(|e| error("truncating the journal", e))?;
+        }
+        for entry in &commit.journal {
+            let text = json(entry)?;
+            tx.prepare_cached(
+                "INSERT INTO journal (run_id, scope, seq, entry) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (run_id, scope, seq) DO UPDATE SET entry = excluded.entry",
+            )
+            .and_then(|mut s| s.execute(params![id, entry.scope.key(), entry.seq, text]))
+            .map_err(|e| error("writing the journal", e))?;
+        }
+        for event in &commit.events {
+            event_seq += 1;
+            let text = json(event)?;
+            tx.prepare_cached("INSERT INTO events (run_id, seq, event) VALUES (?1, ?2, ?3)")
+                .and_then(|mut s| s.execute(params![id, event_seq, text]))
+                .map_err(|e| error("storing events", e))?;
+        }
+        let status = commit.status.map(RunStatus::as_str);
+        let spent = commit.spent.as_ref().map(json).transpose()?;
+        let ending = commit.ending.as_ref().map(json).transpose()?;
+        let settings = commit.settings.as_ref().map(json).transpose()?;
+        let budget = commit.budget.as_ref().map(json).transpose()?;
+        tx.prepare_cached(
+            "UPDATE runs SET status = coalesce(?2, status), spent = coalesce(?3, spent), \
+             ending = coalesce(?4, ending), settings = coalesce(?5, settings), \
+             budget = coalesce(?6, budget), event_seq = ?7, updated_at = ?8 WHERE id = ?1",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                id,
+                status,
+                spent,
+                ending,
+                settings,
+                budget,
+                event_seq,
+                ms(now_ms())
+            ])
+        })
+        .map_err(|e| error("updating the run", e))?;
+        tx.commit().map_err(|e| error("committing", e))?;
+        Ok(unsigned(event_seq))
+    }
+}
+
+fn lost(lease: &Lease) -> StoreError {
+    StoreError::LeaseLost {
+        id: lease.run_id.to_string(),
+        epoch: lease.epoch,
+    }
+}
