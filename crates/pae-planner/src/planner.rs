@@ -12,15 +12,12 @@ use pae_core::{
 };
 
 use crate::prompts::{
-    PLAN_RETRY_INSTRUCTIONS, PLANNER_SYSTEM_PROMPT, STRUCTURED_PLAN_RETRY_INSTRUCTIONS,
-    STRUCTURED_PLANNER_SYSTEM_PROMPT, plan_schema,
+    END_OF_PLAN, PLAN_RETRY_INSTRUCTIONS, PLAN_SCHEMA_NAME, PLANNER_SYSTEM_PROMPT,
+    STRUCTURED_PLAN_RETRY_INSTRUCTIONS, STRUCTURED_PLANNER_SYSTEM_PROMPT, plan_schema,
 };
 use crate::retry::{accept_plan, call_until_accepted};
 use crate::structured::StructuredPlanParser;
-use crate::text::{END_OF_PLAN, PlanningOutputParser};
-
-/// The name of the JSON schema sent with structured plan requests.
-pub const PLAN_SCHEMA_NAME: &str = "plan";
+use crate::text::PlanningOutputParser;
 
 /// A planner that asks a chat model for a plan and parses its reply
 /// (LangChain's `LLMPlanner`): an [`LlmChain`], a [`PlanOutputParser`] and

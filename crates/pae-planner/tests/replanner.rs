@@ -12,10 +12,11 @@ use pae_core::{
     ResponseFormat, RunError, RunOutcome, Step, StepInput, StepResponse, StepStatus, TokenUsage,
     ToolError,
 };
-use pae_planner::{
-    LlmReplanner, REPLAN_RETRY_INSTRUCTIONS, REPLANNER_SYSTEM_PROMPT,
-    STRUCTURED_REPLANNER_SYSTEM_PROMPT, load_chat_planner, replan_schema,
+use pae_planner::prompts::{
+    REPLAN_RETRY_INSTRUCTIONS, REPLANNER_SYSTEM_PROMPT, STRUCTURED_REPLANNER_SYSTEM_PROMPT,
+    replan_schema,
 };
+use pae_planner::{LlmReplanner, load_chat_planner};
 
 const OBJECTIVE: &str = "How much does a coffee cost in euros?";
 
