@@ -55,6 +55,17 @@ impl<'l, 'a> Item<'l, 'a> {
     }
 }
 
+/// How many numbers a list may skip between two steps (`1.` then `3.`, as
+/// models write and markdown renders as one list); a line numbered further
+/// ahead (`2024. was the year ...`) is text of the step above.
+const MAX_SKIPPED_NUMBERS: u64 = 9;
+
+/// The steps of a numbered list whose top-level markers are indented at
+/// most `min_indent + 1` columns. Bullets at the list's level before its
+/// first step are steps the model wrote too: numbered lines right below
+/// them (no blank line between) continue the last bullet, as markers of
+/// another style do inside a list (`- a\n- b\n1) c`: two steps, `b\n1) c`);
+/// after a blank line, the numbered list's steps follow the bullets'.
 pub(super) fn numbered_steps(lines: &[Line<'_>], min_indent: usize) -> Vec<String> {
     let top_level = |l: &Line<'_>| l.number().is_some() && l.indent <= min_indent + 1;
     let Some(start) = lines
@@ -69,6 +80,14 @@ pub(super) fn numbered_steps(lines: &[Line<'_>], min_indent: usize) -> Vec<Strin
     let Some(style) = first.style() else {
         return Vec::new();
     };
+    let before = &lines[..start];
+    if let Some(last_bullet) = before
+        .iter()
+        .rposition(|l| l.is_bullet() && l.indent <= base + 1)
+        && before[last_bullet..].iter().all(|l| !l.is_blank())
+    {
+        return bullet_steps(lines, base);
+    }
     let first_number = first.number().unwrap_or(1);
     let mut expected = first_number + 1;
     let mut all_ones = first_number == 1;
@@ -87,6 +106,7 @@ pub(super) fn numbered_steps(lines: &[Line<'_>], min_indent: usize) -> Vec<Strin
         {
             let starts = if line.indent <= base + 1 {
                 n == expected
+                    || (n > expected && n - expected <= MAX_SKIPPED_NUMBERS)
                     || (all_ones && n == 1)
                     || (n == 1 && current.ends_with_section_heading(base))
             } else {
@@ -106,6 +126,7 @@ pub(super) fn numbered_steps(lines: &[Line<'_>], min_indent: usize) -> Vec<Strin
             item.push(line);
         }
     }
+    let mut steps = bullet_steps(before, base);
     // "1. a 2. b 3. c" on one line is a one-line plan; two bare items are
     // not enough to tell it from a step that mentions "2. " in passing.
     if let [item] = items.as_slice()
@@ -115,13 +136,14 @@ pub(super) fn numbered_steps(lines: &[Line<'_>], min_indent: usize) -> Vec<Strin
         let split = inline_split(item.head.title(), 2);
         let labelled = style.labelled && split.labelled;
         if split.items.len() >= 2 || (labelled && !split.items.is_empty()) {
-            return std::iter::once(split.head)
-                .chain(split.items)
-                .map(str::to_owned)
-                .collect();
+            steps.extend(
+                std::iter::once(split.head)
+                    .chain(split.items)
+                    .map(str::to_owned),
+            );
+            return steps;
         }
     }
-    let mut steps = Vec::new();
     // "Plan: 1. a" followed by "2. b" on the next line: the list began inline.
     if first_number > 1
         && let Some(previous) = lines[..start].iter().rev().find(|l| !l.is_blank())

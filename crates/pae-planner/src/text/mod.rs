@@ -57,7 +57,10 @@ use crate::structured::StructuredPlanParser;
 ///    goes on at `3.`). After that, only the expected next number starts a
 ///    new step, so `2024. things happened` at the start of a line inside step
 ///    1 stays in step 1. A list that numbers every item `1.` (markdown style)
-///    is accepted. Numbers are never skipped: `1. a\n3. c` is one step. A
+///    is accepted. A number ahead of the expected one by at most 9 starts a
+///    step too (models skip numbers, and markdown renders `1. a\n3. b\n7. c`
+///    as one list of three), so `1. a\n3. c` is two steps while a year
+///    (`2023. was ...`) stays text of the step above. A
 ///    list whose numbering starts again at `1.` after a section heading
 ///    (`## Booking`, `**Phase 2: Booking**`, or a short line ending in `:`
 ///    after a blank line) goes on with the next steps; the heading is not
@@ -79,9 +82,13 @@ use crate::structured::StructuredPlanParser;
 ///    trimmed, blank lines dropped.
 /// 7. **Bullets**: when no line carries a numbered marker at or above the
 ///    level of the shallowest bullet, the bullets (`-`, `*`, `+`, `•`, `–`,
-///    task boxes `- [ ]`) at the top level are the steps.
-/// 8. **Preamble**: everything before the first step is dropped (LangChain
-///    does the same). When a header line such as `Plan:`, `**Plan:**`,
+///    task boxes `- [ ]`) at the top level are the steps. Bullets at the
+///    level of a numbered list, before its first step, are never dropped:
+///    numbered lines right below them (no blank line between) continue the
+///    last bullet, as markers of another style do (rule 5); a numbered list
+///    after a blank line adds its steps after the bullets'.
+/// 8. **Preamble**: text before the first step is dropped (LangChain does
+///    the same; bullets at the list's level are steps, rule 7). When a header line such as `Plan:`, `**Plan:**`,
 ///    `## Plan` or `Here are the steps:` is followed by a step marker, the
 ///    search for the list starts after the first such header, so a numbered
 ///    list in a preamble is not mistaken for the plan.
