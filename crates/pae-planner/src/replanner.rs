@@ -302,6 +302,7 @@ fn indent_continuation(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use expect_test::expect;
     use pae_core::{Step, StepResponse};
 
     #[test]
@@ -316,13 +317,24 @@ mod tests {
             }),
             ..ReplanRequest::default()
         };
-        assert_eq!(
-            describe(&request),
-            "Objective: What is 2 + 2, doubled?\n\
-             \nPlan:\n1. add 2 and 2\n2. double it\n3. answer\n\
-             \nSteps done so far:\n1. add 2 and 2\n   Result: 4\n   (checked)\n\
-             \nSteps not yet done:\n2. double it\n3. answer\n\
-             \nWhy you are asked: step 1 (add 2 and 2) failed: calculator is down"
-        );
+        expect![[r#"
+            Objective: What is 2 + 2, doubled?
+
+            Plan:
+            1. add 2 and 2
+            2. double it
+            3. answer
+
+            Steps done so far:
+            1. add 2 and 2
+               Result: 4
+               (checked)
+
+            Steps not yet done:
+            2. double it
+            3. answer
+
+            Why you are asked: step 1 (add 2 and 2) failed: calculator is down"#]]
+        .assert_eq(&describe(&request));
     }
 }

@@ -180,11 +180,7 @@ fn model_outputs_and_their_steps() {
             "1. a\n1. b\n1. c",
             &["a", "b", "c"],
         ),
-        (
-            "a skipped number starts a step",
-            "1. a\n3. c",
-            &["a", "c"],
-        ),
+        ("a skipped number starts a step", "1. a\n3. c", &["a", "c"]),
         (
             "non-sequential numbers (seed parity)",
             "Plan:\n1. First.\n3. Second.\n7. Third.",
