@@ -23,6 +23,8 @@
 //!   [`pae_core::PlanAndExecute::with_replanner`]; the model sees the
 //!   objective, the plan, what was done with its results and why it is asked,
 //!   and answers with a final answer or the revised remaining steps.
+//! - [`prompts`]: the default prompts, the end marker and the JSON schemas,
+//!   for a custom prompt that starts from ours.
 //!
 //! Every planner validates its plan ([`pae_core::Plan::validate`] with
 //! [`pae_core::PlanLimits`]) before returning it, records the token usage of
