@@ -16,7 +16,8 @@
 //! - middleware over any model ([`Retry`], [`Timeout`],
 //!   [`SamplingDefaults`], through [`ChatModelExt`]);
 //! - [`output`]: reading what models write around an answer (reasoning
-//!   blocks, near-JSON), shared by the planners and executors;
+//!   blocks, JSON in fences or prose, near-JSON), shared by the planners
+//!   and executors;
 //! - behind the `test-util` feature, mocks of every trait and
 //!   [`test_util::ScriptedModel`].
 //!

@@ -1,5 +1,5 @@
-//! Helpers for reading model output: dropping reasoning blocks and
-//! repairing the near-JSON that models write.
+//! Helpers for reading model output: dropping reasoning blocks, finding
+//! the JSON in a reply and repairing the near-JSON that models write.
 //!
 //! Planners and executors both read free text from models and both meet
 //! the same noise, so the cleaning lives here once:
@@ -9,12 +9,24 @@
 //!   their answer;
 //! - [`repair_near_json`] (and [`repair_near_json_with`], which chooses how
 //!   other quote characters are read) turns JSON5-, JavaScript- and
-//!   Python-flavoured objects into JSON that `serde_json` accepts.
+//!   Python-flavoured objects into JSON that `serde_json` accepts;
+//! - [`fenced_blocks`], [`first_json_value`], [`parse_json_prefix`] and
+//!   [`close_json_brackets`] find a JSON value in a reply: inside markdown
+//!   fences, at the start of a text (prose after it ignored), repaired, or
+//!   with the closing brackets a model forgot. Each parser decides in which
+//!   order to try them.
 //!
-//! Both work on any input without panicking, in time linear in its length.
+//! All of them work on any input without panicking, in time linear in its
+//! length.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
+
+mod json;
+
+pub use json::{
+    FencedBlock, close_json_brackets, fenced_blocks, first_json_value, parse_json_prefix,
+};
 
 /// The reasoning tags [`strip_reasoning`] knows, opening and closing, in
 /// lowercase (matching ignores ASCII case).

@@ -53,7 +53,9 @@
 //! next to action-like keys, are tried, so a hostile reply costs linear
 //! time while a long reply full of braces still has its action found.
 
-use pae_core::output::{QuotePolicy, repair_near_json_with};
+use pae_core::output::{
+    QuotePolicy, close_json_brackets, fenced_blocks, first_json_value, repair_near_json_with,
+};
 use serde_json::{Map, Value};
 
 /// The action name that ends a step, as the prompt spells it.
@@ -159,9 +161,9 @@ pub fn parse_action(text: &str) -> Result<Action, ActionParseError> {
             // two (small models miscount them) can be supplied.
             block
                 .closed
-                .then(|| close_brackets(&repair_json(body)))
+                .then(|| close_json_brackets(&repair_json(body)))
                 .flatten()
-                .and_then(|closed| first_value(&closed).ok())
+                .and_then(|closed| first_json_value(&closed).ok())
                 .ok_or(error)
         });
         match parsed {
@@ -210,50 +212,6 @@ pub fn parse_action(text: &str) -> Result<Action, ActionParseError> {
 /// The reply without reasoning models' thoughts: drafts of actions in
 /// there are not actions (see [`pae_core::output::strip_reasoning`]).
 pub(crate) use pae_core::output::strip_reasoning;
-
-/// A fenced block: its language tag, its body, and whether a closing
-/// fence ends it.
-#[derive(Debug, PartialEq)]
-struct Fenced<'a> {
-    tag: &'a str,
-    body: &'a str,
-    closed: bool,
-}
-
-/// The fenced blocks, in order: the text between an opening run of three or
-/// more backticks (minus its tag) and the next ```` ``` ````, or the end of
-/// the text when the fence is never closed.
-fn fenced_blocks(text: &str) -> impl Iterator<Item = Fenced<'_>> {
-    let mut rest = text;
-    std::iter::from_fn(move || {
-        let open = rest.find("```")?;
-        // A longer opening run (```` ```` ````) is one fence.
-        let after = rest[open..].trim_start_matches('`');
-        let (inner, next, closed) = match after.find("```") {
-            Some(close) => (
-                &after[..close],
-                after[close..].trim_start_matches('`'),
-                true,
-            ),
-            None => (after, "", false),
-        };
-        rest = next;
-        let (tag, body) = strip_fence_tag(inner);
-        Some(Fenced { tag, body, closed })
-    })
-}
-
-/// Splits a leading language tag (`json`, `JSON`, `json5`, ...) from a
-/// fenced block's inner text. The tag may be followed by a newline, spaces
-/// or the JSON itself (```` ```json{...}``` ````).
-fn strip_fence_tag(inner: &str) -> (&str, &str) {
-    let trimmed = inner.trim_start_matches([' ', '\t']);
-    let tag_len = trimmed
-        .char_indices()
-        .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '+' | '.')))
-        .map_or(trimmed.len(), |(i, _)| i);
-    trimmed.split_at(tag_len)
-}
 
 /// Keys whose presence near a brace makes it worth parsing from there.
 const ACTION_KEYS: &[&str] = &[
@@ -322,99 +280,11 @@ fn floor_char_boundary(text: &str, max: usize) -> usize {
 }
 
 /// Parses the JSON value at the start of `text`, ignoring whatever follows
-/// it. Near-JSON (see [`repair_json`]) is repaired and the parse retried;
-/// the original error is reported if that fails too.
+/// it. Near-JSON (see [`repair_json`]) is repaired within the value and the
+/// parse retried ([`pae_core::output::parse_json_prefix`]); the original
+/// error is reported if that fails too.
 fn parse_json_prefix(text: &str) -> Result<Value, String> {
-    match first_value(text) {
-        Ok(value) => Ok(value),
-        Err(error) => {
-            let region = &text[..value_extent(text)];
-            let repaired = repair_json(region);
-            if repaired != region
-                && let Ok(value) = first_value(&repaired)
-            {
-                return Ok(value);
-            }
-            Err(error)
-        }
-    }
-}
-
-fn first_value(text: &str) -> Result<Value, String> {
-    let mut values = serde_json::Deserializer::from_str(text).into_iter::<Value>();
-    match values.next() {
-        Some(Ok(value)) => Ok(value),
-        Some(Err(e)) => Err(e.to_string()),
-        None => Err(String::from("no JSON value")),
-    }
-}
-
-/// The length of the bracketed value at the start of `text` (brackets
-/// inside double-quoted strings do not count), or the whole text when it
-/// never balances. Repairs are confined to it, so prose after the value
-/// neither costs time nor changes how the value is read.
-fn value_extent(text: &str) -> usize {
-    let mut depth = 0usize;
-    // The closing quote of the string being read.
-    let mut in_string: Option<char> = None;
-    let mut escaped = false;
-    for (i, c) in text.char_indices() {
-        if let Some(close) = in_string {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                c if c == close => in_string = None,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '"' => in_string = Some('"'),
-            '\u{201c}' => in_string = Some('\u{201d}'),
-            '{' | '[' => depth += 1,
-            '}' | ']' => {
-                depth = depth.saturating_sub(1);
-                if depth == 0 {
-                    return i + 1;
-                }
-            }
-            _ => {}
-        }
-    }
-    text.len()
-}
-
-/// Appends the one or two closing brackets a value lacks at its end, or
-/// `None` when it lacks none, more, or ends inside a string.
-fn close_brackets(text: &str) -> Option<String> {
-    let mut open: Vec<char> = Vec::new();
-    let mut in_string = false;
-    let mut escaped = false;
-    for c in text.trim_end().chars() {
-        if in_string {
-            match c {
-                _ if escaped => escaped = false,
-                '\\' => escaped = true,
-                '"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '"' => in_string = true,
-            '{' => open.push('}'),
-            '[' => open.push(']'),
-            // The guard pops the bracket this one closes.
-            '}' | ']' if open.pop() != Some(c) => return None,
-            _ => {}
-        }
-    }
-    if in_string || open.is_empty() || open.len() > 2 {
-        return None;
-    }
-    let mut closed = text.trim_end().trim_end_matches(',').to_owned();
-    closed.extend(open.iter().rev());
-    Some(closed)
+    pae_core::output::parse_json_prefix(text, QuotePolicy::Uniform)
 }
 
 /// Repairs common near-JSON (see [`repair_near_json_with`]), reading
@@ -795,25 +665,6 @@ mod tests {
     }
 
     #[test]
-    fn value_extent_and_closing_brackets() {
-        assert_eq!(value_extent("{\"a\": \"}\"} rest {"), 10);
-        // Never balanced: all of it.
-        assert_eq!(value_extent("{\"a\": [1} x"), 11);
-        assert_eq!(
-            close_brackets("{\"a\": {\"b\": 1}").as_deref(),
-            Some("{\"a\": {\"b\": 1}}")
-        );
-        assert_eq!(
-            close_brackets("[{\"a\": 1,").as_deref(),
-            Some("[{\"a\": 1}]")
-        );
-        assert_eq!(close_brackets("{\"a\": \"open"), None);
-        assert_eq!(close_brackets("{{{\"a\": 1"), None);
-        assert_eq!(close_brackets("{\"a\": 1}"), None);
-        assert_eq!(close_brackets("{\"a\": 1]"), None);
-    }
-
-    #[test]
     fn reasoning_is_stripped() {
         assert_eq!(strip_reasoning("no tags"), "no tags");
         assert_eq!(strip_reasoning("<think>a</think>b<think>c</think>d"), "bd");
@@ -821,35 +672,6 @@ mod tests {
         // Cut off inside the thoughts: they are dropped all the same.
         assert_eq!(strip_reasoning("x<thinking>y</thinking>z<think>open"), "xz");
         assert_eq!(strip_reasoning("a </think> b </think> c"), " b </think> c");
-    }
-
-    #[test]
-    fn fence_tags_are_stripped() {
-        assert_eq!(strip_fence_tag("json\n{}"), ("json", "\n{}"));
-        assert_eq!(strip_fence_tag("JSON{}"), ("JSON", "{}"));
-        assert_eq!(strip_fence_tag(" json {}"), ("json", " {}"));
-        assert_eq!(strip_fence_tag("\n{}"), ("", "\n{}"));
-    }
-
-    #[test]
-    fn unclosed_fence_runs_to_the_end() {
-        let blocks: Vec<Fenced<'_>> =
-            fenced_blocks("a ```json\n{\"x\": 1} ``` b ```\n[1").collect();
-        assert_eq!(
-            blocks,
-            vec![
-                Fenced {
-                    tag: "json",
-                    body: "\n{\"x\": 1} ",
-                    closed: true
-                },
-                Fenced {
-                    tag: "",
-                    body: "\n[1",
-                    closed: false
-                }
-            ]
-        );
     }
 
     #[test]

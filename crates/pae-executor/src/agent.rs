@@ -833,11 +833,15 @@ impl AgentExecutor {
         };
         input.context.emit(EventKind::ToolStarted {
             step_index: input.index,
+            call: 0,
             tool: call.name.clone(),
             input: call.arguments.clone(),
         });
         input.context.emit(EventKind::ToolFinished {
             step_index: input.index,
+            call: 0,
+            duration_ms: 0.0,
+            replayed: false,
             tool: call.name.clone(),
             observation: observation.clone(),
             is_error: true,
@@ -867,6 +871,7 @@ impl AgentExecutor {
         run.parse_failures = 0;
         input.context.emit(EventKind::ToolStarted {
             step_index: input.index,
+            call: 0,
             tool: name.to_owned(),
             input: args.clone(),
         });
@@ -923,6 +928,9 @@ impl AgentExecutor {
         });
         input.context.emit(EventKind::ToolFinished {
             step_index: input.index,
+            call: 0,
+            duration_ms: 0.0,
+            replayed: false,
             tool: name.to_owned(),
             observation: observation.clone(),
             is_error,
@@ -1424,6 +1432,9 @@ impl StepRun {
         let duration_ms = u64::try_from(pending.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         input.context.emit(EventKind::ToolFinished {
             step_index: input.index,
+            call: 0,
+            duration_ms: 0.0,
+            replayed: false,
             tool: pending.tool.clone(),
             observation: prompt::TOOL_CANCELLED.to_owned(),
             is_error: true,

@@ -674,22 +674,30 @@ async fn events_surround_every_tool_call() {
         vec![
             EventKind::ToolStarted {
                 step_index: 4,
+                call: 0,
                 tool: "calculator".into(),
                 input: json!({"expression": "1/0"})
             },
             EventKind::ToolFinished {
                 step_index: 4,
+                call: 0,
+                duration_ms: 0.0,
+                replayed: false,
                 tool: "calculator".into(),
                 observation: "The tool \"calculator\" failed: division by zero".into(),
                 is_error: true
             },
             EventKind::ToolStarted {
                 step_index: 4,
+                call: 0,
                 tool: "nope".into(),
                 input: json!({})
             },
             EventKind::ToolFinished {
                 step_index: 4,
+                call: 0,
+                duration_ms: 0.0,
+                replayed: false,
                 tool: "nope".into(),
                 observation: "\"nope\" is not an available tool. Valid tools: \"calculator\". Use one of them, or \"Final Answer\" to answer.".into(),
                 is_error: true

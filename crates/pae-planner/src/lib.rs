@@ -15,13 +15,16 @@
 //!   chatter). Its rules are listed on the type.
 //! - [`StructuredPlanner`] / [`StructuredPlanParser`]: when the model
 //!   enforces JSON schemas ([`pae_core::Capabilities::json_schema`]), asks
-//!   for `{"steps": [{"id", "description", "depends_on"}]}` ([`plan_schema`]),
+//!   for `{"steps": [{"id", "description", "depends_on"}]}`
+//!   ([`prompts::plan_schema`]),
 //!   retries with the error fed back, and falls back to the text planner for
 //!   other models.
 //! - [`LlmReplanner`] / [`ReplanOutputParser`]: a [`pae_core::Replanner`] for
 //!   [`pae_core::PlanAndExecute::with_replanner`]; the model sees the
 //!   objective, the plan, what was done with its results and why it is asked,
 //!   and answers with a final answer or the revised remaining steps.
+//! - [`prompts`]: the default prompts, the end marker and the JSON schemas,
+//!   for a custom prompt that starts from ours.
 //!
 //! Every planner validates its plan ([`pae_core::Plan::validate`] with
 //! [`pae_core::PlanLimits`]) before returning it, records the token usage of
@@ -61,27 +64,24 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod json;
+mod marker;
 mod noise;
 mod planner;
-mod prompts;
+pub mod prompts;
+mod replan_parser;
 mod replanner;
 mod retry;
 mod structured;
 mod text;
 
 pub use planner::{
-    LlmPlanner, LlmPlannerBuilder, PLAN_SCHEMA_NAME, StructuredPlanner, load_chat_planner,
-    load_structured_planner,
+    LlmPlanner, LlmPlannerBuilder, StructuredPlanner, load_chat_planner, load_structured_planner,
 };
-pub use prompts::{
-    PLAN_RETRY_INSTRUCTIONS, PLANNER_SYSTEM_PROMPT, REPLAN_RETRY_INSTRUCTIONS,
-    REPLANNER_SYSTEM_PROMPT, STRUCTURED_PLAN_RETRY_INSTRUCTIONS, STRUCTURED_PLANNER_SYSTEM_PROMPT,
-    STRUCTURED_REPLAN_RETRY_INSTRUCTIONS, STRUCTURED_REPLANNER_SYSTEM_PROMPT, plan_schema,
-    replan_schema,
-};
-pub use replanner::{LlmReplanner, REPLAN_SCHEMA_NAME, ReplanOutputParser};
+pub use replan_parser::ReplanOutputParser;
+pub use replanner::LlmReplanner;
 pub use structured::StructuredPlanParser;
-pub use text::{END_OF_PLAN, PlanningOutputParser};
+pub use text::PlanningOutputParser;
 
 #[cfg(test)]
 mod tests {

@@ -12,15 +12,12 @@ use pae_core::{
 };
 
 use crate::prompts::{
-    PLAN_RETRY_INSTRUCTIONS, PLANNER_SYSTEM_PROMPT, STRUCTURED_PLAN_RETRY_INSTRUCTIONS,
-    STRUCTURED_PLANNER_SYSTEM_PROMPT, plan_schema,
+    END_OF_PLAN, PLAN_RETRY_INSTRUCTIONS, PLAN_SCHEMA_NAME, PLANNER_SYSTEM_PROMPT,
+    STRUCTURED_PLAN_RETRY_INSTRUCTIONS, STRUCTURED_PLANNER_SYSTEM_PROMPT, plan_schema,
 };
 use crate::retry::{accept_plan, call_until_accepted};
 use crate::structured::StructuredPlanParser;
-use crate::text::{END_OF_PLAN, PlanningOutputParser};
-
-/// The name of the JSON schema sent with structured plan requests.
-pub const PLAN_SCHEMA_NAME: &str = "plan";
+use crate::text::PlanningOutputParser;
 
 /// A planner that asks a chat model for a plan and parses its reply
 /// (LangChain's `LLMPlanner`): an [`LlmChain`], a [`PlanOutputParser`] and
@@ -32,12 +29,13 @@ pub const PLAN_SCHEMA_NAME: &str = "plan";
 /// against the planner's [`PlanLimits`] and, when steps have dependencies,
 /// put in an order where every step follows the steps it needs. A reply that
 /// fails is sent back to the model with the reason, up to
-/// [`with_max_retries`](Self::with_max_retries) times (none by default, as in
-/// LangChain). The token usage of every call is added to the run's
-/// [`RunContext`](pae_core::RunContext).
+/// [`with_max_retries`](LlmPlannerBuilder::with_max_retries) times (none by
+/// default, as in LangChain). The token usage of every call is added to the
+/// run's [`RunContext`](pae_core::RunContext).
 ///
-/// Build one with [`load_chat_planner`], [`LlmPlanner::builder`] or
-/// [`LlmPlanner::new`].
+/// Build one with [`load_chat_planner`], or configure one with
+/// [`LlmPlanner::builder`] (or [`LlmPlanner::structured_builder`]), the one
+/// place for its settings. [`LlmPlanner::new`] wraps a chain of your own.
 #[derive(Clone)]
 pub struct LlmPlanner {
     llm_chain: LlmChain,
@@ -60,8 +58,10 @@ impl fmt::Debug for LlmPlanner {
 }
 
 impl LlmPlanner {
-    /// A planner over this chain and parser, with no extra stop sequence,
-    /// default limits and no retry.
+    /// A planner over this chain and parser (LangChain's
+    /// `LLMPlanner(llm_chain, output_parser)`), with no stop sequence besides
+    /// the chain's own ([`LlmChain::with_stop`]), default limits and no
+    /// retry. To set those, build the planner with [`LlmPlanner::builder`].
     pub fn new(llm_chain: LlmChain, output_parser: Arc<dyn PlanOutputParser>) -> Self {
         Self {
             llm_chain,
@@ -93,41 +93,6 @@ impl LlmPlanner {
             )))
             .with_max_retries(2)
             .with_retry_instructions(STRUCTURED_PLAN_RETRY_INSTRUCTIONS)
-    }
-
-    /// Sets the stop sequences sent after the chain's own.
-    #[must_use]
-    pub fn with_stop<I, S>(mut self, stop: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.stop = stop.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Sets the bounds a plan must respect; an invalid plan is rejected (and
-    /// retried, when retries are allowed).
-    #[must_use]
-    pub fn with_limits(mut self, limits: PlanLimits) -> Self {
-        self.limits = limits;
-        self
-    }
-
-    /// Sets how many times a reply that cannot be parsed or is invalid is
-    /// sent back to the model with the reason.
-    #[must_use]
-    pub fn with_max_retries(mut self, max_retries: usize) -> Self {
-        self.max_retries = max_retries;
-        self
-    }
-
-    /// Sets what the model is told to do after a reply it could not use
-    /// (after the reason).
-    #[must_use]
-    pub fn with_retry_instructions(mut self, instructions: impl Into<String>) -> Self {
-        self.retry_instructions = instructions.into();
-        self
     }
 
     /// The chain.
@@ -336,11 +301,14 @@ impl LlmPlannerBuilder {
         if let Some(format) = self.response_format {
             chain = chain.with_response_format(format);
         }
-        LlmPlanner::new(chain, self.output_parser)
-            .with_stop(self.stop)
-            .with_limits(self.limits)
-            .with_max_retries(self.max_retries)
-            .with_retry_instructions(self.retry_instructions)
+        LlmPlanner {
+            llm_chain: chain,
+            output_parser: self.output_parser,
+            stop: self.stop,
+            limits: self.limits,
+            max_retries: self.max_retries,
+            retry_instructions: self.retry_instructions,
+        }
     }
 }
 
@@ -407,14 +375,14 @@ impl StructuredPlanner {
     /// Sets the retries of the JSON planner.
     #[must_use]
     pub fn with_max_retries(mut self, max_retries: usize) -> Self {
-        self.structured = self.structured.with_max_retries(max_retries);
+        self.structured.max_retries = max_retries;
         self
     }
 
     /// Sets the limits of the JSON planner (the fallback keeps its own).
     #[must_use]
     pub fn with_limits(mut self, limits: PlanLimits) -> Self {
-        self.structured = self.structured.with_limits(limits);
+        self.structured.limits = limits;
         self
     }
 

@@ -1,11 +1,23 @@
-//! The default prompts of the planners and the replanner, and the JSON
-//! schemas of structured plans and replanning decisions.
+//! The default prompts of the planners and the replanner, the end marker
+//! they ask for, and the JSON schemas (with their names) of structured plans
+//! and replanning decisions.
 //!
 //! The wording is ours; what the text planner's prompt asks for follows
 //! LangChain's `load_chat_planner` (a `Plan:` header, a numbered list, as few
 //! steps as possible, a last step that answers a question, the end marker).
+//! Each planner takes its own prompt instead of these through its builder or
+//! `with_*` methods.
 
 use serde_json::{Value, json};
+
+/// The end marker the chat planner's prompt asks for, and its stop sequence.
+pub const END_OF_PLAN: &str = "<END_OF_PLAN>";
+
+/// The name of the JSON schema sent with structured plan requests.
+pub const PLAN_SCHEMA_NAME: &str = "plan";
+
+/// The name of the JSON schema sent with structured replanning requests.
+pub const REPLAN_SCHEMA_NAME: &str = "replan_decision";
 
 /// The text planner's system message. It is sent literally (it is not a
 /// template), so braces in a custom prompt are safe.

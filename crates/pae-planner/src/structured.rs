@@ -1,14 +1,11 @@
 //! [`StructuredPlanParser`]: reads a JSON plan (`{"steps": [{"id",
 //! "description", "depends_on"}]}`) leniently, as small models write it.
 
-// Mixed quotes (`{'id': '1', 'description': "it's"}`) are read: a plan is
-// validated before anything runs.
-use pae_core::output::repair_near_json as repair_json;
 use pae_core::{Plan, PlanOutputParser, PlanParseError, Step};
 use serde_json::{Map, Value};
 
-use crate::noise::strip_noise;
-use crate::text::step_marker;
+use crate::json::extract_json;
+use crate::marker::step_marker;
 
 /// Keys that may hold a step's text, in order of preference.
 const TEXT_KEYS: [&str; 14] = [
@@ -55,10 +52,8 @@ const DEPENDENCY_KEYS: [&str; 10] = [
 pub(crate) const STEPS_KEYS: [&str; 5] = ["steps", "plan", "tasks", "remaining_steps", "subtasks"];
 /// Strings that mean "no dependency".
 const NO_DEPENDENCY: [&str; 7] = ["none", "null", "nil", "n/a", "na", "-", "[]"];
-/// How many `{` / `[` positions are tried when the JSON is embedded in prose.
-const MAX_EMBEDDED_STARTS: usize = 8;
 
-/// Parses a plan written as JSON, the shape [`crate::plan_schema`] asks for.
+/// Parses a plan written as JSON, the shape [`crate::prompts::plan_schema`] asks for.
 ///
 /// It is lenient about what small models do to that shape: a bare array of
 /// steps; steps as plain strings (a leading `1.` or `Step 1:` that numbers
@@ -87,6 +82,7 @@ const MAX_EMBEDDED_STARTS: usize = 8;
 /// # Ok::<(), pae_core::PlanParseError>(())
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StructuredPlanParser;
 
 impl StructuredPlanParser {
@@ -124,89 +120,6 @@ pub(crate) enum StepsError {
     Empty,
     /// The value has the wrong shape.
     Malformed(String),
-}
-
-/// The first JSON value in `text`: the whole text, the inside of a markdown
-/// fence, or the first value that starts at a `{` or `[` after some prose.
-/// A reasoning block and leaked chat-template tokens are dropped first. A
-/// reply (or JSON fence) that starts with `{` or `[` is also read as
-/// repaired near-JSON ([`pae_core::output::repair_near_json`]); inside
-/// prose, only an object is read repaired, so code (`headers['x']`) is not
-/// mistaken for a plan.
-///
-/// # Errors
-/// Why no JSON could be read, in words a model can act on.
-pub(crate) fn extract_json(text: &str) -> Result<Value, String> {
-    let cleaned = strip_noise(text);
-    let trimmed = cleaned.trim().trim_start_matches('\u{feff}').trim();
-    if trimmed.is_empty() {
-        return Err("the reply is empty; a JSON object was expected".into());
-    }
-    let first_error = match serde_json::from_str::<Value>(trimmed) {
-        Ok(value) => return Ok(value),
-        Err(e) => e.to_string(),
-    };
-    let fenced = fenced_block(trimmed).filter(|(tag, _)| JSON_FENCE_TAGS.contains(tag));
-    for candidate in fenced
-        .map(|(_, body)| body)
-        .into_iter()
-        .chain(std::iter::once(trimmed))
-    {
-        let candidate = candidate.trim();
-        if candidate.starts_with(['{', '[']) {
-            // The JSON is there, perhaps broken; a value inside it (one
-            // step) is not the answer.
-            match first_value(candidate).or_else(|| first_value(&repair_json(candidate))) {
-                Some(value) => return Ok(value),
-                None => continue,
-            }
-        }
-        let starts = candidate
-            .char_indices()
-            .filter(|&(_, c)| c == '{' || c == '[')
-            .map(|(i, _)| i)
-            .take(MAX_EMBEDDED_STARTS);
-        for start in starts {
-            let rest = &candidate[start..];
-            // Repaired, only an object: `headers['x']` in code is no plan.
-            let repaired = || first_value(&repair_json(rest)).filter(Value::is_object);
-            if let Some(value) = first_value(rest).or_else(repaired) {
-                return Ok(value);
-            }
-        }
-    }
-    Err(format!("the reply is not valid JSON ({first_error})"))
-}
-
-/// Fence tags under which a block is read as JSON (also repaired).
-const JSON_FENCE_TAGS: [&str; 7] = ["", "json", "json5", "jsonc", "javascript", "js", "text"];
-
-/// The first JSON value at the start of `s` (text may follow it).
-fn first_value(s: &str) -> Option<Value> {
-    serde_json::Deserializer::from_str(s)
-        .into_iter::<Value>()
-        .next()
-        .and_then(Result::ok)
-}
-
-/// The language tag (lowercase, trimmed) and the inside of the first
-/// markdown code fence.
-fn fenced_block(text: &str) -> Option<(&str, &str)> {
-    let open = text.find("```")?;
-    let after = &text[open + 3..];
-    let tag_end = after.find('\n').unwrap_or(after.len());
-    let tag = after[..tag_end].trim();
-    let body = &after[(tag_end + 1).min(after.len())..];
-    let body = body.find("```").map_or(body, |close| &body[..close]);
-    let tag = if tag.chars().all(|c| c.is_ascii_lowercase()) {
-        tag
-    } else if tag.eq_ignore_ascii_case("json") {
-        "json"
-    } else {
-        // Any other tag (python, yaml, "JSON5"...) is not JSON we repair.
-        "?"
-    };
-    Some((tag, body))
 }
 
 /// A key without case, `_`, `-` or spaces: `dependsOn`, `depends_on` and
@@ -513,21 +426,6 @@ mod tests {
         assert_eq!(plan.steps[0].depends_on, ["1"]);
         let plan = parse(r#""{\"steps\": [\"x\"]}""#).unwrap();
         assert_eq!(plan.steps, [Step::new("x")]);
-    }
-
-    #[test]
-    fn near_json_is_repaired() {
-        let repaired = |s: &str| serde_json::from_str::<Value>(&repair_json(s)).unwrap();
-        assert_eq!(
-            repaired("{'a': 'it\\'s \"x\"', b: [1, 2,], 'c': None, d: True,} // done"),
-            serde_json::json!({"a": "it's \"x\"", "b": [1, 2], "c": null, "d": true})
-        );
-        assert_eq!(
-            repaired("[\"line\nbreak\", /* note */ 1e5]"),
-            serde_json::json!(["line\nbreak", 1e5])
-        );
-        let valid = r#"{"steps": [{"id": "1", "description": "a, b // not a comment"}]}"#;
-        assert_eq!(repair_json(valid), valid);
     }
 
     #[test]

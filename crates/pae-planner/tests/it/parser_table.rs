@@ -180,10 +180,34 @@ fn model_outputs_and_their_steps() {
             "1. a\n1. b\n1. c",
             &["a", "b", "c"],
         ),
+        ("a skipped number starts a step", "1. a\n3. c", &["a", "c"]),
         (
-            "a skipped number does not start a step",
-            "1. a\n3. c",
-            &["a\n3. c"],
+            "non-sequential numbers (seed parity)",
+            "Plan:\n1. First.\n3. Second.\n7. Third.",
+            &["First.", "Second.", "Third."],
+        ),
+        (
+            "bullets before a numbered line stay steps (seed parity)",
+            "Plan:\n- Think of a joke\n- Tell the joke\n1) also not a step\nStep 2: nor this",
+            &[
+                "Think of a joke",
+                "Tell the joke\n1) also not a step\nStep 2: nor this",
+            ],
+        ),
+        (
+            "bullets alone (seed parity)",
+            "Plan:\n- a\n- b\n",
+            &["a", "b"],
+        ),
+        (
+            "a year after the last step stays in it",
+            "1. a\n2. Summarise the history\n2023. was a turning point",
+            &["a", "Summarise the history\n2023. was a turning point"],
+        ),
+        (
+            "bullets, then a numbered list after a blank line",
+            "Plan:\n- a\n- b\n\n1. c\n2. d",
+            &["a", "b", "c", "d"],
         ),
         ("an empty step is dropped", "1. \n2. b", &["b"]),
         // --- one-line plans ---

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use expect_test::{Expect, expect};
 use pae_core::test_util::ScriptedModel;
 use pae_core::{
     Capabilities, ChatRequest, ExecError, Executor, Message, Plan, PlanAndExecute, PlanError,
@@ -12,10 +13,11 @@ use pae_core::{
     ResponseFormat, RunError, RunOutcome, Step, StepInput, StepResponse, StepStatus, TokenUsage,
     ToolError,
 };
-use pae_planner::{
-    LlmReplanner, REPLAN_RETRY_INSTRUCTIONS, REPLANNER_SYSTEM_PROMPT,
-    STRUCTURED_REPLANNER_SYSTEM_PROMPT, load_chat_planner, replan_schema,
+use pae_planner::prompts::{
+    REPLAN_RETRY_INSTRUCTIONS, REPLANNER_SYSTEM_PROMPT, STRUCTURED_REPLANNER_SYSTEM_PROMPT,
+    replan_schema,
 };
+use pae_planner::{LlmReplanner, load_chat_planner};
 
 const OBJECTIVE: &str = "How much does a coffee cost in euros?";
 
@@ -74,11 +76,34 @@ fn situation_after_failure() -> ReplanRequest {
     }
 }
 
-const SITUATION_TEXT: &str = "Objective: How much does a coffee cost in euros?\n\
-\nPlan:\n1. Look up the price on the primary site\n2. Answer\n\
-\nSteps done so far:\n1. Look up the price on the primary site\n   Result: (failed: HTTP 503)\n\
-\nSteps not yet done:\n2. Answer\n\
-\nWhy you are asked: step 1 (Look up the price on the primary site) failed: HTTP 503";
+/// The user message of [`situation_after_failure`], the whole prompt text
+/// (`UPDATE_EXPECT=1 cargo test -p pae-planner` rewrites it).
+fn situation_text() -> Expect {
+    expect![[r#"
+        Objective: How much does a coffee cost in euros?
+
+        Plan:
+        1. Look up the price on the primary site
+        2. Answer
+
+        Steps done so far:
+        1. Look up the price on the primary site
+           Result: (failed: HTTP 503)
+
+        Steps not yet done:
+        2. Answer
+
+        Why you are asked: step 1 (Look up the price on the primary site) failed: HTTP 503"#]]
+}
+
+/// The user message of the only request sent, checked against
+/// [`situation_text`].
+fn sent_situation(model: &ScriptedModel) -> String {
+    let requests = model.requests();
+    let text = requests[0].messages[1].content.clone();
+    situation_text().assert_eq(&text);
+    text
+}
 
 #[tokio::test]
 async fn text_replanner_sends_the_situation_and_stop_list() {
@@ -100,12 +125,13 @@ async fn text_replanner_sends_the_situation_and_stop_list() {
             ]
         }
     );
+    let situation = sent_situation(&model);
     assert_eq!(
         model.requests(),
         vec![
             ChatRequest::new(vec![
                 Message::system(REPLANNER_SYSTEM_PROMPT),
-                Message::user(SITUATION_TEXT),
+                Message::user(situation),
             ])
             .with_stop(["<END_OF_PLAN>"])
         ]
@@ -131,12 +157,13 @@ async fn structured_replanner_asks_for_a_json_decision() {
             answer: "About 3 euros.".into()
         }
     );
+    let situation = sent_situation(&model);
     assert_eq!(
         model.requests(),
         vec![
             ChatRequest::new(vec![
                 Message::system(STRUCTURED_REPLANNER_SYSTEM_PROMPT),
-                Message::user(SITUATION_TEXT),
+                Message::user(situation),
             ])
             .with_response_format(ResponseFormat::json_schema(
                 "replan_decision",

@@ -9,11 +9,11 @@ use pae_core::{
     PlanRequest, PlanValidationError, Planner, PromptTemplate, ProviderError, ResponseFormat,
     Sampling, Step, TokenUsage,
 };
-use pae_planner::{
-    LlmPlanner, PLAN_RETRY_INSTRUCTIONS, PLANNER_SYSTEM_PROMPT, STRUCTURED_PLAN_RETRY_INSTRUCTIONS,
-    STRUCTURED_PLANNER_SYSTEM_PROMPT, StructuredPlanner, load_chat_planner,
-    load_structured_planner, plan_schema,
+use pae_planner::prompts::{
+    PLAN_RETRY_INSTRUCTIONS, PLANNER_SYSTEM_PROMPT, STRUCTURED_PLAN_RETRY_INSTRUCTIONS,
+    STRUCTURED_PLANNER_SYSTEM_PROMPT, plan_schema,
 };
+use pae_planner::{LlmPlanner, StructuredPlanner, load_chat_planner, load_structured_planner};
 
 const OBJECTIVE: &str = "What is the population of the capital of France?";
 
