@@ -211,6 +211,7 @@ async fn run_once(config: &Config, counters: Arc<Counters>) -> Result<RunFigures
     let executor = pae_executor::AgentExecutor::builder(model.clone())
         .with_tools(tools)
         .with_history(config.history)
+        .with_plain_text_answers(true)
         .build()
         .map_err(|e| BenchError::Failed(format!("executor: {e}")))?;
     // The same settings as load_agent_executor apart from the history.

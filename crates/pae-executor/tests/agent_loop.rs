@@ -562,7 +562,11 @@ async fn unparseable_reply_is_fed_back_with_the_parse_error() {
         "```json\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"1+".to_string(),
         final_answer(json!("2")),
     ]));
-    let executor = load_agent_executor(model.clone(), vec![calculator()], false).unwrap();
+    // The builder's default; load_agent_executor takes prose as the answer.
+    let executor = AgentExecutor::builder(model.clone())
+        .with_tool(calculator())
+        .build()
+        .unwrap();
     let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
 
     assert_eq!(response.response, "2");
@@ -627,6 +631,24 @@ async fn plain_text_can_be_accepted_as_the_answer() {
     let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
     assert_eq!(response.response, "The capital is Paris.");
     assert!(response.tool_calls.is_empty());
+}
+
+#[tokio::test]
+async fn load_agent_executor_takes_plain_prose_as_the_answer_as_langchain_does() {
+    let model = Arc::new(ScriptedModel::new([
+        "Thought: The capital is Paris.",
+        "never asked",
+    ]));
+    let executor = load_agent_executor(model.clone(), vec![calculator()], false).unwrap();
+    assert!(executor.settings().plain_text_answers);
+    let response = executor.step(&StepInput::new("o", "s")).await.unwrap();
+    assert_eq!(response.response, "The capital is Paris.");
+    assert_eq!(response.status, StepStatus::Completed);
+    assert!(response.tool_calls.is_empty());
+    assert_eq!(model.calls(), 1);
+    // The builder keeps feeding prose back unless told otherwise.
+    let builder_default = AgentExecutor::builder(model).build().unwrap();
+    assert!(!builder_default.settings().plain_text_answers);
 }
 
 #[tokio::test]
