@@ -217,9 +217,8 @@ answer as plain text."
 /// run from one reply.
 pub(crate) fn calls_over_limit(total: usize, limit: usize) -> String {
     format!(
-        "Only the first {limit} of the {total} tool calls in your reply were run; the other {} \
-were not. Make at most {limit} tool calls per reply, and call again any you still need.",
-        total - limit.min(total)
+        "Only the first {limit} of the {total} tool calls in your reply were run; the rest were \
+not. Make at most {limit} tool calls per reply, and call again any you still need."
     )
 }
 

@@ -103,13 +103,14 @@ pub(super) async fn on_reply(
 }
 
 /// What of a reply is the model's own: without a reasoning model's
-/// thoughts, cut at an `Observation:` it wrote itself (providers that
-/// ignore stop sequences would let it invent one; the thoughts may mention
-/// one), and without observation blocks it repeated.
+/// thoughts, without observation blocks it repeated (whose quoted labels
+/// would otherwise cut it short), and cut at an `Observation:` it wrote
+/// itself (providers that ignore stop sequences would let it invent one;
+/// the thoughts may mention one).
 fn visible_text(content: &str) -> String {
     let visible = strip_reasoning(content);
-    let cut = cut_at_stop(&visible, &[String::from(OBSERVATION_STOP)]);
-    without_observation_blocks(cut).into_owned()
+    let own = without_observation_blocks(&visible);
+    cut_at_stop(&own, &[String::from(OBSERVATION_STOP)]).to_owned()
 }
 
 /// The answer in the reply to the "generate" request: its final answer,
