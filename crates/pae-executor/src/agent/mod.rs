@@ -64,6 +64,15 @@ use crate::{prompt, schema};
 /// - **an unparseable reply** is fed back with the parse error, up to the
 ///   retry budget, then the step fails with [`ExecError::UnparseableReply`].
 ///
+/// Observations are cut at
+/// [`AgentExecutorBuilder::with_max_observation_chars`] (bounded by
+/// default). With text-JSON actions, an observation of several lines is
+/// shown between `<observation>` and `</observation>` in the scratchpad,
+/// with lines that read like `Observation:`, `Thought:`, `Action:` or
+/// `Final Answer:` quoted with `| `, and such a block repeated in a reply
+/// is not read as the model's action, so tool output cannot pass for the
+/// model's own words.
+///
 /// When the iteration or wall-clock limit is hit, the early-stopping policy
 /// gives the response and the status is [`StepStatus::Stopped`]. Every
 /// action, its input and its observation is in
