@@ -34,8 +34,8 @@ Commands:
   fetch-models         download and verify the model files only
   demo [OBJECTIVE]     set up, then run `pae run` on the objective with the
                        default local model
-  bench [SUITE...]     run the benchmarks (suites: overhead, latency, llamacpp;
-                       default: all)
+  bench [SUITE...]     run the benchmarks (suites: overhead, latency, tool-calls,
+                       llamacpp; default: all)
   release VERSION [--execute]
                        refuse a dirty tree, bump the lockstep version, roll the
                        changelog, and run `cargo publish --workspace --dry-run`
@@ -185,7 +185,7 @@ fn bench(args: &[String]) -> Result<()> {
     let models = setup::models()?;
     // Without arguments: every suite, one after another.
     let suites: Vec<Vec<String>> = if args.is_empty() {
-        ["overhead", "latency", "llamacpp"]
+        ["overhead", "latency", "tool-calls", "llamacpp"]
             .iter()
             .map(|s| vec![(*s).to_owned()])
             .collect()

@@ -1,135 +1,115 @@
-//! A tiny option parser shared by the suites: `--name value`,
-//! `--name=value` and `--flag`, nothing else (no dependency).
+//! The command line of `pae-bench` (clap, derive): one subcommand per
+//! suite, each with its own options, plus `list`. `cargo xtask bench`
+//! passes `<suite> [options]` through unchanged.
 
-use crate::BenchError;
+use clap::{Parser, Subcommand, ValueEnum};
 
-/// Parsed options: `(name, value)` pairs in order; flags have no value.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Options {
-    pairs: Vec<(String, Option<String>)>,
+use crate::{latency, llamacpp, overhead, tool_calls};
+
+/// Runs one benchmark suite of pae and prints its figures. Build with
+/// --release for meaningful figures.
+#[derive(Debug, Parser)]
+#[command(name = "pae-bench", arg_required_else_help = true)]
+pub struct Cli {
+    /// The suite to run, or `list`.
+    #[command(subcommand)]
+    pub command: Command,
 }
 
-impl Options {
-    /// Parses `args`. `flags` are the options that take no value; every
-    /// other option takes one.
-    ///
-    /// # Errors
-    /// [`BenchError::Usage`] for a positional argument, an option missing
-    /// its value, or an option not in `known`.
-    pub fn parse(args: &[String], known: &[&str], flags: &[&str]) -> Result<Self, BenchError> {
-        let mut pairs = Vec::new();
-        let mut iter = args.iter();
-        while let Some(arg) = iter.next() {
-            let Some(body) = arg.strip_prefix("--") else {
-                return Err(BenchError::Usage(format!("unexpected argument {arg:?}")));
-            };
-            let (name, inline) = match body.split_once('=') {
-                Some((name, value)) => (name, Some(value.to_owned())),
-                None => (body, None),
-            };
-            if !known.contains(&name) && !flags.contains(&name) {
-                return Err(BenchError::Usage(format!("unknown option --{name}")));
-            }
-            let value = if flags.contains(&name) {
-                None
-            } else {
-                match inline {
-                    Some(value) => Some(value),
-                    None => Some(
-                        iter.next()
-                            .cloned()
-                            .ok_or_else(|| BenchError::Usage(format!("--{name} needs a value")))?,
-                    ),
-                }
-            };
-            pairs.push((name.to_owned(), value));
-        }
-        Ok(Self { pairs })
-    }
+/// A suite, or `list`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the suites, one per line: name, a tab, what it measures.
+    List,
+    /// Framework overhead of PlanAndExecute + chat planner + agent executor
+    /// over a zero-latency scripted model.
+    Overhead(overhead::Args),
+    /// Wall time of a fan-out plan and a chain at max_concurrency 1 and 8
+    /// over a model with fixed latency.
+    Latency(latency::Args),
+    /// Prompt and generation tokens/s of pae-llamacpp next to
+    /// llama-cpp-python on the same GGUF (feature `llamacpp`).
+    Llamacpp(llamacpp::Args),
+    /// Time of the agent executor over one reply with thousands of native
+    /// tool calls, to show it grows linearly.
+    ToolCalls(tool_calls::Args),
+}
 
-    /// The last value given for `name`.
-    pub fn value(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, v)| v.as_deref())
-    }
+/// How a suite prints its figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A table for people.
+    #[default]
+    Table,
+    /// One JSON object per line.
+    Json,
+}
 
-    /// Whether the flag `name` was given.
-    pub fn flag(&self, name: &str) -> bool {
-        self.pairs.iter().any(|(n, _)| n == name)
-    }
-
-    /// A comma-separated list option, parsed item by item.
-    ///
-    /// # Errors
-    /// [`BenchError::Usage`] when an item does not parse.
-    pub fn list<T>(
-        &self,
-        name: &str,
-        default: &[T],
-        parse: impl Fn(&str) -> Option<T>,
-    ) -> Result<Vec<T>, BenchError>
-    where
-        T: Clone,
-    {
-        let Some(raw) = self.value(name) else {
-            return Ok(default.to_vec());
-        };
-        raw.split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|item| {
-                parse(item)
-                    .ok_or_else(|| BenchError::Usage(format!("--{name}: cannot read {item:?}")))
-            })
-            .collect()
-    }
+/// A count above zero; `_` may group digits (`1_000`).
+///
+/// # Errors
+/// A message for clap when the text is not such a number.
+pub fn positive(text: &str) -> Result<usize, String> {
+    text.trim()
+        .replace('_', "")
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("cannot read {text:?} as a number above zero"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
+    use pae_executor::HistoryPolicy;
 
-    fn strings(args: &[&str]) -> Vec<String> {
-        args.iter().map(|s| (*s).to_owned()).collect()
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("pae-bench").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
     }
 
     #[test]
     fn values_flags_and_lists() {
-        let options = Options::parse(
-            &strings(&["--steps", "10,100", "--format=json", "--quick"]),
-            &["steps", "format"],
-            &["quick"],
-        )
-        .unwrap();
-        assert_eq!(options.value("format"), Some("json"));
-        assert!(options.flag("quick"));
+        let Command::Overhead(args) = parse(&["overhead", "--steps", "10,1_00", "--format=json"])
+            .unwrap()
+            .command
+        else {
+            panic!("expected overhead");
+        };
+        assert_eq!(args.format, Format::Json);
+        assert_eq!(args.steps, vec![10, 100]);
+        assert_eq!(args.repeat, 3);
         assert_eq!(
-            options
-                .list("steps", &[1usize], |s| s.parse().ok())
-                .unwrap(),
-            vec![10, 100]
+            args.history,
+            vec![HistoryPolicy::All, HistoryPolicy::LastK(3)]
         );
-        assert_eq!(
-            options
-                .list("other", &[1usize], |s| s.parse().ok())
-                .unwrap(),
-            vec![1]
-        );
+        let Command::Overhead(args) = parse(&["overhead"]).unwrap().command else {
+            panic!("expected overhead");
+        };
+        assert_eq!(args.steps, vec![10, 100, 1000]);
+        let Command::Llamacpp(args) = parse(&["llamacpp", "--no-grammar"]).unwrap().command else {
+            panic!("expected llamacpp");
+        };
+        assert!(args.no_grammar);
+        let Command::ToolCalls(args) = parse(&["tool-calls"]).unwrap().command else {
+            panic!("expected tool-calls");
+        };
+        assert_eq!(args.calls, vec![5_000, 20_000]);
     }
 
     #[test]
     fn errors() {
-        assert!(Options::parse(&strings(&["x"]), &[], &[]).is_err());
-        assert!(Options::parse(&strings(&["--nope"]), &["steps"], &[]).is_err());
-        assert!(Options::parse(&strings(&["--steps"]), &["steps"], &[]).is_err());
-        let options = Options::parse(&strings(&["--steps", "a"]), &["steps"], &[]).unwrap();
-        assert!(
-            options
-                .list("steps", &[1usize], |s| s.parse().ok())
-                .is_err()
-        );
+        assert!(parse(&["overhead", "x"]).is_err());
+        assert!(parse(&["overhead", "--nope"]).is_err());
+        assert!(parse(&["overhead", "--steps"]).is_err());
+        assert!(parse(&["overhead", "--steps", "a"]).is_err());
+        assert!(parse(&["overhead", "--repeat", "0"]).is_err());
+        assert!(parse(&["nope"]).is_err());
+        assert!(parse(&[]).is_err());
     }
 }

@@ -26,19 +26,21 @@ use pae_planner::load_chat_planner;
 use serde_json::json;
 
 use crate::BenchError;
-use crate::args::Options;
+use crate::args::{Format, positive};
 
 /// The suite's options.
-pub const USAGE: &str = "usage: pae-bench latency [options]
-
-Wall time of a fan-out plan (8 independent steps + a final step that needs
-all of them) and of a chain of 8 dependent steps, at max_concurrency 1 and
-8, over a scripted model that waits a fixed latency per call.
-
-options:
-  --latency-ms N    latency of every model call (default 100)
-  --repeat N        runs per case; the median is shown (default 3)
-  --format F        table or json (one JSON object per line) (default table)";
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Latency of every model call, in milliseconds.
+    #[arg(long, value_name = "N", default_value = "100", value_parser = positive)]
+    pub latency_ms: usize,
+    /// Runs per case; the median is shown.
+    #[arg(long, value_name = "N", default_value = "3", value_parser = positive)]
+    pub repeat: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
 
 /// The plan shapes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,31 +232,11 @@ pub fn run_case(
 /// Runs the suite.
 ///
 /// # Errors
-/// [`BenchError::Usage`] for bad options, [`BenchError::Failed`] when a run
-/// fails.
-pub fn run(args: &[String]) -> Result<(), BenchError> {
-    let options = Options::parse(args, &["latency-ms", "repeat", "format"], &[])?;
-    let number = |name: &str, default: u64| -> Result<u64, BenchError> {
-        match options.value(name) {
-            Some(text) => text
-                .parse()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| BenchError::Usage(format!("--{name}: cannot read {text:?}"))),
-            None => Ok(default),
-        }
-    };
-    let latency = Duration::from_millis(number("latency-ms", 100)?);
-    let repeats = usize::try_from(number("repeat", 3)?).unwrap_or(3);
-    let json = match options.value("format").unwrap_or("table") {
-        "table" => false,
-        "json" => true,
-        other => {
-            return Err(BenchError::Usage(format!(
-                "--format: unknown format {other:?}"
-            )));
-        }
-    };
+/// [`BenchError::Failed`] when a run fails.
+pub fn run(args: &Args) -> Result<(), BenchError> {
+    let latency = Duration::from_millis(u64::try_from(args.latency_ms).unwrap_or(u64::MAX));
+    let repeats = args.repeat;
+    let json = args.format == Format::Json;
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     if !json {
         println!(

@@ -2,11 +2,10 @@
 //! `cargo xtask bench` runs (`cargo run --release -p pae-bench -- <suite>
 //! [options]`).
 //!
-//! Each benchmark is a [`Suite`]: a name, a one-line description and a
-//! function taking the suite's own command-line options. To add one, write
-//! a module with a `run(&[String]) -> Result<(), BenchError>` function and
-//! add an entry to [`SUITES`]; `pae-bench list` and `pae-bench --help` pick
-//! it up.
+//! Each benchmark is a suite: a module with a clap `Args` struct (its
+//! options) and a `run(&Args)` function. To add one, write such a module
+//! and add a variant to [`args::Command`]; `pae-bench list` and
+//! `pae-bench --help` pick it up.
 //!
 //! Suites:
 //! - `overhead` ([`overhead`]): the framework's own cost, PlanAndExecute
@@ -18,6 +17,9 @@
 //! - `llamacpp` ([`llamacpp`]): prompt and generation tokens per second of
 //!   `pae-llamacpp` next to llama.cpp through llama-cpp-python, same GGUF,
 //!   prompt and settings, in one run.
+//! - `tool-calls` ([`tool_calls`]): the agent executor over one reply with
+//!   5,000 and 20,000 native tool calls, and the ratio of the times (about
+//!   4 when handling is linear).
 //!
 //! # Feature flags
 //! - `llamacpp` (off): builds the `llamacpp` suite, which compiles llama.cpp
@@ -41,45 +43,31 @@ pub mod args;
 pub mod latency;
 pub mod llamacpp;
 pub mod overhead;
+pub mod tool_calls;
 
-/// A benchmark suite of the `pae-bench` binary.
-#[derive(Debug, Clone, Copy)]
-pub struct Suite {
-    /// The name given on the command line.
-    pub name: &'static str,
-    /// What it measures, in one line.
-    pub about: &'static str,
-    /// The usage text of its options.
-    pub usage: &'static str,
-    /// Runs it with the options after the suite name.
-    pub run: fn(&[String]) -> Result<(), BenchError>,
-}
+use args::Command;
 
-/// Every suite, in the order `pae-bench list` shows them.
-pub const SUITES: &[Suite] = &[
-    Suite {
-        name: "overhead",
-        about: "framework overhead of PlanAndExecute + chat planner + agent executor over a zero-latency scripted model",
-        usage: overhead::USAGE,
-        run: overhead::run,
-    },
-    Suite {
-        name: "latency",
-        about: "wall time of a fan-out plan and a chain at max_concurrency 1 and 8 over a model with fixed latency",
-        usage: latency::USAGE,
-        run: latency::run,
-    },
-    Suite {
-        name: "llamacpp",
-        about: "prompt and generation tokens/s of pae-llamacpp next to llama-cpp-python on the same GGUF (feature `llamacpp`)",
-        usage: llamacpp::USAGE,
-        run: llamacpp::run,
-    },
-];
-
-/// Finds a suite by name.
-pub fn suite(name: &str) -> Option<&'static Suite> {
-    SUITES.iter().find(|s| s.name == name)
+/// Runs the suite a command names (`list` prints the suites).
+///
+/// # Errors
+/// What the suite returns.
+pub fn run(command: &Command) -> Result<(), BenchError> {
+    match command {
+        Command::List => {
+            use clap::CommandFactory;
+            for suite in args::Cli::command().get_subcommands() {
+                if suite.get_name() != "list" {
+                    let about = suite.get_about().map(|a| a.to_string()).unwrap_or_default();
+                    println!("{}\t{}", suite.get_name(), about.replace('\n', " "));
+                }
+            }
+            Ok(())
+        }
+        Command::Overhead(options) => overhead::run(options),
+        Command::Latency(options) => latency::run(options),
+        Command::Llamacpp(options) => llamacpp::run(options),
+        Command::ToolCalls(options) => tool_calls::run(options),
+    }
 }
 
 /// A benchmark could not run.

@@ -21,42 +21,136 @@
 //! The suite needs the `llamacpp` feature (which compiles llama.cpp):
 //! `cargo run --release -p pae-bench --features llamacpp -- llamacpp`.
 
+use std::path::PathBuf;
+
 use crate::BenchError;
+use crate::args::Format;
 
-/// The suite's options.
-pub const USAGE: &str = "usage: pae-bench llamacpp [options]
+/// The suite's options. Needs the `llamacpp` feature:
+/// `cargo run --release -p pae-bench --features llamacpp -- llamacpp`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// The GGUF file (default $PAE_MODEL, else
+    /// $PAE_CACHE_DIR/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf,
+    /// PAE_CACHE_DIR defaulting to ~/.cache/pae).
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// The Python with llama-cpp-python (default
+    /// $PAE_CACHE_DIR/venv/bin/python); `none` skips it.
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<String>,
+    /// Tokens generated per run (at least 2).
+    #[arg(long, value_name = "N", default_value_t = 128)]
+    pub gen_tokens: u32,
+    /// Timed runs per engine; the median is shown.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub repeat: usize,
+    /// CPU threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<u32>,
+    /// Context size.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub ctx: u32,
+    /// Flash attention, for both engines.
+    #[arg(long, value_name = "B", default_value = "on", value_parser = on_off)]
+    pub flash_attn: bool,
+    /// Skip the JSON-schema row.
+    #[arg(long)]
+    pub no_grammar: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
 
-Prompt and generation tokens per second of pae-llamacpp, side by side with
-llama.cpp through llama-cpp-python on the same GGUF, prompt and settings.
-Needs the `llamacpp` feature: cargo run --release -p pae-bench --features llamacpp -- llamacpp
+fn on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("{other:?}: on or off")),
+    }
+}
 
-options:
-  --model PATH      the GGUF file (default $PAE_MODEL, else
-                    $PAE_CACHE_DIR/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf,
-                    PAE_CACHE_DIR defaulting to ~/.cache/pae)
-  --python PATH     the Python with llama-cpp-python (default
-                    $PAE_CACHE_DIR/venv/bin/python); `none` skips it
-  --gen-tokens N    tokens generated per run (default 128)
-  --repeat N        timed runs per engine; the median is shown (default 3)
-  --threads N       CPU threads (default: all cores)
-  --ctx N           context size (default 4096)
-  --flash-attn B    on or off, for both engines (default on)
-  --no-grammar      skip the JSON-schema row
-  --format F        table or json (one JSON object per line) (default table)";
+/// What a run of the suite uses: the options with their defaults filled
+/// in from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The GGUF file.
+    pub model: PathBuf,
+    /// The Python with llama-cpp-python; `None` skips it.
+    pub python: Option<PathBuf>,
+    /// Tokens generated per run.
+    pub gen_tokens: u32,
+    /// Timed runs per engine.
+    pub repeat: usize,
+    /// CPU threads.
+    pub threads: u32,
+    /// Context size.
+    pub ctx: u32,
+    /// Flash attention on.
+    pub flash_attn: bool,
+    /// Whether the JSON-schema row runs.
+    pub grammar: bool,
+    /// JSON lines instead of a table.
+    pub json: bool,
+}
+
+/// `$PAE_CACHE_DIR`, else `~/.cache/pae`.
+fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PAE_CACHE_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".cache").join("pae")
+}
+
+/// The settings for `args`, defaults filled in.
+pub fn settings(args: &Args) -> Settings {
+    let model = args
+        .model
+        .clone()
+        .or_else(|| {
+            std::env::var_os("PAE_MODEL")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| {
+            cache_dir()
+                .join("models")
+                .join("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
+        });
+    let python = match args.python.as_deref() {
+        Some("none") => None,
+        Some(path) => Some(PathBuf::from(path)),
+        None => Some(cache_dir().join("venv").join("bin").join("python")),
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    Settings {
+        model,
+        python,
+        gen_tokens: args.gen_tokens.max(2),
+        repeat: args.repeat.max(1),
+        threads: args.threads.unwrap_or(cores).max(1),
+        ctx: args.ctx,
+        flash_attn: args.flash_attn,
+        grammar: !args.no_grammar,
+        json: args.format == Format::Json,
+    }
+}
 
 /// Runs the suite.
 ///
 /// # Errors
-/// [`BenchError::Usage`] for bad options or a build without the `llamacpp`
-/// feature; [`BenchError::Failed`] when a model cannot be loaded or run.
-pub fn run(args: &[String]) -> Result<(), BenchError> {
+/// [`BenchError::Usage`] for a build without the `llamacpp` feature;
+/// [`BenchError::Failed`] when a model cannot be loaded or run.
+pub fn run(args: &Args) -> Result<(), BenchError> {
+    let settings = settings(args);
     #[cfg(feature = "llamacpp")]
     {
-        imp::run(args)
+        imp::run(settings)
     }
     #[cfg(not(feature = "llamacpp"))]
     {
-        let _ = args;
+        let _ = settings;
         Err(BenchError::Usage(String::from(
             "pae-bench was built without the `llamacpp` feature; run \
              `cargo run --release -p pae-bench --features llamacpp -- llamacpp`",
@@ -153,9 +247,8 @@ mod imp {
     use pae_llamacpp::{LlamaCppConfig, LlamaCppModel};
     use serde_json::{Value, json};
 
-    use super::{PYTHON_SCRIPT, Sample, median};
+    use super::{PYTHON_SCRIPT, Sample, Settings, median};
     use crate::BenchError;
-    use crate::args::Options;
 
     const STORY: &str = "The lighthouse on Gull Point had been dark for eleven years when Mara \
         Ellison took the keeper's job. The town council had voted to restore the light after a \
@@ -171,104 +264,6 @@ mod imp {
         who had fished those waters for fifty years, told her the light had flashed twice every \
         ten seconds, white, and that on clear nights you could see it from the Horn Banks, \
         twenty miles out. He also told her about the night the light went dark.";
-
-    struct Settings {
-        model: PathBuf,
-        python: Option<PathBuf>,
-        gen_tokens: u32,
-        repeat: usize,
-        threads: u32,
-        ctx: u32,
-        flash_attn: bool,
-        grammar: bool,
-        json: bool,
-    }
-
-    fn cache_dir() -> PathBuf {
-        if let Some(dir) = std::env::var_os("PAE_CACHE_DIR").filter(|d| !d.is_empty()) {
-            return PathBuf::from(dir);
-        }
-        let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
-        home.join(".cache").join("pae")
-    }
-
-    fn number<T: std::str::FromStr>(
-        opts: &Options,
-        name: &str,
-        default: T,
-    ) -> Result<T, BenchError> {
-        match opts.value(name) {
-            None => Ok(default),
-            Some(raw) => raw
-                .parse()
-                .map_err(|_| BenchError::Usage(format!("--{name} {raw:?} is not a number"))),
-        }
-    }
-
-    fn settings(args: &[String]) -> Result<Settings, BenchError> {
-        let opts = Options::parse(
-            args,
-            &[
-                "model",
-                "python",
-                "gen-tokens",
-                "repeat",
-                "threads",
-                "ctx",
-                "flash-attn",
-                "format",
-            ],
-            &["no-grammar"],
-        )?;
-        let model = opts
-            .value("model")
-            .map(PathBuf::from)
-            .or_else(|| {
-                std::env::var_os("PAE_MODEL")
-                    .filter(|v| !v.is_empty())
-                    .map(PathBuf::from)
-            })
-            .unwrap_or_else(|| {
-                cache_dir()
-                    .join("models")
-                    .join("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
-            });
-        let python = match opts.value("python") {
-            Some("none") => None,
-            Some(path) => Some(PathBuf::from(path)),
-            None => Some(cache_dir().join("venv").join("bin").join("python")),
-        };
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-        let flash_attn = match opts.value("flash-attn").unwrap_or("on") {
-            "on" => true,
-            "off" => false,
-            other => {
-                return Err(BenchError::Usage(format!(
-                    "--flash-attn {other:?}: on or off"
-                )));
-            }
-        };
-        let json = match opts.value("format").unwrap_or("table") {
-            "table" => false,
-            "json" => true,
-            other => {
-                return Err(BenchError::Usage(format!(
-                    "--format {other:?}: table or json"
-                )));
-            }
-        };
-        Ok(Settings {
-            model,
-            python,
-            gen_tokens: number(&opts, "gen-tokens", 128u32)?.max(2),
-            repeat: number(&opts, "repeat", 3usize)?.max(1),
-            threads: number(&opts, "threads", cores)?.max(1),
-            ctx: number(&opts, "ctx", 4096u32)?,
-            flash_attn,
-            grammar: !opts.flag("no-grammar"),
-            json,
-        })
-    }
 
     fn failed(what: &str, error: impl std::fmt::Display) -> BenchError {
         BenchError::Failed(format!("{what}: {error}"))
@@ -423,8 +418,7 @@ mod imp {
         }
     }
 
-    pub(super) fn run(args: &[String]) -> Result<(), BenchError> {
-        let settings = settings(args)?;
+    pub(super) fn run(settings: Settings) -> Result<(), BenchError> {
         if !settings.model.is_file() {
             return Err(BenchError::Failed(format!(
                 "model file {} not found (cargo xtask fetch-models, or --model PATH)",

@@ -24,21 +24,28 @@ use pae_planner::LlmPlanner;
 use serde_json::json;
 
 use crate::BenchError;
-use crate::args::Options;
+use crate::args::{Format, positive};
 
 /// The suite's options.
-pub const USAGE: &str = "usage: pae-bench overhead [options]
-
-Framework overhead of PlanAndExecute + chat planner + load_agent_executor
-(text-JSON actions, calculator tool) over a zero-latency scripted model.
-
-options:
-  --steps LIST      plan lengths (default 10,100,1000)
-  --variants LIST   answer (each step answers at once) and/or tool (each step
-                    calls the calculator once first) (default answer,tool)
-  --history LIST    all and/or lastK, e.g. last3 (default all,last3)
-  --repeat N        timed runs per case; the median is shown (default 3)
-  --format F        table or json (one JSON object per line) (default table)";
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Plan lengths.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "10,100,1000", value_parser = positive)]
+    pub steps: Vec<usize>,
+    /// `answer` (each step answers at once) and/or `tool` (each step calls
+    /// the calculator once first).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "answer,tool", value_parser = Variant::from_arg)]
+    pub variants: Vec<Variant>,
+    /// `all` and/or `lastK`, e.g. `last3`.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "all,last3", value_parser = history_from_arg)]
+    pub history: Vec<HistoryPolicy>,
+    /// Timed runs per case; the median is shown.
+    #[arg(long, value_name = "N", default_value = "3", value_parser = positive)]
+    pub repeat: usize,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: Format,
+}
 
 /// What each step does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,6 +63,14 @@ impl Variant {
             Self::Answer => "answer",
             Self::ToolCall => "tool",
         }
+    }
+
+    /// Reads a variant name given on the command line.
+    ///
+    /// # Errors
+    /// A message for clap naming the variants.
+    pub fn from_arg(text: &str) -> Result<Self, String> {
+        Self::parse(text).ok_or_else(|| format!("{text:?} is not a variant (answer, tool)"))
     }
 
     fn parse(text: &str) -> Option<Self> {
@@ -80,6 +95,14 @@ pub fn history_name(history: HistoryPolicy) -> String {
         HistoryPolicy::All => String::from("all"),
         HistoryPolicy::LastK(k) => format!("last{k}"),
     }
+}
+
+/// Reads a history policy given on the command line (`all`, `last3`).
+///
+/// # Errors
+/// A message for clap.
+pub fn history_from_arg(text: &str) -> Result<HistoryPolicy, String> {
+    parse_history(text).ok_or_else(|| format!("{text:?} is not a history policy (all, lastK)"))
 }
 
 fn parse_history(text: &str) -> Option<HistoryPolicy> {
@@ -211,6 +234,7 @@ async fn run_once(config: &Config, counters: Arc<Counters>) -> Result<RunFigures
     let executor = pae_executor::AgentExecutor::builder(model.clone())
         .with_tools(tools)
         .with_history(config.history)
+        .with_plain_text_answers(true)
         .build()
         .map_err(|e| BenchError::Failed(format!("executor: {e}")))?;
     // The same settings as load_agent_executor apart from the history.
@@ -357,44 +381,11 @@ pub fn json_row(f: &Figures) -> String {
 /// Runs the suite with command-line options.
 ///
 /// # Errors
-/// [`BenchError::Usage`] for bad options, [`BenchError::Failed`] when a
-/// case fails.
-pub fn run(args: &[String]) -> Result<(), BenchError> {
-    let options = Options::parse(
-        args,
-        &["steps", "variants", "history", "repeat", "format"],
-        &[],
-    )?;
-    let steps = options.list("steps", &[10usize, 100, 1000], |s| {
-        s.replace('_', "").parse().ok().filter(|n| *n > 0)
-    })?;
-    let variants = options.list(
-        "variants",
-        &[Variant::Answer, Variant::ToolCall],
-        Variant::parse,
-    )?;
-    let histories = options.list(
-        "history",
-        &[HistoryPolicy::All, HistoryPolicy::LastK(3)],
-        parse_history,
-    )?;
-    let repeats: usize = match options.value("repeat") {
-        Some(text) => text
-            .parse()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| BenchError::Usage(format!("--repeat: cannot read {text:?}")))?,
-        None => 3,
-    };
-    let json = match options.value("format").unwrap_or("table") {
-        "table" => false,
-        "json" => true,
-        other => {
-            return Err(BenchError::Usage(format!(
-                "--format: unknown format {other:?}"
-            )));
-        }
-    };
+/// [`BenchError::Failed`] when a case fails.
+pub fn run(args: &Args) -> Result<(), BenchError> {
+    let (steps, variants, histories) = (&args.steps, &args.variants, &args.history);
+    let repeats = args.repeat;
+    let json = args.format == Format::Json;
 
     if !json {
         println!(
@@ -405,9 +396,9 @@ pub fn run(args: &[String]) -> Result<(), BenchError> {
         );
         println!("{}", table_header());
     }
-    for &variant in &variants {
-        for &history in &histories {
-            for &n in &steps {
+    for &variant in variants {
+        for &history in histories {
+            for &n in steps {
                 let figures = run_case(
                     &Config {
                         steps: n,

@@ -170,6 +170,7 @@ fn fold(events: &[Event]) -> (Vec<PlanRecord>, Vec<StepRecord>) {
                 step_index,
                 tool,
                 input,
+                ..
             } => {
                 if let Some(step) = open_step(&mut steps, *step_index) {
                     step.tool_calls.push(ToolRecord {
@@ -187,6 +188,7 @@ fn fold(events: &[Event]) -> (Vec<PlanRecord>, Vec<StepRecord>) {
                 tool,
                 observation,
                 is_error,
+                ..
             } => {
                 let open = open_step(&mut steps, *step_index).and_then(|s| {
                     s.tool_calls
@@ -318,6 +320,7 @@ mod tests {
                 7,
                 EventKind::ToolStarted {
                     step_index: 0,
+                    call: 0,
                     tool: "calculator".into(),
                     input: serde_json::json!({"expression": "1+1"}),
                 },
@@ -326,9 +329,12 @@ mod tests {
                 8,
                 EventKind::ToolFinished {
                     step_index: 0,
+                    call: 0,
                     tool: "calculator".into(),
                     observation: "2".into(),
                     is_error: false,
+                    duration_ms: 1.0,
+                    replayed: false,
                 },
             ),
             at(

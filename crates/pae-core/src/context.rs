@@ -249,6 +249,65 @@ impl RunContext {
         })
     }
 
+    /// This context, scoped to step `index` of the current revision unless
+    /// it already is scoped to a step (the orchestrator scopes contexts; an
+    /// executor called directly gets an unscoped one). Executors call it
+    /// once per step.
+    pub fn in_step(&self, index: usize) -> Self {
+        if matches!(self.scope, CallScope::Step { .. }) {
+            return self.clone();
+        }
+        Self {
+            shared: self.shared.clone(),
+            scope: CallScope::Step {
+                revision: self.revision(),
+                index,
+            },
+            calls: Arc::default(),
+            replay: None,
+        }
+    }
+
+    /// Reports a tool call that was refused before the tool ran (an
+    /// unknown tool, arguments that do not fit): `ToolStarted` and
+    /// `ToolFinished` with the next call number, so every call the model
+    /// asked for is in the event stream once.
+    pub fn record_refused_call(&self, tool: &str, input: Value, observation: &str) {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        let step_index = self.scope.step_index().unwrap_or_default();
+        self.emit(EventKind::ToolStarted {
+            step_index,
+            call,
+            tool: tool.to_owned(),
+            input,
+        });
+        self.emit(EventKind::ToolFinished {
+            step_index,
+            call,
+            tool: tool.to_owned(),
+            observation: observation.to_owned(),
+            is_error: true,
+            duration_ms: 0.0,
+            replayed: false,
+        });
+    }
+
+    /// Reports that the last tool call started through
+    /// [`call_tool`](Self::call_tool) was abandoned (its future dropped by
+    /// a time limit) with `observation`.
+    pub fn record_abandoned_call(&self, tool: &str, observation: &str, duration_ms: f64) {
+        let call = self.calls.load(Ordering::SeqCst).saturating_sub(1);
+        self.emit(EventKind::ToolFinished {
+            step_index: self.scope.step_index().unwrap_or_default(),
+            call,
+            tool: tool.to_owned(),
+            observation: observation.to_owned(),
+            is_error: true,
+            duration_ms,
+            replayed: false,
+        });
+    }
+
     /// The scope calls are journaled under.
     pub fn scope(&self) -> &CallScope {
         &self.scope

@@ -68,9 +68,9 @@ pub use action::{
     Action, ActionParseError, FINAL_ANSWER, MAX_CANDIDATES, is_final_answer, parse_action,
 };
 pub use agent::{
-    ActionFormat, AgentExecutor, AgentExecutorBuilder, AgentSettings, DEFAULT_MAX_ITERATIONS,
-    DEFAULT_MAX_PARSE_RETRIES, EarlyStopping, INVALID_REPLY, OBSERVATION_STOP, ToolErrorPolicy,
-    load_agent_executor,
+    ActionFormat, AgentExecutor, AgentExecutorBuilder, AgentSettings, DEFAULT_MAX_CALLS_PER_REPLY,
+    DEFAULT_MAX_ITERATIONS, DEFAULT_MAX_OBSERVATION_CHARS, DEFAULT_MAX_PARSE_RETRIES,
+    EarlyStopping, INVALID_REPLY, OBSERVATION_STOP, ToolErrorPolicy, load_agent_executor,
 };
 pub use chain_executor::ChainExecutor;
 pub use error::ConfigError;

@@ -32,6 +32,13 @@ Previous steps:\n{previous_steps}\n\nCurrent step: {current_step}\n\n{agent_scra
 pub const SCRATCHPAD_HEADING: &str =
     "Your work on the current step so far (only your final answer will be kept):";
 
+/// Opens a tool's output of several lines in the text-JSON scratchpad
+/// (after `Observation:`); the same text in tool output is escaped.
+pub const OBSERVATION_OPEN: &str = "<observation>";
+
+/// Closes a tool's output opened by [`OBSERVATION_OPEN`].
+pub const OBSERVATION_CLOSE: &str = "</observation>";
+
 /// A tool as the system prompt lists it.
 #[derive(Debug, Clone)]
 pub(crate) struct ToolLine<'a> {
@@ -203,6 +210,15 @@ pub(crate) fn unparseable_native_call(error: &str) -> String {
         "Your reply looks like a tool call written as text, but it is not valid JSON ({error}). \
 Call the tool through tool calling with a short JSON object of arguments, or reply with the \
 answer as plain text."
+    )
+}
+
+/// The note after the results of a reply with more tool calls than are
+/// run from one reply.
+pub(crate) fn calls_over_limit(total: usize, limit: usize) -> String {
+    format!(
+        "Only the first {limit} of the {total} tool calls in your reply were run; the rest were \
+not. Make at most {limit} tool calls per reply, and call again any you still need."
     )
 }
 

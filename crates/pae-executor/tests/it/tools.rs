@@ -1,13 +1,11 @@
 //! The built-in tools through the `Tool` trait: the calculator's errors on
 //! bad input and the file reader's refusals.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use pae_core::{Tool, ToolError};
 use pae_executor::schema::validate;
 use pae_executor::tools::{Calculator, CurrentTime, FileReader};
 use serde_json::{Value, json};
+use tempfile::TempDir;
 
 async fn calc(expression: &str) -> Result<String, ToolError> {
     Calculator::new()
@@ -286,36 +284,10 @@ async fn current_time_is_read_only_and_validates_input() {
     ));
 }
 
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "pae-executor-tools-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("create a scratch directory");
-        Self(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A root with `root/notes.txt`, `root/sub/deep.txt` and a secret outside
 /// the root.
-fn fixture() -> (Scratch, FileReader) {
-    let scratch = Scratch::new();
+fn fixture() -> (TempDir, FileReader) {
+    let scratch = tempfile::tempdir().expect("create a scratch directory");
     let root = scratch.path().join("root");
     std::fs::create_dir_all(root.join("sub")).expect("create root/sub");
     std::fs::write(root.join("notes.txt"), "hello {notes}").expect("write notes.txt");
@@ -554,7 +526,7 @@ async fn file_reader_cuts_large_files() {
 
 #[test]
 fn tool_schemas_are_objects_with_documented_properties() {
-    let scratch = Scratch::new();
+    let scratch = tempfile::tempdir().expect("create a scratch directory");
     let tools: Vec<Box<dyn Tool>> = vec![
         Box::new(Calculator::new()),
         Box::new(CurrentTime::new()),

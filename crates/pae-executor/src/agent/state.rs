@@ -1,0 +1,135 @@
+//! The state of one step's loop, and the small types the loop passes
+//! around (the fixed parts of the step prompt, a final answer, how the
+//! loop ended).
+
+use std::collections::HashSet;
+
+use pae_core::{
+    ChatResponse, Inputs, Message, PromptValues, RunContext, TokenUsage, ToolInvocation,
+};
+use serde_json::Value;
+
+use crate::prompt;
+
+/// How the loop ended.
+pub(super) enum Outcome {
+    Finished(Finish),
+    Stopped(String),
+}
+
+/// A final answer: its text and, when it was not a string, its value.
+pub(super) struct Finish {
+    pub(super) text: String,
+    pub(super) data: Option<Value>,
+}
+
+impl Finish {
+    pub(super) fn text(text: &str) -> Self {
+        Self {
+            text: text.trim().to_owned(),
+            data: None,
+        }
+    }
+
+    pub(super) fn from_value(answer: Value) -> Self {
+        match answer {
+            Value::String(text) => Self::text(&text),
+            other => Self {
+                text: other.to_string(),
+                data: Some(other),
+            },
+        }
+    }
+}
+
+/// The parts of the step message fixed for the whole step.
+pub(super) struct StepPrompt<'a> {
+    pub(super) previous_steps: &'a str,
+    pub(super) current_step: &'a str,
+    pub(super) objective: &'a str,
+    pub(super) step_number: &'a str,
+    pub(super) inputs: &'a Inputs,
+}
+
+/// The step prompt's values with this iteration's scratchpad.
+pub(super) struct PromptVars<'a> {
+    pub(super) step: &'a StepPrompt<'a>,
+    pub(super) scratchpad: &'a str,
+}
+
+impl PromptValues for PromptVars<'_> {
+    fn value(&self, name: &str) -> Option<&str> {
+        match name {
+            "previous_steps" => Some(self.step.previous_steps),
+            "current_step" => Some(self.step.current_step),
+            "objective" => Some(self.step.objective),
+            "step_number" => Some(self.step.step_number),
+            "agent_scratchpad" => Some(self.scratchpad),
+            other => self.step.inputs.get(other).map(String::as_str),
+        }
+    }
+}
+
+/// A tool call in flight, so a time-out can still record it.
+pub(super) struct PendingCall {
+    pub(super) tool: String,
+    pub(super) input: Value,
+    pub(super) log: String,
+    pub(super) started: tokio::time::Instant,
+}
+
+/// The state of one step's loop.
+#[derive(Default)]
+pub(super) struct StepRun {
+    /// The run context scoped to this step: every model and tool call goes
+    /// through it.
+    pub(super) context: RunContext,
+    pub(super) calls: Vec<ToolInvocation>,
+    /// The text protocol's record of the work so far.
+    pub(super) scratchpad: String,
+    /// The native protocol's conversation after the step message.
+    pub(super) messages: Vec<Message>,
+    pub(super) usage: TokenUsage,
+    pub(super) iterations: usize,
+    pub(super) parse_failures: usize,
+    pub(super) pending: Option<PendingCall>,
+    /// Set when the model stopped giving usable replies; ends the loop.
+    pub(super) gave_up: Option<String>,
+    /// The last successful tool result, without notes added for the model.
+    pub(super) last_result: Option<String>,
+    /// Identical successful calls made again.
+    pub(super) repeats: usize,
+    /// The (tool name as written, arguments as sent) of every successful
+    /// call, so spotting a repeat costs the same however many came before.
+    pub(super) succeeded: HashSet<(String, Value)>,
+}
+
+impl StepRun {
+    pub(super) fn add_usage(&mut self, response: &ChatResponse) {
+        if let Some(usage) = response.usage {
+            self.usage += usage;
+        }
+    }
+
+    /// Records a tool call the time limit cancelled.
+    pub(super) fn abandon_pending(&mut self) {
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
+        let elapsed = pending.started.elapsed();
+        let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        self.context.record_abandoned_call(
+            &pending.tool,
+            prompt::TOOL_CANCELLED,
+            elapsed.as_secs_f64() * 1000.0,
+        );
+        self.calls.push(ToolInvocation {
+            tool: pending.tool,
+            input: pending.input,
+            observation: prompt::TOOL_CANCELLED.to_owned(),
+            log: pending.log,
+            is_error: true,
+            duration_ms: Some(duration_ms),
+        });
+    }
+}

@@ -1,0 +1,8 @@
+//! pae-executor's integration tests, as one test binary (one link instead
+//! of one per file); each module was a test file of its own and uses only
+//! the public API.
+
+mod action_parser;
+mod agent_loop;
+mod tool_exclusivity;
+mod tools;
