@@ -80,8 +80,8 @@ pub mod test_util;
 pub use cancel::CancelToken;
 pub use chain::{Chain, Inputs, LlmChain, inputs, run_chain};
 pub use error::{
-    BoxError, ChainError, ExecError, PartialRun, PlanError, ProviderError, RunError, TemplateError,
-    ToolError,
+    BoxError, ChainError, ExecError, PartialRun, PlanError, ProviderError, ProviderErrorKind,
+    RunError, TemplateError, ToolError,
 };
 pub use event::{Event, EventCallback, EventKind, EventSink, RunContext};
 pub use executor::{Executor, StepHistory, StepInput};
