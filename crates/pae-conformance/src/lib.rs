@@ -145,7 +145,6 @@ pub mod faults;
 mod options;
 mod reference;
 mod report;
-mod schema;
 mod suite;
 
 pub use check::{Check, CheckResult, Outcome};

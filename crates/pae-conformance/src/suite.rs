@@ -10,11 +10,13 @@ use std::time::Instant;
 use futures::{FutureExt, StreamExt};
 use pae_core::{
     ChatChunk, ChatModel, ChatRequest, ChatResponse, FinishReason, Message, ProviderError,
-    ResponseFormat, Sampling, StreamAccumulator, ToolCall, ToolChoice, ToolSpec, error_chain,
+    ProviderErrorKind, ResponseFormat, Sampling, StreamAccumulator, ToolCall, ToolChoice, ToolSpec,
+    error_chain,
 };
+use pae_schema::json_schema;
 use serde_json::{Value, json};
 
-use crate::{Check, CheckResult, Options, Outcome, Report, schema};
+use crate::{Check, CheckResult, Options, Outcome, Report};
 
 /// Prompts whose replies the stop checks cut; the stop text is picked from
 /// the model's own reply, so any reply of a few words will do.
@@ -687,8 +689,9 @@ impl<M: ChatModel + ?Sized> Suite<'_, M> {
                 ));
             }
         };
-        let violations = schema::violations(&value, &schema);
+        let violations = json_schema::validate(&schema, &value);
         if !violations.is_empty() {
+            let violations: Vec<String> = violations.iter().map(ToString::to_string).collect();
             return fail(format!(
                 "{value} does not match the schema: {}",
                 violations.join("; ")
@@ -709,7 +712,7 @@ impl<M: ChatModel + ?Sized> Suite<'_, M> {
                     quote(reply.content())
                 ));
             }
-            Ok(Err(error)) => seen.push(format!("no messages: {}", variant(&error))),
+            Ok(Err(error)) => seen.push(format!("no messages: {}", kind_name(&error))),
         }
         match self.stream_raw(empty).await {
             Err(reason) => return fail(format!("stream without messages: {reason}")),
@@ -722,7 +725,7 @@ impl<M: ChatModel + ?Sized> Suite<'_, M> {
             }
             Ok(Err((place, error))) => seen.push(format!(
                 "stream without messages: {} ({place})",
-                variant(&error)
+                kind_name(&error)
             )),
         }
         if self.model.capabilities().native_tools {
@@ -740,7 +743,7 @@ impl<M: ChatModel + ?Sized> Suite<'_, M> {
                         reply.message.tool_calls.len()
                     ));
                 }
-                Ok(Err(error)) => seen.push(format!("unknown forced tool: {}", variant(&error))),
+                Ok(Err(error)) => seen.push(format!("unknown forced tool: {}", kind_name(&error))),
             }
         }
         pass(seen.join("; "))
@@ -762,7 +765,12 @@ impl<M: ChatModel + ?Sized> Suite<'_, M> {
                 "the unreachable model answered {}",
                 quote(reply.content())
             )),
-            Ok(Err(error @ (ProviderError::Connection { .. } | ProviderError::Timeout { .. }))) => {
+            Ok(Err(error))
+                if matches!(
+                    error.kind(),
+                    ProviderErrorKind::Connection | ProviderErrorKind::Timeout
+                ) =>
+            {
                 pass(format!(
                     "{} (retryable: {})",
                     error_chain(&error),
@@ -771,7 +779,7 @@ impl<M: ChatModel + ?Sized> Suite<'_, M> {
             }
             Ok(Err(error)) => fail(format!(
                 "expected a Connection or Timeout error, got {}: {}",
-                variant(&error),
+                kind_name(&error),
                 error_chain(&error)
             )),
         }
@@ -906,13 +914,14 @@ pub(crate) fn describe(error: &ProviderError) -> String {
     }
 }
 
-/// The name of an error's variant, for reports.
-fn variant(error: &ProviderError) -> String {
-    let debug = format!("{error:?}");
-    let end = debug
-        .find(|c: char| !c.is_alphanumeric() && c != '_')
-        .unwrap_or(debug.len());
-    debug[..end].to_owned()
+/// An error's kind by name, for reports: `Timeout`, `InvalidRequest`, …;
+/// HTTP errors as `Http <status> (<kind>)`, such as `Http 429
+/// (RateLimited)`.
+pub(crate) fn kind_name(error: &ProviderError) -> String {
+    match error.status() {
+        Some(status) => format!("Http {status} ({:?})", error.kind()),
+        None => format!("{:?}", error.kind()),
+    }
 }
 
 pub(crate) fn panic_text(panic: &(dyn Any + Send)) -> String {
@@ -983,15 +992,21 @@ mod tests {
     }
 
     #[test]
-    fn variant_names_the_error_kind() {
+    fn kind_name_names_the_error_kind() {
         assert_eq!(
-            variant(&ProviderError::invalid_request("x")),
+            kind_name(&ProviderError::invalid_request("x")),
             "InvalidRequest"
         );
         assert_eq!(
-            variant(&ProviderError::Exhausted { requests: 1 }),
+            kind_name(&ProviderError::Exhausted { requests: 1 }),
             "Exhausted"
         );
+        let limited = ProviderError::Http {
+            status: 429,
+            body: String::new(),
+            retry_after: None,
+        };
+        assert_eq!(kind_name(&limited), "Http 429 (RateLimited)");
     }
 
     #[test]
