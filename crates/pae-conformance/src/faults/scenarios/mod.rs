@@ -223,6 +223,7 @@ mod tests {
 
     #[test]
     fn scenario_names_are_unique_and_streaming_is_marked() {
+        assert_eq!(Scenario::ALL.len(), 49, "ARCHITECTURE.md gives the count");
         let names: std::collections::HashSet<_> = Scenario::ALL.iter().map(|s| s.name()).collect();
         assert_eq!(names.len(), Scenario::ALL.len());
         assert!(Scenario::StreamSplitBytes.is_streaming());
