@@ -146,6 +146,7 @@ mod options;
 mod reference;
 mod report;
 mod suite;
+mod text;
 
 pub use check::{Check, CheckResult, Outcome};
 pub use options::Options;

@@ -14,7 +14,7 @@ use super::suite::ATTEMPTS;
 use super::{
     Fault, FaultSuite, ModelTarget, RawServer, WireFormat, chunked, chunked_head, response,
 };
-use crate::suite::{describe, kind_name};
+use crate::text::{describe, kind_name};
 
 /// Slack added to upper time bounds: the machine may be busy.
 pub(super) const SLACK: Duration = Duration::from_secs(3);

@@ -12,7 +12,7 @@ use pae_core::{ChatModel, RetryPolicy};
 use super::runner::Runner;
 use super::{FaultReport, ModelTarget, Scenario, ScenarioResult, WireFormat};
 use crate::Outcome;
-use crate::suite::panic_text;
+use crate::text::panic_text;
 
 /// A parametrised suite of fault scenarios (see [`Scenario`]) for any
 /// [`ChatModel`] adapter that speaks HTTP: each scenario starts a

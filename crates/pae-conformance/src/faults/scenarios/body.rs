@@ -8,7 +8,7 @@ use crate::faults::runner::{
     BAD_UTF8_MARK, Check, HTTP, OK, REPORTED, Runner, body_of, ensure, plan,
 };
 use crate::faults::{Fault, ModelTarget, WireFormat, response};
-use crate::suite::{describe, kind_name};
+use crate::text::{describe, kind_name};
 
 impl<W, F, M> Runner<'_, W, F>
 where

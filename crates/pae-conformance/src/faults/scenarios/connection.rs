@@ -9,7 +9,7 @@ use pae_core::{ChatModel, ProviderErrorKind as Kind};
 use crate::faults::runner::{Check, OK, Runner, SLACK, closed_port_url, ensure, plan};
 use crate::faults::suite::{ATTEMPTS, BACKOFF};
 use crate::faults::{Action, Fault, ModelTarget, WireFormat};
-use crate::suite::kind_name;
+use crate::text::kind_name;
 
 impl<W, F, M> Runner<'_, W, F>
 where

@@ -13,7 +13,7 @@ use crate::faults::runner::{
 };
 use crate::faults::suite::{ATTEMPTS, BACKOFF};
 use crate::faults::{Action, Fault, LAST_CHUNK, ModelTarget, WireFormat, chunk, response};
-use crate::suite::{describe, kind_name};
+use crate::text::{describe, kind_name};
 
 impl<W, F, M> Runner<'_, W, F>
 where
