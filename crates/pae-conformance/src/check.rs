@@ -3,91 +3,89 @@
 use std::fmt;
 use std::time::Duration;
 
-use pae_core::Capabilities;
+use pae_core::{Capabilities, ChatModel};
 
-/// One clause of the [`ChatModel`](pae_core::ChatModel) contract that the
-/// suite checks. [`Check::ALL`] lists them in the order they run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum Check {
+use crate::suite::{Suite, Verdict};
+
+/// Declares [`Check`] (with [`Check::ALL`] and [`Check::name`]) and the
+/// suite's dispatch to the method that runs each check, from one table of
+/// `Variant => method` rows (the method's name is the check's name).
+macro_rules! checks {
+    ($($(#[$doc:meta])* $variant:ident => $run:ident,)*) => {
+        /// One clause of the [`ChatModel`](pae_core::ChatModel) contract that
+        /// the suite checks. [`Check::ALL`] lists them in the order they run.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum Check {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Check {
+            /// Every check, in the order the suite runs them.
+            pub const ALL: [Self; [$(Self::$variant),*].len()] = [$(Self::$variant),*];
+
+            /// The check's snake_case name, as printed in reports.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Self::$variant => stringify!($run),)*
+                }
+            }
+        }
+
+        impl<M: ChatModel + ?Sized> Suite<'_, M> {
+            /// Runs `check` (which applies and is not skipped).
+            pub(crate) async fn dispatch(&mut self, check: Check) -> Verdict {
+                match check {
+                    $(Check::$variant => self.$run().await,)*
+                }
+            }
+        }
+    };
+}
+
+checks! {
     /// A plain request gets a non-empty assistant text, no tool calls, and a
     /// finish reason of `Stop` or `Length`.
-    PlainReply,
+    PlainReply => plain_reply,
     /// A stop sequence cuts the reply before its first occurrence and the
     /// stop text is not returned.
-    StopSequence,
+    StopSequence => stop_sequence,
     /// `max_tokens` is respected: reported completion tokens are within the
     /// limit and the text is short.
-    MaxTokens,
+    MaxTokens => max_tokens,
     /// Usage is reported, with prompt tokens and completion tokens counted.
-    Usage,
+    Usage => usage,
     /// Streamed chunks concatenate to the reply `chat` gives for the same
     /// request, and the stream carries a finish reason.
-    StreamMatchesChat,
+    StreamMatchesChat => stream_matches_chat,
     /// A model that claims streaming delivers a multi-word reply in more
     /// than one chunk.
-    StreamIncremental,
+    StreamIncremental => stream_incremental,
     /// A stop sequence cuts a streamed reply too.
-    StreamStopSequence,
+    StreamStopSequence => stream_stop_sequence,
     /// A forced tool call comes back with the tool's name, a JSON object of
     /// arguments and a non-empty id (needs `native_tools`).
-    ToolCall,
+    ToolCall => tool_call,
     /// The same forced tool call, streamed, reassembles into a complete call
     /// (needs `native_tools`).
-    StreamToolCall,
+    StreamToolCall => stream_tool_call,
     /// A conversation ending with a tool result is accepted and answered
     /// (needs `native_tools`).
-    ToolResult,
+    ToolResult => tool_result,
     /// A JSON-schema response format yields JSON that matches the schema
     /// (needs `json_schema`).
-    JsonSchema,
+    JsonSchema => json_schema,
     /// Requests no provider can answer (no messages; a forced tool that is
     /// not offered) fail with a `ProviderError` instead of a reply or a
     /// panic.
-    InvalidRequestRejected,
+    InvalidRequestRejected => invalid_request_rejected,
     /// The adapter pointed at an address where nothing listens fails with
     /// `ProviderError::Connection` or `Timeout` (needs
     /// [`Options::with_unreachable`](crate::Options::with_unreachable)).
-    UnreachableEndpoint,
+    UnreachableEndpoint => unreachable_endpoint,
 }
 
 impl Check {
-    /// Every check, in the order the suite runs them.
-    pub const ALL: [Self; 13] = [
-        Self::PlainReply,
-        Self::StopSequence,
-        Self::MaxTokens,
-        Self::Usage,
-        Self::StreamMatchesChat,
-        Self::StreamIncremental,
-        Self::StreamStopSequence,
-        Self::ToolCall,
-        Self::StreamToolCall,
-        Self::ToolResult,
-        Self::JsonSchema,
-        Self::InvalidRequestRejected,
-        Self::UnreachableEndpoint,
-    ];
-
-    /// The check's snake_case name, as printed in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::PlainReply => "plain_reply",
-            Self::StopSequence => "stop_sequence",
-            Self::MaxTokens => "max_tokens",
-            Self::Usage => "usage",
-            Self::StreamMatchesChat => "stream_matches_chat",
-            Self::StreamIncremental => "stream_incremental",
-            Self::StreamStopSequence => "stream_stop_sequence",
-            Self::ToolCall => "tool_call",
-            Self::StreamToolCall => "stream_tool_call",
-            Self::ToolResult => "tool_result",
-            Self::JsonSchema => "json_schema",
-            Self::InvalidRequestRejected => "invalid_request_rejected",
-            Self::UnreachableEndpoint => "unreachable_endpoint",
-        }
-    }
-
     /// The check named `name` (as [`Check::name`] spells it).
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|check| check.name() == name)

@@ -145,9 +145,9 @@ pub mod faults;
 mod options;
 mod reference;
 mod report;
-mod schema;
 pub mod store;
 mod suite;
+mod text;
 
 pub use check::{Check, CheckResult, Outcome};
 pub use options::Options;

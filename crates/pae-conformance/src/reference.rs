@@ -8,7 +8,7 @@ use pae_core::{
     ToolCall, ToolChoice, cut_at_stop,
 };
 
-use crate::schema;
+use pae_schema::json_schema as schema;
 
 /// A [`ScriptedModel`] answering with [`reference_reply`] that claims every
 /// capability (native tools, JSON schema, streaming) and is named

@@ -82,7 +82,8 @@ pub enum ProviderError {
         /// What failed.
         message: String,
     },
-    /// A scripted model has no replies left.
+    /// A scripted model (such as `test_util::ScriptedModel`, behind the
+    /// `test-util` feature) has answered every reply it was given.
     #[error("the model has no replies left after {requests} requests")]
     Exhausted {
         /// Requests answered before running out.
@@ -97,7 +98,135 @@ pub enum ProviderError {
     },
 }
 
+/// What kind of failure a [`ProviderError`] is, for code that acts on
+/// errors without matching every variant and its fields (as
+/// [`std::io::ErrorKind`] is to [`std::io::Error`]). See
+/// [`ProviderError::kind`].
+///
+/// HTTP errors are classed by status; every other kind names the variant it
+/// comes from. New kinds may be added, so a `match` needs a wildcard arm.
+///
+/// ```
+/// use pae_core::{ProviderError, ProviderErrorKind};
+///
+/// let limited = ProviderError::Http { status: 429, body: String::new(), retry_after: None };
+/// assert_eq!(limited.kind(), ProviderErrorKind::RateLimited);
+/// assert_eq!(limited.kind().to_string(), "rate limited");
+/// let refused = ProviderError::connection("http://127.0.0.1:9", std::io::Error::other("refused"));
+/// assert_eq!(refused.kind(), ProviderErrorKind::Connection);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum ProviderErrorKind {
+    /// HTTP 429: too many requests, or a quota is used up (see
+    /// [`ProviderError::retry_after`]).
+    RateLimited,
+    /// HTTP 401 or 403: the credentials are missing, wrong, or not allowed
+    /// this request.
+    Auth,
+    /// HTTP 404: the model or the endpoint does not exist.
+    NotFound,
+    /// HTTP 413: the request is larger than the server accepts.
+    TooLarge,
+    /// Any other HTTP 4xx status: the server refused the request (some of
+    /// these, such as 408, are still retryable).
+    ClientError,
+    /// HTTP 5xx: the server failed.
+    ServerError,
+    /// An HTTP status outside 4xx and 5xx reported as an error.
+    OtherStatus,
+    /// [`ProviderError::Timeout`]: no answer within the time limit.
+    Timeout,
+    /// [`ProviderError::Connection`]: the connection could not be made or
+    /// broke before a reply arrived.
+    Connection,
+    /// [`ProviderError::InvalidResponse`]: the server answered with a body
+    /// that could not be understood.
+    InvalidResponse,
+    /// [`ProviderError::StreamInterrupted`]: a stream broke off before the
+    /// reply was complete.
+    StreamInterrupted,
+    /// [`ProviderError::Configuration`]: the adapter is misconfigured.
+    Configuration,
+    /// [`ProviderError::InvalidRequest`]: the request is malformed.
+    InvalidRequest,
+    /// [`ProviderError::Unsupported`]: the model cannot do what was asked.
+    Unsupported,
+    /// [`ProviderError::Backend`]: an in-process engine failed.
+    Backend,
+    /// [`ProviderError::Exhausted`]: a scripted model has no replies left.
+    Exhausted,
+    /// [`ProviderError::Stopped`]: the run stopped the call before it was
+    /// made (cancelled, a budget, a lost lease).
+    Stopped,
+}
+
+impl ProviderErrorKind {
+    /// The kind of an HTTP error with `status`.
+    fn of_status(status: u16) -> Self {
+        match status {
+            401 | 403 => Self::Auth,
+            404 => Self::NotFound,
+            413 => Self::TooLarge,
+            429 => Self::RateLimited,
+            400..=499 => Self::ClientError,
+            500..=599 => Self::ServerError,
+            _ => Self::OtherStatus,
+        }
+    }
+
+    /// The kind in a few lowercase words, as `Display` prints it.
+    fn description(self) -> &'static str {
+        match self {
+            Self::RateLimited => "rate limited",
+            Self::Auth => "not authorised",
+            Self::NotFound => "not found",
+            Self::TooLarge => "request too large",
+            Self::ClientError => "request refused",
+            Self::ServerError => "server error",
+            Self::OtherStatus => "unexpected HTTP status",
+            Self::Timeout => "timed out",
+            Self::Connection => "connection failed",
+            Self::InvalidResponse => "invalid response",
+            Self::StreamInterrupted => "stream interrupted",
+            Self::Configuration => "misconfigured",
+            Self::InvalidRequest => "invalid request",
+            Self::Unsupported => "unsupported",
+            Self::Backend => "backend failed",
+            Self::Exhausted => "no replies left",
+            Self::Stopped => "stopped by the run",
+        }
+    }
+}
+
+impl std::fmt::Display for ProviderErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.description())
+    }
+}
+
 impl ProviderError {
+    /// What kind of failure this is: HTTP errors by status (429 is
+    /// [`RateLimited`](ProviderErrorKind::RateLimited), 401 and 403
+    /// [`Auth`](ProviderErrorKind::Auth), 5xx
+    /// [`ServerError`](ProviderErrorKind::ServerError), …), other errors by
+    /// variant.
+    pub fn kind(&self) -> ProviderErrorKind {
+        match self {
+            Self::Http { status, .. } => ProviderErrorKind::of_status(*status),
+            Self::Timeout { .. } => ProviderErrorKind::Timeout,
+            Self::Connection { .. } => ProviderErrorKind::Connection,
+            Self::InvalidResponse { .. } => ProviderErrorKind::InvalidResponse,
+            Self::StreamInterrupted { .. } => ProviderErrorKind::StreamInterrupted,
+            Self::Configuration { .. } => ProviderErrorKind::Configuration,
+            Self::InvalidRequest { .. } => ProviderErrorKind::InvalidRequest,
+            Self::Unsupported { .. } => ProviderErrorKind::Unsupported,
+            Self::Backend { .. } => ProviderErrorKind::Backend,
+            Self::Exhausted { .. } => ProviderErrorKind::Exhausted,
+            Self::Stopped { .. } => ProviderErrorKind::Stopped,
+        }
+    }
+
     /// At most `limit` bytes of a response body as text, for the `body` of
     /// an error: invalid UTF-8 replaced, a character split by the cut
     /// dropped. Adapters use it so a huge or binary body never ends up
@@ -518,6 +647,85 @@ mod tests {
             }
             .is_retryable()
         );
+    }
+
+    #[test]
+    fn kinds_class_http_errors_by_status_and_others_by_variant() {
+        use ProviderErrorKind as K;
+        let http = |status| {
+            ProviderError::Http {
+                status,
+                body: String::new(),
+                retry_after: None,
+            }
+            .kind()
+        };
+        let statuses = [
+            (400, K::ClientError),
+            (401, K::Auth),
+            (403, K::Auth),
+            (404, K::NotFound),
+            (408, K::ClientError),
+            (413, K::TooLarge),
+            (422, K::ClientError),
+            (429, K::RateLimited),
+            (500, K::ServerError),
+            (503, K::ServerError),
+            (599, K::ServerError),
+            (200, K::OtherStatus),
+            (302, K::OtherStatus),
+            (600, K::OtherStatus),
+        ];
+        for (status, kind) in statuses {
+            assert_eq!(http(status), kind, "HTTP {status}");
+        }
+        let text = String::new;
+        let others = [
+            (
+                ProviderError::Timeout {
+                    after: Duration::from_secs(1),
+                },
+                K::Timeout,
+            ),
+            (
+                ProviderError::Connection {
+                    message: text(),
+                    source: None,
+                },
+                K::Connection,
+            ),
+            (
+                ProviderError::InvalidResponse {
+                    body: text(),
+                    reason: text(),
+                },
+                K::InvalidResponse,
+            ),
+            (
+                ProviderError::StreamInterrupted {
+                    reason: text(),
+                    partial: text(),
+                },
+                K::StreamInterrupted,
+            ),
+            (
+                ProviderError::Configuration { message: text() },
+                K::Configuration,
+            ),
+            (ProviderError::invalid_request("x"), K::InvalidRequest),
+            (
+                ProviderError::Unsupported { feature: text() },
+                K::Unsupported,
+            ),
+            (ProviderError::Backend { message: text() }, K::Backend),
+            (ProviderError::Exhausted { requests: 1 }, K::Exhausted),
+            (ProviderError::Stopped { reason: text() }, K::Stopped),
+        ];
+        for (error, kind) in others {
+            assert_eq!(error.kind(), kind, "{error:?}");
+        }
+        assert_eq!(K::Timeout.to_string(), "timed out");
+        assert_eq!(format!("{:?}", K::InvalidRequest), "InvalidRequest");
     }
 
     #[test]

@@ -85,8 +85,8 @@ pub use cancel::CancelToken;
 pub use chain::{Chain, Inputs, LlmChain, inputs, run_chain};
 pub use context::RunContext;
 pub use error::{
-    BoxError, ChainError, ExecError, PartialRun, PlanError, ProviderError, RunError, TemplateError,
-    ToolError,
+    BoxError, ChainError, ExecError, PartialRun, PlanError, ProviderError, ProviderErrorKind,
+    RunError, TemplateError, ToolError,
 };
 pub use event::{Event, EventCallback, EventKind, EventSink};
 pub use executor::{Executor, StepHistory, StepInput};

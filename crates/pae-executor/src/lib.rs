@@ -17,8 +17,9 @@
 //! - [`schema::validate`]: the small JSON-schema check applied to tool
 //!   arguments.
 //!
-//! Depend on it to wire an agent together; it depends on `pae-core` only
-//! (plus `serde_json`, `thiserror`, `async-trait` and tokio's timer). The
+//! Depend on it to wire an agent together; it depends on `pae-core` and
+//! `pae-schema` only (plus `serde_json`, `thiserror`, `async-trait` and
+//! tokio's timer). The
 //! previous steps reach the model as readable text (see
 //! [`render_previous_steps`]), and [`HistoryPolicy::LastK`] keeps a step
 //! prompt's size bounded on long plans.

@@ -5,6 +5,9 @@
 //! step, with its tool calls and token usage), the [`StepContainer`] trait and
 //! [`ListStepContainer`] (where a run collects its steps), the
 //! [`PlanOutputParser`] contract, and plan validation ([`Plan::validate`]).
+//! It also holds [`json_schema`], the small JSON-schema checker that
+//! executors apply to tool arguments and the conformance suite to
+//! structured replies.
 //!
 //! Depend on it directly when you store, transmit or inspect plans and step
 //! results without running models: it pulls in only `serde`, `serde_json` and
@@ -37,6 +40,7 @@
 //! ```
 
 mod container;
+pub mod json_schema;
 mod parse;
 mod plan;
 mod references;

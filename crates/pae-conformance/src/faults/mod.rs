@@ -31,7 +31,12 @@
 //! # });
 //! ```
 
+mod date;
+mod report;
+mod runner;
+mod scenarios;
 mod suite;
+mod wire;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -42,9 +47,11 @@ use pae_core::{ChatModel, ChatRequest, ProviderError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-pub use suite::{
-    FaultReport, FaultSuite, ModelTarget, Scenario, ScenarioResult, WireFormat, http_date,
-};
+pub use date::http_date;
+pub use report::{FaultReport, ScenarioResult};
+pub use scenarios::Scenario;
+pub use suite::FaultSuite;
+pub use wire::{ModelTarget, WireFormat};
 
 /// What the raw server does with the n-th connection (0-based).
 #[derive(Debug, Clone)]

@@ -1,332 +1,23 @@
-//! The checks themselves and the runner that calls them in order, sharing
-//! replies between checks so a slow local model answers as few requests as
-//! possible.
+//! The checks of the suite, one method of [`Suite`] each (named as
+//! [`Check::name`](crate::Check::name) spells the check), and the judging
+//! of tool calls they share.
 
-use std::any::Any;
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
-use std::time::Instant;
-
-use futures::{FutureExt, StreamExt};
 use pae_core::{
-    ChatChunk, ChatModel, ChatRequest, ChatResponse, FinishReason, Message, ProviderError,
-    ResponseFormat, Sampling, StreamAccumulator, ToolCall, ToolChoice, ToolSpec, error_chain,
+    ChatModel, ChatResponse, FinishReason, Message, ProviderErrorKind, ResponseFormat, ToolCall,
+    ToolChoice, error_chain,
 };
+use pae_schema::json_schema;
 use serde_json::{Value, json};
 
-use crate::{Check, CheckResult, Options, Outcome, Report, schema};
-
-/// Prompts whose replies the stop checks cut; the stop text is picked from
-/// the model's own reply, so any reply of a few words will do.
-const STOP_PROMPTS: [&str; 3] = [
-    "Count from 1 to 20, separated by commas. Write only the numbers.",
-    "Repeat this line exactly: the quick brown fox jumps over the lazy dog",
-    "Name five colours, separated by commas.",
-];
-const PLAIN_PROMPT: &str = "Say hello in one short sentence.";
-const LONG_PROMPT: &str =
-    "Write a long story about a dragon who learns to cook. Use at least 300 words.";
-const TOOL_PROMPT: &str = "What is the weather in Paris? Use the get_weather tool.";
-const TOOL_NAME: &str = "get_weather";
-const TOOL_CALL_ID: &str = "call_conformance_1";
-const JSON_PROMPT: &str = "Is water wet? Reply with a JSON object whose key \"answer\" is \
-    \"yes\" or \"no\" and whose key \"sure\" is true or false.";
-
-/// Runs every check of the suite against `model` and reports one result per
-/// check, in the order of [`Check::ALL`].
-///
-/// Checks for capabilities the model does not claim, and checks named in
-/// [`Options::skip`], are skipped. Each request is limited to
-/// [`Options::request_timeout`], and a panic inside the adapter fails the
-/// check instead of the caller. Must run inside a Tokio runtime with the
-/// time driver (any `#[tokio::test]` has it).
-///
-/// `model` may be the adapter itself, a reference to it, or an
-/// `Arc<dyn ChatModel>`.
-pub async fn run<M>(model: &M, options: &Options) -> Report
-where
-    M: ChatModel + ?Sized,
-{
-    let started = Instant::now();
-    let mut suite = Suite {
-        model,
-        options,
-        baselines: vec![None; STOP_PROMPTS.len()],
-        probe: None,
-        plain: None,
-        streamed: None,
-        results: Vec::with_capacity(Check::ALL.len()),
-    };
-    for check in Check::ALL {
-        suite.run_check(check).await;
-    }
-    Report {
-        model: model.model_name(),
-        capabilities: model.capabilities(),
-        results: suite.results,
-        elapsed: started.elapsed(),
-    }
-}
-
-/// A check's verdict: the outcome and, when it passed, what was seen.
-struct Verdict {
-    outcome: Outcome,
-    detail: String,
-}
-
-fn pass(detail: impl Into<String>) -> Verdict {
-    Verdict {
-        outcome: Outcome::Passed,
-        detail: detail.into(),
-    }
-}
-
-fn fail(reason: impl Into<String>) -> Verdict {
-    Verdict {
-        outcome: Outcome::Failed {
-            reason: reason.into(),
-        },
-        detail: String::new(),
-    }
-}
-
-/// A stop sequence chosen from a reply to one of [`STOP_PROMPTS`], with the
-/// text a compliant model returns when it is set.
-#[derive(Clone)]
-struct StopProbe {
-    request: ChatRequest,
-    stop: String,
-    expected: String,
-}
-
-/// A stream collected to its end.
-#[derive(Clone)]
-struct Streamed {
-    chunks: Vec<ChatChunk>,
-    response: ChatResponse,
-}
-
-impl Streamed {
-    fn text_chunks(&self) -> usize {
-        self.chunks
-            .iter()
-            .filter(|chunk| !chunk.delta.is_empty())
-            .count()
-    }
-
-    fn finish_reason(&self) -> Option<&FinishReason> {
-        self.chunks
-            .iter()
-            .rev()
-            .find_map(|chunk| chunk.finish_reason.as_ref())
-    }
-}
-
-struct Suite<'a, M: ?Sized> {
-    model: &'a M,
-    options: &'a Options,
-    /// Replies to [`STOP_PROMPTS`] without a stop sequence.
-    baselines: Vec<Option<Result<ChatResponse, String>>>,
-    probe: Option<StopProbe>,
-    plain: Option<Result<ChatResponse, String>>,
-    /// The stream of the first baseline request.
-    streamed: Option<Result<Streamed, String>>,
-    results: Vec<CheckResult>,
-}
+use super::{
+    JSON_PROMPT, LONG_PROMPT, PLAIN_PROMPT, STOP_PROMPTS, StopProbe, Suite, TOOL_CALL_ID,
+    TOOL_NAME, TOOL_PROMPT, Verdict, answer_schema, fail, pass, weather_tool,
+};
+use crate::Outcome;
+use crate::text::{choose_stop, kind_name, quote};
 
 impl<M: ChatModel + ?Sized> Suite<'_, M> {
-    async fn run_check(&mut self, check: Check) {
-        let started = Instant::now();
-        let skipped = self
-            .options
-            .skip_reason(check)
-            .map(|reason| format!("skipped by the caller: {reason}"))
-            .or_else(|| {
-                check
-                    .not_applicable(self.model.capabilities())
-                    .map(String::from)
-            });
-        let verdict = match skipped {
-            Some(reason) => Verdict {
-                outcome: Outcome::Skipped { reason },
-                detail: String::new(),
-            },
-            None => match check {
-                Check::PlainReply => self.plain_reply().await,
-                Check::StopSequence => self.stop_sequence().await,
-                Check::MaxTokens => self.max_tokens().await,
-                Check::Usage => self.usage().await,
-                Check::StreamMatchesChat => self.stream_matches_chat().await,
-                Check::StreamIncremental => self.stream_incremental().await,
-                Check::StreamStopSequence => self.stream_stop_sequence().await,
-                Check::ToolCall => self.tool_call().await,
-                Check::StreamToolCall => self.stream_tool_call().await,
-                Check::ToolResult => self.tool_result().await,
-                Check::JsonSchema => self.json_schema().await,
-                Check::InvalidRequestRejected => self.invalid_request_rejected().await,
-                Check::UnreachableEndpoint => self.unreachable_endpoint().await,
-            },
-        };
-        self.results.push(CheckResult {
-            check,
-            outcome: verdict.outcome,
-            detail: verdict.detail,
-            elapsed: started.elapsed(),
-        });
-    }
-
-    // ----- requests -----
-
-    fn request(&self, messages: Vec<Message>, max_tokens: u32) -> ChatRequest {
-        ChatRequest::new(messages).with_sampling(Sampling {
-            temperature: Some(0.0),
-            top_p: None,
-            max_tokens: Some(max_tokens),
-            seed: Some(self.options.seed),
-        })
-    }
-
-    fn tool_request(&self) -> ChatRequest {
-        self.request(
-            vec![Message::user(TOOL_PROMPT)],
-            self.options.structured_max_tokens,
-        )
-        .with_tools(vec![weather_tool()])
-        .with_tool_choice(ToolChoice::Tool(TOOL_NAME.into()))
-    }
-
-    /// Runs `future` within the time limit, turning a timeout or a panic into
-    /// a reason.
-    async fn guarded<T>(&self, future: impl Future<Output = T>) -> Result<T, String> {
-        let limit = self.options.request_timeout;
-        match tokio::time::timeout(limit, AssertUnwindSafe(future).catch_unwind()).await {
-            Err(_) => Err(format!("no answer within {limit:?}")),
-            Ok(Err(panic)) => Err(format!("the adapter panicked: {}", panic_text(&*panic))),
-            Ok(Ok(value)) => Ok(value),
-        }
-    }
-
-    async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, String> {
-        self.guarded(self.model.chat(request))
-            .await?
-            .map_err(|error| format!("the request failed: {}", describe(&error)))
-    }
-
-    /// Collects a stream. The outer error is a timeout or a panic; the inner
-    /// one is the provider's error, with where in the stream it came.
-    async fn stream_raw(
-        &self,
-        request: ChatRequest,
-    ) -> Result<Result<Vec<ChatChunk>, (String, ProviderError)>, String> {
-        let collect = async {
-            let mut stream = match self.model.stream(request).await {
-                Ok(stream) => stream,
-                Err(error) => return Err(("the stream could not start".to_owned(), error)),
-            };
-            let mut chunks = Vec::new();
-            while let Some(item) = stream.next().await {
-                match item {
-                    Ok(chunk) => chunks.push(chunk),
-                    Err(error) => {
-                        return Err((
-                            format!("the stream failed after {} chunks", chunks.len()),
-                            error,
-                        ));
-                    }
-                }
-            }
-            Ok(chunks)
-        };
-        self.guarded(collect).await
-    }
-
-    async fn stream(&self, request: ChatRequest) -> Result<Streamed, String> {
-        let chunks = self
-            .stream_raw(request)
-            .await?
-            .map_err(|(place, error)| format!("{place}: {}", describe(&error)))?;
-        let mut accumulator = StreamAccumulator::new();
-        for chunk in &chunks {
-            accumulator.push(chunk);
-        }
-        Ok(Streamed {
-            chunks,
-            response: accumulator.finish(),
-        })
-    }
-
-    async fn baseline(&mut self, index: usize) -> Result<ChatResponse, String> {
-        if let Some(Some(done)) = self.baselines.get(index) {
-            return done.clone();
-        }
-        let prompt = STOP_PROMPTS.get(index).copied().unwrap_or_default();
-        let reply = self
-            .chat(self.request(vec![Message::user(prompt)], self.options.max_tokens))
-            .await;
-        if let Some(slot) = self.baselines.get_mut(index) {
-            *slot = Some(reply.clone());
-        }
-        reply
-    }
-
-    fn baseline_request(&self, index: usize) -> ChatRequest {
-        let prompt = STOP_PROMPTS.get(index).copied().unwrap_or_default();
-        self.request(vec![Message::user(prompt)], self.options.max_tokens)
-    }
-
-    async fn plain(&mut self) -> Result<ChatResponse, String> {
-        if let Some(done) = &self.plain {
-            return done.clone();
-        }
-        let reply = self
-            .chat(self.request(vec![Message::user(PLAIN_PROMPT)], self.options.max_tokens))
-            .await;
-        self.plain = Some(reply.clone());
-        reply
-    }
-
-    async fn streamed(&mut self) -> Result<Streamed, String> {
-        if let Some(done) = &self.streamed {
-            return done.clone();
-        }
-        let streamed = self.stream(self.baseline_request(0)).await;
-        self.streamed = Some(streamed.clone());
-        streamed
-    }
-
-    /// The stop probe found by [`Check::StopSequence`], or a new one when
-    /// that check was skipped or found none.
-    async fn probe(&mut self) -> Result<StopProbe, String> {
-        if let Some(probe) = &self.probe {
-            return Ok(probe.clone());
-        }
-        let mut notes = Vec::new();
-        for index in 0..STOP_PROMPTS.len() {
-            match self.baseline(index).await {
-                Ok(reply) => match choose_stop(reply.content()) {
-                    Some((stop, at)) => {
-                        let probe = StopProbe {
-                            request: self.baseline_request(index).with_stop([stop.as_str()]),
-                            expected: reply.content()[..at].to_owned(),
-                            stop,
-                        };
-                        self.probe = Some(probe.clone());
-                        return Ok(probe);
-                    }
-                    None => notes.push(format!(
-                        "no stop text can be chosen from the reply {}",
-                        quote(reply.content())
-                    )),
-                },
-                Err(reason) => notes.push(reason),
-            }
-        }
-        Err(notes.join("; "))
-    }
-
-    // ----- checks -----
-
-    async fn plain_reply(&mut self) -> Verdict {
+    pub(crate) async fn plain_reply(&mut self) -> Verdict {
         let reply = match self.plain().await {
             Ok(reply) => reply,
             Err(reason) => return fail(reason),
@@ -365,7 +56,7 @@ impl<M: ChatModel + ?Sized> Suite<'_, M> {
         ))
     }
 
-    async fn stop_sequence(&mut self) -> Verdict {
+    pub(crate) async fn stop_sequence(&mut self) -> Verdict {
         let mut notes = Vec::new();
         for index in 0..STOP_PROMPTS.len() {
             let baseline = match self.baseline(index).await {
@@ -426,7 +117,7 @@ impl<M: ChatModel + ?Sized> Suite<'_, M> {
         ))
     }
 
-    async fn max_tokens(&mut self) -> Verdict {
+    pub(crate) async fn max_tokens(&mut self) -> Verdict {
         let limit = self.options.length_limit;
         let request = self.request(vec![Message::user(LONG_PROMPT)], limit);
         let reply = match self.chat(request).await {
@@ -470,7 +161,7 @@ impl<M: ChatModel + ?Sized> Suite<'_, M> {
         ))
     }
 
-    async fn usage(&mut self) -> Verdict {
+    pub(crate) async fn usage(&mut self) -> Verdict {
         let reply = match self.plain().await {
             Ok(reply) => reply,
             Err(reason) => return fail(format!("no reply to inspect: {reason}")),
@@ -493,7 +184,7 @@ impl<M: ChatModel + ?Sized> Suite<'_, M> {
         ))
     }
 
-    async fn stream_matches_chat(&mut self) -> Verdict {
+    pub(crate) async fn stream_matches_chat(&mut self) -> Verdict {
         let chat = match self.baseline(0).await {
             Ok(reply) => reply,
             Err(reason) => return fail(format!("the chat reply to compare with failed: {reason}")),
@@ -540,7 +231,7 @@ impl<M: ChatModel + ?Sized> Suite<'_, M> {
         ))
     }
 
-    async fn stream_incremental(&mut self) -> Verdict {
+    pub(crate) async fn stream_incremental(&mut self) -> Verdict {
         let streamed = match self.streamed().await {
             Ok(streamed) => streamed,
             Err(reason) => return fail(reason),
@@ -561,7 +252,7 @@ impl<M: ChatModel + ?Sized> Suite<'_, M> {
         pass(format!("{words} words in {pieces} text chunks"))
     }
 
-    async fn stream_stop_sequence(&mut self) -> Verdict {
+    pub(crate) async fn stream_stop_sequence(&mut self) -> Verdict {
         let probe = match self.probe().await {
             Ok(probe) => probe,
             Err(reason) => return fail(format!("no stop sequence could be set up: {reason}")),
@@ -594,14 +285,14 @@ impl<M: ChatModel + ?Sized> Suite<'_, M> {
         ))
     }
 
-    async fn tool_call(&mut self) -> Verdict {
+    pub(crate) async fn tool_call(&mut self) -> Verdict {
         match self.chat(self.tool_request()).await {
             Ok(reply) => judge_tool_calls(&reply),
             Err(reason) => fail(reason),
         }
     }
 
-    async fn stream_tool_call(&mut self) -> Verdict {
+    pub(crate) async fn stream_tool_call(&mut self) -> Verdict {
         let streamed = match self.stream(self.tool_request()).await {
             Ok(streamed) => streamed,
             Err(reason) => return fail(reason),
@@ -633,7 +324,7 @@ impl<M: ChatModel + ?Sized> Suite<'_, M> {
         }
     }
 
-    async fn tool_result(&mut self) -> Verdict {
+    pub(crate) async fn tool_result(&mut self) -> Verdict {
         let call = ToolCall::new(TOOL_CALL_ID, TOOL_NAME, json!({"city": "Paris"}));
         let request = self
             .request(
@@ -665,7 +356,7 @@ impl<M: ChatModel + ?Sized> Suite<'_, M> {
         }
     }
 
-    async fn json_schema(&mut self) -> Verdict {
+    pub(crate) async fn json_schema(&mut self) -> Verdict {
         let schema = answer_schema();
         let request = self
             .request(
@@ -687,8 +378,9 @@ impl<M: ChatModel + ?Sized> Suite<'_, M> {
                 ));
             }
         };
-        let violations = schema::violations(&value, &schema);
+        let violations = json_schema::validate(&schema, &value);
         if !violations.is_empty() {
+            let violations: Vec<String> = violations.iter().map(ToString::to_string).collect();
             return fail(format!(
                 "{value} does not match the schema: {}",
                 violations.join("; ")
@@ -697,7 +389,7 @@ impl<M: ChatModel + ?Sized> Suite<'_, M> {
         pass(value.to_string())
     }
 
-    async fn invalid_request_rejected(&mut self) -> Verdict {
+    pub(crate) async fn invalid_request_rejected(&mut self) -> Verdict {
         let mut seen = Vec::new();
         let empty = self.request(Vec::new(), self.options.max_tokens);
         match self.guarded(self.model.chat(empty.clone())).await {
@@ -709,7 +401,7 @@ impl<M: ChatModel + ?Sized> Suite<'_, M> {
                     quote(reply.content())
                 ));
             }
-            Ok(Err(error)) => seen.push(format!("no messages: {}", variant(&error))),
+            Ok(Err(error)) => seen.push(format!("no messages: {}", kind_name(&error))),
         }
         match self.stream_raw(empty).await {
             Err(reason) => return fail(format!("stream without messages: {reason}")),
@@ -722,7 +414,7 @@ impl<M: ChatModel + ?Sized> Suite<'_, M> {
             }
             Ok(Err((place, error))) => seen.push(format!(
                 "stream without messages: {} ({place})",
-                variant(&error)
+                kind_name(&error)
             )),
         }
         if self.model.capabilities().native_tools {
@@ -740,13 +432,13 @@ impl<M: ChatModel + ?Sized> Suite<'_, M> {
                         reply.message.tool_calls.len()
                     ));
                 }
-                Ok(Err(error)) => seen.push(format!("unknown forced tool: {}", variant(&error))),
+                Ok(Err(error)) => seen.push(format!("unknown forced tool: {}", kind_name(&error))),
             }
         }
         pass(seen.join("; "))
     }
 
-    async fn unreachable_endpoint(&mut self) -> Verdict {
+    pub(crate) async fn unreachable_endpoint(&mut self) -> Verdict {
         let Some(unreachable) = self.options.unreachable.clone() else {
             return Verdict {
                 outcome: Outcome::Skipped {
@@ -762,7 +454,12 @@ impl<M: ChatModel + ?Sized> Suite<'_, M> {
                 "the unreachable model answered {}",
                 quote(reply.content())
             )),
-            Ok(Err(error @ (ProviderError::Connection { .. } | ProviderError::Timeout { .. }))) => {
+            Ok(Err(error))
+                if matches!(
+                    error.kind(),
+                    ProviderErrorKind::Connection | ProviderErrorKind::Timeout
+                ) =>
+            {
                 pass(format!(
                     "{} (retryable: {})",
                     error_chain(&error),
@@ -771,35 +468,11 @@ impl<M: ChatModel + ?Sized> Suite<'_, M> {
             }
             Ok(Err(error)) => fail(format!(
                 "expected a Connection or Timeout error, got {}: {}",
-                variant(&error),
+                kind_name(&error),
                 error_chain(&error)
             )),
         }
     }
-}
-
-fn weather_tool() -> ToolSpec {
-    ToolSpec {
-        name: TOOL_NAME.into(),
-        description: "Get the current weather in a city.".into(),
-        parameters: json!({
-            "type": "object",
-            "properties": {"city": {"type": "string", "description": "The city's name"}},
-            "required": ["city"]
-        }),
-    }
-}
-
-fn answer_schema() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "answer": {"type": "string", "enum": ["yes", "no"]},
-            "sure": {"type": "boolean"}
-        },
-        "required": ["answer", "sure"],
-        "additionalProperties": false
-    })
 }
 
 /// The tool calls of a reply to [`Suite::tool_request`]: at least one, the
@@ -843,156 +516,9 @@ fn judge_tool_calls(reply: &ChatResponse) -> Verdict {
     ))
 }
 
-/// Picks a stop text from `text`: a word whose first occurrence has visible
-/// text before it, as near the middle as possible. Returns the word and the
-/// byte offset where a compliant model cuts.
-fn choose_stop(text: &str) -> Option<(String, usize)> {
-    let middle = text.len() / 2;
-    let mut best: Option<(&str, usize)> = None;
-    for (start, word) in words(text) {
-        if text[..start].trim().is_empty() || text.find(word) != Some(start) {
-            continue;
-        }
-        if best.is_none_or(|(_, at)| start.abs_diff(middle) < at.abs_diff(middle)) {
-            best = Some((word, start));
-        }
-    }
-    best.map(|(word, at)| (word.to_owned(), at))
-}
-
-/// The maximal runs of alphanumeric characters of `text`, with their byte
-/// offsets.
-fn words(text: &str) -> Vec<(usize, &str)> {
-    let mut found = Vec::new();
-    let mut start = None;
-    for (at, c) in text.char_indices() {
-        match (c.is_alphanumeric(), start) {
-            (true, None) => start = Some(at),
-            (false, Some(begin)) => {
-                found.push((begin, &text[begin..at]));
-                start = None;
-            }
-            _ => {}
-        }
-    }
-    if let Some(begin) = start {
-        found.push((begin, &text[begin..]));
-    }
-    found
-}
-
-/// `text` in quotes, shortened to 80 characters.
-fn quote(text: &str) -> String {
-    const MAX: usize = 80;
-    if text.chars().count() <= MAX {
-        format!("{text:?}")
-    } else {
-        let head: String = text.chars().take(MAX).collect();
-        format!("{head:?}…")
-    }
-}
-
-/// An error with its sources and, for HTTP errors and unparsable replies,
-/// the start of the body the provider sent.
-pub(crate) fn describe(error: &ProviderError) -> String {
-    let text = error_chain(error);
-    match error {
-        ProviderError::Http { body, .. } | ProviderError::InvalidResponse { body, .. }
-            if !body.is_empty() =>
-        {
-            format!("{text} (body {})", quote(body))
-        }
-        _ => text,
-    }
-}
-
-/// The name of an error's variant, for reports.
-fn variant(error: &ProviderError) -> String {
-    let debug = format!("{error:?}");
-    let end = debug
-        .find(|c: char| !c.is_alphanumeric() && c != '_')
-        .unwrap_or(debug.len());
-    debug[..end].to_owned()
-}
-
-pub(crate) fn panic_text(panic: &(dyn Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(ToString::to_string)
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a non-text panic payload".to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn check_stop(text: &str, expected: Option<(&str, &str)>) {
-        let chosen = choose_stop(text);
-        assert_eq!(
-            chosen
-                .as_ref()
-                .map(|(stop, at)| (stop.as_str(), &text[..*at])),
-            expected,
-            "text {text:?}"
-        );
-    }
-
-    #[test]
-    fn stop_text_is_a_first_occurrence_near_the_middle() {
-        check_stop(
-            "1, 2, 3, 4, 5, 6, 7, 8, 9, 10",
-            Some(("6", "1, 2, 3, 4, 5, ")),
-        );
-        check_stop("Hello there, friend", Some(("there", "Hello ")));
-        check_stop("the cat and the dog", Some(("and", "the cat ")));
-        check_stop("  one", None);
-        check_stop("", None);
-        check_stop("word word", None);
-        check_stop("héllo wörld", Some(("wörld", "héllo ")));
-    }
-
-    #[test]
-    fn words_split_on_non_alphanumerics() {
-        assert_eq!(words("a, bc;d"), [(0, "a"), (3, "bc"), (6, "d")]);
-        assert!(words(" ,;").is_empty());
-    }
-
-    #[test]
-    fn quote_shortens_long_text() {
-        assert_eq!(quote("hi"), "\"hi\"");
-        let long = "x".repeat(100);
-        assert_eq!(quote(&long), format!("\"{}\"…", "x".repeat(80)));
-    }
-
-    #[test]
-    fn descriptions_show_the_body_of_http_errors() {
-        let http = ProviderError::Http {
-            status: 500,
-            body: "template error".into(),
-            retry_after: None,
-        };
-        assert_eq!(
-            describe(&http),
-            "the provider answered HTTP 500 (body \"template error\")"
-        );
-        assert_eq!(
-            describe(&ProviderError::invalid_request("no messages")),
-            "the request is invalid: no messages"
-        );
-    }
-
-    #[test]
-    fn variant_names_the_error_kind() {
-        assert_eq!(
-            variant(&ProviderError::invalid_request("x")),
-            "InvalidRequest"
-        );
-        assert_eq!(
-            variant(&ProviderError::Exhausted { requests: 1 }),
-            "Exhausted"
-        );
-    }
 
     #[test]
     fn tool_calls_are_judged_on_name_arguments_and_ids() {
