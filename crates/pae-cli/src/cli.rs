@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
 
 pub(crate) const EXIT_CODES_HELP: &str = "\
 Exit codes:
@@ -11,11 +12,22 @@ Exit codes:
   2  bad flags or arguments
   3  the local model file is missing or is not a usable GGUF file
   4  the model server cannot be reached
-  5  the API key is missing or was rejected";
+  5  the API key is missing or was rejected
+  6  the run waits for approval of its plan (`pae approve RUN`, then `pae resume RUN`)
+  7  a budget ran out; the run is interrupted (`pae resume RUN` with a larger budget)
+  8  the run is interrupted and needs a person (a tool call with side effects is in
+     doubt: check it, then `pae resume RUN` to make the call again, or `pae reject RUN`)
+  9  the run finished without a real answer (a step stopped at a limit, failed or was
+     skipped, or the answer is empty); the best answer found is on stdout
+  10  the run store cannot be used (unknown run, a damaged or foreign file, the run is
+      busy in another process, finished, or not waiting for approval)
+  130  interrupted by Ctrl-C (SIGINT); 143 by SIGTERM, 129 by SIGHUP: the run is left
+       resumable with `pae resume RUN`";
 
 /// Run a plan-and-execute agent: a model writes a plan for the objective,
 /// an executor carries out each step with tools, and the last step's
-/// answer is printed.
+/// answer is printed. Every run is recorded in a run store and can be
+/// listed, shown, resumed after a crash, and approved before it runs.
 #[derive(Debug, Parser)]
 #[command(name = "pae", version, about, after_help = EXIT_CODES_HELP)]
 pub(crate) struct Cli {
@@ -25,14 +37,33 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Plan and carry out an objective; the final answer goes to stdout,
-    /// progress to stderr.
+    /// Plan and carry out an objective; the run's id is the first line on
+    /// stderr, progress follows on stderr, the final answer goes to stdout.
     #[command(after_help = EXIT_CODES_HELP)]
     Run(Box<RunArgs>),
+    /// Go on with a stored run (after a crash, Ctrl-C, approval or a budget
+    /// stop) with the settings stored with it; provider flags given here
+    /// override them. Prints the answer like `run`.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Resume(Box<ResumeArgs>),
+    /// List the runs in the store, newest last.
+    Runs(RunsArgs),
+    /// Show one run: its plan revisions, steps with their responses, and
+    /// the answer.
+    Show(ShowArgs),
+    /// Approve the plan of a run waiting for approval (costs no model call).
+    Approve(DecideArgs),
+    /// Replace the plan of a run waiting for approval with the plan in a
+    /// file (a numbered list, a JSON array of steps, or {"steps": [...]});
+    /// the edit is validated and stored as a new revision, still waiting.
+    Edit(EditArgs),
+    /// Reject the plan of a run waiting for approval; the run is cancelled.
+    Reject(RejectArgs),
 }
 
 /// Which model provider answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub(crate) enum Provider {
     /// A GGUF file run in-process by llama.cpp (no server, no key).
     Local,
@@ -45,8 +76,20 @@ pub(crate) enum Provider {
     Scripted,
 }
 
+impl Provider {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Openai => "openai",
+            Self::Ollama => "ollama",
+            Self::Scripted => "scripted",
+        }
+    }
+}
+
 /// How an OpenAI-compatible server handles schemas and tools.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub(crate) enum Compat {
     /// OpenAI's API: native tools and `json_schema` response formats.
     Openai,
@@ -56,7 +99,8 @@ pub(crate) enum Compat {
 }
 
 /// How plans are asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub(crate) enum PlannerMode {
     /// A numbered list in text (LangChain's chat planner).
     Text,
@@ -75,7 +119,8 @@ impl PlannerMode {
 }
 
 /// When the plan is revised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub(crate) enum Replan {
     /// Never: the first plan is final.
     Never,
@@ -96,7 +141,8 @@ impl Replan {
 }
 
 /// A tool the executor may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub(crate) enum ToolName {
     /// Arithmetic expressions.
     Calculator,
@@ -106,10 +152,21 @@ pub(crate) enum ToolName {
     Files,
 }
 
+impl ToolName {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Calculator => "calculator",
+            Self::Time => "time",
+            Self::Files => "files",
+        }
+    }
+}
+
 /// What a step returns when it reaches --max-iterations. Either way, a step
 /// left without an answer answers with its last successful tool result, if
 /// it has one, and is marked stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub(crate) enum EarlyStop {
     /// No further model call: the last tool result, or a fixed "stopped"
     /// response.
@@ -128,7 +185,8 @@ impl EarlyStop {
 }
 
 /// Which previous steps the executor shows in full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub(crate) enum History {
     All,
     LastK(usize),
@@ -140,6 +198,20 @@ impl History {
             Self::All => "all".into(),
             Self::LastK(k) => format!("last:{k}"),
         }
+    }
+}
+
+impl TryFrom<String> for History {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        parse_history(&text)
+    }
+}
+
+impl From<History> for String {
+    fn from(history: History) -> Self {
+        history.label()
     }
 }
 
@@ -160,49 +232,117 @@ fn parse_objective(text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
-/// `pae run` flags.
-#[derive(Debug, Args)]
-pub(crate) struct RunArgs {
-    /// What the agent should achieve, for example "What is 17*23 plus the
-    /// number of days in a leap year?".
-    #[arg(value_parser = parse_objective)]
-    pub(crate) objective: String,
+/// Whether each step's prompt shows the overall objective.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Objective {
+    /// Show it.
+    Show,
+    /// Hide it: small models then stick to the current step.
+    Hide,
+}
 
-    /// The model provider.
-    #[arg(long, value_enum, default_value_t = Provider::Local)]
-    pub(crate) provider: Provider,
+/// Which model answers, and how to reach it. On `resume`, each flag given
+/// overrides the setting stored with the run.
+#[derive(Debug, Clone, Default, Args, Serialize, Deserialize)]
+pub(crate) struct ModelArgs {
+    /// The model provider [default: local].
+    #[arg(long, value_enum)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) provider: Option<Provider>,
 
-    /// The GGUF file for --provider local [default:
-    /// $PAE_CACHE_DIR/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf, with
+    /// The GGUF file for --provider local [default: $PAE_MODEL, or
+    /// $PAE_CACHE_DIR/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf with
     /// PAE_CACHE_DIR defaulting to ~/.cache/pae].
-    #[arg(long, env = "PAE_MODEL", value_name = "PATH")]
+    #[arg(long, value_name = "PATH")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) model: Option<PathBuf>,
 
     /// The model id for --provider openai or ollama [defaults: openai
     /// gpt-4o-mini, or `local` with --base-url; ollama
     /// qwen2.5-coder:0.5b].
     #[arg(long, value_name = "NAME")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) model_name: Option<String>,
 
-    /// The server's base URL [defaults: openai $OPENAI_BASE_URL or
-    /// `https://api.openai.com/v1`; ollama $OLLAMA_HOST or
-    /// `http://127.0.0.1:11434`]. The OpenAI key comes from OPENAI_API_KEY.
+    /// The server's base URL for --provider openai or ollama [defaults:
+    /// openai $OPENAI_BASE_URL or `https://api.openai.com/v1`; ollama
+    /// $OLLAMA_HOST or `http://127.0.0.1:11434`]. The OpenAI key comes from
+    /// OPENAI_API_KEY. Credentials in the URL are never stored.
     #[arg(long, value_name = "URL")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) base_url: Option<String>,
 
-    /// How the OpenAI-compatible server handles schemas and tools.
-    #[arg(long, value_enum, default_value_t = Compat::Openai)]
-    pub(crate) compat: Compat,
+    /// How the OpenAI-compatible server handles schemas and tools
+    /// [default: openai].
+    #[arg(long, value_enum)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) compat: Option<Compat>,
 
     /// Canned replies for --provider scripted (a JSON array).
     #[arg(long, value_name = "FILE", hide = true)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) script: Option<PathBuf>,
 
     /// Wait this many milliseconds before each scripted reply (shows how
     /// concurrent steps overlap).
-    #[arg(long, value_name = "MS", hide = true, default_value_t = 0)]
-    pub(crate) script_delay_ms: u64,
+    #[arg(long, value_name = "MS", hide = true)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) script_delay_ms: Option<u64>,
 
+    /// Context size in tokens for --provider local [default: 4096].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(256..))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) ctx_size: Option<u32>,
+
+    /// CPU threads for --provider local [default: all cores].
+    #[arg(long)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) threads: Option<u32>,
+
+    /// Time limit of one model call, in seconds [default: 600].
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) call_timeout: Option<u64>,
+
+    /// Attempts per model call when a server answers with a transient
+    /// error (429, 5xx, a dropped connection), with backoff that honours
+    /// Retry-After [default: 3]; 1 turns retrying off.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) attempts: Option<u32>,
+}
+
+impl ModelArgs {
+    /// These flags, with `overrides`' given ones taking their place.
+    pub(crate) fn overridden_by(mut self, overrides: &Self) -> Self {
+        macro_rules! take {
+            ($($field:ident),*) => {
+                $(if overrides.$field.is_some() {
+                    self.$field.clone_from(&overrides.$field);
+                })*
+            };
+        }
+        take!(
+            provider,
+            model,
+            model_name,
+            base_url,
+            compat,
+            script,
+            script_delay_ms,
+            ctx_size,
+            threads,
+            call_timeout,
+            attempts
+        );
+        self
+    }
+}
+
+/// How the agent plans and executes (stored with the run).
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
+pub(crate) struct AgentArgs {
     /// Tools to enable, comma-separated.
     #[arg(
         long,
@@ -214,6 +354,7 @@ pub(crate) struct RunArgs {
 
     /// The directory the `files` tool may read (required with --tools files).
     #[arg(long, value_name = "DIR")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) files_root: Option<PathBuf>,
 
     /// How plans are asked for.
@@ -276,29 +417,215 @@ pub(crate) struct RunArgs {
     /// The most tokens one model call may generate.
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) max_tokens: u32,
+}
 
-    /// Context size in tokens for --provider local.
-    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(256..))]
-    pub(crate) ctx_size: u32,
+/// What one run may spend, across every resume (checked before each model
+/// and tool call). On `resume`, given limits replace the stored ones.
+#[derive(Debug, Clone, Default, Args, Serialize, Deserialize)]
+pub(crate) struct BudgetArgs {
+    /// The most tokens (prompt plus completion) the whole run may spend.
+    #[arg(long, value_name = "N")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) budget_tokens: Option<u64>,
 
-    /// CPU threads for --provider local [default: all cores].
-    #[arg(long)]
-    pub(crate) threads: Option<u32>,
+    /// The most tool calls the whole run may make.
+    #[arg(long, value_name = "N")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) budget_tool_calls: Option<u64>,
 
+    /// The most wall time the run may spend running, in seconds (time
+    /// waiting for approval or between a crash and a resume is not
+    /// counted).
+    #[arg(long, value_name = "SECS")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) budget_seconds: Option<f64>,
+
+    /// The most the run may cost, priced by --price.
+    #[arg(long, value_name = "AMOUNT")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) budget_cost: Option<f64>,
+
+    /// A model's price per million tokens, `NAME=INPUT:OUTPUT` (for
+    /// example `gpt-4o-mini=0.15:0.60`); repeat for several models.
+    #[arg(long, value_name = "NAME=IN:OUT")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) price: Vec<String>,
+}
+
+impl BudgetArgs {
+    pub(crate) fn is_given(&self) -> bool {
+        self.budget_tokens.is_some()
+            || self.budget_tool_calls.is_some()
+            || self.budget_seconds.is_some()
+            || self.budget_cost.is_some()
+            || !self.price.is_empty()
+    }
+}
+
+/// Where runs are kept.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct StoreArgs {
+    /// The run store: a SQLite file [default: $PAE_STORE, or
+    /// $PAE_DATA_DIR/runs.db with PAE_DATA_DIR defaulting to
+    /// ~/.local/share/pae].
+    #[arg(long, value_name = "PATH")]
+    pub(crate) store: Option<String>,
+}
+
+/// What is written besides the answer.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct OutputArgs {
     /// Write a JSON transcript of the run (plans, steps, tool calls with
-    /// inputs and observations, token usage, timings) to FILE.
+    /// inputs and observations, token usage, timings) to FILE. The path is
+    /// checked before the run starts; the file is replaced in one step.
     #[arg(long, value_name = "FILE")]
     pub(crate) json: Option<PathBuf>,
 
-    /// No progress on stderr (errors are still printed).
+    /// No progress on stderr (the run id and errors are still printed).
     #[arg(long, short)]
     pub(crate) quiet: bool,
+}
+
+/// `pae run` flags.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// What the agent should achieve, for example "What is 17*23 plus the
+    /// number of days in a leap year?".
+    #[arg(value_parser = parse_objective)]
+    pub(crate) objective: String,
+
+    #[command(flatten)]
+    pub(crate) model: ModelArgs,
+
+    #[command(flatten)]
+    pub(crate) agent: AgentArgs,
+
+    #[command(flatten)]
+    pub(crate) budget: BudgetArgs,
+
+    /// Stop after planning until a person approves the plan (`pae approve
+    /// RUN` or `pae edit RUN --plan FILE`, then `pae resume RUN`); exits
+    /// with code 6.
+    #[arg(long)]
+    pub(crate) approve: bool,
+
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
+}
+
+/// `pae resume` flags.
+#[derive(Debug, Args)]
+pub(crate) struct ResumeArgs {
+    /// The run's id (from `pae run` or `pae runs`).
+    pub(crate) run: String,
+
+    #[command(flatten)]
+    pub(crate) model: ModelArgs,
+
+    #[command(flatten)]
+    pub(crate) budget: BudgetArgs,
+
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
+}
+
+/// `pae runs` flags.
+#[derive(Debug, Args)]
+pub(crate) struct RunsArgs {
+    /// Print a JSON array of objects (`id`, `status`, `objective`, …),
+    /// newest last.
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// Only runs with this status (planning, awaiting_approval, running,
+    /// interrupted, succeeded, failed, cancelled).
+    #[arg(long, value_name = "STATUS")]
+    pub(crate) status: Option<String>,
+
+    /// Only the newest N runs.
+    #[arg(long, value_name = "N")]
+    pub(crate) last: Option<usize>,
+
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+}
+
+/// `pae show` flags.
+#[derive(Debug, Args)]
+pub(crate) struct ShowArgs {
+    /// The run's id.
+    pub(crate) run: String,
+
+    /// Print the run as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// Also list the model and tool calls journaled in each step.
+    #[arg(long)]
+    pub(crate) calls: bool,
+
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+}
+
+/// `pae approve` flags.
+#[derive(Debug, Args)]
+pub(crate) struct DecideArgs {
+    /// The run's id.
+    pub(crate) run: String,
+
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+}
+
+/// `pae edit` flags.
+#[derive(Debug, Args)]
+pub(crate) struct EditArgs {
+    /// The run's id.
+    pub(crate) run: String,
+
+    /// The new plan: a numbered list, a JSON array of steps, or
+    /// {"steps": [...]} (steps as text or {"value", "id", "depends_on"}).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) plan: PathBuf,
+
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+}
+
+/// `pae reject` flags.
+#[derive(Debug, Args)]
+pub(crate) struct RejectArgs {
+    /// The run's id.
+    pub(crate) run: String,
+
+    /// Why, for the record.
+    #[arg(long)]
+    pub(crate) reason: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    fn run_args(args: &[&str]) -> Box<RunArgs> {
+        let mut all = vec!["pae", "run"];
+        all.extend_from_slice(args);
+        match Cli::try_parse_from(all).unwrap().command {
+            Command::Run(args) => args,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
 
     #[test]
     fn the_command_line_definition_is_consistent() {
@@ -324,19 +651,16 @@ mod tests {
 
     #[test]
     fn defaults_are_the_local_model_and_structured_plans() {
-        let cli = Cli::try_parse_from(["pae", "run", "do it"]).unwrap();
-        let Command::Run(args) = cli.command;
-        assert_eq!(args.provider, Provider::Local);
-        assert_eq!(args.planner, PlannerMode::Structured);
-        assert_eq!(args.tools, [ToolName::Calculator, ToolName::Time]);
-        assert_eq!(args.history, History::All);
+        let args = run_args(&["do it"]);
+        assert_eq!(args.model.provider, None, "local unless given");
+        assert_eq!(args.agent.planner, PlannerMode::Structured);
+        assert_eq!(args.agent.tools, [ToolName::Calculator, ToolName::Time]);
+        assert_eq!(args.agent.history, History::All);
     }
 
     #[test]
     fn flags_parse() {
-        let cli = Cli::try_parse_from([
-            "pae",
-            "run",
+        let args = run_args(&[
             "x",
             "--provider",
             "openai",
@@ -350,22 +674,60 @@ mod tests {
             "on-failure",
             "--planner",
             "text",
-        ])
-        .unwrap();
-        let Command::Run(args) = cli.command;
-        assert_eq!(args.provider, Provider::Openai);
-        assert_eq!(args.tools, [ToolName::Calculator, ToolName::Files]);
-        assert_eq!(args.history, History::LastK(2));
-        assert_eq!(args.replan, Replan::OnFailure);
+            "--budget-tokens",
+            "500",
+            "--approve",
+        ]);
+        assert_eq!(args.model.provider, Some(Provider::Openai));
+        assert_eq!(args.agent.tools, [ToolName::Calculator, ToolName::Files]);
+        assert_eq!(args.agent.history, History::LastK(2));
+        assert_eq!(args.agent.replan, Replan::OnFailure);
+        assert_eq!(args.budget.budget_tokens, Some(500));
+        assert!(args.approve);
         assert!(Cli::try_parse_from(["pae", "run", "x", "--tools", "hammer"]).is_err());
     }
-}
 
-/// Whether each step's prompt shows the overall objective.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum Objective {
-    /// Show it.
-    Show,
-    /// Hide it: small models then stick to the current step.
-    Hide,
+    #[test]
+    fn agent_settings_round_trip_through_json() {
+        let args = run_args(&["x", "--history", "last:3", "--tools", "files"]);
+        let json = serde_json::to_value(&args.agent).unwrap();
+        assert_eq!(json["history"], "last:3");
+        assert_eq!(json["tools"], serde_json::json!(["files"]));
+        let back: AgentArgs = serde_json::from_value(json).unwrap();
+        assert_eq!(back.history, History::LastK(3));
+    }
+
+    #[test]
+    fn resume_flags_override_stored_ones() {
+        let stored = ModelArgs {
+            provider: Some(Provider::Openai),
+            base_url: Some("http://old:1/v1".into()),
+            model_name: Some("m".into()),
+            ..ModelArgs::default()
+        };
+        let given = ModelArgs {
+            base_url: Some("http://new:2/v1".into()),
+            ..ModelArgs::default()
+        };
+        let merged = stored.overridden_by(&given);
+        assert_eq!(merged.base_url.as_deref(), Some("http://new:2/v1"));
+        assert_eq!(merged.model_name.as_deref(), Some("m"));
+        assert_eq!(merged.provider, Some(Provider::Openai));
+    }
+
+    #[test]
+    fn store_commands_parse() {
+        for line in [
+            &["pae", "runs", "--json"][..],
+            &["pae", "show", "r1", "--json"],
+            &["pae", "resume", "r1", "--base-url", "http://x:1/v1"],
+            &["pae", "approve", "r1"],
+            &["pae", "edit", "r1", "--plan", "plan.txt"],
+            &["pae", "reject", "r1", "--reason", "no"],
+            &["pae", "runs", "--store", "/tmp/x.db"],
+        ] {
+            assert!(Cli::try_parse_from(line).is_ok(), "{line:?}");
+        }
+        assert!(Cli::try_parse_from(["pae", "edit", "r1"]).is_err());
+    }
 }

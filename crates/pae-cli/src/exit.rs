@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use pae_core::ProviderError;
+use pae_core::{ProviderError, RunError, StoreError};
 
 /// What kind of failure ended the program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +17,18 @@ pub(crate) enum FailureKind {
     Unreachable,
     /// The API key is missing or rejected.
     ApiKey,
+    /// The run waits for a person to approve its plan.
+    AwaitingApproval,
+    /// A budget ran out; the run is interrupted and resumable.
+    BudgetExceeded,
+    /// The run is interrupted and needs a person (a call in doubt).
+    NeedsAttention,
+    /// The run finished without a real answer.
+    NoRealAnswer,
+    /// The run store cannot be used (unknown run, damaged file, busy, …).
+    Store,
+    /// A signal stopped the run (SIGINT 130, SIGTERM 143, SIGHUP 129).
+    Signal(i32),
 }
 
 impl FailureKind {
@@ -27,6 +39,12 @@ impl FailureKind {
             Self::ModelFile => 3,
             Self::Unreachable => 4,
             Self::ApiKey => 5,
+            Self::AwaitingApproval => 6,
+            Self::BudgetExceeded => 7,
+            Self::NeedsAttention => 8,
+            Self::NoRealAnswer => 9,
+            Self::Store => 10,
+            Self::Signal(signal) => u8::try_from(128 + signal).unwrap_or(u8::MAX),
         }
     }
 
@@ -37,6 +55,12 @@ impl FailureKind {
             Self::ModelFile => "model_file",
             Self::Unreachable => "unreachable",
             Self::ApiKey => "api_key",
+            Self::AwaitingApproval => "awaiting_approval",
+            Self::BudgetExceeded => "budget_exceeded",
+            Self::NeedsAttention => "needs_attention",
+            Self::NoRealAnswer => "no_real_answer",
+            Self::Store => "store",
+            Self::Signal(_) => "signal",
         }
     }
 }
@@ -60,6 +84,27 @@ impl Failure {
     /// key anywhere in its chain gets its own code.
     pub(crate) fn from_error(error: &(dyn std::error::Error + 'static), context: &str) -> Self {
         let message = format!("{context}: {}", pae_core::error_chain(error));
+        if let Some(run) = error.downcast_ref::<RunError>() {
+            match run {
+                RunError::BudgetExceeded { .. } => {
+                    return Self::new(FailureKind::BudgetExceeded, message);
+                }
+                RunError::Interrupted { .. } => {
+                    return Self::new(FailureKind::NeedsAttention, message);
+                }
+                RunError::Store(_)
+                | RunError::NoStore
+                | RunError::NotResumable { .. }
+                | RunError::NotAwaitingApproval { .. } => {
+                    return Self::new(FailureKind::Store, message);
+                }
+                RunError::InvalidEdit { .. } => return Self::new(FailureKind::Usage, message),
+                _ => {}
+            }
+        }
+        if error.downcast_ref::<StoreError>().is_some() {
+            return Self::new(FailureKind::Store, message);
+        }
         let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
         while let Some(err) = source {
             if let Some(kind) = err.downcast_ref::<ProviderError>().and_then(provider_kind) {
@@ -92,7 +137,7 @@ impl fmt::Display for Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pae_core::{PlanError, RunError};
+    use pae_core::PlanError;
 
     #[test]
     fn connection_errors_deep_in_a_run_error_are_unreachable() {

@@ -20,11 +20,14 @@ pub(crate) struct Progress {
     step_started_ms: Mutex<HashMap<usize, f64>>,
 }
 
-/// Cuts text to one line of at most `max` characters.
+/// Cuts text to one line of at most `max` characters, with control
+/// characters shown as escapes.
 pub(crate) fn one_line(text: &str, max: usize) -> String {
-    let flat: String = text
+    // Only the first few screens of a huge text can show.
+    let head: String = text.chars().take(max.saturating_mul(4).max(64)).collect();
+    let flat: String = crate::term::clean(&head)
         .chars()
-        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+        .map(|c| if c == '\n' || c == '\t' { ' ' } else { c })
         .collect();
     let flat = flat.trim();
     if flat.chars().count() <= max {
@@ -62,9 +65,10 @@ impl Progress {
         if self.quiet {
             return;
         }
+        let text = crate::term::clean(text);
         match &self.bar {
             Some(bar) => bar.println(text),
-            None => eprintln!("{text}"),
+            None => crate::term::err(&text),
         }
     }
 
@@ -127,6 +131,7 @@ impl Progress {
                 ));
             }
             EventKind::ToolStarted { tool, input, .. } => {
+                let tool = one_line(tool, 60);
                 self.line(&format!(
                     "[{}]     → {tool} {}",
                     seconds(now),
@@ -141,6 +146,7 @@ impl Progress {
                 ..
             } => {
                 let mark = if *is_error { "✘" } else { "←" };
+                let tool = one_line(tool, 60);
                 self.line(&format!(
                     "[{}]     {mark} {tool}: {}",
                     seconds(now),
@@ -187,6 +193,22 @@ impl Progress {
                     usage.completion_tokens
                 ));
             }
+            EventKind::ApprovalRequested { revision } => {
+                self.line(&format!(
+                    "[{}] plan revision {revision} waits for approval",
+                    seconds(now)
+                ));
+            }
+            EventKind::RunResumed {
+                session,
+                committed_steps,
+            } => {
+                self.line(&format!(
+                    "[{}] resumed (session {session}); {committed_steps} step(s) done before \
+                     will not run again",
+                    seconds(now)
+                ));
+            }
             EventKind::RunFailed { usage, .. } => {
                 self.line(&format!(
                     "[{}] failed; tokens spent: {} prompt + {} completion",
@@ -209,5 +231,6 @@ mod tests {
         assert_eq!(one_line(" a\nb ", 10), "a b");
         assert_eq!(one_line("abcdefghij", 5), "abcd…");
         assert_eq!(one_line("äöü", 3), "äöü");
+        assert_eq!(one_line("\u{1b}[2Jx", 20), "\\x1b[2Jx");
     }
 }

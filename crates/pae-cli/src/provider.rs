@@ -4,13 +4,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pae_core::{Capabilities, ChatModel, ChatModelExt, ProviderError, Sampling};
+use pae_core::{Capabilities, ChatModel, ChatModelExt, ProviderError, RetryPolicy, Sampling};
 use pae_llamacpp::{LlamaCppConfig, LlamaCppModel};
 use pae_ollama::OllamaChat;
 use pae_openai::{OpenAiChat, SchemaMode};
 use serde::Serialize;
 
-use crate::cli::{Compat, Provider, RunArgs};
+use crate::cli::{AgentArgs, Compat, ModelArgs, Provider};
 use crate::exit::{Failure, FailureKind};
 use crate::scripted::ScriptedProvider;
 
@@ -48,12 +48,103 @@ pub(crate) fn cache_dir() -> PathBuf {
     home.join(".cache").join("pae")
 }
 
+/// The default time limit of one model call.
+const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(600);
+/// The default attempts per model call.
+const DEFAULT_ATTEMPTS: u32 = 3;
+/// The default context size of the local model.
+const DEFAULT_CTX_SIZE: u32 = 4096;
+
+/// The provider the flags choose.
+pub(crate) fn provider(args: &ModelArgs) -> Provider {
+    args.provider.unwrap_or(Provider::Local)
+}
+
 /// The local model's path: `--model`, `PAE_MODEL`, or the default file in
 /// the cache.
-pub(crate) fn local_model_path(args: &RunArgs) -> PathBuf {
+pub(crate) fn local_model_path(args: &ModelArgs) -> PathBuf {
     args.model
         .clone()
+        .or_else(|| env_var("PAE_MODEL").map(PathBuf::from))
         .unwrap_or_else(|| cache_dir().join("models").join(DEFAULT_MODEL_FILE))
+}
+
+/// Refuses flags the chosen provider would ignore: `--model-name gpt-4o`
+/// without `--provider openai` must not quietly run the local model.
+pub(crate) fn check_flags(args: &ModelArgs) -> Result<(), Failure> {
+    let provider = provider(args);
+    let mut ignored = Vec::new();
+    let remote = matches!(provider, Provider::Openai | Provider::Ollama);
+    if !remote {
+        if args.model_name.is_some() {
+            ignored.push("--model-name");
+        }
+        if args.base_url.is_some() {
+            ignored.push("--base-url");
+        }
+    }
+    if provider != Provider::Openai && args.compat.is_some() {
+        ignored.push("--compat");
+    }
+    if provider != Provider::Local {
+        if args.model.is_some() {
+            ignored.push("--model");
+        }
+        if args.ctx_size.is_some() {
+            ignored.push("--ctx-size");
+        }
+        if args.threads.is_some() {
+            ignored.push("--threads");
+        }
+    }
+    if provider != Provider::Scripted && (args.script.is_some() || args.script_delay_ms.is_some()) {
+        ignored.push("--script");
+    }
+    if ignored.is_empty() {
+        return Ok(());
+    }
+    let hint = match provider {
+        Provider::Local => " (add --provider openai or --provider ollama to use a server)",
+        _ => "",
+    };
+    Err(Failure::new(
+        FailureKind::Usage,
+        format!(
+            "{} has no effect with --provider {}{hint}",
+            ignored.join(", "),
+            provider.as_str()
+        ),
+    ))
+}
+
+/// A URL with any `user:password@` removed, for what is stored, printed
+/// or written to a transcript.
+pub(crate) fn without_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
+/// Whether a URL names this machine.
+fn is_loopback(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.split_once(']').map(|(h, _)| h))
+        .unwrap_or_else(|| host.split(':').next().unwrap_or(host));
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn env_var(name: &str) -> Option<String> {
@@ -73,10 +164,11 @@ fn check_url(url: &str, flag: &str) -> Result<(), Failure> {
     }
 }
 
-/// Builds the model for the flags.
-pub(crate) async fn build(args: &RunArgs) -> Result<Built, Failure> {
+/// Builds the model for the flags; `sampling` sets every call's defaults.
+pub(crate) async fn build(args: &ModelArgs, agent: &AgentArgs) -> Result<Built, Failure> {
+    check_flags(args)?;
     let started = Instant::now();
-    let (model, mut info): (Arc<dyn ChatModel>, ModelInfo) = match args.provider {
+    let (model, mut info): (Arc<dyn ChatModel>, ModelInfo) = match provider(args) {
         Provider::Local => local(args).await?,
         Provider::Openai => openai(args)?,
         Provider::Ollama => ollama(args).await?,
@@ -89,7 +181,9 @@ pub(crate) async fn build(args: &RunArgs) -> Result<Built, Failure> {
             })?;
             let model = ScriptedProvider::from_file(path)
                 .map_err(|err| Failure::new(FailureKind::Usage, err.to_string()))?
-                .with_delay(std::time::Duration::from_millis(args.script_delay_ms));
+                .with_delay(std::time::Duration::from_millis(
+                    args.script_delay_ms.unwrap_or_default(),
+                ));
             let info = ModelInfo {
                 provider: "scripted",
                 model: model.model_name(),
@@ -103,23 +197,35 @@ pub(crate) async fn build(args: &RunArgs) -> Result<Built, Failure> {
     };
     info.load_ms = started.elapsed().as_secs_f64() * 1000.0;
     let sampling = Sampling {
-        temperature: Some(args.temperature),
+        temperature: Some(agent.temperature),
         top_p: None,
-        max_tokens: Some(args.max_tokens),
-        seed: Some(args.seed),
+        max_tokens: Some(agent.max_tokens),
+        seed: Some(agent.seed),
     };
-    Ok(Built {
-        // Every call of a run is reproducible with the same flags, whatever
-        // a component leaves unset.
-        model: Arc::new(model.with_sampling_defaults(sampling)),
-        info,
-    })
+    // Every call of a run is reproducible with the same flags, whatever a
+    // component leaves unset; a transient server error (429, 5xx, a
+    // dropped connection) is tried again with backoff.
+    let model = model.with_sampling_defaults(sampling);
+    // Canned replies are a test double: a scripted failure is the answer
+    // under test, not a transient fault to try again.
+    let default_attempts = if provider(args) == Provider::Scripted {
+        1
+    } else {
+        DEFAULT_ATTEMPTS
+    };
+    let attempts = args.attempts.unwrap_or(default_attempts);
+    let model: Arc<dyn ChatModel> = if attempts > 1 {
+        Arc::new(model.with_retry(RetryPolicy::new().with_max_attempts(attempts)))
+    } else {
+        Arc::new(model)
+    };
+    Ok(Built { model, info })
 }
 
-async fn local(args: &RunArgs) -> Result<(Arc<dyn ChatModel>, ModelInfo), Failure> {
+async fn local(args: &ModelArgs) -> Result<(Arc<dyn ChatModel>, ModelInfo), Failure> {
     let path = local_model_path(args);
     if !path.exists() {
-        let hint = if args.model.is_some() {
+        let hint = if args.model.is_some() || env_var("PAE_MODEL").is_some() {
             "check --model / PAE_MODEL"
         } else {
             "fetch the default model with `cargo xtask fetch-models`, or pass --model PATH \
@@ -130,9 +236,8 @@ async fn local(args: &RunArgs) -> Result<(Arc<dyn ChatModel>, ModelInfo), Failur
             format!("model file {} not found; {hint}", path.display()),
         ));
     }
-    let mut config = LlamaCppConfig::new(&path)
-        .with_context_size(args.ctx_size)
-        .with_default_max_tokens(Some(args.max_tokens));
+    let mut config =
+        LlamaCppConfig::new(&path).with_context_size(args.ctx_size.unwrap_or(DEFAULT_CTX_SIZE));
     if let Some(threads) = args.threads {
         config = config.with_threads(threads);
     }
@@ -159,7 +264,7 @@ async fn local(args: &RunArgs) -> Result<(Arc<dyn ChatModel>, ModelInfo), Failur
     Ok((Arc::new(model), info))
 }
 
-fn openai(args: &RunArgs) -> Result<(Arc<dyn ChatModel>, ModelInfo), Failure> {
+fn openai(args: &ModelArgs) -> Result<(Arc<dyn ChatModel>, ModelInfo), Failure> {
     let base_url = args.base_url.clone().or_else(|| env_var("OPENAI_BASE_URL"));
     let api_key = env_var("OPENAI_API_KEY");
     if base_url.is_none() && api_key.is_none() {
@@ -171,6 +276,13 @@ fn openai(args: &RunArgs) -> Result<(Arc<dyn ChatModel>, ModelInfo), Failure> {
     }
     if let Some(url) = &base_url {
         check_url(url, "--base-url")?;
+        if api_key.is_some() && url.starts_with("http://") && !is_loopback(url) {
+            crate::term::err(&format!(
+                "warning: OPENAI_API_KEY is sent in clear text over plain http:// to {}; use \
+                 https:// for servers on other machines",
+                without_credentials(url)
+            ));
+        }
     }
     let name = args.model_name.clone().unwrap_or_else(|| {
         if base_url.is_some() {
@@ -179,14 +291,17 @@ fn openai(args: &RunArgs) -> Result<(Arc<dyn ChatModel>, ModelInfo), Failure> {
             String::from(DEFAULT_OPENAI_MODEL)
         }
     });
-    let mut chat = OpenAiChat::new(&name).with_timeout(Duration::from_secs(600));
+    let timeout = args
+        .call_timeout
+        .map_or(DEFAULT_CALL_TIMEOUT, Duration::from_secs);
+    let mut chat = OpenAiChat::new(&name).with_timeout(timeout);
     if let Some(url) = &base_url {
         chat = chat.with_base_url(url);
     }
     if let Some(key) = api_key {
         chat = chat.with_api_key(key);
     }
-    if args.compat == Compat::LlamaCppPython {
+    if args.compat == Some(Compat::LlamaCppPython) {
         chat = chat
             .with_schema_mode(SchemaMode::JsonObjectWithSchema)
             .with_capabilities(Capabilities {
@@ -199,14 +314,16 @@ fn openai(args: &RunArgs) -> Result<(Arc<dyn ChatModel>, ModelInfo), Failure> {
         provider: "openai",
         model: name,
         path: None,
-        base_url: Some(base_url.unwrap_or_else(|| DEFAULT_OPENAI_BASE_URL.to_owned())),
+        base_url: Some(without_credentials(
+            &base_url.unwrap_or_else(|| DEFAULT_OPENAI_BASE_URL.to_owned()),
+        )),
         capabilities: chat.capabilities(),
         load_ms: 0.0,
     };
     Ok((Arc::new(chat), info))
 }
 
-async fn ollama(args: &RunArgs) -> Result<(Arc<dyn ChatModel>, ModelInfo), Failure> {
+async fn ollama(args: &ModelArgs) -> Result<(Arc<dyn ChatModel>, ModelInfo), Failure> {
     let name = args
         .model_name
         .clone()
@@ -222,8 +339,12 @@ async fn ollama(args: &RunArgs) -> Result<(Arc<dyn ChatModel>, ModelInfo), Failu
         .to_string();
     // Asking what the model can do also shows early whether the server is
     // there and has the model.
+    let host = without_credentials(&host);
+    let timeout = args
+        .call_timeout
+        .map_or(DEFAULT_CALL_TIMEOUT, Duration::from_secs);
     let chat = chat
-        .with_timeout(Duration::from_secs(600))
+        .with_timeout(timeout)
         .detect_capabilities()
         .await
         .map_err(|err| Failure::from_error(&err, &format!("the Ollama server at {host}")))?;
@@ -241,6 +362,52 @@ async fn ollama(args: &RunArgs) -> Result<(Arc<dyn ChatModel>, ModelInfo), Failu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_are_removed_from_urls() {
+        assert_eq!(
+            without_credentials("http://user:secret@10.0.0.2:8080/v1?x=@y"),
+            "http://10.0.0.2:8080/v1?x=@y"
+        );
+        assert_eq!(
+            without_credentials("https://api.example.com/v1"),
+            "https://api.example.com/v1"
+        );
+        assert_eq!(without_credentials("not a url"), "not a url");
+    }
+
+    #[test]
+    fn loopback_hosts_are_recognised() {
+        assert!(is_loopback("http://127.0.0.1:8080/v1"));
+        assert!(is_loopback("http://localhost/v1"));
+        assert!(is_loopback("http://[::1]:80/v1"));
+        assert!(is_loopback("http://u:p@127.0.0.1/v1"));
+        assert!(!is_loopback("http://10.0.0.2/v1"));
+        assert!(!is_loopback("http://127.0.0.1.evil.com/v1"));
+    }
+
+    #[test]
+    fn flags_the_provider_ignores_are_refused() {
+        let args = ModelArgs {
+            model_name: Some("gpt-4o".into()),
+            ..ModelArgs::default()
+        };
+        let err = check_flags(&args).unwrap_err();
+        assert_eq!(err.kind, FailureKind::Usage);
+        assert!(err.message.contains("--model-name"), "{err}");
+        let args = ModelArgs {
+            provider: Some(Provider::Openai),
+            model: Some("x.gguf".into()),
+            ..ModelArgs::default()
+        };
+        assert!(check_flags(&args).is_err());
+        let args = ModelArgs {
+            provider: Some(Provider::Openai),
+            model_name: Some("gpt-4o".into()),
+            ..ModelArgs::default()
+        };
+        assert!(check_flags(&args).is_ok());
+    }
 
     #[test]
     fn urls_are_checked() {

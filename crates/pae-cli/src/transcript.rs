@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use pae_core::{Event, EventKind, Plan, RunOutcome, RunResult, Step, StepResponse, TokenUsage};
 use serde::Serialize;
 
+use crate::cli::{AgentArgs, Objective};
 use crate::exit::Failure;
 use crate::provider::ModelInfo;
 
@@ -48,6 +49,27 @@ pub(crate) struct Settings {
     pub(crate) temperature: f32,
     pub(crate) seed: u64,
     pub(crate) max_tokens: u32,
+}
+
+impl Settings {
+    pub(crate) fn new(args: &AgentArgs) -> Self {
+        Self {
+            planner: args.planner.as_str(),
+            tools: args.tools.iter().map(|t| t.as_str().to_owned()).collect(),
+            max_steps: args.max_steps,
+            max_iterations: args.max_iterations,
+            max_repeated_calls: args.max_repeated_calls,
+            early_stopping: args.early_stopping.as_str(),
+            history: args.history.label(),
+            replan: args.replan.as_str(),
+            max_replans: args.max_replans,
+            max_concurrency: args.max_concurrency,
+            objective_in_steps: args.objective_in_steps == Objective::Show,
+            temperature: args.temperature,
+            seed: args.seed,
+            max_tokens: args.max_tokens,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -118,6 +140,7 @@ struct ErrorRecord {
 #[derive(Debug, Serialize)]
 struct Transcript<'a> {
     format: &'static str,
+    run_id: &'a str,
     objective: &'a str,
     model: &'a ModelInfo,
     settings: &'a Settings,
@@ -246,7 +269,8 @@ fn plan_record(revision: usize, event: &Event, plan: &Plan) -> PlanRecord {
 }
 
 /// Everything the transcript is made from.
-pub(crate) struct RunRecord<'a> {
+pub(crate) struct TranscriptRecord<'a> {
+    pub(crate) run_id: &'a str,
     pub(crate) objective: &'a str,
     pub(crate) model: &'a ModelInfo,
     pub(crate) settings: &'a Settings,
@@ -257,10 +281,11 @@ pub(crate) struct RunRecord<'a> {
     pub(crate) total_ms: f64,
 }
 
-fn transcript<'a>(record: &'a RunRecord<'a>) -> Transcript<'a> {
+fn transcript<'a>(record: &'a TranscriptRecord<'a>) -> Transcript<'a> {
     let (plans, steps) = fold(record.events);
     Transcript {
         format: "pae-transcript/1",
+        run_id: record.run_id,
         objective: record.objective,
         model: record.model,
         settings: record.settings,
@@ -285,11 +310,24 @@ fn transcript<'a>(record: &'a RunRecord<'a>) -> Transcript<'a> {
 
 /// Writes the transcript to `path` as pretty JSON, fields in a reading
 /// order (objective, model, settings, plans, steps, usage, timings, answer).
-pub(crate) fn write(path: &Path, record: &RunRecord<'_>) -> anyhow::Result<()> {
+/// The file is written beside `path` and renamed into place, so readers
+/// (and runs writing the same path at once) never see half a transcript.
+pub(crate) fn write(path: &Path, record: &TranscriptRecord<'_>) -> anyhow::Result<()> {
+    use std::io::Write;
     let mut text = serde_json::to_string_pretty(&transcript(record))?;
     text.push('\n');
-    std::fs::write(path, text)
-        .map_err(|err| anyhow::anyhow!("cannot write the transcript {}: {err}", path.display()))
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let fail = |err: &dyn std::fmt::Display| {
+        anyhow::anyhow!("cannot write the transcript {}: {err}", path.display())
+    };
+    let mut file = tempfile::NamedTempFile::new_in(parent).map_err(|e| fail(&e))?;
+    file.write_all(text.as_bytes()).map_err(|e| fail(&e))?;
+    file.as_file().sync_all().map_err(|e| fail(&e))?;
+    file.persist(path).map_err(|e| fail(&e.error))?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -27,6 +27,8 @@ fn pae(cache: &Path) -> Command {
         .env_remove("OPENAI_API_KEY")
         .env_remove("OPENAI_BASE_URL")
         .env_remove("OLLAMA_HOST")
+        .env_remove("PAE_STORE")
+        .env("PAE_DATA_DIR", cache.join("data"))
         .env("PAE_CACHE_DIR", cache);
     cmd
 }

@@ -64,6 +64,9 @@ struct Shared {
     wall_base_ms: u64,
     halt: Mutex<Option<Halt>>,
     durable: Option<Durable>,
+    /// The idempotency key of a call in doubt that a person, by resuming,
+    /// allowed to be made again.
+    retry_in_doubt: Option<String>,
 }
 
 /// Why the run must stop, set by the first call that found out.
@@ -183,6 +186,14 @@ impl RunContext {
         self
     }
 
+    /// Lets the call in doubt with this idempotency key be made again (a
+    /// person resumed a run interrupted by it).
+    #[must_use]
+    pub(crate) fn with_retry_in_doubt(mut self, key: Option<String>) -> Self {
+        self.shared_mut().retry_in_doubt = key;
+        self
+    }
+
     /// Makes the run durable: calls are journaled and events stored in
     /// `store` under `lease`.
     #[must_use]
@@ -218,6 +229,7 @@ impl RunContext {
                 wall_base_ms: old.wall_base_ms,
                 halt: Mutex::new(lock(&old.halt).clone()),
                 durable: None,
+                retry_in_doubt: old.retry_in_doubt.clone(),
             });
         }
         Arc::get_mut(&mut self.shared).unwrap_or_else(|| unreachable!("made unique above"))
@@ -595,7 +607,11 @@ impl RunContext {
                 });
                 return result;
             }
-            Replayed::InDoubt if !(tool.is_idempotent() || tool.is_read_only()) => {
+            Replayed::InDoubt
+                if !(tool.is_idempotent()
+                    || tool.is_read_only()
+                    || self.shared.retry_in_doubt.as_deref() == Some(key.as_str())) =>
+            {
                 let reason = Interruption::ToolCallInDoubt {
                     step_index: self.scope.step_index().unwrap_or_default(),
                     tool: name,

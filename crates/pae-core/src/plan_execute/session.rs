@@ -168,7 +168,16 @@ impl PlanAndExecute {
         let mut spent = record.spent.clone();
         spent.sessions += 1;
         let budget = budget.unwrap_or(record.budget.clone());
+        // Resuming a run stopped by a call in doubt is the person's word
+        // that the call may be made again (with the same key).
+        let retry = match &record.ending.interruption {
+            Some(Interruption::ToolCallInDoubt {
+                idempotency_key, ..
+            }) => Some(idempotency_key.clone()),
+            _ => None,
+        };
         context = context
+            .with_retry_in_doubt(retry)
             .with_run_id(id)
             .with_budget(budget.clone())
             .with_spent(spent.clone())
@@ -505,7 +514,10 @@ impl PlanAndExecute {
     pub async fn decide(&self, id: &RunId, decision: Decision) -> Result<RunRecord, RunError> {
         let store = self.store.as_ref().ok_or(RunError::NoStore)?;
         let record = store.run(id).await?;
-        if record.status != RunStatus::AwaitingApproval {
+        // An interrupted run may be rejected (cancelled for good) too.
+        let rejectable =
+            matches!(decision, Decision::Reject { .. }) && record.status == RunStatus::Interrupted;
+        if record.status != RunStatus::AwaitingApproval && !rejectable {
             return Err(RunError::NotAwaitingApproval {
                 id: id.to_string(),
                 status: record.status,
@@ -556,7 +568,7 @@ impl PlanAndExecute {
         let lease = self.acquire(store.as_ref(), id).await?;
         // Another process may have decided between the read and the lease.
         let current = store.run(id).await?;
-        if current.status != RunStatus::AwaitingApproval {
+        if current.status != record.status {
             let _ = store.release(&lease).await;
             return Err(RunError::NotAwaitingApproval {
                 id: id.to_string(),
