@@ -17,6 +17,8 @@
 //!   [`SamplingDefaults`], through [`ChatModelExt`]);
 //! - [`output`]: reading what models write around an answer (reasoning
 //!   blocks, near-JSON), shared by the planners and executors;
+//! - [`adapter`]: helpers for adapter authors (cutting at stop sequences,
+//!   reading tool-call arguments);
 //! - behind the `test-util` feature, mocks of every trait and
 //!   [`test_util::ScriptedModel`].
 //!
@@ -61,6 +63,7 @@
 //! assert_eq!(result.plans[0].to_string(), "1. think about tea\n2. answer");
 //! ```
 
+pub mod adapter;
 mod cancel;
 mod chain;
 mod error;
@@ -85,14 +88,11 @@ pub use error::{
 };
 pub use event::{Event, EventCallback, EventKind, EventSink, RunContext};
 pub use executor::{Executor, StepHistory, StepInput};
-pub use middleware::{
-    ChatModelExt, Retry, RetryPolicy, SamplingDefaults, Timeout, cut_stream_at_stop,
-    parse_retry_after,
-};
+pub use middleware::{ChatModelExt, Retry, RetryPolicy, SamplingDefaults, Timeout};
 pub use model::{
     Capabilities, ChatChunk, ChatModel, ChatRequest, ChatResponse, ChatStream, FinishReason,
     Message, ResponseFormat, Role, Sampling, StreamAccumulator, ToolCall, ToolCallDelta,
-    ToolChoice, ToolSpec, chunk_from_response, cut_at_stop, parse_arguments,
+    ToolChoice, ToolSpec,
 };
 pub use plan_execute::{
     DEFAULT_MAX_REPLANS, DEFAULT_MAX_STEPS, FailurePolicy, PlanAndExecute, ReplanPolicy,
