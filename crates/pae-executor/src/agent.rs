@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use pae_core::adapter::cut_at_stop;
 use pae_core::{
     ChatModel, ChatRequest, ChatResponse, EventKind, ExecError, Executor, Inputs, Message,
     PromptTemplate, PromptValues, Sampling, StepInput, StepResponse, StepStatus, TokenUsage, Tool,
-    ToolCall, ToolChoice, ToolInvocation, ToolSpec, cut_at_stop,
+    ToolCall, ToolChoice, ToolInvocation, ToolSpec,
 };
 use serde_json::{Map, Value};
 

@@ -1713,7 +1713,7 @@ mod tests {
         let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let later = http_date(now + Duration::from_secs(90));
         assert_eq!(
-            pae_core::parse_retry_after(&later, now),
+            pae_http::parse_retry_after(&later, now),
             Some(Duration::from_secs(90))
         );
     }
