@@ -41,6 +41,7 @@ pub mod args;
 pub mod latency;
 pub mod llamacpp;
 pub mod overhead;
+pub mod tool_calls;
 
 /// A benchmark suite of the `pae-bench` binary.
 #[derive(Debug, Clone, Copy)]
