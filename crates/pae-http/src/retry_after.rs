@@ -131,7 +131,10 @@ mod tests {
                 "{value:?}"
             );
         }
-        assert_eq!(parse_retry_after("Xyz, 06 Nov 1994 08:50:37 GMT", now), None);
+        assert_eq!(
+            parse_retry_after("Xyz, 06 Nov 1994 08:50:37 GMT", now),
+            None
+        );
     }
 
     #[test]
