@@ -24,7 +24,8 @@
 //!
 //! Depend on it when you write a provider adapter, a tool, a planner or an
 //! executor, or when you wire an agent together. Strategies live in
-//! `pae-planner` and `pae-executor`, providers in the adapter crates; the
+//! `pae-planner` and `pae-executor`, providers in the adapter crates (what
+//! HTTP adapters share in `pae-http`: this crate has no HTTP code); the
 //! plain data types come from `pae-schema` and are re-exported here.
 //!
 //! # Feature flags
