@@ -18,6 +18,29 @@ const PROVIDER_STACK: &[&str] = &[
     "hyper",
 ];
 
+/// Provider SDKs: allowed in adapters, the CLI, the benchmarks and
+/// examples, never in pae-http (which every adapter shares).
+const PROVIDER_SDKS: &[&str] = &[
+    "async-openai",
+    "ollama-rs",
+    "llama-cpp-2",
+    "llama-cpp-sys-2",
+];
+
+/// HTTP crates that must never be in pae-core's dependency closure: HTTP
+/// code lives in pae-http and the adapters.
+const NOT_UNDER_CORE: &[&str] = &[
+    "pae-http",
+    "reqwest",
+    "hyper",
+    "http",
+    "httpdate",
+    "h2",
+    "rustls",
+    "native-tls",
+    "openssl",
+];
+
 /// Crates that must never be in pae-schema's dependency closure.
 const NOT_UNDER_SCHEMA: &[&str] = &[
     "tokio",
@@ -36,6 +59,8 @@ const NOT_UNDER_SCHEMA: &[&str] = &[
 enum Role {
     Schema,
     Core,
+    /// pae-http: what the HTTP adapters share.
+    Http,
     Strategy,
     Support,
     Adapter,
@@ -47,6 +72,7 @@ fn role(name: &str, manifest_path: &str) -> Role {
     match name {
         "pae-schema" => Role::Schema,
         "pae-core" => Role::Core,
+        "pae-http" => Role::Http,
         "pae-planner" | "pae-executor" => Role::Strategy,
         "pae-conformance" => Role::Support,
         "pae-cli" | "pae-bench" => Role::Wiring,
@@ -119,7 +145,8 @@ pub(crate) fn check() -> Result<()> {
             }
         }
     }
-    problems.extend(schema_closure(&meta)?);
+    problems.extend(closure(&meta, "pae-schema", NOT_UNDER_SCHEMA)?);
+    problems.extend(closure(&meta, "pae-core", NOT_UNDER_CORE)?);
     if problems.is_empty() {
         println!(
             "dependency direction: {} workspace crates checked, no forbidden edge",
@@ -149,13 +176,18 @@ fn judge(name: &str, own: Role, dep: &Dep, workspace: &BTreeMap<String, Role>) -
             (Role::Schema, _) => false,
             (Role::Core, Role::Schema) => true,
             (Role::Core, _) => dev && target == Role::Support,
+            // The shared HTTP layer sits on the core, below every adapter.
+            (Role::Http, Role::Schema | Role::Core) => true,
+            (Role::Http, _) => false,
             (Role::Strategy, Role::Schema | Role::Core) => true,
             // Tests of one strategy may use the other (never at run time).
             (Role::Strategy, Role::Strategy | Role::Support) => dev,
             (Role::Strategy, _) => false,
             (Role::Support, Role::Schema | Role::Core) => true,
+            // The fault server's tests check its HTTP dates with pae-http.
+            (Role::Support, Role::Http) => dev,
             (Role::Support, _) => false,
-            (Role::Adapter, Role::Schema | Role::Core) => true,
+            (Role::Adapter, Role::Schema | Role::Core | Role::Http) => true,
             // Adapters' end-to-end and conformance tests may use the
             // strategies and the kit, never another adapter.
             (Role::Adapter, Role::Strategy | Role::Support) => dev,
@@ -183,6 +215,9 @@ fn judge(name: &str, own: Role, dep: &Dep, workspace: &BTreeMap<String, Role>) -
             }
             _ => Some(format!("{edge}: not on pae-core's list")),
         },
+        Role::Http if !dev => PROVIDER_SDKS.contains(&dep.name.as_str()).then(|| {
+            format!("{edge}: pae-http is shared by every adapter; provider SDKs belong in one")
+        }),
         Role::Strategy | Role::Support if !dev => PROVIDER_STACK
             .contains(&dep.name.as_str())
             .then(|| format!("{edge}: provider SDKs belong in adapter crates")),
@@ -191,9 +226,10 @@ fn judge(name: &str, own: Role, dep: &Dep, workspace: &BTreeMap<String, Role>) -
     }
 }
 
-/// pae-schema's resolved normal-dependency closure must hold no async
-/// runtime, HTTP or TLS crate.
-fn schema_closure(meta: &Value) -> Result<Vec<String>> {
+/// The resolved normal-dependency closure of `root` must hold none of
+/// `forbidden`: pae-schema's no async runtime, HTTP or TLS crate, pae-core's
+/// no HTTP crate.
+fn closure(meta: &Value, root_name: &str, forbidden: &[&str]) -> Result<Vec<String>> {
     let nodes = meta["resolve"]["nodes"]
         .as_array()
         .ok_or("cargo metadata without resolve")?;
@@ -209,7 +245,7 @@ fn schema_closure(meta: &Value) -> Result<Vec<String>> {
             .unwrap_or_default()
             .to_owned()
     };
-    let Some(root) = by_id.keys().find(|id| name_of(id) == "pae-schema").copied() else {
+    let Some(root) = by_id.keys().find(|id| name_of(id) == root_name).copied() else {
         return Ok(Vec::new());
     };
     let mut seen = BTreeSet::new();
@@ -231,8 +267,8 @@ fn schema_closure(meta: &Value) -> Result<Vec<String>> {
     Ok(seen
         .into_iter()
         .map(name_of)
-        .filter(|n| NOT_UNDER_SCHEMA.contains(&n.as_str()))
-        .map(|n| format!("pae-schema's dependency tree contains {n}"))
+        .filter(|n| forbidden.contains(&n.as_str()))
+        .map(|n| format!("{root_name}'s dependency tree contains {n}"))
         .collect())
 }
 
@@ -254,6 +290,7 @@ mod tests {
         [
             ("pae-schema", Role::Schema),
             ("pae-core", Role::Core),
+            ("pae-http", Role::Http),
             ("pae-planner", Role::Strategy),
             ("pae-executor", Role::Strategy),
             ("pae-conformance", Role::Support),
@@ -292,6 +329,19 @@ mod tests {
             )
             .is_some()
         );
+        assert!(judge("pae-core", Role::Core, &dep("pae-http", false), &ws).is_some());
+        assert!(judge("pae-planner", Role::Strategy, &dep("pae-http", false), &ws).is_some());
+        assert!(judge("pae-http", Role::Http, &dep("pae-openai", false), &ws).is_some());
+        assert!(judge("pae-http", Role::Http, &dep("async-openai", false), &ws).is_some());
+        assert!(
+            judge(
+                "pae-conformance",
+                Role::Support,
+                &dep("pae-http", false),
+                &ws
+            )
+            .is_some()
+        );
         let mut tokio_full = dep("tokio", false);
         tokio_full.features = vec!["full".into()];
         assert!(judge("pae-core", Role::Core, &tokio_full, &ws).is_some());
@@ -321,6 +371,19 @@ mod tests {
             .is_none()
         );
         assert!(judge("pae-cli", Role::Wiring, &dep("pae-ollama", false), &ws).is_none());
+        assert!(judge("pae-openai", Role::Adapter, &dep("pae-http", false), &ws).is_none());
+        assert!(judge("pae-http", Role::Http, &dep("pae-core", false), &ws).is_none());
+        assert!(judge("pae-http", Role::Http, &dep("reqwest", false), &ws).is_none());
+        assert!(judge("pae-http", Role::Http, &dep("httpdate", false), &ws).is_none());
+        assert!(
+            judge(
+                "pae-conformance",
+                Role::Support,
+                &dep("pae-http", true),
+                &ws
+            )
+            .is_none()
+        );
         assert!(judge("pae-schema", Role::Schema, &dep("serde", false), &ws).is_none());
         let mut tokio_time = dep("tokio", false);
         tokio_time.uses_default_features = false;

@@ -15,9 +15,10 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use pae_core::adapter::cut_at_stop;
 use pae_core::{
     Capabilities, ChatModel, ChatRequest, ChatResponse, FinishReason, ProviderError, TokenUsage,
-    ToolCall, cut_at_stop,
+    ToolCall,
 };
 use serde::Deserialize;
 

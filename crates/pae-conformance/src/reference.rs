@@ -2,10 +2,11 @@
 //! contract, so the suite has a known-good subject and adapter authors a
 //! model to compare theirs with.
 
+use pae_core::adapter::cut_at_stop;
 use pae_core::test_util::{ScriptedModel, ScriptedReply};
 use pae_core::{
     Capabilities, ChatRequest, ChatResponse, FinishReason, ResponseFormat, Role, TokenUsage,
-    ToolCall, ToolChoice, cut_at_stop,
+    ToolCall, ToolChoice,
 };
 
 use pae_schema::json_schema as schema;

@@ -227,28 +227,6 @@ impl ProviderError {
         }
     }
 
-    /// At most `limit` bytes of a response body as text, for the `body` of
-    /// an error: invalid UTF-8 replaced, a character split by the cut
-    /// dropped. Adapters use it so a huge or binary body never ends up
-    /// whole in an error.
-    ///
-    /// ```
-    /// use pae_core::ProviderError;
-    /// assert_eq!(ProviderError::body_excerpt("aé".as_bytes(), 2), "a");
-    /// assert_eq!(ProviderError::body_excerpt(b"abc", 9), "abc");
-    /// ```
-    pub fn body_excerpt(bytes: &[u8], limit: usize) -> String {
-        let mut text = String::from_utf8_lossy(&bytes[..bytes.len().min(limit)]).into_owned();
-        if bytes.len() > limit {
-            // The cut may have split a character into a replacement
-            // character.
-            while text.ends_with('\u{FFFD}') {
-                text.pop();
-            }
-        }
-        text
-    }
-
     /// Whether trying the same request again may succeed: HTTP 408, 409, 425,
     /// 429 and 5xx, time-outs, connection failures and broken streams.
     pub fn is_retryable(&self) -> bool {

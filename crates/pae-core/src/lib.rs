@@ -18,12 +18,15 @@
 //! - [`output`]: reading what models write around an answer (reasoning
 //!   blocks, JSON in fences or prose, near-JSON), shared by the planners
 //!   and executors;
+//! - [`adapter`]: helpers for adapter authors (cutting at stop sequences,
+//!   reading tool-call arguments);
 //! - behind the `test-util` feature, mocks of every trait and
 //!   [`test_util::ScriptedModel`].
 //!
 //! Depend on it when you write a provider adapter, a tool, a planner or an
 //! executor, or when you wire an agent together. Strategies live in
-//! `pae-planner` and `pae-executor`, providers in the adapter crates; the
+//! `pae-planner` and `pae-executor`, providers in the adapter crates (what
+//! HTTP adapters share in `pae-http`: this crate has no HTTP code); the
 //! plain data types come from `pae-schema` and are re-exported here.
 //!
 //! # Feature flags
@@ -62,6 +65,7 @@
 //! assert_eq!(result.plans[0].to_string(), "1. think about tea\n2. answer");
 //! ```
 
+pub mod adapter;
 mod arc;
 mod cancel;
 mod chain;
@@ -90,14 +94,11 @@ pub use error::{
 };
 pub use event::{Event, EventCallback, EventKind, EventSink};
 pub use executor::{Executor, StepHistory, StepInput};
-pub use middleware::{
-    ChatModelExt, Retry, RetryPolicy, SamplingDefaults, Timeout, cut_stream_at_stop,
-    parse_retry_after,
-};
+pub use middleware::{ChatModelExt, Retry, RetryPolicy, SamplingDefaults, Timeout};
 pub use model::{
     Capabilities, ChatChunk, ChatModel, ChatRequest, ChatResponse, ChatStream, FinishReason,
     Message, ResponseFormat, Role, Sampling, StreamAccumulator, ToolCall, ToolCallDelta,
-    ToolChoice, ToolSpec, chunk_from_response, cut_at_stop, parse_arguments,
+    ToolChoice, ToolSpec,
 };
 pub use plan_execute::{
     DEFAULT_LEASE_TTL, DEFAULT_MAX_REPLANS, DEFAULT_MAX_STEPS, Decision, FailurePolicy,

@@ -1,6 +1,7 @@
 //! The chat model contract: messages, requests, responses, streaming chunks
 //! and the [`ChatModel`] trait every provider adapter implements.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::pin::Pin;
 
@@ -458,6 +459,10 @@ pub type ChatStream = Pin<Box<dyn Stream<Item = Result<ChatChunk, ProviderError>
 pub struct StreamAccumulator {
     text: String,
     calls: Vec<ToolCallDelta>,
+    /// Where each call index sits in `calls`, so that a fragment finds its
+    /// call in one lookup however many calls the reply has (a search of
+    /// `calls` made replies with many calls cost quadratic time).
+    slots: HashMap<usize, usize>,
     usage: Option<TokenUsage>,
     finish_reason: Option<FinishReason>,
 }
@@ -472,17 +477,15 @@ impl StreamAccumulator {
     pub fn push(&mut self, chunk: &ChatChunk) {
         self.text.push_str(&chunk.delta);
         for delta in &chunk.tool_calls {
-            let slot = match self.calls.iter_mut().find(|c| c.index == delta.index) {
-                Some(slot) => slot,
-                None => {
-                    self.calls.push(ToolCallDelta {
-                        index: delta.index,
-                        ..ToolCallDelta::default()
-                    });
-                    let last = self.calls.len() - 1;
-                    &mut self.calls[last]
-                }
-            };
+            let next = self.calls.len();
+            let position = *self.slots.entry(delta.index).or_insert(next);
+            if position == next {
+                self.calls.push(ToolCallDelta {
+                    index: delta.index,
+                    ..ToolCallDelta::default()
+                });
+            }
+            let slot = &mut self.calls[position];
             if delta.id.is_some() {
                 slot.id.clone_from(&delta.id);
             }
@@ -621,18 +624,6 @@ pub fn chunk_from_response(response: ChatResponse) -> ChatChunk {
     }
 }
 
-/// Cuts `text` before the earliest occurrence of any stop sequence, as a
-/// provider does. Returns the text unchanged when no stop sequence occurs.
-pub fn cut_at_stop<'a>(text: &'a str, stop: &[String]) -> &'a str {
-    let end = stop
-        .iter()
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| text.find(s.as_str()))
-        .min()
-        .unwrap_or(text.len());
-    &text[..end]
-}
-
 #[async_trait]
 impl<M: ChatModel + ?Sized> ChatModel for std::sync::Arc<M> {
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, ProviderError> {
@@ -656,14 +647,6 @@ impl<M: ChatModel + ?Sized> ChatModel for std::sync::Arc<M> {
 mod tests {
     use super::*;
     use futures::StreamExt;
-
-    #[test]
-    fn cut_at_stop_uses_the_earliest_match() {
-        let stop = vec!["Observation:".to_string(), "END".to_string()];
-        assert_eq!(cut_at_stop("a END b Observation: c", &stop), "a ");
-        assert_eq!(cut_at_stop("no stop here", &stop), "no stop here");
-        assert_eq!(cut_at_stop("x", &[String::new()]), "x");
-    }
 
     #[test]
     fn accumulator_joins_tool_call_fragments() {
@@ -737,6 +720,50 @@ mod tests {
     }
 
     #[test]
+    fn accumulator_finds_each_call_through_its_index_map_however_many_calls() {
+        // Issue 17: a reply with many tool calls cost quadratic time, each
+        // fragment searching every call before it. 20,000 calls in three
+        // fragments each, the later fragments arriving after every first
+        // one (no "same as the last call" shortcut helps).
+        const CALLS: usize = 20_000;
+        let mut acc = StreamAccumulator::new();
+        let fragment = |index: usize, part: &str, first: bool| ChatChunk {
+            tool_calls: vec![ToolCallDelta {
+                index,
+                id: first.then(|| format!("c{index}")),
+                name: first.then(|| "calc".to_owned()),
+                arguments: part.to_owned(),
+            }],
+            ..ChatChunk::default()
+        };
+        for index in (0..CALLS).rev() {
+            acc.push(&fragment(index, "{\"n\":", true));
+        }
+        for part in ["1", "}"] {
+            for index in 0..CALLS {
+                acc.push(&fragment(index, part, false));
+            }
+        }
+        // The structure that keeps merging linear: every call is found
+        // through the index map, not by a search.
+        assert_eq!(acc.slots.len(), CALLS);
+        assert!(
+            acc.slots
+                .iter()
+                .all(|(&index, &at)| acc.calls[at].index == index)
+        );
+        let calls = acc.finish().message.tool_calls;
+        assert_eq!(calls.len(), CALLS);
+        assert!(
+            calls
+                .iter()
+                .enumerate()
+                .all(|(index, call)| call.id == format!("c{index}")
+                    && call.arguments == serde_json::json!({"n": 1}))
+        );
+    }
+
+    #[test]
     fn accumulator_keeps_a_name_repeated_on_every_fragment_once() {
         let mut acc = StreamAccumulator::new();
         for arguments in ["{\"city\"", ":\"Paris\"}"] {
@@ -758,12 +785,6 @@ mod tests {
                 serde_json::json!({"city": "Paris"})
             )]
         );
-    }
-
-    #[test]
-    fn invalid_arguments_are_kept_as_text() {
-        assert_eq!(parse_arguments("{oops"), serde_json::json!("{oops"));
-        assert_eq!(parse_arguments("  "), serde_json::json!({}));
     }
 
     struct Echo;

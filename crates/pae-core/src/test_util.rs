@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::adapter::cut_at_stop;
 pub use crate::chain::MockChain;
 pub use crate::executor::MockExecutor;
 pub use crate::model::MockChatModel;
 use crate::model::{
     Capabilities, ChatChunk, ChatModel, ChatRequest, ChatResponse, ChatStream, FinishReason,
-    ToolCall, ToolCallDelta, cut_at_stop,
+    ToolCall, ToolCallDelta,
 };
 pub use crate::planner::{MockPlanner, MockReplanner};
 pub use crate::tool::MockTool;

@@ -254,7 +254,7 @@ mod tests {
                 streamed.push_str(&scanner.take_safe(false));
             }
             streamed.push_str(&scanner.take_safe(true));
-            let expected = pae_core::cut_at_stop(&text, &stop_list);
+            let expected = pae_core::adapter::cut_at_stop(&text, &stop_list);
             prop_assert_eq!(scanner.text(), expected);
             prop_assert_eq!(streamed, expected);
         }

@@ -1,39 +1,22 @@
 //! [`OllamaChat`]: the [`ChatModel`] for Ollama's `/api/chat`.
 
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::StreamExt;
+use pae_core::adapter::{cut_at_stop, cut_stream_at_stop};
 use pae_core::{
     Capabilities, ChatModel, ChatRequest, ChatResponse, ChatStream, FinishReason, ProviderError,
-    cut_at_stop, cut_stream_at_stop, parse_retry_after,
 };
+use pae_http::{DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, check_status, invalid_response};
 use reqwest::Url;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, HeaderValue};
 
 use crate::ndjson;
 use crate::wire::{self, ToolsWithFormat};
 
 /// The host Ollama listens on by default.
 pub const DEFAULT_HOST: &str = "http://127.0.0.1:11434";
-
-/// The largest reply body (or streamed line) read by default: 32 MiB.
-pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 << 20;
-
-/// How much of an error body is kept in [`ProviderError::Http::body`] and
-/// [`ProviderError::InvalidResponse::body`]: the first 64 KiB.
-pub(crate) const ERROR_BODY_BYTES: usize = 64 << 10;
-
-/// The time limit of a call unless [`with_timeout`](OllamaChat::with_timeout)
-/// or [`without_timeout`](OllamaChat::without_timeout) says otherwise: 10
-/// minutes, as OpenAI's own clients, so a server that stalls never hangs a
-/// run, while a slow local model still has time to answer.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// How long an error body may take to arrive when no timeout is set: the
-/// status is known, so a stalled body is not waited for forever.
-const ERROR_BODY_WAIT: Duration = Duration::from_secs(10);
 
 /// A chat model served by Ollama (or anything speaking its `/api/chat`).
 ///
@@ -237,15 +220,13 @@ impl OllamaChat {
                 .send()
                 .await
                 .map_err(|error| self.transport_error(error))?;
-            let response = self.check_status(response).await?;
+            let response = check_status(response).await?;
             self.read_body(response).await
         };
         let bytes = self.with_limit(call).await?;
-        let info: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|error| ProviderError::InvalidResponse {
-                body: String::from_utf8_lossy(&bytes).into_owned(),
-                reason: format!("not an /api/show reply: {error}"),
-            })?;
+        let info: serde_json::Value = serde_json::from_slice(&bytes).map_err(|error| {
+            invalid_response(&bytes, format!("not an /api/show reply: {error}"))
+        })?;
         if let Some(list) = info.get("capabilities").and_then(|c| c.as_array()) {
             self.capabilities.native_tools = list.iter().any(|c| c.as_str() == Some("tools"));
         }
@@ -277,12 +258,7 @@ impl OllamaChat {
 
     fn host_for_messages(&self) -> String {
         match &self.host {
-            Ok(url) => {
-                let mut url = url.clone();
-                let _ = url.set_username("");
-                let _ = url.set_password(None);
-                url.as_str().trim_end_matches('/').to_owned()
-            }
+            Ok(url) => pae_http::redact(url),
             Err(_) => String::from("<invalid host>"),
         }
     }
@@ -314,58 +290,15 @@ impl OllamaChat {
             .send()
             .await
             .map_err(|error| self.transport_error(error))?;
-        self.check_status(response).await
-    }
-
-    async fn check_status(
-        &self,
-        response: reqwest::Response,
-    ) -> Result<reqwest::Response, ProviderError> {
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response);
-        }
-        let retry_after = retry_after(response.headers());
-        // What arrives of the body within the wait, up to the kept size:
-        // the status is what matters, and a huge or stalled error body must
-        // not hold the caller.
-        let mut kept = Vec::new();
-        let mut bytes = response.bytes_stream();
-        let _ = tokio::time::timeout(ERROR_BODY_WAIT, async {
-            while let Some(Ok(part)) = bytes.next().await {
-                kept.extend_from_slice(&part);
-                if kept.len() >= ERROR_BODY_BYTES {
-                    break;
-                }
-            }
-        })
-        .await;
-        Err(ProviderError::Http {
-            status: status.as_u16(),
-            body: ProviderError::body_excerpt(&kept, ERROR_BODY_BYTES),
-            retry_after,
-        })
+        check_status(response).await
     }
 
     /// Reads a whole reply body, refusing one above the size limit.
     async fn read_body(&self, response: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
-        let limit = self.max_response_bytes;
-        if response
-            .content_length()
-            .is_some_and(|length| length > limit as u64)
-        {
-            return Err(wire::too_large(&[], limit));
-        }
-        let mut body = Vec::new();
-        let mut bytes = response.bytes_stream();
-        while let Some(part) = bytes.next().await {
-            let part = part.map_err(|error| self.transport_error(error))?;
-            body.extend_from_slice(&part);
-            if body.len() > limit {
-                return Err(wire::too_large(&body, limit));
-            }
-        }
-        Ok(body)
+        pae_http::read_body(response, self.max_response_bytes, |error| {
+            self.transport_error(error)
+        })
+        .await
     }
 
     async fn chat_inner(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
@@ -381,22 +314,7 @@ impl OllamaChat {
     }
 
     fn transport_error(&self, error: reqwest::Error) -> ProviderError {
-        if error.is_timeout() {
-            return ProviderError::Timeout {
-                after: self.timeout.unwrap_or_default(),
-            };
-        }
-        let action = if error.is_connect() {
-            "connecting to"
-        } else if error.is_body() || error.is_decode() {
-            "reading the response from"
-        } else {
-            "sending the request to"
-        };
-        ProviderError::connection(
-            format!("{action} {}", self.host_for_messages()),
-            error.without_url(),
-        )
+        pae_http::transport_error(error, &self.host_for_messages(), self.timeout)
     }
 }
 
@@ -408,10 +326,12 @@ impl ChatModel for OllamaChat {
 
     async fn stream(&self, request: ChatRequest) -> Result<ChatStream, ProviderError> {
         let response = self.with_limit(self.send(&request, true)).await?;
-        let bytes: ndjson::ByteStream =
-            Box::pin(response.bytes_stream().map(|part| part.map(|b| b.to_vec())));
         Ok(cut_stream_at_stop(
-            ndjson::chunk_stream(bytes, self.timeout, self.max_response_bytes),
+            ndjson::chunk_stream(
+                pae_http::byte_stream(response),
+                self.timeout,
+                self.max_response_bytes,
+            ),
             request.stop,
         ))
     }
@@ -423,13 +343,6 @@ impl ChatModel for OllamaChat {
     fn model_name(&self) -> String {
         self.model.clone()
     }
-}
-
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    headers
-        .get(RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, SystemTime::now()))
 }
 
 /// Reads a host the way Ollama reads `OLLAMA_HOST`.

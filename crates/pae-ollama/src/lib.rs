@@ -66,5 +66,6 @@ mod chat;
 mod ndjson;
 mod wire;
 
-pub use chat::{DEFAULT_HOST, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, OllamaChat};
+pub use chat::{DEFAULT_HOST, OllamaChat};
+pub use pae_http::{DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT};
 pub use wire::ToolsWithFormat;

@@ -2,21 +2,17 @@
 //! objects, the last one with `"done": true`. A body that ends before that
 //! line was cut off, and is reported as such.
 
-use std::pin::Pin;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use pae_core::{ChatChunk, ChatStream, ProviderError};
+use pae_http::{ByteStream, LineSplitter, too_large};
 
 use crate::wire;
 
-/// A boxed stream of body bytes.
-pub(crate) type ByteStream =
-    Pin<Box<dyn Stream<Item = Result<Vec<u8>, reqwest::Error>> + Send + 'static>>;
-
 struct State {
     bytes: ByteStream,
-    buffer: Vec<u8>,
+    lines: LineSplitter,
     /// Lines of one JSON value that spans several (a whole reply sent
     /// pretty-printed by a server that ignored `stream: true`).
     carry: Vec<u8>,
@@ -40,7 +36,7 @@ struct State {
 pub(crate) fn chunk_stream(bytes: ByteStream, idle: Option<Duration>, limit: usize) -> ChatStream {
     let state = State {
         bytes,
-        buffer: Vec::new(),
+        lines: LineSplitter::new(limit),
         carry: Vec::new(),
         text: String::new(),
         next_call: 0,
@@ -55,13 +51,6 @@ pub(crate) fn chunk_stream(bytes: ByteStream, idle: Option<Duration>, limit: usi
         }
         Some((item, state))
     }))
-}
-
-fn take_line(buffer: &mut Vec<u8>) -> Option<Vec<u8>> {
-    let end = buffer.iter().position(|&b| b == b'\n')?;
-    let mut line: Vec<u8> = buffer.drain(..=end).collect();
-    line.pop();
-    Some(line)
 }
 
 fn interrupted(state: &State, reason: impl Into<String>) -> ProviderError {
@@ -111,7 +100,11 @@ async fn next(state: &mut State) -> Option<Result<ChatChunk, ProviderError>> {
         if state.finished {
             return None;
         }
-        if let Some(mut line) = take_line(&mut state.buffer) {
+        if let Some(line) = state.lines.next_line() {
+            let mut line = match line {
+                Ok(line) => line,
+                Err(too_long) => return Some(Err(too_long.into())),
+            };
             if !state.carry.is_empty() {
                 let mut joined = std::mem::take(&mut state.carry);
                 joined.push(b'\n');
@@ -120,7 +113,7 @@ async fn next(state: &mut State) -> Option<Result<ChatChunk, ProviderError>> {
             }
             if unfinished_json(&line) {
                 if line.len() > state.limit {
-                    return Some(Err(wire::too_large(&line, state.limit)));
+                    return Some(Err(too_large(&line, state.limit)));
                 }
                 state.carry = line;
                 continue;
@@ -130,8 +123,8 @@ async fn next(state: &mut State) -> Option<Result<ChatChunk, ProviderError>> {
                 None => continue,
             }
         }
-        if state.buffer.len() + state.carry.len() > state.limit {
-            return Some(Err(wire::too_large(&state.buffer, state.limit)));
+        if state.lines.pending().len() + state.carry.len() > state.limit {
+            return Some(Err(too_large(state.lines.pending(), state.limit)));
         }
         let read = match deadline {
             Some((limit, at)) => match tokio::time::timeout_at(at, state.bytes.next()).await {
@@ -141,7 +134,7 @@ async fn next(state: &mut State) -> Option<Result<ChatChunk, ProviderError>> {
             None => state.bytes.next().await,
         };
         match read {
-            Some(Ok(bytes)) => state.buffer.extend_from_slice(&bytes),
+            Some(Ok(bytes)) => state.lines.push(&bytes),
             Some(Err(error)) => {
                 return Some(Err(interrupted(
                     state,
@@ -153,7 +146,7 @@ async fn next(state: &mut State) -> Option<Result<ChatChunk, ProviderError>> {
                 if !rest.is_empty() {
                     rest.push(b'\n');
                 }
-                rest.append(&mut state.buffer);
+                rest.append(&mut state.lines.take_pending());
                 if !rest.iter().all(u8::is_ascii_whitespace) {
                     // A last line without its newline: complete if it parses.
                     if wire::parse_line(&rest).is_ok() {
@@ -180,10 +173,11 @@ async fn next(state: &mut State) -> Option<Result<ChatChunk, ProviderError>> {
 mod tests {
     use super::*;
     use pae_core::FinishReason;
+    use pae_http::Bytes;
 
     fn body(parts: Vec<&'static str>) -> ByteStream {
         Box::pin(futures::stream::iter(
-            parts.into_iter().map(|p| Ok(p.as_bytes().to_vec())),
+            parts.into_iter().map(|p| Ok(Bytes::from(p))),
         ))
     }
 
@@ -242,9 +236,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_stalled_body_times_out() {
-        let stalled: ByteStream = Box::pin(
-            futures::stream::iter([Ok(A.as_bytes().to_vec())]).chain(futures::stream::pending()),
-        );
+        let stalled: ByteStream =
+            Box::pin(futures::stream::iter([Ok(Bytes::from(A))]).chain(futures::stream::pending()));
         let items: Vec<_> = chunk_stream(stalled, Some(Duration::from_secs(5)), usize::MAX)
             .collect()
             .await;
@@ -281,12 +274,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn blank_keep_alive_lines_do_not_restart_the_time_limit() {
-        let pings = futures::stream::iter([Ok(A.as_bytes().to_vec())]).chain(
-            futures::stream::unfold((), |()| async {
+        let pings = futures::stream::iter([Ok(Bytes::from(A))]).chain(futures::stream::unfold(
+            (),
+            |()| async {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                Some((Ok(b"\n".to_vec()), ()))
-            }),
-        );
+                Some((Ok(Bytes::from_static(b"\n")), ()))
+            },
+        ));
         let start = tokio::time::Instant::now();
         let items: Vec<_> = chunk_stream(Box::pin(pings), Some(Duration::from_secs(5)), usize::MAX)
             .collect()
@@ -301,13 +295,14 @@ mod tests {
         fn arbitrary_bytes_never_panic(data: Vec<u8>) {
             let _ = wire::parse_line(&data);
             let _ = wire::parse_response(&data);
-            let mut buffer = data.clone();
-            while take_line(&mut buffer).is_some() {}
+            let mut lines = LineSplitter::new(usize::MAX);
+            lines.push(&data);
+            while lines.next_line().is_some() {}
         }
 
         #[test]
         fn arbitrary_bodies_end_in_chunks_or_one_error(parts in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..40), 0..5)) {
-            let stream: ByteStream = Box::pin(futures::stream::iter(parts.into_iter().map(Ok)));
+            let stream: ByteStream = Box::pin(futures::stream::iter(parts.into_iter().map(|p| Ok(Bytes::from(p)))));
             let items: Vec<_> = futures::executor::block_on(chunk_stream(stream, None, 64).collect());
             let errors = items.iter().filter(|i| i.is_err()).count();
             proptest::prop_assert!(errors <= 1);

@@ -15,10 +15,12 @@ use ollama_rs::generation::chat::{ChatMessage, MessageRole};
 use ollama_rs::generation::parameters::FormatType;
 use ollama_rs::generation::tools::{ToolCall as OllamaToolCall, ToolCallFunction, ToolInfo};
 use ollama_rs::models::ModelOptions;
+use pae_core::adapter::parse_arguments;
 use pae_core::{
     ChatChunk, ChatRequest, ChatResponse, FinishReason, Message, ProviderError, ResponseFormat,
-    Role, TokenUsage, ToolCall, ToolCallDelta, ToolChoice, parse_arguments,
+    Role, TokenUsage, ToolCall, ToolCallDelta, ToolChoice,
 };
+use pae_http::invalid_response as invalid;
 use serde_json::{Map, Value, json};
 
 /// What to do with a request that asks for tools and a response format at
@@ -196,22 +198,6 @@ pub(crate) struct Line {
     pub(crate) usage: Option<TokenUsage>,
     /// Whether the object had a `message` (a streamed line may not).
     pub(crate) has_message: bool,
-}
-
-pub(crate) fn invalid(body: &[u8], reason: impl Into<String>) -> ProviderError {
-    ProviderError::InvalidResponse {
-        body: ProviderError::body_excerpt(body, crate::chat::ERROR_BODY_BYTES),
-        reason: reason.into(),
-    }
-}
-
-/// The error for a body (or line) above `limit` bytes, keeping its
-/// beginning.
-pub(crate) fn too_large(body: &[u8], limit: usize) -> ProviderError {
-    invalid(
-        body,
-        format!("the response is larger than the limit of {limit} bytes"),
-    )
 }
 
 /// Reads one JSON object of a reply. `{"error": …}` becomes `Err(message)`

@@ -6,9 +6,12 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use futures::StreamExt;
+use pae_core::adapter::{cut_at_stop, cut_stream_at_stop};
 use pae_core::{
     Capabilities, ChatModel, ChatRequest, ChatResponse, ChatStream, FinishReason, ProviderError,
-    cut_at_stop, cut_stream_at_stop, parse_retry_after,
+};
+use pae_http::{
+    ApiKey, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, http_error, parse_retry_after, redact_url,
 };
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
 
@@ -17,34 +20,6 @@ use crate::wire::{self, SchemaMode, TokenLimitField, WireOptions};
 
 /// OpenAI's API root, used when no base URL is given.
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
-
-/// The largest reply body (or streamed event) read by default: 32 MiB.
-pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 << 20;
-
-/// How much of an error body is kept in [`ProviderError::Http::body`] and
-/// [`ProviderError::InvalidResponse::body`]: the first 64 KiB.
-pub(crate) const ERROR_BODY_BYTES: usize = 64 << 10;
-
-/// The time limit of a call unless [`with_timeout`](OpenAiChat::with_timeout)
-/// or [`without_timeout`](OpenAiChat::without_timeout) says otherwise: 10
-/// minutes, as OpenAI's own clients, so a server that stalls never hangs a
-/// run, while a slow local model still has time to answer.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// How long an error body may take to arrive when no timeout is set: the
-/// status is known, so a stalled body is not waited for forever.
-const ERROR_BODY_WAIT: Duration = Duration::from_secs(10);
-
-/// An API key. Its `Debug` output is redacted, and the adapter never puts it
-/// in an error, a log line or a `Debug` string.
-#[derive(Clone, PartialEq, Eq)]
-struct ApiKey(String);
-
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
 
 /// A chat model served over OpenAI's chat-completions API: OpenAI itself or
 /// any compatible server (llama.cpp's and llama-cpp-python's servers, vLLM,
@@ -162,7 +137,7 @@ impl OpenAiChat {
     /// Authenticates with this key (`Authorization: Bearer …`).
     #[must_use]
     pub fn with_api_key(mut self, api_key: impl Into<String>) -> Self {
-        self.api_key = Some(ApiKey(api_key.into()));
+        self.api_key = Some(ApiKey::new(api_key));
         self
     }
 
@@ -268,8 +243,8 @@ impl OpenAiChat {
     #[cfg(feature = "raw-client")]
     pub fn raw_client(&self) -> async_openai::Client<async_openai::config::OpenAIConfig> {
         let mut config = async_openai::config::OpenAIConfig::new().with_api_base(&self.base_url);
-        if let Some(ApiKey(key)) = &self.api_key {
-            config = config.with_api_key(key.as_str());
+        if let Some(key) = &self.api_key {
+            config = config.with_api_key(key.expose());
         }
         async_openai::Client::with_config(config)
     }
@@ -305,12 +280,12 @@ impl OpenAiChat {
                 "application/json"
             }),
         );
-        if let Some(ApiKey(key)) = &self.api_key {
-            let mut value = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-                ProviderError::Configuration {
+        if let Some(key) = &self.api_key {
+            let bearer = format!("Bearer {}", key.expose());
+            let mut value =
+                HeaderValue::from_str(&bearer).map_err(|_| ProviderError::Configuration {
                     message: "the API key contains characters not allowed in an HTTP header".into(),
-                }
-            })?;
+                })?;
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
@@ -337,57 +312,19 @@ impl OpenAiChat {
             .send()
             .await
             .map_err(|error| self.transport_error(error))?;
-        let status = response.status();
-        if status.is_success() {
+        if response.status().is_success() {
             return Ok(response);
         }
-        let retry_after = retry_after(response.headers());
-        // What arrives of the body within the wait, up to the kept size:
-        // the status is what matters, and a huge or stalled error body must
-        // not hold the caller.
-        let mut kept = Vec::new();
-        let mut bytes = response.bytes_stream();
-        let _ = tokio::time::timeout(ERROR_BODY_WAIT, async {
-            while let Some(Ok(part)) = bytes.next().await {
-                kept.extend_from_slice(&part);
-                if kept.len() >= ERROR_BODY_BYTES {
-                    break;
-                }
-            }
-        })
-        .await;
-        Err(ProviderError::Http {
-            status: status.as_u16(),
-            body: ProviderError::body_excerpt(&kept, ERROR_BODY_BYTES),
-            retry_after,
-        })
-    }
-
-    /// Reads a whole reply body, refusing one above the size limit.
-    async fn read_body(&self, response: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
-        let limit = self.max_response_bytes;
-        if response
-            .content_length()
-            .is_some_and(|length| length > limit as u64)
-        {
-            return Err(too_large(&[], limit));
-        }
-        let mut body = Vec::new();
-        let mut bytes = response.bytes_stream();
-        while let Some(part) = bytes.next().await {
-            let part = part.map_err(|error| self.transport_error(error))?;
-            if body.len() + part.len() > limit {
-                body.extend_from_slice(&part);
-                return Err(too_large(&body, limit));
-            }
-            body.extend_from_slice(&part);
-        }
-        Ok(body)
+        let wait = retry_after(response.headers());
+        Err(http_error(response, wait).await)
     }
 
     async fn chat_inner(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         let response = self.send(request, false).await?;
-        let body = self.read_body(response).await?;
+        let body = pae_http::read_body(response, self.max_response_bytes, |error| {
+            self.transport_error(error)
+        })
+        .await?;
         let mut reply = wire::parse_response(&body)?;
         let cut = cut_at_stop(&reply.message.content, &request.stop).len();
         if cut < reply.message.content.len() {
@@ -403,10 +340,8 @@ impl OpenAiChat {
     /// (see [`sse::chunk_stream`]).
     async fn stream_inner(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
         let response = self.send(request, true).await?;
-        let bytes: sse::ByteStream =
-            Box::pin(response.bytes_stream().map(|part| part.map(|b| b.to_vec())));
         Ok(sse::chunk_stream(
-            bytes,
+            pae_http::byte_stream(response),
             self.timeout,
             self.max_response_bytes,
         ))
@@ -415,64 +350,16 @@ impl OpenAiChat {
     /// Maps a reqwest failure to a provider error, without the URL (which
     /// could carry credentials) and without the key.
     fn transport_error(&self, error: reqwest::Error) -> ProviderError {
-        let target = redact_url(&self.base_url);
-        if error.is_timeout() {
-            return ProviderError::Timeout {
-                after: self.timeout.unwrap_or_default(),
-            };
-        }
-        let action = if error.is_connect() {
-            "connecting to"
-        } else if error.is_body() || error.is_decode() {
-            "reading the response from"
-        } else {
-            "sending the request to"
-        };
-        ProviderError::connection(format!("{action} {target}"), error.without_url())
-    }
-}
-
-/// Removes `key` from `text`.
-fn scrub(key: Option<&ApiKey>, text: &str) -> String {
-    match key {
-        Some(ApiKey(key)) if key.len() >= 4 => text.replace(key.as_str(), "<redacted>"),
-        _ => text.to_owned(),
+        pae_http::transport_error(error, &redact_url(&self.base_url), self.timeout)
     }
 }
 
 /// Removes `key` from every text of `error` that came from the server, so
 /// that no path (status, parse failure, stream event) can show it.
 fn scrub_error(key: Option<&ApiKey>, error: ProviderError) -> ProviderError {
-    if key.is_none() {
-        return error;
-    }
-    match error {
-        ProviderError::Http {
-            status,
-            body,
-            retry_after,
-        } => ProviderError::Http {
-            status,
-            body: scrub(key, &body),
-            retry_after,
-        },
-        ProviderError::InvalidResponse { body, reason } => ProviderError::InvalidResponse {
-            body: scrub(key, &body),
-            reason: scrub(key, &reason),
-        },
-        ProviderError::StreamInterrupted { reason, partial } => ProviderError::StreamInterrupted {
-            reason: scrub(key, &reason),
-            partial,
-        },
-        other => other,
-    }
-}
-
-/// The error for a body above `limit` bytes, keeping its beginning.
-fn too_large(body: &[u8], limit: usize) -> ProviderError {
-    ProviderError::InvalidResponse {
-        body: ProviderError::body_excerpt(body, ERROR_BODY_BYTES),
-        reason: format!("the response is larger than the limit of {limit} bytes"),
+    match key {
+        Some(key) => key.scrub_error(error),
+        None => error,
     }
 }
 
@@ -522,23 +409,6 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         return Some(Duration::from_secs_f64(ms.min(1e12) / 1000.0));
     }
     text("retry-after").and_then(|v| parse_retry_after(v, SystemTime::now()))
-}
-
-/// A URL for messages: user name and password removed.
-fn redact_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) => {
-            if parsed.password().is_some() || !parsed.username().is_empty() {
-                let _ = parsed.set_username("");
-                let _ = parsed.set_password(None);
-            }
-            // A query may carry a key (`?api-key=…`).
-            parsed.set_query(None);
-            parsed.set_fragment(None);
-            parsed.as_str().trim_end_matches('/').to_owned()
-        }
-        Err(_) => String::from("<invalid URL>"),
-    }
 }
 
 #[cfg(test)]
@@ -605,25 +475,5 @@ mod tests {
         headers.insert("retry-after-ms", HeaderValue::from_static("1500"));
         assert_eq!(retry_after(&headers), Some(Duration::from_millis(1500)));
         assert_eq!(retry_after(&HeaderMap::new()), None);
-    }
-
-    #[test]
-    fn scrub_removes_the_key_from_bodies() {
-        let key = ApiKey("sk-abcdef".into());
-        assert_eq!(
-            scrub(Some(&key), "Incorrect API key provided: sk-abcdef."),
-            "Incorrect API key provided: <redacted>."
-        );
-        let error = scrub_error(
-            Some(&key),
-            ProviderError::StreamInterrupted {
-                reason: "bad key sk-abcdef".into(),
-                partial: "kept".into(),
-            },
-        );
-        assert_eq!(
-            format!("{error:?}"),
-            r#"StreamInterrupted { reason: "bad key <redacted>", partial: "kept" }"#
-        );
     }
 }

@@ -67,5 +67,6 @@ mod chat;
 mod sse;
 mod wire;
 
-pub use chat::{DEFAULT_BASE_URL, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, OpenAiChat};
+pub use chat::{DEFAULT_BASE_URL, OpenAiChat};
+pub use pae_http::{DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT};
 pub use wire::{SchemaMode, TokenLimitField};

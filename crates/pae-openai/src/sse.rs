@@ -1,163 +1,17 @@
-//! A server-sent events decoder and the chunk stream built on it: bytes in,
-//! events out, with the end of the stream checked so that a connection cut
-//! in the middle of a reply is an error, not a short answer.
+//! The chunk stream of a streamed chat completion, on pae-http's
+//! server-sent events decoder, with the end of the stream checked so that a
+//! connection cut in the middle of a reply is an error, not a short answer.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
-use pae_core::{ChatChunk, ChatStream, ProviderError, chunk_from_response};
+use futures::StreamExt;
+use pae_core::adapter::chunk_from_response;
+use pae_core::{ChatChunk, ChatStream, ProviderError};
+use pae_http::{ByteStream, SseDecoder, SseEvent, invalid_response, too_large};
 use serde_json::Value;
 
 use crate::wire;
-
-/// One dispatched event: its type (`event:` field, when given) and data.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SseEvent {
-    pub(crate) name: Option<String>,
-    pub(crate) data: String,
-}
-
-/// Splits a byte stream into server-sent events as the HTML standard
-/// defines them: lines end with CRLF, LF or a lone CR; a leading byte-order
-/// mark is dropped; `data:` lines (with or without a space) are joined;
-/// comments and unknown fields are ignored.
-#[derive(Debug)]
-pub(crate) struct SseDecoder {
-    line: Vec<u8>,
-    data: String,
-    name: Option<String>,
-    has_data: bool,
-    /// The last byte was a CR, so an LF right after it ends nothing.
-    after_cr: bool,
-    /// No line has ended yet (a byte-order mark may start it).
-    first_line: bool,
-    /// Whether any line had the shape of an event-stream line (a comment or
-    /// a known field), as opposed to a body that is not an event stream.
-    saw_field: bool,
-    /// The longest line or event accepted.
-    limit: usize,
-    overflowed: bool,
-}
-
-impl Default for SseDecoder {
-    fn default() -> Self {
-        Self::with_limit(usize::MAX)
-    }
-}
-
-const BOM: &[u8] = "\u{feff}".as_bytes();
-
-impl SseDecoder {
-    /// A decoder that refuses lines and events longer than `limit` bytes.
-    pub(crate) fn with_limit(limit: usize) -> Self {
-        Self {
-            line: Vec::new(),
-            data: String::new(),
-            name: None,
-            has_data: false,
-            after_cr: false,
-            first_line: true,
-            saw_field: false,
-            limit,
-            overflowed: false,
-        }
-    }
-
-    /// Feeds bytes; returns every event they complete.
-    pub(crate) fn push(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
-        let mut events = Vec::new();
-        for &byte in bytes {
-            if self.overflowed {
-                break;
-            }
-            match byte {
-                b'\n' if self.after_cr => self.after_cr = false,
-                b'\n' | b'\r' => {
-                    self.after_cr = byte == b'\r';
-                    let line = std::mem::take(&mut self.line);
-                    self.line_done(&line, &mut events);
-                }
-                _ => {
-                    self.after_cr = false;
-                    self.line.push(byte);
-                    if self.line.len() > self.limit {
-                        self.overflowed = true;
-                    }
-                }
-            }
-        }
-        events
-    }
-
-    /// Whether bytes of an unfinished event are buffered.
-    pub(crate) fn has_partial(&self) -> bool {
-        self.has_data || !self.line.is_empty()
-    }
-
-    /// Whether a line or an event grew beyond the limit (nothing is decoded
-    /// after that).
-    pub(crate) fn overflowed(&self) -> bool {
-        self.overflowed
-    }
-
-    /// Whether any line looked like part of an event stream.
-    pub(crate) fn saw_field(&self) -> bool {
-        self.saw_field
-    }
-
-    fn line_done(&mut self, line: &[u8], events: &mut Vec<SseEvent>) {
-        let line = if std::mem::take(&mut self.first_line) {
-            line.strip_prefix(BOM).unwrap_or(line)
-        } else {
-            line
-        };
-        if line.is_empty() {
-            if self.has_data {
-                events.push(SseEvent {
-                    name: self.name.take(),
-                    data: std::mem::take(&mut self.data),
-                });
-                self.has_data = false;
-            }
-            self.name = None;
-            return;
-        }
-        if line.first() == Some(&b':') {
-            self.saw_field = true;
-            return;
-        }
-        let line = String::from_utf8_lossy(line);
-        let (field, value) = match line.split_once(':') {
-            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
-            None => (line.as_ref(), ""),
-        };
-        match field {
-            "data" => {
-                self.saw_field = true;
-                if self.has_data {
-                    self.data.push('\n');
-                }
-                self.data.push_str(value);
-                self.has_data = true;
-                if self.data.len() > self.limit {
-                    self.overflowed = true;
-                }
-            }
-            "event" => {
-                self.saw_field = true;
-                self.name = Some(value.to_owned());
-            }
-            "id" | "retry" => self.saw_field = true,
-            _ => {}
-        }
-    }
-}
-
-/// A boxed stream of body bytes.
-pub(crate) type ByteStream =
-    Pin<Box<dyn Stream<Item = Result<Vec<u8>, reqwest::Error>> + Send + 'static>>;
 
 struct State {
     bytes: ByteStream,
@@ -321,16 +175,7 @@ async fn next(state: &mut State) -> Option<Result<ChatChunk, ProviderError>> {
                 if !state.decoder.saw_field() {
                     state.raw.extend_from_slice(&bytes);
                     if state.raw.len() > state.limit {
-                        return Some(Err(ProviderError::InvalidResponse {
-                            body: ProviderError::body_excerpt(
-                                &state.raw,
-                                crate::chat::ERROR_BODY_BYTES,
-                            ),
-                            reason: format!(
-                                "the response is larger than the limit of {} bytes",
-                                state.limit
-                            ),
-                        }));
+                        return Some(Err(too_large(&state.raw, state.limit)));
                     }
                 }
                 let events = state.decoder.push(&bytes);
@@ -338,13 +183,13 @@ async fn next(state: &mut State) -> Option<Result<ChatChunk, ProviderError>> {
                     state.raw = Vec::new();
                 }
                 if state.decoder.overflowed() {
-                    return Some(Err(ProviderError::InvalidResponse {
-                        body: ProviderError::body_excerpt(&bytes, crate::chat::ERROR_BODY_BYTES),
-                        reason: format!(
+                    return Some(Err(invalid_response(
+                        &bytes,
+                        format!(
                             "a streamed event is larger than the limit of {} bytes",
                             state.limit
                         ),
-                    }));
+                    )));
                 }
                 state.pending.extend(events);
             }
@@ -387,80 +232,11 @@ async fn next(state: &mut State) -> Option<Result<ChatChunk, ProviderError>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn decode(parts: &[&str]) -> Vec<String> {
-        let mut decoder = SseDecoder::default();
-        parts
-            .iter()
-            .flat_map(|p| decoder.push(p.as_bytes()))
-            .map(|event| event.data)
-            .collect()
-    }
-
-    #[test]
-    fn events_split_across_reads_and_line_endings() {
-        assert_eq!(
-            decode(&["data: {\"a\"", ":1}\r\n\r", "\ndata: [DONE]\n\n"]),
-            ["{\"a\":1}", "[DONE]"]
-        );
-        assert_eq!(
-            decode(&[": keep-alive\n\nevent: x\ndata:one\ndata: two\nid: 3\n\n"]),
-            ["one\ntwo"]
-        );
-        assert!(decode(&["data: unfinished"]).is_empty());
-    }
-
-    #[test]
-    fn lone_cr_crlf_split_across_reads_and_a_byte_order_mark() {
-        assert_eq!(
-            decode(&["\u{feff}data: a\r", "\ndata: b\r\r", "data: c\r\n", "\r\n"]),
-            ["a\nb", "c"]
-        );
-        // A CR then an LF in the next read is one line end, not two.
-        assert_eq!(decode(&["data: a\r", "\n", "\r", "\n"]), ["a"]);
-        // A byte-order mark later in the stream is data, not skipped.
-        assert_eq!(decode(&["data: x\n\n\u{feff}data: y\n\n"]), ["x"]);
-    }
-
-    #[test]
-    fn event_names_are_kept_until_dispatch_and_fields_are_noticed() {
-        let mut decoder = SseDecoder::default();
-        let events = decoder.push(b"event: error\ndata: {}\n\ndata: plain\n\n");
-        assert_eq!(events[0].name.as_deref(), Some("error"));
-        assert_eq!(events[1].name, None);
-        assert!(decoder.saw_field());
-        let mut json = SseDecoder::default();
-        assert!(json.push(b"{\"choices\": []}\n").is_empty());
-        assert!(!json.saw_field(), "a JSON body is not an event stream");
-    }
-
-    #[test]
-    fn lines_and_events_beyond_the_limit_overflow() {
-        let mut decoder = SseDecoder::with_limit(8);
-        assert!(decoder.push(b"data: 12\n\n").len() == 1);
-        assert!(!decoder.overflowed());
-        decoder.push(b"data: 123456789");
-        assert!(decoder.overflowed());
-        let mut joined = SseDecoder::with_limit(8);
-        joined.push(b"data: 12345\ndata: 12345\n");
-        assert!(joined.overflowed(), "data lines joined beyond the limit");
-    }
-
-    #[test]
-    fn multibyte_text_split_between_reads_survives() {
-        let text = "data: {\"é\":\"ü\"}\n\n";
-        let bytes = text.as_bytes();
-        let mut decoder = SseDecoder::default();
-        let mut out = Vec::new();
-        for byte in bytes {
-            out.extend(decoder.push(&[*byte]).into_iter().map(|e| e.data));
-        }
-        assert_eq!(out, ["{\"é\":\"ü\"}"]);
-    }
+    use pae_http::Bytes;
 
     fn body(parts: Vec<&'static str>) -> ByteStream {
         Box::pin(futures::stream::iter(
-            parts.into_iter().map(|p| Ok(p.as_bytes().to_vec())),
+            parts.into_iter().map(|p| Ok(Bytes::from(p))),
         ))
     }
 
@@ -531,8 +307,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_stalled_body_times_out() {
         let stalled: ByteStream = Box::pin(
-            futures::stream::iter([Ok(HELLO.as_bytes().to_vec())])
-                .chain(futures::stream::pending()),
+            futures::stream::iter([Ok(Bytes::from(HELLO))]).chain(futures::stream::pending()),
         );
         let items: Vec<_> = chunk_stream(stalled, Some(Duration::from_secs(5)), usize::MAX)
             .collect()
@@ -579,7 +354,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn after_the_finish_reason_a_silence_ends_the_stream() {
         let quiet: ByteStream = Box::pin(
-            futures::stream::iter([Ok(HELLO.as_bytes().to_vec()), Ok(LO.as_bytes().to_vec())])
+            futures::stream::iter([Ok(Bytes::from(HELLO)), Ok(Bytes::from(LO))])
                 .chain(futures::stream::pending()),
         );
         let items: Vec<_> = chunk_stream(quiet, Some(Duration::from_secs(5)), usize::MAX)
@@ -591,12 +366,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn keep_alives_do_not_restart_the_time_limit() {
-        let pings = futures::stream::iter([Ok(HELLO.as_bytes().to_vec())]).chain(
-            futures::stream::unfold((), |()| async {
+        let pings = futures::stream::iter([Ok(Bytes::from(HELLO))]).chain(futures::stream::unfold(
+            (),
+            |()| async {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                Some((Ok(b": ping\n\n".to_vec()), ()))
-            }),
-        );
+                Some((Ok(Bytes::from_static(b": ping\n\n")), ()))
+            },
+        ));
         let start = tokio::time::Instant::now();
         let items: Vec<_> = chunk_stream(Box::pin(pings), Some(Duration::from_secs(5)), usize::MAX)
             .collect()
@@ -617,26 +393,6 @@ mod tests {
                 let _ = wire::parse_chunk(&event.data);
             }
             let _ = wire::parse_response(&data);
-        }
-
-        #[test]
-        fn splitting_a_stream_anywhere_gives_the_same_events(
-            cuts in proptest::collection::vec(0usize..200, 0..6),
-            ending in 0usize..3,
-        ) {
-            let body = [HELLO, LO, "data: [DONE]\n\n"].concat();
-            let body = format!("\u{feff}{}", body.replace('\n', ["\n", "\r\n", "\r"][ending]));
-            let whole = SseDecoder::default().push(body.as_bytes());
-            let mut points: Vec<usize> = cuts.into_iter().map(|c| c.min(body.len())).collect();
-            points.sort_unstable();
-            let mut decoder = SseDecoder::default();
-            let mut events = Vec::new();
-            let mut start = 0;
-            for point in points.into_iter().chain([body.len()]) {
-                events.extend(decoder.push(&body.as_bytes()[start..point]));
-                start = point;
-            }
-            proptest::prop_assert_eq!(events, whole);
         }
     }
 }

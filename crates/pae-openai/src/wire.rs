@@ -20,10 +20,12 @@ use async_openai::types::chat::{
     FunctionName, FunctionObject, ResponseFormat as SdkResponseFormat, ResponseFormatJsonSchema,
     StopConfiguration, ToolChoiceOptions,
 };
+use pae_core::adapter::parse_arguments;
 use pae_core::{
     ChatChunk, ChatRequest, ChatResponse, FinishReason, Message, ProviderError, ResponseFormat,
-    Role, TokenUsage, ToolCall, ToolCallDelta, ToolChoice, parse_arguments,
+    Role, TokenUsage, ToolCall, ToolCallDelta, ToolChoice,
 };
+use pae_http::{ERROR_BODY_BYTES, body_excerpt, invalid_response};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -325,13 +327,6 @@ fn usage(usage: Option<WireUsage>) -> Option<TokenUsage> {
     usage.map(|u| TokenUsage::new(u.prompt_tokens, u.completion_tokens))
 }
 
-fn invalid(body: &[u8], reason: impl Into<String>) -> ProviderError {
-    ProviderError::InvalidResponse {
-        body: ProviderError::body_excerpt(body, crate::chat::ERROR_BODY_BYTES),
-        reason: reason.into(),
-    }
-}
-
 /// The error for an `error` object a server sent instead of a reply (with
 /// status 200, or as a streamed event): [`ProviderError::Http`] with its
 /// `code` (or `status`) when that is an HTTP error status, so that retry
@@ -349,7 +344,7 @@ pub(crate) fn coded_error(error: &Value, body: &[u8]) -> Option<ProviderError> {
         .filter(|s| (400..=599).contains(s))?;
     Some(ProviderError::Http {
         status,
-        body: ProviderError::body_excerpt(body, crate::chat::ERROR_BODY_BYTES),
+        body: body_excerpt(body, ERROR_BODY_BYTES),
         retry_after: None,
     })
 }
@@ -367,11 +362,11 @@ pub(crate) fn error_message(error: &Value) -> String {
 /// Reads a whole (non-streamed) chat-completions response.
 pub(crate) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
     let wire: WireResponse = serde_json::from_slice(body)
-        .map_err(|error| invalid(body, format!("not a chat completion: {error}")))?;
+        .map_err(|error| invalid_response(body, format!("not a chat completion: {error}")))?;
     let Some(choice) = wire.choices.into_iter().next() else {
         if let Some(error) = wire.error.filter(|e| !e.is_null()) {
             return Err(coded_error(&error, body).unwrap_or_else(|| {
-                invalid(
+                invalid_response(
                     body,
                     format!(
                         "the server reported an error instead of a reply: {}",
@@ -380,10 +375,13 @@ pub(crate) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError>
                 )
             }));
         }
-        return Err(invalid(body, "the response has no choices"));
+        return Err(invalid_response(body, "the response has no choices"));
     };
     let Some(message) = choice.message else {
-        return Err(invalid(body, "the response's first choice has no message"));
+        return Err(invalid_response(
+            body,
+            "the response's first choice has no message",
+        ));
     };
     let calls: Vec<ToolCall> = message
         .tool_calls
@@ -437,7 +435,7 @@ pub(crate) fn stream_error(error: &Value, data: &[u8]) -> ProviderError {
 /// Reads one streamed chunk (the data of one server-sent event).
 pub(crate) fn parse_chunk(data: &str) -> Result<ChatChunk, ProviderError> {
     let wire: WireChunk = serde_json::from_str(data).map_err(|error| {
-        invalid(
+        invalid_response(
             data.as_bytes(),
             format!("not a chat completion chunk: {error}"),
         )

@@ -14,6 +14,10 @@
 //! - every failure mapped into [`ProviderError`](pae_core::ProviderError):
 //!   HTTP status (with the body and `Retry-After`), connection failure,
 //!   time-out, unparsable body, broken stream, bad configuration;
+//! - what every HTTP adapter needs, taken from `pae-http` rather than
+//!   written again: the status check with a bounded error body and
+//!   `Retry-After`, reads bounded by a size limit, the mapping of reqwest's
+//!   failures, and a line splitter for the NDJSON stream;
 //! - capabilities claimed only for what the API does;
 //! - `tests/conformance.rs`, which serves the API on 127.0.0.1 and runs
 //!   `pae_conformance::run` against the adapter.

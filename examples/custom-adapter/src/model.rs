@@ -10,6 +10,10 @@ use futures::{Stream, StreamExt};
 use pae_core::{
     Capabilities, ChatChunk, ChatModel, ChatRequest, ChatResponse, ChatStream, ProviderError,
 };
+use pae_http::{
+    DEFAULT_MAX_RESPONSE_BYTES, LineSplitter, check_status, invalid_response, read_body, redact,
+    transport_error,
+};
 
 use crate::wire::{GenerateRequest, GenerateResponse, StreamEvent};
 
@@ -70,7 +74,10 @@ impl TinyChatModel {
         self
     }
 
-    /// Sends the body and returns the response if its status is a success.
+    /// Sends the body and returns the response if its status is a success;
+    /// an error status becomes [`ProviderError::Http`] with the status,
+    /// the first 64 KiB of the body and the wait `Retry-After` asks for
+    /// (pae-http's [`check_status`]).
     async fn send(&self, body: &GenerateRequest) -> Result<reqwest::Response, ProviderError> {
         let json = serde_json::to_vec(body).map_err(|error| ProviderError::InvalidRequest {
             reason: format!("the request cannot be serialized: {error}"),
@@ -84,34 +91,13 @@ impl TinyChatModel {
             .send()
             .await
             .map_err(|error| self.transport_error(error))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response);
-        }
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        // The body explains the error; losing it to a second failure is
-        // acceptable, the status still says what happened.
-        let body = response.text().await.unwrap_or_default();
-        Err(ProviderError::Http {
-            status: status.as_u16(),
-            body,
-            retry_after,
-        })
+        check_status(response).await
     }
 
+    /// A time-out, or a connection failure naming the endpoint without any
+    /// credentials in its URL.
     fn transport_error(&self, error: reqwest::Error) -> ProviderError {
-        if error.is_timeout() {
-            ProviderError::Timeout {
-                after: self.timeout,
-            }
-        } else {
-            ProviderError::connection(format!("POST {}", self.url), error)
-        }
+        transport_error(error, &redact(&self.url), Some(self.timeout))
     }
 }
 
@@ -120,15 +106,13 @@ impl ChatModel for TinyChatModel {
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, ProviderError> {
         let body = GenerateRequest::new(&self.model, &request, false)?;
         let response = self.send(&body).await?;
-        let text = response
-            .text()
-            .await
-            .map_err(|error| self.transport_error(error))?;
-        let reply: GenerateResponse =
-            serde_json::from_str(&text).map_err(|error| ProviderError::InvalidResponse {
-                reason: error.to_string(),
-                body: text,
-            })?;
+        // A body above the limit is refused, not buffered.
+        let text = read_body(response, DEFAULT_MAX_RESPONSE_BYTES, |error| {
+            self.transport_error(error)
+        })
+        .await?;
+        let reply: GenerateResponse = serde_json::from_slice(&text)
+            .map_err(|error| invalid_response(&text, error.to_string()))?;
         Ok(reply.into())
     }
 
@@ -141,7 +125,7 @@ impl ChatModel for TinyChatModel {
                 if error.is_timeout() {
                     format!("no complete reply within {timeout:?}")
                 } else {
-                    error.to_string()
+                    error.without_url().to_string()
                 }
             })
         });
@@ -166,7 +150,9 @@ type ByteStream = Pin<Box<dyn Stream<Item = Result<Vec<u8>, String>> + Send>>;
 /// Where the NDJSON decoder is.
 struct Lines {
     bytes: ByteStream,
-    buffer: Vec<u8>,
+    /// pae-http's splitter: linear however many lines a read holds, and
+    /// bounded, so a line without end cannot fill the memory.
+    lines: LineSplitter,
     ready: VecDeque<Result<ChatChunk, ProviderError>>,
     /// The text received so far, for [`ProviderError::StreamInterrupted`].
     text: String,
@@ -179,11 +165,12 @@ struct Lines {
 /// Turns the NDJSON body of a streamed reply into chunks. A stream that
 /// breaks, or ends before the event carrying `end`, yields
 /// [`ProviderError::StreamInterrupted`] with the text received so far; a
-/// line that is not an event yields [`ProviderError::InvalidResponse`].
+/// line that is not an event, or is longer than
+/// [`DEFAULT_MAX_RESPONSE_BYTES`], yields [`ProviderError::InvalidResponse`].
 fn ndjson_chunks(bytes: ByteStream) -> impl Stream<Item = Result<ChatChunk, ProviderError>> {
     let lines = Lines {
         bytes,
-        buffer: Vec::new(),
+        lines: LineSplitter::new(DEFAULT_MAX_RESPONSE_BYTES),
         ready: VecDeque::new(),
         text: String::new(),
         ended: false,
@@ -199,13 +186,19 @@ fn ndjson_chunks(bytes: ByteStream) -> impl Stream<Item = Result<ChatChunk, Prov
             if lines.ended || lines.input_done {
                 return None;
             }
-            if let Some(end) = lines.buffer.iter().position(|&byte| byte == b'\n') {
-                let line: Vec<u8> = lines.buffer.drain(..=end).collect();
-                lines.decode(&line);
-                continue;
+            match lines.lines.next_line() {
+                Some(Ok(line)) => {
+                    lines.decode(&line);
+                    continue;
+                }
+                Some(Err(too_long)) => {
+                    lines.ready.push_back(Err(too_long.into()));
+                    continue;
+                }
+                None => {}
             }
             match lines.bytes.next().await {
-                Some(Ok(bytes)) => lines.buffer.extend_from_slice(&bytes),
+                Some(Ok(bytes)) => lines.lines.push(&bytes),
                 Some(Err(reason)) => {
                     let partial = std::mem::take(&mut lines.text);
                     return Some((
@@ -215,7 +208,7 @@ fn ndjson_chunks(bytes: ByteStream) -> impl Stream<Item = Result<ChatChunk, Prov
                 }
                 None => {
                     lines.input_done = true;
-                    let rest = std::mem::take(&mut lines.buffer);
+                    let rest = lines.lines.take_pending();
                     lines.decode(&rest);
                     if !lines.ended {
                         let partial = lines.text.clone();

@@ -6,11 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt;
 use pae_conformance::{Check, Options, Report, reference_model};
+use pae_core::adapter::chunk_from_response;
 use pae_core::test_util::ScriptedModel;
-use pae_core::{
-    Capabilities, ChatModel, ChatRequest, ChatResponse, ChatStream, ProviderError,
-    chunk_from_response,
-};
+use pae_core::{Capabilities, ChatModel, ChatRequest, ChatResponse, ChatStream, ProviderError};
 
 /// One way of breaking the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

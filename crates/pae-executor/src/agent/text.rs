@@ -13,7 +13,8 @@
 
 use std::borrow::Cow;
 
-use pae_core::{ChatRequest, ExecError, Message, StepInput, cut_at_stop};
+use pae_core::adapter::cut_at_stop;
+use pae_core::{ChatRequest, ExecError, Message, StepInput};
 
 use super::AgentExecutor;
 use super::arguments::ArgumentSource;
