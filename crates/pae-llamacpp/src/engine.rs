@@ -19,6 +19,7 @@ use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use pae_core::ProviderError;
 
 use crate::grammar::Grammar;
+use crate::rendered::{self, Prompt};
 use crate::text::{StopScanner, Utf8Decoder, is_complete_json_value};
 
 /// The process-wide llama.cpp backend (it may be initialised only once).
@@ -131,7 +132,7 @@ impl Sink {
 /// One generation request for a worker.
 #[derive(Debug)]
 pub(crate) struct Job {
-    pub(crate) prompt: String,
+    pub(crate) prompt: Prompt,
     pub(crate) stop: Vec<String>,
     pub(crate) grammar: Option<Grammar>,
     pub(crate) sampling: SamplingPlan,
@@ -301,7 +302,7 @@ impl WorkerState<'_> {
     #[allow(clippy::too_many_arguments)]
     fn generate(
         &mut self,
-        prompt: &str,
+        prompt: &Prompt,
         stop: &[String],
         grammar: Option<&Grammar>,
         sampling: SamplingPlan,
@@ -311,7 +312,9 @@ impl WorkerState<'_> {
     ) -> Result<Generation, ProviderError> {
         let started = Instant::now();
         let vocab = self.model.vocab();
-        let tokens = vocab.tokenize(prompt.as_bytes(), true, true);
+        // Special tokens only where the template wrote them: text in the
+        // messages cannot open or close a turn.
+        let tokens = rendered::tokenize(self.model, prompt);
         let n_ctx = self.context.n_ctx() as usize;
         if tokens.is_empty() {
             return Err(ProviderError::invalid_request("the prompt is empty"));

@@ -70,6 +70,7 @@ mod engine;
 mod grammar;
 mod model;
 mod prompt;
+mod rendered;
 mod text;
 
 pub use config::{DEFAULT_CONTEXT_SIZE, DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, LlamaCppConfig};

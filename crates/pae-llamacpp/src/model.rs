@@ -24,6 +24,7 @@ use crate::engine::{
 };
 use crate::grammar;
 use crate::prompt::{self, ToolMode};
+use crate::rendered::{self, Prompt};
 
 /// Byte size above which a prompt is refused before tokenising (llama.cpp
 /// takes sizes as `i32`).
@@ -167,17 +168,31 @@ impl LlamaCppModel {
         self.inner.context_size
     }
 
-    /// The number of tokens `text` takes for this model (without special
-    /// tokens added).
+    /// The number of tokens `text` takes for this model as message content
+    /// (plain text: `<|im_end|>` written in it is the characters it is, not
+    /// the special token; no beginning-of-sequence token).
     pub fn count_tokens(&self, text: &str) -> usize {
         if text.len() > MAX_PROMPT_BYTES {
             return usize::MAX;
         }
+        self.tokenize(text).len()
+    }
+
+    /// The token ids of `text` read as message content is read: as plain
+    /// text, with special-token text such as `<|im_end|>` read as the
+    /// characters it is, and no beginning-of-sequence token. Empty for text
+    /// longer than any context could hold.
+    pub fn tokenize(&self, text: &str) -> Vec<i32> {
+        if text.len() > MAX_PROMPT_BYTES {
+            return Vec::new();
+        }
         self.inner
             .model
             .vocab()
-            .tokenize(text.as_bytes(), false, true)
-            .len()
+            .tokenize(text.as_bytes(), false, false)
+            .into_iter()
+            .map(|token| token.0)
+            .collect()
     }
 
     /// The prompt text the model reads for `request`: the messages (and tool
@@ -190,10 +205,28 @@ impl LlamaCppModel {
     /// [`ProviderError::Backend`] if the template fails.
     pub fn render_prompt(&self, request: &ChatRequest) -> Result<String, ProviderError> {
         let mode = ToolMode::of(request).map_err(ProviderError::invalid_request)?;
-        self.render(request, &mode)
+        Ok(self.render(request, &mode)?.text())
     }
 
-    fn render(&self, request: &ChatRequest, mode: &ToolMode<'_>) -> Result<String, ProviderError> {
+    /// The token ids the model reads for `request`: the prompt of
+    /// [`render_prompt`](Self::render_prompt), where only the chat
+    /// template's own markers are special tokens; the messages' contents
+    /// are read as plain text (see [`tokenize`](Self::tokenize)), so a
+    /// message cannot end its turn or open another by writing
+    /// `<|im_end|>`.
+    ///
+    /// # Errors
+    /// As [`render_prompt`](Self::render_prompt).
+    pub fn prompt_tokens(&self, request: &ChatRequest) -> Result<Vec<i32>, ProviderError> {
+        let mode = ToolMode::of(request).map_err(ProviderError::invalid_request)?;
+        let prompt = self.render(request, &mode)?;
+        Ok(rendered::tokenize(&self.inner.model, &prompt)
+            .into_iter()
+            .map(|token| token.0)
+            .collect())
+    }
+
+    fn render(&self, request: &ChatRequest, mode: &ToolMode<'_>) -> Result<Prompt, ProviderError> {
         if request.messages.is_empty() {
             return Err(ProviderError::invalid_request(
                 "the request has no messages",
@@ -206,15 +239,21 @@ impl LlamaCppModel {
                 "the messages hold {size} bytes, far more than any context"
             )));
         }
-        let messages = turns
-            .into_iter()
-            .map(|t| LlamaChatMessage::new(t.role.to_owned(), t.content))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| ProviderError::invalid_request("a message contains a NUL byte"))?;
-        self.inner
-            .model
-            .apply_chat_template(&self.inner.template, &messages, true)
-            .map_err(|err| backend_error(format!("the chat template failed: {err}")))
+        let contents: Vec<&str> = turns.iter().map(|t| t.content.as_str()).collect();
+        rendered::render(&contents, |contents| {
+            let messages = turns
+                .iter()
+                .zip(contents)
+                .map(|(turn, content)| {
+                    LlamaChatMessage::new(turn.role.to_owned(), (*content).to_owned())
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| ProviderError::invalid_request("a message contains a NUL byte"))?;
+            self.inner
+                .model
+                .apply_chat_template(&self.inner.template, &messages, true)
+                .map_err(|err| backend_error(format!("the chat template failed: {err}")))
+        })
     }
 
     fn job(&self, request: &ChatRequest, sink: Sink) -> Result<(Job, Vec<String>), ProviderError> {
@@ -410,6 +449,60 @@ mod tests {
         assert!(parse_tool_call("The answer is 4.", &tools).is_none());
         assert!(parse_tool_call(r#"{"name": "calculator""#, &tools).is_none());
         assert!(parse_tool_call(r#"{"name": "calculator"}"#, &[]).is_none());
+    }
+
+    /// Without special-token text in the messages, the prompt reads as the
+    /// same tokens as the whole rendered string with special tokens parsed
+    /// (as it was read before messages were kept apart). Needs
+    /// `PAE_TINY_MODEL` (any GGUF chat model); skipped without it.
+    #[test]
+    fn benign_prompts_read_as_the_whole_string_does() {
+        let Some(path) = std::env::var("PAE_TINY_MODEL")
+            .ok()
+            .filter(|p| !p.trim().is_empty())
+        else {
+            eprintln!("skipping: PAE_TINY_MODEL is not set");
+            return;
+        };
+        let model = LlamaCppModel::load(LlamaCppConfig::new(path).with_context_size(512)).unwrap();
+        let call = ToolCall::new("call_1", "read_file", json!({"path": "notes.txt"}));
+        let tool = pae_core::ToolSpec {
+            name: "read_file".into(),
+            description: "Reads a file.".into(),
+            parameters: json!({"type": "object", "properties": {"path": {"type": "string"}}}),
+        };
+        let requests = [
+            ChatRequest::new(vec![Message::user("Hello")]),
+            ChatRequest::new(vec![Message::user("  spaced out \n\n")]),
+            ChatRequest::new(vec![Message::user(
+                "\nstarts on a new line: ünïcödé, 数字 123",
+            )]),
+            ChatRequest::new(vec![
+                Message::system("Be brief."),
+                Message::user("Read notes.txt."),
+                Message::assistant_tool_calls("", vec![call]),
+                Message::tool("call_1", "read_file", "line one\nline two"),
+                Message::assistant("Done."),
+                Message::user(""),
+            ])
+            .with_tools(vec![tool]),
+        ];
+        for request in &requests {
+            let prompt = model
+                .render(request, &ToolMode::of(request).unwrap())
+                .unwrap();
+            let whole = model
+                .inner
+                .model
+                .vocab()
+                .tokenize(prompt.text().as_bytes(), true, true);
+            assert_eq!(
+                rendered::tokenize(&model.inner.model, &prompt),
+                whole,
+                "{:?}",
+                prompt.text()
+            );
+        }
     }
 
     #[test]
