@@ -123,7 +123,7 @@ fn entry(scope: &CallScope, seq: u32, state: CallState) -> JournalEntry {
     JournalEntry {
         scope: scope.clone(),
         seq,
-        kind: if seq % 2 == 0 {
+        kind: if seq.is_multiple_of(2) {
             CallKind::Model
         } else {
             CallKind::Tool

@@ -115,17 +115,20 @@ struct Durable {
     lease: Mutex<Lease>,
     /// Journal entries and events not yet written; they go with the next
     /// commit, which is at the latest when the step commits.
-    pending: Mutex<(
-        Vec<JournalEntry>,
-        Vec<crate::event::Event>,
-        Vec<(CallScope, u32)>,
-    )>,
+    pending: Mutex<Pending>,
     /// Serialises commits so they reach the store in order.
     writer: tokio::sync::Mutex<()>,
     /// Whether the run had earlier sessions (its journals may hold calls to
     /// replay).
     resumed: bool,
 }
+
+/// Journal entries, events and journal truncations not yet written.
+type Pending = (
+    Vec<JournalEntry>,
+    Vec<crate::event::Event>,
+    Vec<(CallScope, u32)>,
+);
 
 /// Journal entries of one scope from an earlier session, consumed in order
 /// while the requests match.

@@ -404,6 +404,8 @@ impl PlanAndExecute {
     }
 
     /// The run's answer and result, with `RunFinished` emitted.
+    // The error is the run's own error type, returned as is by `run`.
+    #[allow(clippy::result_large_err)]
     fn finish(
         &self,
         run: &mut RunState,
@@ -603,6 +605,7 @@ fn interruption(error: &RunError) -> Option<Interruption> {
 
 /// An edited plan must keep the steps that already ran, first and
 /// unchanged.
+#[allow(clippy::result_large_err)]
 fn check_edit(plan: &Plan, done: &[StepRecord]) -> Result<(), RunError> {
     for record in done {
         match plan.steps.get(record.index) {

@@ -253,7 +253,6 @@ impl RunStore for MemoryStore {
             }
         }
         // Apply.
-        let entry = entry;
         let now = now_ms();
         if let Some(plan) = commit.plan {
             entry.plans.push(plan);
