@@ -9,7 +9,7 @@
 //! The database runs in WAL mode. Each step commits in one small
 //! transaction; the synchronous level is `NORMAL` by default, which
 //! survives a killed process (the durability `pae` promises) but may lose
-//! the last commits on power loss — [`SqliteStore::with_synchronous_full`]
+//! the last commits on power loss — [`SqliteStore::open_synchronous_full`]
 //! trades speed for that. Rows hold plain JSON (serde data); nothing is
 //! reconstructed beyond pae's own record types. Storage grows linearly:
 //! every step, call and event is written once, never as a snapshot of the
