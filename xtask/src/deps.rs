@@ -171,6 +171,11 @@ fn judge(name: &str, own: Role, dep: &Dep, workspace: &BTreeMap<String, Role>) -
     let edge = format!("{name} -> {}{}", dep.name, if dev { " (dev)" } else { "" });
     // Rules for edges to workspace crates.
     if let Some(target) = target {
+        // A crate's tests may enable its own test features (a dev-dependency
+        // on itself).
+        if dev && dep.name == name {
+            return None;
+        }
         let allowed = match (own, target) {
             (Role::Xtask, _) => false,
             (Role::Schema, _) => false,

@@ -35,7 +35,12 @@ Commands:
   demo [OBJECTIVE]     set up, then run `pae run` on the objective with the
                        default local model
   bench [SUITE...]     run the benchmarks (suites: overhead, latency, tool-calls,
-                       llamacpp; default: all)
+                       store, llamacpp; default: all)
+  chaos sqlite [--kills N] [--seed S]
+                       kill -9 a durable run at 200+ random moments (half of
+                       them just after a step finished or a tool returned),
+                       resume it each time, and check nothing was lost or done
+                       twice
   release VERSION [--execute]
                        refuse a dirty tree, bump the lockstep version, roll the
                        changelog, and run `cargo publish --workspace --dry-run`
@@ -78,6 +83,7 @@ fn dispatch(args: &[String]) -> Result<()> {
         "fetch-models" => setup::models().map(|_| ()),
         "demo" => demo(rest),
         "bench" => bench(rest),
+        "chaos" => chaos(rest),
         "release" => release::release(rest),
         "help" | "--help" | "-h" => {
             print!("{HELP}");
@@ -106,6 +112,13 @@ fn lint() -> Result<()> {
         .env("RUSTDOCFLAGS", "-D warnings"))?;
     util::step("dependency direction");
     deps::check()?;
+    // The workspace build unifies features: a test target that needs a
+    // feature it does not declare compiles there and fails for a
+    // contributor running `cargo test -p <crate>`. Check each crate alone.
+    util::step("each crate's tests on their own (cargo check --tests -p <crate>)");
+    for member in util::workspace_members()? {
+        run(cargo().args(["check", "--quiet", "--tests", "--package", &member]))?;
+    }
     println!("lint: all checks passed");
     Ok(())
 }
@@ -179,13 +192,38 @@ fn demo(args: &[String]) -> Result<()> {
         .env("PAE_MODEL", &models.default))
 }
 
+fn chaos(args: &[String]) -> Result<()> {
+    let Some(store) = args.first() else {
+        return Err("chaos needs a store: `cargo xtask chaos sqlite`".into());
+    };
+    match store.as_str() {
+        "sqlite" => {
+            util::step("building pae-bench (release)");
+            run(cargo().args(["build", "--release", "--quiet", "--package", "pae-bench"]))?;
+            util::step(&format!("pae-bench chaos {}", args.join(" ")));
+            run(cargo()
+                .args([
+                    "run",
+                    "--release",
+                    "--quiet",
+                    "--package",
+                    "pae-bench",
+                    "--",
+                    "chaos",
+                ])
+                .args(args))
+        }
+        other => Err(format!("unknown chaos store {other:?} (sqlite)").into()),
+    }
+}
+
 fn bench(args: &[String]) -> Result<()> {
     setup::system_packages()?;
     setup::python_env()?;
     let models = setup::models()?;
     // Without arguments: every suite, one after another.
     let suites: Vec<Vec<String>> = if args.is_empty() {
-        ["overhead", "latency", "tool-calls", "llamacpp"]
+        ["overhead", "latency", "tool-calls", "store", "llamacpp"]
             .iter()
             .map(|s| vec![(*s).to_owned()])
             .collect()

@@ -82,3 +82,17 @@ pub(crate) fn cache_dir() -> PathBuf {
     let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
     home.join(".cache").join("pae")
 }
+
+/// The names of the workspace's packages, from `cargo metadata`.
+pub(crate) fn workspace_members() -> Result<Vec<String>> {
+    let text = output(cargo().args(["metadata", "--no-deps", "--format-version", "1"]))?;
+    let meta: serde_json::Value = serde_json::from_str(&text)?;
+    let mut names: Vec<String> = meta["packages"]
+        .as_array()
+        .ok_or("cargo metadata without packages")?
+        .iter()
+        .filter_map(|p| p["name"].as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    Ok(names)
+}

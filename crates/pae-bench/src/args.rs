@@ -4,7 +4,7 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{latency, llamacpp, overhead, tool_calls};
+use crate::{chaos, latency, llamacpp, overhead, store, tool_calls};
 
 /// Runs one benchmark suite of pae and prints its figures. Build with
 /// --release for meaningful figures.
@@ -33,6 +33,14 @@ pub enum Command {
     /// Time of the agent executor over one reply with thousands of native
     /// tool calls, to show it grows linearly.
     ToolCalls(tool_calls::Args),
+    /// Per-step cost and database size of the SQLite run store.
+    Store(store::Args),
+    /// Kills a durable run with SIGKILL hundreds of times, resumes it each
+    /// time, and checks nothing was lost or done twice.
+    Chaos(chaos::Args),
+    /// One session of the chaos suite's child (internal).
+    #[command(hide = true)]
+    ChaosChild(chaos::ChildArgs),
 }
 
 /// How a suite prints its figures.

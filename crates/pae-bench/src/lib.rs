@@ -20,6 +20,10 @@
 //! - `tool-calls` ([`tool_calls`]): the agent executor over one reply with
 //!   5,000 and 20,000 native tool calls, and the ratio of the times (about
 //!   4 when handling is linear).
+//! - `store` ([`store`]): per-step cost and database size of the SQLite
+//!   run store for 100 and 1000 steps.
+//! - `chaos` ([`chaos`]): a durable run killed with SIGKILL hundreds of
+//!   times and resumed each time; checks nothing was lost or done twice.
 //!
 //! # Feature flags
 //! - `llamacpp` (off): builds the `llamacpp` suite, which compiles llama.cpp
@@ -40,9 +44,11 @@
 use std::fmt;
 
 pub mod args;
+pub mod chaos;
 pub mod latency;
 pub mod llamacpp;
 pub mod overhead;
+pub mod store;
 pub mod tool_calls;
 
 use args::Command;
@@ -67,6 +73,9 @@ pub fn run(command: &Command) -> Result<(), BenchError> {
         Command::Latency(options) => latency::run(options),
         Command::Llamacpp(options) => llamacpp::run(options),
         Command::ToolCalls(options) => tool_calls::run(options),
+        Command::Store(options) => store::run(options),
+        Command::Chaos(options) => chaos::run(options),
+        Command::ChaosChild(options) => chaos::child(options),
     }
 }
 

@@ -101,6 +101,10 @@ pub(crate) fn prepare(conn: &Connection, full_sync: bool) -> Result<(), StoreErr
     .map_err(|e| error("setting the synchronous level", e))?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(|e| error("enabling foreign keys", e))?;
+    // The log is folded back every 1000 pages; afterwards its file is cut
+    // back to 4 MiB rather than left at its largest size.
+    conn.pragma_update(None, "journal_size_limit", 4 << 20)
+        .map_err(|e| error("limiting the log size", e))?;
     if tables == 0 {
         let tx = conn
             .unchecked_transaction()

@@ -97,6 +97,16 @@ impl SqliteStore {
     }
 }
 
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Fold the write-ahead log into the database file and truncate it,
+        // so a closed store is one compact file. Another connection still
+        // reading keeps the log; failing here loses nothing.
+        let conn = self.conn.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+    }
+}
+
 fn json<T: Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::backend("encoding a record", e, false))
 }
