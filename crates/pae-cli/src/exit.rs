@@ -105,10 +105,23 @@ impl Failure {
         if error.downcast_ref::<StoreError>().is_some() {
             return Self::new(FailureKind::Store, message);
         }
+        let mut message = message;
         let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
         while let Some(err) = source {
-            if let Some(kind) = err.downcast_ref::<ProviderError>().and_then(provider_kind) {
-                return Self::new(kind, message);
+            if let Some(provider) = err.downcast_ref::<ProviderError>() {
+                // The server's own reason, bounded and on one line: "HTTP
+                // 400" alone does not say what to fix.
+                if let ProviderError::Http { body, .. } = provider
+                    && !body.trim().is_empty()
+                {
+                    message.push_str(&format!(
+                        " (the server said: {})",
+                        crate::progress::one_line(body, 300)
+                    ));
+                }
+                if let Some(kind) = provider_kind(provider) {
+                    return Self::new(kind, message);
+                }
             }
             source = err.source();
         }

@@ -71,7 +71,8 @@ fn main() -> ExitCode {
             ExitCode::from(ending.kind.map_or(0, FailureKind::exit_code))
         }
         Err(failure) => {
-            term::err(&format!("error: {}", failure.message));
+            // A message can quote what a model or server sent: bounded.
+            term::err(&format!("error: {}", term::bounded(&failure.message, 4000)));
             if failure.kind == FailureKind::Usage {
                 term::err(&format!("\nFor more information, try '{help}'."));
             }

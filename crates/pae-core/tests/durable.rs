@@ -603,3 +603,55 @@ async fn tool_errors_are_journaled_as_errors() {
     assert_eq!(journal[0].result["error"]["kind"], "failed");
     let _unused: Option<&dyn ChatModel> = None;
 }
+
+/// A step that spends tokens and then fails: its tokens are in the run's
+/// count and in `RunFailed`, not lost with the step.
+#[tokio::test]
+async fn tokens_of_a_failed_step_are_counted() {
+    struct SpendsThenFails(Arc<ScriptedModel>);
+    #[async_trait]
+    impl Executor for SpendsThenFails {
+        async fn step(&self, input: &StepInput) -> Result<StepResponse, ExecError> {
+            input
+                .context
+                .chat(self.0.as_ref(), ChatRequest::new(vec![Message::user("x")]))
+                .await?;
+            Err(ExecError::Custom("broke after the model call".into()))
+        }
+    }
+    let failed_usage = Arc::new(Mutex::new(None));
+    let seen = failed_usage.clone();
+    let agent = PlanAndExecute::new(planner(&["a"]), SpendsThenFails(echo_model())).with_callback(
+        move |event| {
+            if let EventKind::RunFailed { usage, .. } = &event.kind {
+                *seen.lock().unwrap() = Some(*usage);
+            }
+        },
+    );
+    let err = agent.run("x").await.unwrap_err();
+    assert_eq!(err.partial().unwrap().usage, TokenUsage::new(10, 2));
+    assert_eq!(*failed_usage.lock().unwrap(), Some(TokenUsage::new(10, 2)));
+}
+
+#[tokio::test]
+async fn resuming_a_run_stopped_by_a_call_in_doubt_makes_the_call_again_with_the_same_key() {
+    let store = Arc::new(MemoryStore::new());
+    let tool = Recorder::new(false);
+    let executor = ModelAndTool::new(echo_model(), tool.clone());
+    let plan = planner(&["a", "b"]);
+    let a = agent(plan.clone(), executor.clone(), store.clone(), "A");
+    let id = crash_at_tool_call(&a, &tool, 2).await;
+    let b = agent(plan.clone(), executor.clone(), store.clone(), "B");
+    assert!(matches!(
+        b.run(RunRequest::resume(id.clone())).await,
+        Err(RunError::Interrupted { .. })
+    ));
+    // A person checked the effect and resumes: the call is made again,
+    // with the key it had, and the run finishes.
+    let done = b.run(RunRequest::resume(id.clone())).await.unwrap();
+    assert_eq!(done.steps.len(), 2);
+    let calls = tool.calls();
+    assert_eq!(calls.len(), 3);
+    assert_eq!(calls[1].1, calls[2].1, "the same idempotency key");
+    assert_eq!(store.run(&id).await.unwrap().status, RunStatus::Succeeded);
+}

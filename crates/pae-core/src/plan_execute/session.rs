@@ -447,9 +447,12 @@ impl PlanAndExecute {
         if let Err(error) = result {
             // Tokens spent before the failure: the partial run's, or (when
             // it failed before any step) what planning recorded.
-            let usage = error
-                .partial()
-                .map_or_else(|| context.usage(), |partial| partial.usage);
+            let usage = super::state::more_tokens(
+                error
+                    .partial()
+                    .map_or_else(|| context.usage(), |partial| partial.usage),
+                context.spent().usage,
+            );
             if let Some(reason) = interruption(error) {
                 context.emit(EventKind::RunInterrupted {
                     reason: reason.to_string(),

@@ -139,8 +139,14 @@ impl RunState {
         self.executed += 1;
     }
 
+    /// Tokens of every model call the run made: what the components
+    /// reported (planning, steps), or what the run context measured at its
+    /// one door for model calls when that is more — it also counts calls of
+    /// steps that failed, of retries and of earlier sessions.
     pub(super) fn usage(&self) -> TokenUsage {
-        self.context.usage() + self.container.steps().iter().map(|(_, r)| r.usage).sum()
+        let reported =
+            self.context.usage() + self.container.steps().iter().map(|(_, r)| r.usage).sum();
+        more_tokens(reported, self.context.spent().usage)
     }
 
     /// The error for a failed step (the last recorded) nothing could recover.
@@ -183,6 +189,15 @@ impl RunState {
     /// tool call in doubt, a lost lease, a store failure), if one did.
     pub(super) fn halted(&self) -> Option<RunError> {
         halt_error(&self.context, || self.partial())
+    }
+}
+
+/// The larger of two token counts (by total).
+pub(super) fn more_tokens(a: TokenUsage, b: TokenUsage) -> TokenUsage {
+    if b.total_tokens() > a.total_tokens() {
+        b
+    } else {
+        a
     }
 }
 
