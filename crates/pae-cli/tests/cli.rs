@@ -288,7 +288,12 @@ fn scripted_run_writes_a_complete_transcript() {
         .iter()
         .map(|e| e["type"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds.first(), Some(&"plan_created"));
+    // The planner's model call, then the plan.
+    assert_eq!(kinds.first(), Some(&"model_called"));
+    assert_eq!(
+        kinds.iter().find(|k| **k != "model_called"),
+        Some(&"plan_created")
+    );
     assert_eq!(kinds.last(), Some(&"run_finished"));
 }
 
@@ -425,3 +430,6 @@ fn fan_out_plan_runs_its_independent_steps_at_the_same_time() {
     }
     assert!(steps[8]["started_ms"].as_f64().unwrap() >= first_finish);
 }
+
+#[path = "cli/durable.rs"]
+mod durable;

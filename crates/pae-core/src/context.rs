@@ -485,7 +485,15 @@ impl RunContext {
         } else {
             String::new()
         };
-        let name = model.model_name();
+        // The name is only needed to report, journal or price the call.
+        let name = if durable
+            || self.shared.events.has_callbacks()
+            || !self.shared.budget.prices.is_empty()
+        {
+            model.model_name()
+        } else {
+            String::new()
+        };
         if let Replayed::Model(response) = self.replayed(seq, CallKind::Model, &hash) {
             lock(&self.shared.spent).replayed_calls += 1;
             self.emit(EventKind::ModelCalled {

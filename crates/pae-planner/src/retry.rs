@@ -77,7 +77,9 @@ pub(crate) async fn call_until_accepted<T>(
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let response = model.chat(request.clone()).await?;
+        // Through the run context: journaled, budgeted and reported like every
+        // model call of the run.
+        let response = context.chat(model, request.clone()).await?;
         if let Some(usage) = response.usage {
             context.record_usage(usage);
         }

@@ -206,7 +206,16 @@ pub(super) fn halt_error(
     context: &RunContext,
     partial: impl FnOnce() -> PartialRun,
 ) -> Option<RunError> {
-    let halt = context.halt()?;
+    let Some(halt) = context.halt() else {
+        // A step that ended with an error because the run was cancelled
+        // under it is a cancelled run, not a failed step.
+        return context
+            .cancel_token()
+            .is_cancelled()
+            .then(|| RunError::Cancelled {
+                partial: Box::new(partial()),
+            });
+    };
     let partial = Box::new(partial());
     Some(match halt {
         Halt::Interrupted(Interruption::BudgetExceeded {
