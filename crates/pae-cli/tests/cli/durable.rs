@@ -529,3 +529,18 @@ fn flags_the_provider_ignores_are_refused() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("--model-name has no effect"), "{stderr}");
 }
+
+#[test]
+fn a_run_in_progress_cannot_be_resumed_by_another_process() {
+    let dir = scratch("store-busy");
+    let transcript = dir.join("run.json");
+    let (mut child, rx) = slow_run(&dir, 3, &transcript);
+    let mut seen = Vec::new();
+    wait_for(&rx, "▶ step 1/3", &mut seen);
+    let id = run_id(&seen.join("\n"));
+    let (code, _, stderr) = run(pae(&dir).args(["resume", &id]));
+    assert_eq!(code, 10, "{stderr}");
+    assert!(stderr.contains("is being run by"), "{stderr}");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(show(&dir, &id)["spent"]["sessions"], 1, "nothing changed");
+}
