@@ -450,3 +450,38 @@ async fn provider_errors_do_not_fall_back() {
     ));
     assert_eq!(model.calls(), 1);
 }
+
+#[tokio::test]
+async fn the_fallback_to_a_text_plan_is_reported_to_the_run() {
+    let model = json_model(&[
+        "nope",
+        "nope",
+        "nope",
+        "Plan:\n1. Find the capital\n<END_OF_PLAN>",
+    ]);
+    let mut executor = pae_core::test_util::MockExecutor::new();
+    executor
+        .expect_step()
+        .returning(|_| Ok(pae_core::StepResponse::new("Paris")));
+    let repairs = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let agent = {
+        let repairs = repairs.clone();
+        pae_core::PlanAndExecute::new(
+            load_structured_planner(model).with_fallback_on_failure(true),
+            executor,
+        )
+        .with_callback(move |event| {
+            if let pae_core::EventKind::Repaired { kind, detail, .. } = &event.kind {
+                repairs.lock().unwrap().push((*kind, detail.clone()));
+            }
+        })
+    };
+    agent.run(OBJECTIVE).await.unwrap();
+    let repairs = repairs.lock().unwrap().clone();
+    assert_eq!(repairs.len(), 1, "{repairs:?}");
+    assert_eq!(repairs[0].0, pae_core::RepairKind::PlannerFallback);
+    assert!(
+        repairs[0].1.contains("the text planner plans"),
+        "{repairs:?}"
+    );
+}
