@@ -75,6 +75,8 @@ enum Role {
     Http,
     Strategy,
     Support,
+    /// pae-transcript: a published file format, readable without the agent.
+    Format,
     Adapter,
     Wiring,
     Xtask,
@@ -87,6 +89,7 @@ fn role(name: &str, manifest_path: &str) -> Role {
         "pae-http" => Role::Http,
         "pae-planner" | "pae-executor" => Role::Strategy,
         "pae-conformance" => Role::Support,
+        "pae-transcript" => Role::Format,
         "pae-cli" | "pae-bench" => Role::Wiring,
         "xtask" => Role::Xtask,
         _ if manifest_path.contains("/examples/") => Role::Wiring,
@@ -199,6 +202,9 @@ fn judge(name: &str, own: Role, dep: &Dep, workspace: &BTreeMap<String, Role>) -
             // The fault server's tests check its HTTP dates with pae-http.
             (Role::Support, Role::Http) => dev,
             (Role::Support, _) => false,
+            // Its tests check the schema with pae-schema's checker.
+            (Role::Format, Role::Schema) => dev,
+            (Role::Format, _) => false,
             (Role::Adapter, Role::Schema | Role::Core | Role::Http) => true,
             // Adapters' end-to-end and conformance tests may use the
             // strategies and the kit, never another adapter.
@@ -218,6 +224,9 @@ fn judge(name: &str, own: Role, dep: &Dep, workspace: &BTreeMap<String, Role>) -
         Role::Schema if !dev => (!["serde", "serde_json", "thiserror"]
             .contains(&dep.name.as_str()))
         .then(|| format!("{edge}: pae-schema may use serde, serde_json and thiserror only")),
+        Role::Format if !dev => (!["serde", "serde_json", "thiserror"]
+            .contains(&dep.name.as_str()))
+        .then(|| format!("{edge}: pae-transcript may use serde, serde_json and thiserror only")),
         Role::Core if !dev => match dep.name.as_str() {
             "async-trait" | "futures" | "serde" | "serde_json" | "thiserror" | "tracing" => None,
             "tokio" => {

@@ -646,7 +646,7 @@ impl RunContext {
         span.record("gen_ai.usage.output_tokens", usage.completion_tokens);
         span.record(
             "gen_ai.response.finish_reasons",
-            telemetry::finish_reason_name(&response.finish_reason),
+            response.finish_reason.as_str(),
         );
         span.record("pae.replayed", replayed);
         if self.shared.message_content {

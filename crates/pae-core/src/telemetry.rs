@@ -291,17 +291,6 @@ pub(crate) fn run_error_type(error: &crate::RunError) -> &'static str {
     }
 }
 
-/// How a finish reason reads in a span.
-pub(crate) fn finish_reason_name(reason: &crate::FinishReason) -> &str {
-    match reason {
-        crate::FinishReason::Stop => "stop",
-        crate::FinishReason::Length => "length",
-        crate::FinishReason::ToolCalls => "tool_calls",
-        crate::FinishReason::ContentFilter => "content_filter",
-        crate::FinishReason::Other(other) => other,
-    }
-}
-
 /// The `error.type` of a provider error: its kind in snake case
 /// (`rate_limited`, `timeout`, …).
 pub(crate) fn provider_error_type(error: &crate::ProviderError) -> String {

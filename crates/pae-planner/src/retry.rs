@@ -77,7 +77,7 @@ pub(crate) async fn call_until_accepted<T>(
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let response = model.chat(request.clone()).await?;
+        let response = context.chat(model, request.clone()).await?;
         if let Some(usage) = response.usage {
             context.record_usage(usage);
         }
