@@ -259,9 +259,9 @@ pub(crate) fn mermaid(data: &RunData) -> String {
     out
 }
 
-const NODE_W: f64 = 250.0;
+const NODE_W: f64 = 200.0;
 const NODE_H: f64 = 56.0;
-const GAP_X: f64 = 24.0;
+const GAP_X: f64 = 18.0;
 const GAP_Y: f64 = 36.0;
 
 /// The plan graph as inline SVG.
@@ -317,13 +317,13 @@ fn graph_svg(data: &RunData) -> String {
         let (x, y) = position[i];
         let status = data.status(i);
         let label = format!("{}. {}", i + 1, step.value);
-        let line1 = short(&label, 36);
+        let line1 = short(&label, 29);
         let rest: String = label
             .chars()
             .skip(line1.chars().count().saturating_sub(1))
             .collect();
         let line2 = if line1.ends_with('…') {
-            short(&rest, 36)
+            short(&rest, 29)
         } else {
             String::new()
         };
@@ -688,7 +688,7 @@ pub(crate) fn html(data: &RunData) -> String {
 
     let _ = write!(
         body,
-        "<section id=\"plan\"><h2>Plan{}</h2>{}</section>",
+        "<section id=\"plan\"><h2>Plan{}</h2><div class=\"scroll\">{}</div></section>",
         if data.plans.len() > 1 {
             format!(" (revision {})", data.revision())
         } else {

@@ -356,3 +356,45 @@ impl EventSink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_events_name_the_index_step_index_and_still_read_index() {
+        let event = EventKind::StepStarted {
+            step_index: 2,
+            step: Step::new("x"),
+        };
+        let json = serde_json::to_value(&event).unwrap_or_default();
+        assert_eq!(json["step_index"], 2);
+        assert!(json.get("index").is_none());
+        // As earlier versions stored it.
+        let old = serde_json::json!({"type": "step_started", "index": 2, "step": {"value": "x"}});
+        assert_eq!(serde_json::from_value::<EventKind>(old).ok(), Some(event));
+    }
+
+    #[test]
+    fn model_calls_stored_by_earlier_versions_still_read() {
+        let old = serde_json::json!({
+            "type": "model_called", "model": "m",
+            "usage": {"prompt_tokens": 1, "completion_tokens": 2},
+            "latency_ms": 3.0
+        });
+        let Ok(EventKind::ModelCalled {
+            call,
+            request,
+            finish_reason,
+            prompt,
+            ..
+        }) = serde_json::from_value::<EventKind>(old)
+        else {
+            panic!("unreadable");
+        };
+        assert_eq!(
+            (call, request, finish_reason, prompt),
+            (0, None, None, None)
+        );
+    }
+}
