@@ -41,6 +41,18 @@ const NOT_UNDER_CORE: &[&str] = &[
     "openssl",
 ];
 
+/// Telemetry back ends: a subscriber or an exporter is the application's
+/// choice, so only the CLI, the benchmarks and examples (and any crate's
+/// tests) may depend on them; libraries emit through `tracing` alone.
+const TELEMETRY_BACKENDS: &[&str] = &[
+    "tracing-subscriber",
+    "tracing-opentelemetry",
+    "opentelemetry",
+    "opentelemetry_sdk",
+    "opentelemetry-otlp",
+    "opentelemetry-proto",
+];
+
 /// Crates that must never be in pae-schema's dependency closure.
 const NOT_UNDER_SCHEMA: &[&str] = &[
     "tokio",
@@ -63,6 +75,8 @@ enum Role {
     Http,
     Strategy,
     Support,
+    /// pae-transcript: a published file format, readable without the agent.
+    Format,
     Adapter,
     Wiring,
     Xtask,
@@ -75,6 +89,7 @@ fn role(name: &str, manifest_path: &str) -> Role {
         "pae-http" => Role::Http,
         "pae-planner" | "pae-executor" => Role::Strategy,
         "pae-conformance" => Role::Support,
+        "pae-transcript" => Role::Format,
         "pae-cli" | "pae-bench" => Role::Wiring,
         "xtask" => Role::Xtask,
         _ if manifest_path.contains("/examples/") => Role::Wiring,
@@ -192,6 +207,9 @@ fn judge(name: &str, own: Role, dep: &Dep, workspace: &BTreeMap<String, Role>) -
             // The fault server's tests check its HTTP dates with pae-http.
             (Role::Support, Role::Http) => dev,
             (Role::Support, _) => false,
+            // Its tests check the schema with pae-schema's checker.
+            (Role::Format, Role::Schema) => dev,
+            (Role::Format, _) => false,
             (Role::Adapter, Role::Schema | Role::Core | Role::Http) => true,
             // Adapters' end-to-end and conformance tests may use the
             // strategies and the kit, never another adapter.
@@ -202,12 +220,20 @@ fn judge(name: &str, own: Role, dep: &Dep, workspace: &BTreeMap<String, Role>) -
         return (!allowed).then_some(edge);
     }
     // Rules for external crates.
+    if !dev && own != Role::Wiring && TELEMETRY_BACKENDS.contains(&dep.name.as_str()) {
+        return Some(format!(
+            "{edge}: telemetry back ends (subscribers, exporters) belong in the CLI"
+        ));
+    }
     match own {
         Role::Schema if !dev => (!["serde", "serde_json", "thiserror"]
             .contains(&dep.name.as_str()))
         .then(|| format!("{edge}: pae-schema may use serde, serde_json and thiserror only")),
+        Role::Format if !dev => (!["serde", "serde_json", "thiserror"]
+            .contains(&dep.name.as_str()))
+        .then(|| format!("{edge}: pae-transcript may use serde, serde_json and thiserror only")),
         Role::Core if !dev => match dep.name.as_str() {
-            "async-trait" | "futures" | "serde" | "serde_json" | "thiserror" => None,
+            "async-trait" | "futures" | "serde" | "serde_json" | "thiserror" | "tracing" => None,
             "tokio" => {
                 let ok = !dep.uses_default_features
                     && dep.features.iter().all(|f| f == "time" || f == "sync");
@@ -347,6 +373,24 @@ mod tests {
             )
             .is_some()
         );
+        assert!(
+            judge(
+                "pae-core",
+                Role::Core,
+                &dep("opentelemetry-otlp", false),
+                &ws
+            )
+            .is_some()
+        );
+        assert!(
+            judge(
+                "pae-executor",
+                Role::Strategy,
+                &dep("tracing-subscriber", false),
+                &ws
+            )
+            .is_some()
+        );
         let mut tokio_full = dep("tokio", false);
         tokio_full.features = vec!["full".into()];
         assert!(judge("pae-core", Role::Core, &tokio_full, &ws).is_some());
@@ -390,6 +434,25 @@ mod tests {
             .is_none()
         );
         assert!(judge("pae-schema", Role::Schema, &dep("serde", false), &ws).is_none());
+        assert!(judge("pae-core", Role::Core, &dep("tracing", false), &ws).is_none());
+        assert!(
+            judge(
+                "pae-core",
+                Role::Core,
+                &dep("tracing-subscriber", true),
+                &ws
+            )
+            .is_none()
+        );
+        assert!(
+            judge(
+                "pae-cli",
+                Role::Wiring,
+                &dep("opentelemetry-otlp", false),
+                &ws
+            )
+            .is_none()
+        );
         let mut tokio_time = dep("tokio", false);
         tokio_time.uses_default_features = false;
         tokio_time.features = vec!["time".into(), "sync".into()];

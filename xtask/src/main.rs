@@ -77,6 +77,7 @@ fn dispatch(args: &[String]) -> Result<()> {
         }
         "setup" => {
             setup::system_packages()?;
+            setup::browser()?;
             setup::python_env()?;
             setup::models().map(|_| ())
         }
@@ -150,6 +151,7 @@ fn test(args: &[String]) -> Result<()> {
         return run(&mut command);
     }
     setup::system_packages()?;
+    setup::browser()?;
     setup::python_env()?;
     let models = setup::models()?;
     // Build everything before starting the servers, so the servers do not

@@ -77,7 +77,27 @@ pub(crate) fn system_packages() -> Result<()> {
     if have_cmake && have_clang && have_libclang {
         return Ok(());
     }
-    step("installing system packages: cmake clang libclang-dev");
+    apt_install(&["cmake", "clang", "libclang-dev"])
+}
+
+/// The headless browser the HTML report's test renders the page in.
+pub(crate) const BROWSER: &str = "chromium";
+
+/// Installs Debian's chromium (the report test loads the page in it, takes
+/// a screenshot and reads the rendered DOM) when it is missing.
+pub(crate) fn browser() -> Result<()> {
+    if succeeds(Command::new(BROWSER).arg("--version")) {
+        return Ok(());
+    }
+    apt_install(&[BROWSER])
+}
+
+/// `apt-get install` of `packages` (as root, or through sudo).
+fn apt_install(packages: &[&str]) -> Result<()> {
+    step(&format!(
+        "installing system packages: {}",
+        packages.join(" ")
+    ));
     let as_root = output(Command::new("id").arg("-u")).is_ok_and(|uid| uid.trim() == "0");
     let apt = |args: &[&str]| {
         let mut command = if as_root {
@@ -91,7 +111,9 @@ pub(crate) fn system_packages() -> Result<()> {
         run(&mut command)
     };
     apt(&["update", "-qq"])?;
-    apt(&["install", "-y", "-qq", "cmake", "clang", "libclang-dev"])
+    let mut install = vec!["install", "-y", "-qq"];
+    install.extend_from_slice(packages);
+    apt(&install)
 }
 
 fn libclang_present() -> bool {

@@ -475,15 +475,49 @@ pub(crate) struct StoreArgs {
 /// What is written besides the answer.
 #[derive(Debug, Clone, Default, Args)]
 pub(crate) struct OutputArgs {
-    /// Write a JSON transcript of the run (plans, steps, tool calls with
-    /// inputs and observations, token usage, timings) to FILE. The path is
-    /// checked before the run starts; the file is replaced in one step.
+    /// Write a JSON transcript of the run (`pae-transcript/2`: plans, steps
+    /// with their model and tool calls, token usage, timings, events) to
+    /// FILE; `-` writes it to stdout instead of the answer (the answer is
+    /// its `answer` field). The path is checked before the run starts; the
+    /// file is replaced in one step.
     #[arg(long, value_name = "FILE")]
     pub(crate) json: Option<PathBuf>,
+
+    /// Write a self-contained HTML report of the run (plan graph, timeline,
+    /// calls, tokens) to FILE when it ends (`pae show RUN --html FILE`
+    /// writes one for any stored run).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) html: Option<PathBuf>,
 
     /// No progress on stderr (the run id and errors are still printed).
     #[arg(long, short)]
     pub(crate) quiet: bool,
+
+    #[command(flatten)]
+    pub(crate) telemetry: TelemetryArgs,
+}
+
+/// Tracing: spans and log lines on stderr, traces to a collector.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct TelemetryArgs {
+    /// Show spans and log lines on stderr: -v pae's spans (run, plan, step,
+    /// chat, execute_tool, with their attributes and times) and llama.cpp's
+    /// log; -vv also debug lines (repairs, fallbacks); -vvv everything.
+    /// RUST_LOG, when set, chooses instead.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+
+    /// Send traces to an OpenTelemetry collector over OTLP (HTTP/protobuf),
+    /// for example http://127.0.0.1:4318 (`/v1/traces` is added). Also
+    /// taken from OTEL_EXPORTER_OTLP_ENDPOINT.
+    #[arg(long, value_name = "URL")]
+    pub(crate) otlp_endpoint: Option<String>,
+
+    /// Record prompts, replies, tool arguments and tool results in spans,
+    /// in the run's events (and so in the run store, the transcript and
+    /// the report). Off by default: they can hold secrets.
+    #[arg(long, env = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")]
+    pub(crate) capture_content: bool,
 }
 
 /// `pae run` flags.
@@ -569,6 +603,16 @@ pub(crate) struct ShowArgs {
     /// Also list the model and tool calls journaled in each step.
     #[arg(long)]
     pub(crate) calls: bool,
+
+    /// Write a self-contained HTML report (plan graph, timeline of steps
+    /// and tool calls, each step's calls with inputs and results, tokens,
+    /// plan revisions) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) html: Option<PathBuf>,
+
+    /// Print the plan as a Mermaid flowchart (paste into Markdown).
+    #[arg(long, conflicts_with = "json")]
+    pub(crate) mermaid: bool,
 
     #[command(flatten)]
     pub(crate) store: StoreArgs,

@@ -16,9 +16,11 @@ mod cli;
 mod exit;
 mod progress;
 mod provider;
+mod report;
 mod run;
 mod runstore;
 mod scripted;
+mod telemetry;
 mod term;
 mod transcript;
 
@@ -32,6 +34,20 @@ use crate::run::Ending;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before the runtime: the OTLP exporter runs a blocking client on a
+    // thread of its own.
+    let telemetry_args = match &cli.command {
+        Command::Run(args) => args.output.telemetry.clone(),
+        Command::Resume(args) => args.output.telemetry.clone(),
+        _ => cli::TelemetryArgs::default(),
+    };
+    let telemetry = match telemetry::Telemetry::init(&telemetry_args) {
+        Ok(telemetry) => telemetry,
+        Err(failure) => {
+            term::err(&format!("error: {}", failure.message));
+            return ExitCode::from(failure.kind.exit_code());
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -60,6 +76,8 @@ fn main() -> ExitCode {
     });
     // Stop the signal watcher and any stray task without waiting for them.
     runtime.shutdown_background();
+    // Flush the spans not yet exported.
+    telemetry.shutdown();
     match ending {
         Ok(ending) => {
             if let Some(answer) = &ending.answer {

@@ -44,7 +44,10 @@ fn seconds(ms: f64) -> String {
 
 impl Progress {
     pub(crate) fn new(quiet: bool) -> Self {
-        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+        // Log lines on stderr (-v) would tear through a spinner.
+        let spinner =
+            !quiet && std::io::stderr().is_terminal() && !crate::telemetry::logs_on_stderr();
+        let bar = spinner.then(|| {
             let bar = ProgressBar::new_spinner();
             if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} [{elapsed}]") {
                 bar.set_style(style);
@@ -113,7 +116,10 @@ impl Progress {
                     plan,
                 );
             }
-            EventKind::StepStarted { index, step } => {
+            EventKind::StepStarted {
+                step_index: index,
+                step,
+            } => {
                 self.step_started_ms
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -155,7 +161,9 @@ impl Progress {
                 self.activity("thinking");
             }
             EventKind::StepFinished {
-                index, response, ..
+                step_index: index,
+                response,
+                ..
             } => {
                 // A skipped step never started: it took no time.
                 let started = self
@@ -184,6 +192,21 @@ impl Progress {
                     one_line(&response.response, 160)
                 ));
                 self.activity("next");
+            }
+            EventKind::Retrying {
+                attempt,
+                max_attempts,
+                wait_ms,
+                error,
+                ..
+            } => {
+                self.line(&format!(
+                    "[{}]     ⟳ model call failed ({}); retrying in {} (attempt {} of {max_attempts})",
+                    seconds(now),
+                    one_line(error, 120),
+                    seconds(*wait_ms),
+                    attempt + 1
+                ));
             }
             EventKind::RunFinished { usage, .. } => {
                 self.line(&format!(

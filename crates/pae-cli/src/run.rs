@@ -128,6 +128,9 @@ impl Signals {
 /// Checks before the run that the transcript can be written where asked,
 /// so a bad path is an error now rather than a warning after the run.
 fn check_transcript_path(path: &Path) -> Result<(), Failure> {
+    if transcript::is_stdout(path) {
+        return Ok(());
+    }
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -311,6 +314,7 @@ async fn execute(session: Session) -> Result<Ending, Failure> {
     let agent = agent::agent_for(&model, &agent_args)?
         .with_store(store.clone())
         .with_approval(approval)
+        .with_message_content(output.telemetry.capture_content)
         .with_callback(on_event);
 
     progress.activity("planning");
@@ -359,7 +363,16 @@ async fn execute(session: Session) -> Result<Ending, Failure> {
             term::err(&format!("warning: {err}"));
         }
     }
-    let ending = ending?;
+    if let Some(path) = &output.html
+        && let Err(err) = crate::report::write_html(store.as_ref(), &id, path).await
+    {
+        term::err(&format!("warning: {err}"));
+    }
+    let mut ending = ending?;
+    if output.json.as_deref().is_some_and(transcript::is_stdout) {
+        // stdout holds the transcript; the answer is its `answer` field.
+        ending.answer = None;
+    }
     if let Ok(result) = &result
         && !output.quiet
         && !result.is_awaiting_approval()

@@ -238,6 +238,16 @@ fn steps_json(
 pub(crate) async fn show(args: &ShowArgs) -> Result<(), Failure> {
     let store = open(&args.store)?;
     let id = run_id(&args.run)?;
+    if args.mermaid {
+        let data = crate::report::load(store.as_ref(), &id).await?;
+        term::out(crate::report::mermaid(&data).trim_end());
+        return Ok(());
+    }
+    if let Some(path) = &args.html {
+        crate::report::write_html(store.as_ref(), &id, path).await?;
+        term::err(&format!("report written to {}", path.display()));
+        return Ok(());
+    }
     let record = store.run(&id).await.map_err(|e| store_failure(&e))?;
     let plans = store.plans(&id).await.map_err(|e| store_failure(&e))?;
     let steps = store.steps(&id).await.map_err(|e| store_failure(&e))?;

@@ -1,9 +1,14 @@
-//! The `--json` transcript: built from the run's events and its result.
+//! The `--json` transcript (`pae-transcript/2`, published in the
+//! `pae-transcript` crate): built from the run's events and its result.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use pae_core::{Event, EventKind, Plan, RunOutcome, RunResult, Step, StepResponse, TokenUsage};
+use pae_core::{Event, EventKind, Plan, RunResult, Step, StepResponse, StepStatus, TokenUsage};
+use pae_transcript::{
+    ErrorRecord, ModelCallRecord, PlanRecord, PlanStep, StepRecord, StepState, Timings,
+    ToolCallRecord, Transcript, Usage,
+};
 use serde::Serialize;
 
 use crate::cli::{AgentArgs, Objective};
@@ -72,199 +77,224 @@ impl Settings {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct PlanRecord {
-    revision: usize,
-    at_ms: f64,
-    steps: Vec<Step>,
-}
-
-#[derive(Debug, Serialize)]
-struct ToolRecord {
-    tool: String,
-    input: serde_json::Value,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    observation: Option<String>,
-    is_error: bool,
-    started_ms: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    finished_ms: Option<f64>,
-}
-
-#[derive(Debug, Serialize)]
-struct StepRecord {
-    /// 0-based position in the plan the step belonged to.
-    index: usize,
-    step: Step,
-    started_ms: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    finished_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    elapsed_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    response: Option<StepResponse>,
-    tool_calls: Vec<ToolRecord>,
-}
-
-#[derive(Debug, Serialize)]
-struct UsageRecord {
-    prompt_tokens: u64,
-    completion_tokens: u64,
-    total_tokens: u64,
-}
-
-impl From<TokenUsage> for UsageRecord {
-    fn from(usage: TokenUsage) -> Self {
-        Self {
-            prompt_tokens: usage.prompt_tokens,
-            completion_tokens: usage.completion_tokens,
-            total_tokens: usage.total_tokens(),
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-struct Timings {
-    model_load_ms: f64,
-    run_ms: f64,
-    total_ms: f64,
-}
-
-#[derive(Debug, Serialize)]
-struct ErrorRecord {
-    kind: &'static str,
-    exit_code: u8,
-    message: String,
-}
-
-#[derive(Debug, Serialize)]
-struct Transcript<'a> {
-    format: &'static str,
-    run_id: &'a str,
-    objective: &'a str,
-    model: &'a ModelInfo,
-    settings: &'a Settings,
-    plans: Vec<PlanRecord>,
-    steps: Vec<StepRecord>,
-    usage: UsageRecord,
-    timings: Timings,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    outcome: Option<RunOutcome>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    answer: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<ErrorRecord>,
-    events: &'a [Event],
-}
-
 fn ms(event: &Event) -> f64 {
     event.at.as_secs_f64() * 1000.0
 }
 
-/// Plans and steps, in execution order, from the events.
+fn usage(usage: TokenUsage) -> Usage {
+    Usage::new(usage.prompt_tokens, usage.completion_tokens)
+}
+
 /// The latest record of step `index` that has not finished. Steps of a
 /// dependency plan run concurrently, so events of several steps interleave.
 fn open_step(steps: &mut [StepRecord], index: usize) -> Option<&mut StepRecord> {
     steps
         .iter_mut()
         .rev()
-        .find(|s| s.index == index && s.response.is_none())
+        .find(|s| s.step_index == index && s.status == StepState::Unfinished)
 }
 
-fn fold(events: &[Event]) -> (Vec<PlanRecord>, Vec<StepRecord>) {
-    let mut plans = Vec::new();
-    let mut steps: Vec<StepRecord> = Vec::new();
-    for event in events {
-        match &event.kind {
-            EventKind::PlanCreated { plan } => plans.push(plan_record(0, event, plan)),
-            EventKind::PlanRevised { plan, revision } => {
-                plans.push(plan_record(*revision, event, plan));
-            }
-            EventKind::StepStarted { index, step } => steps.push(StepRecord {
-                index: *index,
-                step: step.clone(),
-                started_ms: ms(event),
-                finished_ms: None,
-                elapsed_ms: None,
-                response: None,
-                tool_calls: Vec::new(),
-            }),
-            EventKind::ToolStarted {
-                step_index,
-                tool,
-                input,
-                ..
-            } => {
-                if let Some(step) = open_step(&mut steps, *step_index) {
-                    step.tool_calls.push(ToolRecord {
-                        tool: tool.clone(),
-                        input: input.clone(),
-                        observation: None,
-                        is_error: false,
-                        started_ms: ms(event),
-                        finished_ms: None,
-                    });
-                }
-            }
-            EventKind::ToolFinished {
-                step_index,
-                tool,
-                observation,
-                is_error,
-                ..
-            } => {
-                let open = open_step(&mut steps, *step_index).and_then(|s| {
-                    s.tool_calls
-                        .iter_mut()
-                        .rev()
-                        .find(|c| &c.tool == tool && c.finished_ms.is_none())
-                });
-                if let Some(call) = open {
-                    call.observation = Some(observation.clone());
-                    call.is_error = *is_error;
-                    call.finished_ms = Some(ms(event));
-                }
-            }
-            EventKind::StepFinished {
-                index,
-                step,
-                response,
-            } => {
-                let open = open_step(&mut steps, *index);
-                let record = match open {
-                    Some(record) => record,
-                    None => {
-                        // A step that finished without starting (for example
-                        // a failure recorded by the orchestrator).
-                        steps.push(StepRecord {
-                            index: *index,
-                            step: step.clone(),
-                            started_ms: ms(event),
-                            finished_ms: None,
-                            elapsed_ms: None,
-                            response: None,
-                            tool_calls: Vec::new(),
-                        });
-                        let last = steps.len() - 1;
-                        &mut steps[last]
-                    }
-                };
-                record.finished_ms = Some(ms(event));
-                record.elapsed_ms = Some(ms(event) - record.started_ms);
-                record.response = Some(response.clone());
-            }
-            // RunFinished and future kinds are in `events`.
-            _ => {}
-        }
+fn new_step(index: usize, revision: usize, step: &Step, at: f64) -> StepRecord {
+    StepRecord {
+        step_index: index,
+        revision,
+        value: step.value.clone(),
+        id: step.id.clone(),
+        depends_on: step.depends_on.clone(),
+        status: StepState::Unfinished,
+        reason: None,
+        error: None,
+        response: None,
+        data: None,
+        started_ms: at,
+        finished_ms: None,
+        elapsed_ms: None,
+        usage: Usage::default(),
+        model_calls: Vec::new(),
+        tool_calls: Vec::new(),
     }
-    (plans, steps)
+}
+
+/// Fills a step record with how it ended.
+fn finish(record: &mut StepRecord, response: &StepResponse, at: f64) {
+    record.finished_ms = Some(at);
+    record.elapsed_ms = Some(at - record.started_ms);
+    record.response = Some(response.response.clone());
+    record.data.clone_from(&response.data);
+    record.usage = usage(response.usage);
+    record.status = match &response.status {
+        StepStatus::Completed => StepState::Completed,
+        StepStatus::Stopped { reason } => {
+            record.reason = Some(reason.clone());
+            StepState::Stopped
+        }
+        StepStatus::Failed { error } => {
+            record.error = Some(error.clone());
+            StepState::Failed
+        }
+        StepStatus::Skipped { reason } => {
+            record.reason = Some(reason.clone());
+            StepState::Skipped
+        }
+    };
 }
 
 fn plan_record(revision: usize, event: &Event, plan: &Plan) -> PlanRecord {
     PlanRecord {
         revision,
         at_ms: ms(event),
-        steps: plan.steps.clone(),
+        steps: plan
+            .steps
+            .iter()
+            .map(|s| PlanStep {
+                value: s.value.clone(),
+                id: s.id.clone(),
+                depends_on: s.depends_on.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// Plans, steps and the model calls outside steps, from the events.
+pub(crate) struct Folded {
+    pub(crate) plans: Vec<PlanRecord>,
+    pub(crate) steps: Vec<StepRecord>,
+    pub(crate) planner_calls: Vec<ModelCallRecord>,
+}
+
+pub(crate) fn fold(events: &[Event]) -> Folded {
+    let mut plans = Vec::new();
+    let mut steps: Vec<StepRecord> = Vec::new();
+    let mut planner_calls = Vec::new();
+    let mut revision = 0;
+    for event in events {
+        match &event.kind {
+            EventKind::PlanCreated { plan } => {
+                revision = 0;
+                plans.push(plan_record(0, event, plan));
+            }
+            EventKind::PlanRevised {
+                plan,
+                revision: number,
+            } => {
+                revision = *number;
+                plans.push(plan_record(*number, event, plan));
+            }
+            EventKind::PlanEdited {
+                plan,
+                revision: number,
+            } => {
+                revision = *number as usize;
+                plans.push(plan_record(revision, event, plan));
+            }
+            EventKind::StepStarted { step_index, step } => {
+                steps.push(new_step(*step_index, revision, step, ms(event)));
+            }
+            EventKind::ModelCalled {
+                step_index,
+                model,
+                usage: spent,
+                latency_ms,
+                replayed,
+                call,
+                request,
+                finish_reason,
+                prompt,
+                reply,
+            } => {
+                let record = ModelCallRecord {
+                    call: *call,
+                    model: model.clone(),
+                    at_ms: ms(event),
+                    latency_ms: *latency_ms,
+                    usage: usage(*spent),
+                    finish_reason: finish_reason.as_ref().map(|r| r.as_str().to_owned()),
+                    replayed: *replayed,
+                    request: request.map(|r| pae_transcript::RequestSummary {
+                        messages: r.messages,
+                        prompt_chars: r.prompt_chars,
+                        tools: r.tools,
+                    }),
+                    prompt: prompt.as_ref().map(|messages| {
+                        messages
+                            .iter()
+                            .map(|m| serde_json::to_value(m).unwrap_or_default())
+                            .collect()
+                    }),
+                    reply: reply
+                        .as_ref()
+                        .map(|m| serde_json::to_value(m).unwrap_or_default()),
+                };
+                match step_index.and_then(|i| open_step(&mut steps, i)) {
+                    Some(step) => step.model_calls.push(record),
+                    None => planner_calls.push(record),
+                }
+            }
+            EventKind::ToolStarted {
+                step_index,
+                call,
+                tool,
+                input,
+            } => {
+                if let Some(step) = open_step(&mut steps, *step_index) {
+                    step.tool_calls.push(ToolCallRecord {
+                        call: *call,
+                        tool: tool.clone(),
+                        input: input.clone(),
+                        observation: None,
+                        is_error: false,
+                        started_ms: ms(event),
+                        finished_ms: None,
+                        duration_ms: None,
+                        replayed: false,
+                    });
+                }
+            }
+            EventKind::ToolFinished {
+                step_index,
+                call,
+                tool,
+                observation,
+                is_error,
+                duration_ms,
+                replayed,
+            } => {
+                let open = open_step(&mut steps, *step_index).and_then(|s| {
+                    s.tool_calls
+                        .iter_mut()
+                        .rev()
+                        .find(|c| c.call == *call && &c.tool == tool && c.finished_ms.is_none())
+                });
+                if let Some(record) = open {
+                    record.observation = Some(observation.clone());
+                    record.is_error = *is_error;
+                    record.finished_ms = Some(ms(event));
+                    record.duration_ms = Some(*duration_ms);
+                    record.replayed = *replayed;
+                }
+            }
+            EventKind::StepFinished {
+                step_index,
+                step,
+                response,
+            } => {
+                if open_step(&mut steps, *step_index).is_none() {
+                    // A step that finished without starting (skipped, or a
+                    // failure recorded by the orchestrator).
+                    steps.push(new_step(*step_index, revision, step, ms(event)));
+                }
+                if let Some(record) = open_step(&mut steps, *step_index) {
+                    finish(record, response, ms(event));
+                }
+            }
+            // The rest are in `events`.
+            _ => {}
+        }
+    }
+    Folded {
+        plans,
+        steps,
+        planner_calls,
     }
 }
 
@@ -281,41 +311,74 @@ pub(crate) struct TranscriptRecord<'a> {
     pub(crate) total_ms: f64,
 }
 
-fn transcript<'a>(record: &'a TranscriptRecord<'a>) -> Transcript<'a> {
-    let (plans, steps) = fold(record.events);
-    Transcript {
-        format: "pae-transcript/1",
-        run_id: record.run_id,
-        objective: record.objective,
-        model: record.model,
-        settings: record.settings,
+pub(crate) fn transcript(record: &TranscriptRecord<'_>) -> Transcript {
+    let Folded {
         plans,
         steps,
-        usage: record.usage.into(),
+        planner_calls,
+    } = fold(record.events);
+    let model = record.model;
+    Transcript {
+        format: pae_transcript::FORMAT.to_owned(),
+        run_id: record.run_id.to_owned(),
+        objective: record.objective.to_owned(),
+        model: pae_transcript::ModelInfo {
+            provider: model.provider.to_owned(),
+            model: model.model.clone(),
+            path: model.path.as_ref().map(|p| p.display().to_string()),
+            base_url: model.base_url.clone(),
+            capabilities: serde_json::to_value(model.capabilities).unwrap_or_default(),
+            load_ms: model.load_ms,
+        },
+        settings: serde_json::to_value(record.settings).unwrap_or_default(),
+        plans,
+        steps,
+        planner_calls,
+        usage: usage(record.usage),
         timings: Timings {
-            model_load_ms: record.model.load_ms,
+            model_load_ms: model.load_ms,
             run_ms: record.run_ms,
             total_ms: record.total_ms,
         },
-        outcome: record.result.ok().map(|r| r.outcome),
-        answer: record.result.ok().map(|r| r.output.as_str()),
+        outcome: record
+            .result
+            .ok()
+            .and_then(|r| serde_json::to_value(r.outcome).ok()),
+        answer: record.result.ok().map(|r| r.output.clone()),
         error: record.result.err().map(|f| ErrorRecord {
-            kind: f.kind.as_str(),
+            kind: f.kind.as_str().to_owned(),
             exit_code: f.kind.exit_code(),
             message: f.message.clone(),
         }),
-        events: record.events,
+        events: record
+            .events
+            .iter()
+            .map(|e| serde_json::to_value(e).unwrap_or_default())
+            .collect(),
     }
 }
 
+/// Where the transcript goes: `--json -` is stdout.
+pub(crate) fn is_stdout(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
 /// Writes the transcript to `path` as pretty JSON, fields in a reading
-/// order (objective, model, settings, plans, steps, usage, timings, answer).
-/// The file is written beside `path` and renamed into place, so readers
-/// (and runs writing the same path at once) never see half a transcript.
+/// order (objective, model, settings, plans, steps, usage, timings, answer),
+/// or to stdout for `-`. A file is written beside `path` and renamed into
+/// place, so readers (and runs writing the same path at once) never see
+/// half a transcript.
 pub(crate) fn write(path: &Path, record: &TranscriptRecord<'_>) -> anyhow::Result<()> {
     use std::io::Write;
     let mut text = serde_json::to_string_pretty(&transcript(record))?;
     text.push('\n');
+    if is_stdout(path) {
+        let mut stdout = std::io::stdout().lock();
+        // A closed pipe is the reader's choice, not a failure of the run.
+        let _ = stdout.write_all(text.as_bytes());
+        let _ = stdout.flush();
+        return Ok(());
+    }
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -350,7 +413,7 @@ mod tests {
             at(
                 6,
                 EventKind::StepStarted {
-                    index: 0,
+                    step_index: 0,
                     step: Step::new("compute"),
                 },
             ),
@@ -378,18 +441,20 @@ mod tests {
             at(
                 10,
                 EventKind::StepFinished {
-                    index: 0,
+                    step_index: 0,
                     step: Step::new("compute"),
                     response: StepResponse::new("2"),
                 },
             ),
         ];
-        let (plans, steps) = fold(&events);
+        let Folded { plans, steps, .. } = fold(&events);
         assert_eq!(plans.len(), 1);
         assert_eq!(plans[0].steps.len(), 2);
         assert_eq!(steps.len(), 1);
         assert_eq!(steps[0].elapsed_ms, Some(4.0));
         assert_eq!(steps[0].tool_calls[0].observation.as_deref(), Some("2"));
         assert_eq!(steps[0].tool_calls[0].finished_ms, Some(8.0));
+        assert_eq!(steps[0].tool_calls[0].duration_ms, Some(1.0));
+        assert_eq!(steps[0].status, StepState::Completed);
     }
 }

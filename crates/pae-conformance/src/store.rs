@@ -644,6 +644,15 @@ async fn events_are_numbered_in_order(store: &dyn RunStore) -> Outcome {
             usage: TokenUsage::new(5, 6),
             latency_ms: 12.345_678,
             replayed: false,
+            call: 2,
+            request: Some(pae_core::RequestSummary {
+                messages: 3,
+                prompt_chars: 120,
+                tools: 1,
+            }),
+            finish_reason: Some(pae_core::FinishReason::ToolCalls),
+            prompt: None,
+            reply: None,
         },
     ];
     let mut first = Commit::new();

@@ -15,13 +15,16 @@ use serde_json::{Value, json};
 
 use crate::cancel::CancelToken;
 use crate::error::{ProviderError, ToolError};
-use crate::event::{EventKind, EventSink};
+use crate::event::{EventKind, EventSink, RequestSummary};
 use crate::model::{ChatModel, ChatRequest, ChatResponse};
 use crate::store::{
     Budget, CallKind, CallScope, CallState, Commit, Interruption, JournalEntry, Lease, RunId,
     RunStore, Spent, StoreError, now_ms,
 };
+use crate::telemetry::{self, Scoped};
 use crate::tool::{Tool, ToolContext};
+use tracing::Instrument;
+use tracing::field::Empty;
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A poisoned lock only means a callback panicked mid-update; the data
@@ -67,6 +70,9 @@ struct Shared {
     /// The idempotency key of a call in doubt that a person, by resuming,
     /// allowed to be made again.
     retry_in_doubt: Option<String>,
+    /// Whether prompts, replies and tool arguments and results go into
+    /// events and spans.
+    message_content: bool,
 }
 
 /// Why the run must stop, set by the first call that found out.
@@ -180,6 +186,31 @@ impl RunContext {
         self
     }
 
+    /// Records message content: the prompts and replies of model calls in
+    /// [`ModelCalled`](EventKind::ModelCalled) events and `chat` spans, and
+    /// tool arguments and results in `execute_tool` spans (see
+    /// [`telemetry`](crate::telemetry)). Off by default: they can hold
+    /// secrets.
+    #[must_use]
+    pub fn with_message_content(mut self, enabled: bool) -> Self {
+        self.shared_mut().message_content = enabled;
+        self
+    }
+
+    /// Whether message content is recorded.
+    pub fn records_message_content(&self) -> bool {
+        self.shared.message_content
+    }
+
+    /// The context of the run phase being polled on this thread: inside
+    /// the planner, a step, a replanning, or a model or tool call made
+    /// through [`chat`](Self::chat) or [`call_tool`](Self::call_tool) of a
+    /// run. For code that holds no context (middleware, parsers) and wants
+    /// to [`emit`](Self::emit) events; `None` outside a run.
+    pub fn current() -> Option<Self> {
+        telemetry::current()
+    }
+
     /// Continues spending from an earlier session.
     #[must_use]
     pub(crate) fn with_spent(mut self, spent: Spent) -> Self {
@@ -233,6 +264,7 @@ impl RunContext {
                 halt: Mutex::new(lock(&old.halt).clone()),
                 durable: None,
                 retry_in_doubt: old.retry_in_doubt.clone(),
+                message_content: old.message_content,
             });
         }
         Arc::get_mut(&mut self.shared).unwrap_or_else(|| unreachable!("made unique above"))
@@ -477,6 +509,43 @@ impl RunContext {
         request: ChatRequest,
     ) -> Result<ChatResponse, ProviderError> {
         let seq = self.calls.fetch_add(1, Ordering::SeqCst);
+        let name = model.model_name();
+        let span = tracing::info_span!(
+            "chat",
+            "gen_ai.operation.name" = "chat",
+            "gen_ai.request.model" = name.as_str(),
+            "gen_ai.request.max_tokens" = request.sampling.max_tokens,
+            "gen_ai.request.temperature" = request.sampling.temperature,
+            "gen_ai.request.seed" = request.sampling.seed,
+            "pae.call" = seq,
+            "gen_ai.usage.input_tokens" = Empty,
+            "gen_ai.usage.output_tokens" = Empty,
+            "gen_ai.response.finish_reasons" = Empty,
+            "pae.replayed" = Empty,
+            "error.type" = Empty,
+            "otel.status_code" = Empty,
+            "gen_ai.input.messages" = Empty,
+            "gen_ai.output.messages" = Empty,
+        );
+        let result = self
+            .chat_in(model, request, seq, name, &span)
+            .instrument(span.clone())
+            .await;
+        if let Err(error) = &result {
+            span.record("error.type", telemetry::provider_error_type(error).as_str());
+            span.record("otel.status_code", "ERROR");
+        }
+        result
+    }
+
+    async fn chat_in(
+        &self,
+        model: &dyn ChatModel,
+        request: ChatRequest,
+        seq: u32,
+        name: String,
+        span: &tracing::Span,
+    ) -> Result<ChatResponse, ProviderError> {
         self.admit(CallKind::Model)
             .map_err(|reason| ProviderError::Stopped { reason })?;
         let durable = self.shared.durable.is_some();
@@ -485,34 +554,40 @@ impl RunContext {
         } else {
             String::new()
         };
-        // The name is only needed to report, journal or price the call.
-        let name = if durable
-            || self.shared.events.has_callbacks()
-            || !self.shared.budget.prices.is_empty()
+        let content = self.shared.message_content;
+        let listened = durable || self.shared.events.has_callbacks();
+        let summary = listened.then(|| RequestSummary::of(&request));
+        let prompt =
+            (content && (listened || !span.is_disabled())).then(|| request.messages.clone());
+        if let Some(prompt) = &prompt
+            && !span.is_disabled()
         {
-            model.model_name()
-        } else {
-            String::new()
-        };
+            span.record(
+                "gen_ai.input.messages",
+                serde_json::to_string(prompt).unwrap_or_default(),
+            );
+        }
         if let Replayed::Model(response) = self.replayed(seq, CallKind::Model, &hash) {
             lock(&self.shared.spent).replayed_calls += 1;
+            self.record_reply(span, &response, true);
             self.emit(EventKind::ModelCalled {
                 step_index: self.scope.step_index(),
                 model: name,
                 usage: response.usage.unwrap_or_default(),
                 latency_ms: 0.0,
                 replayed: true,
+                call: seq,
+                request: summary,
+                finish_reason: Some(response.finish_reason.clone()),
+                reply: prompt.is_some().then(|| response.message.clone()),
+                prompt,
             });
             return Ok(response);
         }
         let started = tokio::time::Instant::now();
         let started_ms = now_ms();
-        let summary = durable.then(|| request_summary(&request));
-        let response = match self
-            .cancel_token()
-            .run_until_cancelled(model.chat(request))
-            .await
-        {
+        let call = Scoped::new(self.clone(), model.chat(request));
+        let response = match self.cancel_token().run_until_cancelled(call).await {
             Some(response) => response?,
             None => {
                 return Err(ProviderError::Stopped {
@@ -520,6 +595,7 @@ impl RunContext {
                 });
             }
         };
+        self.record_reply(span, &response, false);
         let usage = response.usage.unwrap_or_default();
         {
             let mut spent = lock(&self.shared.spent);
@@ -538,7 +614,7 @@ impl RunContext {
                 request_hash: hash,
                 idempotency_key: None,
                 state: CallState::Done,
-                request: summary,
+                request: serde_json::to_value(summary).unwrap_or_default(),
                 result: serde_json::to_value(&response).unwrap_or_default(),
                 usage,
                 started_at_ms: started_ms,
@@ -551,8 +627,34 @@ impl RunContext {
             usage,
             latency_ms: started.elapsed().as_secs_f64() * 1000.0,
             replayed: false,
+            call: seq,
+            request: summary,
+            finish_reason: Some(response.finish_reason.clone()),
+            reply: prompt.is_some().then(|| response.message.clone()),
+            prompt,
         });
         Ok(response)
+    }
+
+    /// Records a reply on its `chat` span.
+    fn record_reply(&self, span: &tracing::Span, response: &ChatResponse, replayed: bool) {
+        if span.is_disabled() {
+            return;
+        }
+        let usage = response.usage.unwrap_or_default();
+        span.record("gen_ai.usage.input_tokens", usage.prompt_tokens);
+        span.record("gen_ai.usage.output_tokens", usage.completion_tokens);
+        span.record(
+            "gen_ai.response.finish_reasons",
+            response.finish_reason.as_str(),
+        );
+        span.record("pae.replayed", replayed);
+        if self.shared.message_content {
+            span.record(
+                "gen_ai.output.messages",
+                serde_json::to_string(&[&response.message]).unwrap_or_default(),
+            );
+        }
     }
 
     /// The idempotency key of call `seq` in this scope:
@@ -584,10 +686,52 @@ impl RunContext {
     /// the step on it instead of showing it to the model.
     pub async fn call_tool(&self, tool: &dyn Tool, input: Value) -> Result<String, ToolError> {
         let seq = self.calls.fetch_add(1, Ordering::SeqCst);
+        let key = self.idempotency_key(seq);
+        let span = tracing::info_span!(
+            "execute_tool",
+            "gen_ai.operation.name" = "execute_tool",
+            "gen_ai.tool.name" = tool.name(),
+            "gen_ai.tool.type" = "function",
+            "gen_ai.tool.call.id" = key.as_str(),
+            "pae.replayed" = Empty,
+            "error.type" = Empty,
+            "otel.status_code" = Empty,
+            "gen_ai.tool.call.arguments" = Empty,
+            "gen_ai.tool.call.result" = Empty,
+        );
+        if self.shared.message_content && !span.is_disabled() {
+            span.record("gen_ai.tool.call.arguments", input.to_string());
+        }
+        let result = self
+            .call_tool_in(tool, input, seq, key, &span)
+            .instrument(span.clone())
+            .await;
+        if !span.is_disabled() {
+            match &result {
+                Ok(text) if self.shared.message_content => {
+                    span.record("gen_ai.tool.call.result", text.as_str());
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    span.record("error.type", telemetry::tool_error_type(error));
+                    span.record("otel.status_code", "ERROR");
+                }
+            }
+        }
+        result
+    }
+
+    async fn call_tool_in(
+        &self,
+        tool: &dyn Tool,
+        input: Value,
+        seq: u32,
+        key: String,
+        span: &tracing::Span,
+    ) -> Result<String, ToolError> {
         self.admit(CallKind::Tool)
             .map_err(|reason| ToolError::Stopped { reason })?;
         let name = tool.name().to_owned();
-        let key = self.idempotency_key(seq);
         let durable = self.shared.durable.as_ref();
         let hash = if durable.is_some() {
             let request = json!({"tool": name, "input": input});
@@ -598,6 +742,7 @@ impl RunContext {
         match self.replayed(seq, CallKind::Tool, &hash) {
             Replayed::Tool(result) => {
                 lock(&self.shared.spent).replayed_calls += 1;
+                span.record("pae.replayed", true);
                 self.emit(EventKind::ToolStarted {
                     step_index: self.scope.step_index().unwrap_or_default(),
                     call: seq,
@@ -674,11 +819,9 @@ impl RunContext {
             events: self.shared.events.clone(),
         };
         let started = tokio::time::Instant::now();
-        let result = match self
-            .cancel_token()
-            .run_until_cancelled(tool.call_with_context(input, &context))
-            .await
-        {
+        span.record("pae.replayed", false);
+        let call = Scoped::new(self.clone(), tool.call_with_context(input, &context));
+        let result = match self.cancel_token().run_until_cancelled(call).await {
             Some(result) => result,
             None => Err(ToolError::Stopped {
                 reason: "the run was cancelled".to_owned(),
@@ -804,17 +947,6 @@ fn tool_result(value: &Value) -> Result<String, ToolError> {
             "unreadable journaled result: {value}"
         ))),
     }
-}
-
-/// A short description of a model request for the journal: what a person
-/// reading it needs, not the whole prompt (the hash identifies it).
-fn request_summary(request: &ChatRequest) -> Value {
-    let chars: usize = request.messages.iter().map(|m| m.content.len()).sum();
-    json!({
-        "messages": request.messages.len(),
-        "prompt_chars": chars,
-        "tools": request.tools.len(),
-    })
 }
 
 /// FNV-1a, 128 bits, hex: stable across builds and platforms (std's hasher

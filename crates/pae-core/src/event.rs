@@ -8,6 +8,8 @@ use std::time::Duration;
 use pae_schema::{Plan, Step, StepResponse, TokenUsage};
 use serde::{Deserialize, Serialize};
 
+use crate::model::{ChatRequest, FinishReason, Message};
+
 /// What happened during a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
@@ -28,8 +30,10 @@ pub enum EventKind {
     },
     /// A step started.
     StepStarted {
-        /// 0-based position in the current plan.
-        index: usize,
+        /// 0-based position in the current plan (read from `index` too,
+        /// as earlier versions stored it).
+        #[serde(alias = "index")]
+        step_index: usize,
         /// The step.
         step: Step,
     },
@@ -48,6 +52,54 @@ pub enum EventKind {
         /// Whether the answer came from the journal instead of the model.
         #[serde(default)]
         replayed: bool,
+        /// The call's number within its phase (planning, the step, the
+        /// replanning), from 0.
+        #[serde(default)]
+        call: u32,
+        /// What was asked: message and tool counts, prompt size.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<RequestSummary>,
+        /// Why the model stopped (`None` in events stored by earlier versions).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        finish_reason: Option<FinishReason>,
+        /// The messages sent, only when the run records message content
+        /// ([`PlanAndExecute::with_message_content`](crate::PlanAndExecute::with_message_content)):
+        /// prompts can hold secrets.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prompt: Option<Vec<Message>>,
+        /// The model's raw reply, only when the run records message
+        /// content.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply: Option<Message>,
+    },
+    /// A model call failed with an error that may pass, and is made again
+    /// after a wait (by [`Retry`](crate::Retry)).
+    Retrying {
+        /// The step the call belongs to; `None` for planning and
+        /// replanning.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step_index: Option<usize>,
+        /// The model's name.
+        model: String,
+        /// The attempt that failed, from 1.
+        attempt: u32,
+        /// Attempts allowed in all.
+        max_attempts: u32,
+        /// The wait before the next attempt, in milliseconds.
+        wait_ms: f64,
+        /// The error and its sources, joined by ": ".
+        error: String,
+    },
+    /// A model's output was read only after a repair, or a fallback was
+    /// taken: the run goes on, but the model did not do what was asked.
+    Repaired {
+        /// The step it happened in; `None` for planning and replanning.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step_index: Option<usize>,
+        /// What was repaired or which fallback was taken.
+        kind: RepairKind,
+        /// Details, in words.
+        detail: String,
     },
     /// An executor is calling a tool.
     ToolStarted {
@@ -92,8 +144,10 @@ pub enum EventKind {
     },
     /// A step finished (completed, stopped, failed or skipped).
     StepFinished {
-        /// 0-based position in the current plan.
-        index: usize,
+        /// 0-based position in the current plan (read from `index` too,
+        /// as earlier versions stored it).
+        #[serde(alias = "index")]
+        step_index: usize,
         /// The step.
         step: Step,
         /// Its response.
@@ -148,6 +202,63 @@ pub enum EventKind {
         /// Tokens spent before the failure, planning included.
         usage: TokenUsage,
     },
+}
+
+/// A short description of a model request: what a person reading a run
+/// needs, not the whole prompt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestSummary {
+    /// Messages sent.
+    pub messages: usize,
+    /// Characters of message content sent.
+    pub prompt_chars: usize,
+    /// Tools offered.
+    pub tools: usize,
+}
+
+impl RequestSummary {
+    /// The summary of `request`.
+    pub fn of(request: &ChatRequest) -> Self {
+        Self {
+            messages: request.messages.len(),
+            prompt_chars: request.messages.iter().map(|m| m.content.len()).sum(),
+            tools: request.tools.len(),
+        }
+    }
+}
+
+/// What [`EventKind::Repaired`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RepairKind {
+    /// Near-JSON (single quotes, trailing commas, comments, bare keys,
+    /// missing closing brackets, …) was repaired before it parsed.
+    NearJson,
+    /// The structured (JSON-schema) planner failed or was unavailable, and
+    /// the text planner was used instead.
+    PlannerFallback,
+    /// A reply written in another protocol's format was read anyway (a
+    /// native tool call written as text, a text-JSON action from a native
+    /// tool-calling model).
+    ForeignFormat,
+}
+
+impl RepairKind {
+    /// The name used in events and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NearJson => "near_json",
+            Self::PlannerFallback => "planner_fallback",
+            Self::ForeignFormat => "foreign_format",
+        }
+    }
+}
+
+impl fmt::Display for RepairKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// An event with the time it happened, measured from the start of the run
@@ -243,5 +354,47 @@ impl EventSink {
         for callback in self.callbacks.iter() {
             callback(event);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_events_name_the_index_step_index_and_still_read_index() {
+        let event = EventKind::StepStarted {
+            step_index: 2,
+            step: Step::new("x"),
+        };
+        let json = serde_json::to_value(&event).unwrap_or_default();
+        assert_eq!(json["step_index"], 2);
+        assert!(json.get("index").is_none());
+        // As earlier versions stored it.
+        let old = serde_json::json!({"type": "step_started", "index": 2, "step": {"value": "x"}});
+        assert_eq!(serde_json::from_value::<EventKind>(old).ok(), Some(event));
+    }
+
+    #[test]
+    fn model_calls_stored_by_earlier_versions_still_read() {
+        let old = serde_json::json!({
+            "type": "model_called", "model": "m",
+            "usage": {"prompt_tokens": 1, "completion_tokens": 2},
+            "latency_ms": 3.0
+        });
+        let Ok(EventKind::ModelCalled {
+            call,
+            request,
+            finish_reason,
+            prompt,
+            ..
+        }) = serde_json::from_value::<EventKind>(old)
+        else {
+            panic!("unreadable");
+        };
+        assert_eq!(
+            (call, request, finish_reason, prompt),
+            (0, None, None, None)
+        );
     }
 }

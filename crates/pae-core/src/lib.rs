@@ -80,6 +80,7 @@ mod plan_execute;
 mod planner;
 mod prompt;
 pub mod store;
+pub mod telemetry;
 mod tool;
 
 #[cfg(feature = "test-util")]
@@ -92,7 +93,7 @@ pub use error::{
     BoxError, ChainError, ExecError, PartialRun, PlanError, ProviderError, ProviderErrorKind,
     RunError, TemplateError, ToolError,
 };
-pub use event::{Event, EventCallback, EventKind, EventSink};
+pub use event::{Event, EventCallback, EventKind, EventSink, RepairKind, RequestSummary};
 pub use executor::{Executor, StepHistory, StepInput};
 pub use middleware::{ChatModelExt, Retry, RetryPolicy, SamplingDefaults, Timeout};
 pub use model::{

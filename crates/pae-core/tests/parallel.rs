@@ -95,12 +95,14 @@ fn build(plan: Plan, worker: Arc<Worker>, concurrency: usize) -> (PlanAndExecute
         .with_max_concurrency(concurrency)
         .with_callback(move |event| {
             let label = match &event.kind {
-                EventKind::StepStarted { index, .. } => format!("start {}", index + 1),
+                EventKind::StepStarted { step_index, .. } => format!("start {}", step_index + 1),
                 EventKind::StepFinished {
-                    index, response, ..
+                    step_index,
+                    response,
+                    ..
                 } => match response.status {
-                    StepStatus::Skipped { .. } => format!("skip {}", index + 1),
-                    _ => format!("end {}", index + 1),
+                    StepStatus::Skipped { .. } => format!("skip {}", step_index + 1),
+                    _ => format!("end {}", step_index + 1),
                 },
                 _ => return,
             };

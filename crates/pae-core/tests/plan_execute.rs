@@ -364,10 +364,12 @@ async fn events_reach_callbacks_in_order() {
         .iter()
         .map(|k| match k {
             EventKind::PlanCreated { plan } => format!("plan:{}", plan.len()),
-            EventKind::StepStarted { index, .. } => format!("start:{index}"),
+            EventKind::StepStarted { step_index, .. } => format!("start:{step_index}"),
             EventKind::StepFinished {
-                index, response, ..
-            } => format!("end:{index}:{}", response.response),
+                step_index,
+                response,
+                ..
+            } => format!("end:{step_index}:{}", response.response),
             EventKind::RunFinished { output, .. } => format!("done:{output}"),
             other => format!("{other:?}"),
         })

@@ -159,12 +159,17 @@ pub fn parse_action(text: &str) -> Result<Action, ActionParseError> {
         let parsed = parse_json_prefix(body).or_else(|error| {
             // A closed block is the whole value: a missing closing brace or
             // two (small models miscount them) can be supplied.
-            block
+            let value = block
                 .closed
                 .then(|| close_json_brackets(&repair_json(body)))
                 .flatten()
                 .and_then(|closed| first_json_value(&closed).ok())
-                .ok_or(error)
+                .ok_or(error)?;
+            pae_core::telemetry::repaired(
+                pae_core::RepairKind::NearJson,
+                "an action missing closing brackets was read after they were supplied",
+            );
+            Ok(value)
         });
         match parsed {
             Ok(value) => match action_from_value(value, 0) {

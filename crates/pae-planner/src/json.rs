@@ -53,9 +53,11 @@ pub(crate) fn extract_json(text: &str) -> Result<Value, String> {
         if candidate.starts_with(['{', '[']) {
             // The JSON is there, perhaps broken; a value inside it (one
             // step) is not the answer.
-            match first_json_value(candidate)
-                .or_else(|_| first_json_value(&repair_near_json(candidate)))
-            {
+            match first_json_value(candidate).or_else(|error| {
+                let value = first_json_value(&repair_near_json(candidate))?;
+                repaired(&error);
+                Ok::<_, String>(value)
+            }) {
                 Ok(value) => return Ok(value),
                 Err(_) => continue,
             }
@@ -68,17 +70,27 @@ pub(crate) fn extract_json(text: &str) -> Result<Value, String> {
         for start in starts {
             let rest = &candidate[start..];
             // Repaired, only an object: `headers['x']` in code is no plan.
-            let repaired = || {
-                first_json_value(&repair_near_json(rest))
+            let repair = || {
+                let value = first_json_value(&repair_near_json(rest))
                     .ok()
-                    .filter(Value::is_object)
+                    .filter(Value::is_object)?;
+                repaired(&first_error);
+                Some(value)
             };
-            if let Some(value) = first_json_value(rest).ok().or_else(repaired) {
+            if let Some(value) = first_json_value(rest).ok().or_else(repair) {
                 return Ok(value);
             }
         }
     }
     Err(format!("the reply is not valid JSON ({first_error})"))
+}
+
+/// Reports a plan read only after its near-JSON was repaired.
+fn repaired(error: &str) {
+    pae_core::telemetry::repaired(
+        pae_core::RepairKind::NearJson,
+        format!("the plan's JSON did not parse ({error}) and was read after repair"),
+    );
 }
 
 #[cfg(test)]

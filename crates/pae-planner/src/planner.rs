@@ -430,12 +430,27 @@ impl fmt::Debug for StructuredPlanner {
 impl Planner for StructuredPlanner {
     async fn plan(&self, request: &PlanRequest) -> Result<Plan, PlanError> {
         if !self.uses_json() {
+            pae_core::telemetry::repaired(
+                pae_core::RepairKind::PlannerFallback,
+                "the model does not enforce JSON schemas: the text planner plans",
+            );
             return self.fallback.plan(request).await;
         }
         match self.structured.plan(request).await {
             Err(
-                PlanError::RetriesExhausted { .. } | PlanError::Parse(_) | PlanError::Invalid(_),
-            ) if self.fallback_on_failure => self.fallback.plan(request).await,
+                error @ (PlanError::RetriesExhausted { .. }
+                | PlanError::Parse(_)
+                | PlanError::Invalid(_)),
+            ) if self.fallback_on_failure => {
+                pae_core::telemetry::repaired(
+                    pae_core::RepairKind::PlannerFallback,
+                    format!(
+                        "the JSON plan failed ({}): the text planner plans",
+                        pae_core::error_chain(&error)
+                    ),
+                );
+                self.fallback.plan(request).await
+            }
             result => result,
         }
     }

@@ -227,6 +227,13 @@ impl<M: ChatModel> ChatModel for Retry<M> {
                 Ok(response) => return Ok(response),
                 Err(error) => match self.policy.wait_before_retry(attempt, &error) {
                     Some(wait) => {
+                        crate::telemetry::retrying(
+                            || self.inner.model_name(),
+                            attempt,
+                            self.policy.max_attempts,
+                            wait,
+                            &error,
+                        );
                         tokio::time::sleep(wait).await;
                         attempt += 1;
                     }
@@ -253,6 +260,13 @@ impl<M: ChatModel> ChatModel for Retry<M> {
             };
             match self.policy.wait_before_retry(attempt, &error) {
                 Some(wait) => {
+                    crate::telemetry::retrying(
+                        || self.inner.model_name(),
+                        attempt,
+                        self.policy.max_attempts,
+                        wait,
+                        &error,
+                    );
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }

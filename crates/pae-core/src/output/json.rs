@@ -116,6 +116,10 @@ pub fn parse_json_prefix(text: &str, quotes: QuotePolicy) -> Result<Value, Strin
         if repaired != region
             && let Ok(value) = first_json_value(&repaired)
         {
+            crate::telemetry::repaired(
+                crate::RepairKind::NearJson,
+                format!("JSON that did not parse ({error}) was read after repair"),
+            );
             return Ok(value);
         }
         Err(error)

@@ -10,6 +10,8 @@ use crate::error::{ExecError, RunError};
 use crate::event::EventKind;
 use crate::executor::StepHistory;
 use crate::store::now_ms;
+use crate::telemetry::{self, Scoped};
+use tracing::Instrument;
 
 use super::state::{Revision, RunState, failed_response, trigger_for};
 use super::{FailurePolicy, PlanAndExecute, ReplanPolicy, RunOutcome, error_chain};
@@ -209,7 +211,7 @@ impl PlanAndExecute {
                     started[i] = true;
                     let step = plan.steps[i].clone();
                     run.context.emit(EventKind::StepStarted {
-                        index: i,
+                        step_index: i,
                         step: step.clone(),
                     });
                     let previous: StepHistory = deps[i]
@@ -231,8 +233,13 @@ impl PlanAndExecute {
                     let input = run.step_input(i, shown, previous).await?;
                     let executor = self.executor.clone();
                     let started_at = now_ms();
+                    let span = telemetry::step_span(i, run.revision());
                     in_flight.push(async move {
-                        let result = executor.step(&input).await;
+                        let context = input.context.clone();
+                        let result = Scoped::new(context, executor.step(&input))
+                            .instrument(span.clone())
+                            .await;
+                        telemetry::record_step(&span, &result);
                         (i, result, started_at)
                     });
                 }

@@ -279,6 +279,7 @@ pub struct PlanAndExecute {
     budget: Budget,
     lease_ttl: Duration,
     owner: String,
+    message_content: bool,
 }
 
 impl fmt::Debug for PlanAndExecute {
@@ -334,6 +335,7 @@ impl PlanAndExecute {
             budget: Budget::default(),
             lease_ttl: DEFAULT_LEASE_TTL,
             owner: local_owner().to_owned(),
+            message_content: false,
         }
     }
 
@@ -461,6 +463,17 @@ impl PlanAndExecute {
     #[must_use]
     pub fn with_lease_owner(mut self, owner: impl Into<String>) -> Self {
         self.owner = owner.into();
+        self
+    }
+
+    /// Records message content (off by default: it can hold secrets): the
+    /// prompt and raw reply of every model call in its
+    /// [`ModelCalled`](crate::EventKind::ModelCalled) event (and so in the
+    /// run store) and `chat` span, tool arguments and results in
+    /// `execute_tool` spans. See [`telemetry`](crate::telemetry).
+    #[must_use]
+    pub fn with_message_content(mut self, enabled: bool) -> Self {
+        self.message_content = enabled;
         self
     }
 

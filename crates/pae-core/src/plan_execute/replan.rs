@@ -12,6 +12,8 @@ use crate::store::{
 
 use super::PlanAndExecute;
 use super::state::{Revision, RunState};
+use crate::telemetry::Scoped;
+use tracing::Instrument;
 
 impl PlanAndExecute {
     /// Whether a failed step may be handed to the replanner.
@@ -57,7 +59,19 @@ impl PlanAndExecute {
                 .await?,
         };
         let cancel = run.context.cancel_token().clone();
-        let decision = match cancel.run_until_cancelled(replanner.replan(&request)).await {
+        let span = tracing::info_span!(
+            "replan",
+            "pae.plan.revision" = run.revision(),
+            "pae.replan.trigger" = match &request.trigger {
+                Some(ReplanTrigger::StepCompleted) | None => "step_completed",
+                Some(ReplanTrigger::StepStopped { .. }) => "step_stopped",
+                Some(ReplanTrigger::StepFailed { .. }) => "step_failed",
+            },
+            "pae.replan.decision" = tracing::field::Empty,
+        );
+        let replanning = Scoped::new(request.context.clone(), replanner.replan(&request))
+            .instrument(span.clone());
+        let decision = match cancel.run_until_cancelled(replanning).await {
             Some(decision) => {
                 if let Some(error) = run.halted() {
                     return Err(error);
@@ -69,6 +83,14 @@ impl PlanAndExecute {
             }
             None => return Err(run.cancelled()),
         };
+        span.record(
+            "pae.replan.decision",
+            match &decision {
+                ReplanDecision::Finish { .. } => "finish",
+                ReplanDecision::Continue { steps } if steps.is_empty() => "continue",
+                ReplanDecision::Continue { .. } => "revise",
+            },
+        );
         match decision {
             ReplanDecision::Finish { answer } => Ok(Revision::Finish(answer)),
             ReplanDecision::Continue { steps } => {

@@ -9,6 +9,8 @@ use crate::error::{ExecError, RunError};
 use crate::event::EventKind;
 use crate::planner::ReplanTrigger;
 use crate::store::now_ms;
+use crate::telemetry::{self, Scoped};
+use tracing::Instrument;
 
 use super::state::{Revision, RunState, failed_response, trigger_for};
 use super::{PlanAndExecute, ReplanPolicy, RunOutcome};
@@ -36,19 +38,25 @@ impl PlanAndExecute {
                 return Err(error);
             }
             run.context.emit(EventKind::StepStarted {
-                index,
+                step_index: index,
                 step: step.clone(),
             });
             let started_at = now_ms();
             let input = run
                 .step_input(index, step.clone(), run.history.clone())
                 .await?;
+            let span = telemetry::step_span(index, run.revision());
+            let executing = Scoped::new(input.context.clone(), self.executor.step(&input))
+                .instrument(span.clone());
             let result = run
                 .context
                 .cancel_token()
                 .clone()
-                .run_until_cancelled(self.executor.step(&input))
+                .run_until_cancelled(executing)
                 .await;
+            if let Some(result) = &result {
+                telemetry::record_step(&span, result);
+            }
             // Release this step's handle on the history before recording, so
             // appending does not copy it.
             drop(input);

@@ -22,6 +22,8 @@ use super::state::{Revision, RunState, halt_error, trigger_for};
 use super::{
     Decision, PlanAndExecute, ReplanPolicy, RunOutcome, RunRequest, RunResult, Scheduling,
 };
+use crate::telemetry::{self, Scoped};
+use tracing::Instrument;
 
 /// A run opened for this session.
 struct Opened {
@@ -42,6 +44,23 @@ impl PlanAndExecute {
         request: RunRequest,
         sink: EventSink,
     ) -> Result<RunResult, RunError> {
+        let span = telemetry::run_span(request.resume.is_some());
+        let mut planning_usage = Default::default();
+        let result = self
+            .execute_in(request, sink, &span, &mut planning_usage)
+            .instrument(span.clone())
+            .await;
+        telemetry::record_run(&span, &result, planning_usage);
+        result
+    }
+
+    async fn execute_in(
+        &self,
+        request: RunRequest,
+        sink: EventSink,
+        span: &tracing::Span,
+        planning_usage: &mut pae_schema::TokenUsage,
+    ) -> Result<RunResult, RunError> {
         let opened = match self.open(request, sink.clone()).await {
             Ok(opened) => opened,
             Err(error) => {
@@ -53,6 +72,10 @@ impl PlanAndExecute {
             }
         };
         let context = opened.context.clone();
+        if let Some(id) = context.run_id() {
+            span.record("gen_ai.conversation.id", id.as_str());
+            span.record("pae.run.id", id.as_str());
+        }
         let result = if context.store().is_some() {
             let drive = std::pin::pin!(self.drive(opened));
             let heartbeat = std::pin::pin!(self.heartbeat(&context));
@@ -64,6 +87,7 @@ impl PlanAndExecute {
             self.drive(opened).await
         };
         self.close(&context, &result).await;
+        *planning_usage = context.usage();
         result
     }
 
@@ -92,7 +116,9 @@ impl PlanAndExecute {
             callbacks: _,
             budget,
         } = request;
-        let mut context = RunContext::new(sink).with_cancel_token(cancel.unwrap_or_default());
+        let mut context = RunContext::new(sink)
+            .with_cancel_token(cancel.unwrap_or_default())
+            .with_message_content(self.message_content);
         let Some(id) = resume else {
             let mut inputs = extra;
             inputs.insert("input".into(), objective.clone());
@@ -340,18 +366,27 @@ impl PlanAndExecute {
             context: run.context.scoped(CallScope::Plan).await?,
         };
         let cancel = run.context.cancel_token().clone();
-        let plan = match cancel
-            .run_until_cancelled(self.planner.plan(&request))
-            .await
-        {
+        let span = tracing::info_span!(
+            "plan",
+            "pae.plan.revision" = 0u32,
+            "pae.plan.steps" = tracing::field::Empty,
+            "error.type" = tracing::field::Empty,
+        );
+        let planning = Scoped::new(request.context.clone(), self.planner.plan(&request))
+            .instrument(span.clone());
+        let plan = match cancel.run_until_cancelled(planning).await {
             Some(plan) => {
                 if let Some(error) = halt_error(&run.context, PartialRun::default) {
                     return Err(error);
                 }
-                plan.map_err(RunError::Plan)?
+                plan.inspect_err(|_| {
+                    span.record("error.type", "plan");
+                })
+                .map_err(RunError::Plan)?
             }
             None => return Err(run.cancelled()),
         };
+        span.record("pae.plan.steps", plan.len());
         self.check_plan(&plan)?;
         run.context
             .emit(EventKind::PlanCreated { plan: plan.clone() });

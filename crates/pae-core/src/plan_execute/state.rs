@@ -112,7 +112,7 @@ impl RunState {
         started_at_ms: u64,
     ) -> Result<(), RunError> {
         self.context.emit(EventKind::StepFinished {
-            index,
+            step_index: index,
             step: step.clone(),
             response: response.clone(),
         });

@@ -159,10 +159,12 @@ pub(super) async fn on_reply(
     match parsed {
         Ok(Some(Action::Final { answer })) => Ok(Some(Finish::from_value(answer))),
         Ok(Some(Action::Tool { name, input: args })) => {
+            foreign_format(&format!("a call to {name} written as text"));
             run_text_calls(agent, input, run, vec![(name, args)], text).await?;
             Ok(None)
         }
         Ok(None) => {
+            foreign_format(&format!("{} tool calls written as text", tagged.len()));
             run_text_calls(agent, input, run, tagged, text).await?;
             note_calls_over_limit(run, total, limit);
             Ok(None)
@@ -176,6 +178,14 @@ pub(super) async fn on_reply(
         }
         _ => Ok(Some(Finish::text(text))),
     }
+}
+
+/// Reports a native-mode reply read in the text-JSON format.
+fn foreign_format(what: &str) {
+    pae_core::telemetry::repaired(
+        pae_core::RepairKind::ForeignFormat,
+        format!("a native tool-calling reply was read as text-JSON: {what}"),
+    );
 }
 
 /// Tells the model, after the results of the calls that ran, that the

@@ -88,6 +88,9 @@ async fn mocked_model_is_called_once_with_the_stop_list() {
                 "Plan:\n1. Pack food\n2. Go to the park\n",
             ))
         });
+    // The call goes through the run's context, which names the model in
+    // its span and event.
+    model.expect_model_name().returning(|| "mock".to_owned());
     let planner = load_chat_planner(Arc::new(model));
     let plan = planner
         .plan(&PlanRequest::new("Plan a picnic"))
@@ -449,4 +452,39 @@ async fn provider_errors_do_not_fall_back() {
         PlanError::Provider(ProviderError::Http { status: 503, .. })
     ));
     assert_eq!(model.calls(), 1);
+}
+
+#[tokio::test]
+async fn the_fallback_to_a_text_plan_is_reported_to_the_run() {
+    let model = json_model(&[
+        "nope",
+        "nope",
+        "nope",
+        "Plan:\n1. Find the capital\n<END_OF_PLAN>",
+    ]);
+    let mut executor = pae_core::test_util::MockExecutor::new();
+    executor
+        .expect_step()
+        .returning(|_| Ok(pae_core::StepResponse::new("Paris")));
+    let repairs = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let agent = {
+        let repairs = repairs.clone();
+        pae_core::PlanAndExecute::new(
+            load_structured_planner(model).with_fallback_on_failure(true),
+            executor,
+        )
+        .with_callback(move |event| {
+            if let pae_core::EventKind::Repaired { kind, detail, .. } = &event.kind {
+                repairs.lock().unwrap().push((*kind, detail.clone()));
+            }
+        })
+    };
+    agent.run(OBJECTIVE).await.unwrap();
+    let repairs = repairs.lock().unwrap().clone();
+    assert_eq!(repairs.len(), 1, "{repairs:?}");
+    assert_eq!(repairs[0].0, pae_core::RepairKind::PlannerFallback);
+    assert!(
+        repairs[0].1.contains("the text planner plans"),
+        "{repairs:?}"
+    );
 }
