@@ -64,6 +64,9 @@ enum Role {
     Strategy,
     Support,
     Adapter,
+    /// `pae`, the facade: re-exports the core, the strategies, the adapters
+    /// and the stores; only wiring (examples, the CLI) depends on it.
+    Facade,
     Wiring,
     Xtask,
 }
@@ -75,6 +78,7 @@ fn role(name: &str, manifest_path: &str) -> Role {
         "pae-http" => Role::Http,
         "pae-planner" | "pae-executor" => Role::Strategy,
         "pae-conformance" => Role::Support,
+        "pae" => Role::Facade,
         "pae-cli" | "pae-bench" => Role::Wiring,
         "xtask" => Role::Xtask,
         _ if manifest_path.contains("/examples/") => Role::Wiring,
@@ -197,6 +201,11 @@ fn judge(name: &str, own: Role, dep: &Dep, workspace: &BTreeMap<String, Role>) -
             // strategies and the kit, never another adapter.
             (Role::Adapter, Role::Strategy | Role::Support) => dev,
             (Role::Adapter, _) => false,
+            // The facade depends on what it re-exports (never the test
+            // kit, never wiring); nothing below wiring depends on it.
+            (Role::Facade, Role::Schema | Role::Core | Role::Http)
+            | (Role::Facade, Role::Strategy | Role::Adapter) => true,
+            (Role::Facade, _) => false,
             (Role::Wiring, _) => true,
         };
         return (!allowed).then_some(edge);
@@ -226,7 +235,10 @@ fn judge(name: &str, own: Role, dep: &Dep, workspace: &BTreeMap<String, Role>) -
         Role::Strategy | Role::Support if !dev => PROVIDER_STACK
             .contains(&dep.name.as_str())
             .then(|| format!("{edge}: provider SDKs belong in adapter crates")),
-        Role::Xtask if dep.name.starts_with("pae-") => Some(edge),
+        Role::Facade if !dev => PROVIDER_STACK.contains(&dep.name.as_str()).then(|| {
+            format!("{edge}: the facade re-exports adapters; provider SDKs belong in one")
+        }),
+        Role::Xtask if dep.name == "pae" || dep.name.starts_with("pae-") => Some(edge),
         _ => None,
     }
 }
@@ -302,6 +314,7 @@ mod tests {
             ("pae-openai", Role::Adapter),
             ("pae-ollama", Role::Adapter),
             ("pae-cli", Role::Wiring),
+            ("pae", Role::Facade),
         ]
         .into_iter()
         .map(|(n, r)| (n.to_owned(), r))
@@ -347,6 +360,14 @@ mod tests {
             )
             .is_some()
         );
+        // Nothing below wiring depends on the facade; it re-exports, so it
+        // never takes a provider SDK or the test kit itself.
+        assert!(judge("pae-core", Role::Core, &dep("pae", true), &ws).is_some());
+        assert!(judge("pae-executor", Role::Strategy, &dep("pae", true), &ws).is_some());
+        assert!(judge("pae-openai", Role::Adapter, &dep("pae", false), &ws).is_some());
+        assert!(judge("pae", Role::Facade, &dep("pae-conformance", false), &ws).is_some());
+        assert!(judge("pae", Role::Facade, &dep("pae-cli", false), &ws).is_some());
+        assert!(judge("pae", Role::Facade, &dep("reqwest", false), &ws).is_some());
         let mut tokio_full = dep("tokio", false);
         tokio_full.features = vec!["full".into()];
         assert!(judge("pae-core", Role::Core, &tokio_full, &ws).is_some());
@@ -390,6 +411,11 @@ mod tests {
             .is_none()
         );
         assert!(judge("pae-schema", Role::Schema, &dep("serde", false), &ws).is_none());
+        for target in ["pae-core", "pae-planner", "pae-executor", "pae-openai"] {
+            assert!(judge("pae", Role::Facade, &dep(target, false), &ws).is_none());
+        }
+        assert!(judge("pae", Role::Facade, &dep("pae", true), &ws).is_none());
+        assert!(judge("pae-cli", Role::Wiring, &dep("pae", false), &ws).is_none());
         let mut tokio_time = dep("tokio", false);
         tokio_time.uses_default_features = false;
         tokio_time.features = vec!["time".into(), "sync".into()];
