@@ -22,8 +22,8 @@ use clap::Parser;
 use pae::test_util::ScriptedModel;
 use pae::tools::Calculator;
 use pae::{
-    ChatModel, ChatModelExt, EventKind, LlamaCppConfig, LlamaCppModel, OpenAiChat, PlanAndExecute,
-    RunRequest, Sampling, ToolError, load_agent_executor, load_chat_planner, tool_fn,
+    AgentExecutor, ChatModel, ChatModelExt, EventKind, LlamaCppConfig, LlamaCppModel, OpenAiChat,
+    PlanAndExecute, RunRequest, Sampling, ToolError, load_chat_planner, tool_fn,
 };
 
 const DEFAULT_OBJECTIVE: &str = "How much do 3 notebooks and 2 pens cost together?";
@@ -94,7 +94,7 @@ fn model_for(args: &Args) -> Result<(Arc<dyn ChatModel>, String), Box<dyn std::e
     // Greedy sampling: a real model gives the same run each time.
     let greedy = Sampling {
         temperature: Some(0.0),
-        max_tokens: Some(512),
+        max_tokens: Some(256),
         ..Sampling::default()
     };
     if let Some(path) = &args.local {
@@ -146,12 +146,18 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     .with_idempotent(true);
 
     let planner = load_chat_planner(model.clone());
-    let executor = load_agent_executor(
-        model,
-        vec![Arc::new(catalogue), Arc::new(Calculator::new())],
-        true,
-    )?;
-    let agent = PlanAndExecute::new(planner, executor).with_max_steps(8);
+    // LangChain's executor (`load_agent_executor`: the objective in every
+    // step's prompt, a reply without an action is the answer), with fewer
+    // model calls per step than the default 15, which a small local model
+    // can spend going round in circles.
+    let executor = AgentExecutor::builder(model)
+        .with_tool(Arc::new(catalogue))
+        .with_tool(Arc::new(Calculator::new()))
+        .with_task_in_prompt(true)
+        .with_plain_text_answers(true)
+        .with_max_iterations(4)
+        .build()?;
+    let agent = PlanAndExecute::new(planner, executor).with_max_steps(6);
 
     // Progress as it happens, on stderr; the result on stdout.
     let request = RunRequest::new(args.objective).with_callback(|event| {
