@@ -43,7 +43,10 @@ fn action(tool: &str, input: Value) -> String {
 fn tool_fn_derives_the_schema_and_spec() {
     let tool = converter();
     assert_eq!(tool.name(), "to_fahrenheit");
-    assert_eq!(tool.description(), "Converts degrees Celsius to Fahrenheit.");
+    assert_eq!(
+        tool.description(),
+        "Converts degrees Celsius to Fahrenheit."
+    );
     let schema = tool.parameters();
     assert_eq!(schema["type"], "object");
     assert_eq!(schema["description"], "What to convert.");
@@ -67,7 +70,9 @@ async fn tool_fn_runs_with_typed_arguments() {
     let tool = converter();
     assert_eq!(tool.call(json!({"celsius": 100})).await.unwrap(), "212.0");
     assert_eq!(
-        tool.call(json!({"celsius": 37, "digits": 2})).await.unwrap(),
+        tool.call(json!({"celsius": 37, "digits": 2}))
+            .await
+            .unwrap(),
         "98.60"
     );
     let wrong = tool.call(json!({"celsius": "hot"})).await;
@@ -101,9 +106,13 @@ async fn tool_fn_with_context_sees_the_call() {
     struct Ping {
         n: u32,
     }
-    let tool = tool_fn_with_context("ping", "Echoes n.", |args: Ping, context: ToolContext| {
-        async move { Ok(format!("{} {}", args.n, context.idempotency_key())) }
-    });
+    let tool = tool_fn_with_context(
+        "ping",
+        "Echoes n.",
+        |args: Ping, context: ToolContext| async move {
+            Ok(format!("{} {}", args.n, context.idempotency_key()))
+        },
+    );
     let context = ToolContext::new();
     let out = tool
         .call_with_context(json!({"n": 3}), &context)
