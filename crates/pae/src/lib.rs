@@ -34,21 +34,21 @@
 //! No feature is on by default: the common path needs none, and each
 //! provider brings its own dependency tree.
 //!
-//! - `openai`: [`openai`] and [`OpenAiChat`], OpenAI and any
+//! - `openai`: `pae::openai` and `OpenAiChat`, OpenAI and any
 //!   OpenAI-compatible server (llama.cpp's server, vLLM, LM Studio, …),
 //!   from `pae-openai`.
-//! - `ollama`: [`ollama`] and [`OllamaChat`], an Ollama server, from
+//! - `ollama`: `pae::ollama` and `OllamaChat`, an Ollama server, from
 //!   `pae-ollama`.
-//! - `llamacpp`: [`llamacpp`], [`LlamaCppModel`] and [`LlamaCppConfig`], a
+//! - `llamacpp`: `pae::llamacpp`, `LlamaCppModel` and `LlamaCppConfig`, a
 //!   GGUF model run in-process through llama.cpp, from `pae-llamacpp`.
 //!   Compiles llama.cpp (needs cmake and a C++ compiler; minutes on the
 //!   first build).
-//! - `sqlite`: [`sqlite`] and [`SqliteStore`], the embedded run store (one
+//! - `sqlite`: `pae::sqlite` and `SqliteStore`, the embedded run store (one
 //!   SQLite file, SQLite compiled in) for durable runs, from `pae-sqlite`.
 //! - `full`: `openai`, `ollama`, `llamacpp` and `sqlite`.
-//! - `test-util`: [`test_util`]: `ScriptedModel` (a queue of canned replies
-//!   that records every request) and mockall mocks of every trait, for
-//!   tests and offline demos.
+//! - `test-util`: `pae::test_util`: `ScriptedModel` (a queue of canned
+//!   replies that records every request) and mockall mocks of every trait,
+//!   for tests and offline demos.
 //!
 //! Items behind a feature are marked so on docs.rs.
 //!
