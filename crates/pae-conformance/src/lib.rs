@@ -138,9 +138,12 @@
 //! # });
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod check;
 pub mod env;
 #[cfg(feature = "fault-server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fault-server")))]
 pub mod faults;
 mod options;
 mod reference;
