@@ -94,6 +94,8 @@ pub fn history_name(history: HistoryPolicy) -> String {
     match history {
         HistoryPolicy::All => String::from("all"),
         HistoryPolicy::LastK(k) => format!("last{k}"),
+        // A policy this table does not name yet.
+        other => format!("{other:?}").to_lowercase(),
     }
 }
 

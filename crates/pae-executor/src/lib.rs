@@ -67,9 +67,7 @@ pub mod prompt;
 pub mod schema;
 pub mod tools;
 
-pub use action::{
-    Action, ActionParseError, FINAL_ANSWER, MAX_CANDIDATES, is_final_answer, parse_action,
-};
+pub use action::{Action, ActionParseError, FINAL_ANSWER, is_final_answer, parse_action};
 pub use agent::{
     ActionFormat, AgentExecutor, AgentExecutorBuilder, AgentSettings, DEFAULT_MAX_CALLS_PER_REPLY,
     DEFAULT_MAX_ITERATIONS, DEFAULT_MAX_OBSERVATION_CHARS, DEFAULT_MAX_PARSE_RETRIES,

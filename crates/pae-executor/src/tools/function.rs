@@ -250,6 +250,7 @@ mod tests {
     use serde_json::json;
 
     #[derive(serde::Deserialize, JsonSchema)]
+    #[expect(dead_code, reason = "only the schema is read")]
     struct Nested {
         /// A city.
         city: String,
@@ -257,6 +258,7 @@ mod tests {
 
     /// Where and how long.
     #[derive(serde::Deserialize, JsonSchema)]
+    #[expect(dead_code, reason = "only the schema is read")]
     struct Trip {
         place: Nested,
         days: Option<u32>,
