@@ -1,4 +1,5 @@
-//! The dependency-direction check (STYLE.md, "Crate boundaries"): reads
+//! The dependency-direction check (`STYLE.md` at the repository root,
+//! "Crate boundaries", and ARCHITECTURE.md): reads
 //! `cargo metadata` and fails on any edge outside the table.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -162,7 +163,7 @@ pub(crate) fn check() -> Result<()> {
             eprintln!("  forbidden: {p}");
         }
         Err(format!(
-            "{} forbidden dependency edge(s) (see STYLE.md, Crate boundaries)",
+            "{} forbidden dependency edge(s) (see STYLE.md, Crate boundaries, and ARCHITECTURE.md)",
             problems.len()
         )
         .into())

@@ -564,8 +564,9 @@ mod imp {
             }
             if !avx2 {
                 println!(
-                    "note: built without AVX2; build with RUSTFLAGS=\"-C target-cpu=native\" \
-                     so llama.cpp uses the CPU's vector instructions"
+                    "note: built without AVX2; build with RUSTFLAGS=\"-C target-cpu=x86-64-v3\" \
+                     (as .cargo/config.toml does) so llama.cpp uses the CPU's vector \
+                     instructions"
                 );
             }
         }
