@@ -24,7 +24,7 @@
 use std::path::PathBuf;
 
 use crate::BenchError;
-use crate::args::Format;
+use crate::options::Format;
 
 /// The suite's options. Needs the `llamacpp` feature:
 /// `cargo run --release -p pae-bench --features llamacpp -- llamacpp`.

@@ -24,7 +24,7 @@ use pae_planner::LlmPlanner;
 use serde_json::json;
 
 use crate::BenchError;
-use crate::args::{Format, positive};
+use crate::options::{Format, positive};
 
 /// The suite's options.
 #[derive(Debug, Clone, clap::Args)]
