@@ -1,4 +1,5 @@
-//! The dependency-direction check (STYLE.md, "Crate boundaries"): reads
+//! The dependency-direction check (`STYLE.md` at the repository root,
+//! "Crate boundaries", and ARCHITECTURE.md): reads
 //! `cargo metadata` and fails on any edge outside the table.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -78,6 +79,9 @@ enum Role {
     /// pae-transcript: a published file format, readable without the agent.
     Format,
     Adapter,
+    /// `pae`, the facade: re-exports the core, the strategies, the adapters
+    /// and the stores; only wiring (examples, the CLI) depends on it.
+    Facade,
     Wiring,
     Xtask,
 }
@@ -90,6 +94,7 @@ fn role(name: &str, manifest_path: &str) -> Role {
         "pae-planner" | "pae-executor" => Role::Strategy,
         "pae-conformance" => Role::Support,
         "pae-transcript" => Role::Format,
+        "pae" => Role::Facade,
         "pae-cli" | "pae-bench" => Role::Wiring,
         "xtask" => Role::Xtask,
         _ if manifest_path.contains("/examples/") => Role::Wiring,
@@ -173,7 +178,7 @@ pub(crate) fn check() -> Result<()> {
             eprintln!("  forbidden: {p}");
         }
         Err(format!(
-            "{} forbidden dependency edge(s) (see STYLE.md, Crate boundaries)",
+            "{} forbidden dependency edge(s) (see STYLE.md, Crate boundaries, and ARCHITECTURE.md)",
             problems.len()
         )
         .into())
@@ -215,6 +220,11 @@ fn judge(name: &str, own: Role, dep: &Dep, workspace: &BTreeMap<String, Role>) -
             // strategies and the kit, never another adapter.
             (Role::Adapter, Role::Strategy | Role::Support) => dev,
             (Role::Adapter, _) => false,
+            // The facade depends on what it re-exports (never the test
+            // kit, never wiring); nothing below wiring depends on it.
+            (Role::Facade, Role::Schema | Role::Core | Role::Http)
+            | (Role::Facade, Role::Strategy | Role::Adapter) => true,
+            (Role::Facade, _) => false,
             (Role::Wiring, _) => true,
         };
         return (!allowed).then_some(edge);
@@ -252,7 +262,10 @@ fn judge(name: &str, own: Role, dep: &Dep, workspace: &BTreeMap<String, Role>) -
         Role::Strategy | Role::Support if !dev => PROVIDER_STACK
             .contains(&dep.name.as_str())
             .then(|| format!("{edge}: provider SDKs belong in adapter crates")),
-        Role::Xtask if dep.name.starts_with("pae-") => Some(edge),
+        Role::Facade if !dev => PROVIDER_STACK.contains(&dep.name.as_str()).then(|| {
+            format!("{edge}: the facade re-exports adapters; provider SDKs belong in one")
+        }),
+        Role::Xtask if dep.name == "pae" || dep.name.starts_with("pae-") => Some(edge),
         _ => None,
     }
 }
@@ -328,6 +341,7 @@ mod tests {
             ("pae-openai", Role::Adapter),
             ("pae-ollama", Role::Adapter),
             ("pae-cli", Role::Wiring),
+            ("pae", Role::Facade),
         ]
         .into_iter()
         .map(|(n, r)| (n.to_owned(), r))
@@ -391,6 +405,14 @@ mod tests {
             )
             .is_some()
         );
+        // Nothing below wiring depends on the facade; it re-exports, so it
+        // never takes a provider SDK or the test kit itself.
+        assert!(judge("pae-core", Role::Core, &dep("pae", true), &ws).is_some());
+        assert!(judge("pae-executor", Role::Strategy, &dep("pae", true), &ws).is_some());
+        assert!(judge("pae-openai", Role::Adapter, &dep("pae", false), &ws).is_some());
+        assert!(judge("pae", Role::Facade, &dep("pae-conformance", false), &ws).is_some());
+        assert!(judge("pae", Role::Facade, &dep("pae-cli", false), &ws).is_some());
+        assert!(judge("pae", Role::Facade, &dep("reqwest", false), &ws).is_some());
         let mut tokio_full = dep("tokio", false);
         tokio_full.features = vec!["full".into()];
         assert!(judge("pae-core", Role::Core, &tokio_full, &ws).is_some());
@@ -453,6 +475,11 @@ mod tests {
             )
             .is_none()
         );
+        for target in ["pae-core", "pae-planner", "pae-executor", "pae-openai"] {
+            assert!(judge("pae", Role::Facade, &dep(target, false), &ws).is_none());
+        }
+        assert!(judge("pae", Role::Facade, &dep("pae", true), &ws).is_none());
+        assert!(judge("pae-cli", Role::Wiring, &dep("pae", false), &ws).is_none());
         let mut tokio_time = dep("tokio", false);
         tokio_time.uses_default_features = false;
         tokio_time.features = vec!["time".into(), "sync".into()];

@@ -5,6 +5,7 @@
 //! (system packages, the Python test servers, model files) is installed by
 //! the commands that need it, into caches outside the checkout.
 
+mod cycles;
 mod deps;
 mod release;
 mod servers;
@@ -20,7 +21,9 @@ cargo xtask <command>
 
 Commands:
   lint                 cargo fmt --check, clippy and rustdoc with warnings denied,
-                       and the dependency-direction check
+                       the dependency-direction check and the module-cycle check
+  cycles               the module-cycle check alone: fails when modules of a
+                       crate import each other in a cycle (use crate::/super::)
   test [--offline] [CARGO TEST ARGS]
                        the whole test suite: installs what is missing (system
                        packages, Python servers, models), starts the test
@@ -70,6 +73,7 @@ fn dispatch(args: &[String]) -> Result<()> {
     let rest = &args[args.len().min(1)..];
     match command {
         "lint" => lint(),
+        "cycles" => cycles::check(),
         "test" => test(rest),
         "ci" => {
             lint()?;
@@ -113,6 +117,8 @@ fn lint() -> Result<()> {
         .env("RUSTDOCFLAGS", "-D warnings"))?;
     util::step("dependency direction");
     deps::check()?;
+    util::step("module cycles");
+    cycles::check()?;
     // The workspace build unifies features: a test target that needs a
     // feature it does not declare compiles there and fails for a
     // contributor running `cargo test -p <crate>`. Check each crate alone.

@@ -2,8 +2,9 @@
 //! suite, each with its own options, plus `list`. `cargo xtask bench`
 //! passes `<suite> [options]` through unchanged.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
+pub use crate::options::{Format, positive};
 use crate::{chaos, latency, llamacpp, overhead, store, tool_calls};
 
 /// Runs one benchmark suite of pae and prints its figures. Build with
@@ -41,29 +42,6 @@ pub enum Command {
     /// One session of the chaos suite's child (internal).
     #[command(hide = true)]
     ChaosChild(chaos::ChildArgs),
-}
-
-/// How a suite prints its figures.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// A table for people.
-    #[default]
-    Table,
-    /// One JSON object per line.
-    Json,
-}
-
-/// A count above zero; `_` may group digits (`1_000`).
-///
-/// # Errors
-/// A message for clap when the text is not such a number.
-pub fn positive(text: &str) -> Result<usize, String> {
-    text.trim()
-        .replace('_', "")
-        .parse()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| format!("cannot read {text:?} as a number above zero"))
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use pae_planner::load_chat_planner;
 use serde_json::json;
 
 use crate::BenchError;
-use crate::args::{Format, positive};
+use crate::options::{Format, positive};
 
 /// The suite's options.
 #[derive(Debug, Clone, clap::Args)]

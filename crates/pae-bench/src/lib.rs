@@ -47,6 +47,7 @@ pub mod args;
 pub mod chaos;
 pub mod latency;
 pub mod llamacpp;
+pub mod options;
 pub mod overhead;
 pub mod store;
 pub mod tool_calls;

@@ -24,7 +24,7 @@
 use std::path::PathBuf;
 
 use crate::BenchError;
-use crate::args::Format;
+use crate::options::Format;
 
 /// The suite's options. Needs the `llamacpp` feature:
 /// `cargo run --release -p pae-bench --features llamacpp -- llamacpp`.
@@ -564,8 +564,9 @@ mod imp {
             }
             if !avx2 {
                 println!(
-                    "note: built without AVX2; build with RUSTFLAGS=\"-C target-cpu=native\" \
-                     so llama.cpp uses the CPU's vector instructions"
+                    "note: built without AVX2; build with RUSTFLAGS=\"-C target-cpu=x86-64-v3\" \
+                     (as .cargo/config.toml does) so llama.cpp uses the CPU's vector \
+                     instructions"
                 );
             }
         }

@@ -24,7 +24,7 @@ use pae_planner::LlmPlanner;
 use serde_json::json;
 
 use crate::BenchError;
-use crate::args::{Format, positive};
+use crate::options::{Format, positive};
 
 /// The suite's options.
 #[derive(Debug, Clone, clap::Args)]
@@ -94,6 +94,8 @@ pub fn history_name(history: HistoryPolicy) -> String {
     match history {
         HistoryPolicy::All => String::from("all"),
         HistoryPolicy::LastK(k) => format!("last{k}"),
+        // A policy this table does not name yet.
+        other => format!("{other:?}").to_lowercase(),
     }
 }
 

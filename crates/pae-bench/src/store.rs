@@ -29,7 +29,7 @@ use pae_sqlite::SqliteStore;
 use serde_json::{Value, json};
 
 use crate::BenchError;
-use crate::args::positive;
+use crate::options::positive;
 
 /// The suite's options.
 #[derive(Debug, Clone, clap::Args)]

@@ -21,7 +21,7 @@ use pae_executor::{ActionFormat, AgentExecutor, DEFAULT_MAX_CALLS_PER_REPLY};
 use serde_json::{Value, json};
 
 use crate::BenchError;
-use crate::args::{Format, positive};
+use crate::options::{Format, positive};
 
 /// The suite's options.
 #[derive(Debug, Clone, clap::Args)]

@@ -138,9 +138,11 @@
 //! # });
 //! ```
 
-mod check;
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod env;
 #[cfg(feature = "fault-server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fault-server")))]
 pub mod faults;
 mod options;
 mod reference;
@@ -149,8 +151,8 @@ pub mod store;
 mod suite;
 mod text;
 
-pub use check::{Check, CheckResult, Outcome};
 pub use options::Options;
 pub use reference::{reference_model, reference_reply};
 pub use report::Report;
+pub use suite::check::{Check, CheckResult, Outcome};
 pub use suite::run;

@@ -12,6 +12,7 @@ use crate::error::ExecError;
 
 /// What an executor is given for one step.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct StepInput {
     /// The user's objective.
     pub objective: String,

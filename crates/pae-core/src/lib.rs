@@ -65,6 +65,8 @@
 //! assert_eq!(result.plans[0].to_string(), "1. think about tea\n2. answer");
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod adapter;
 mod arc;
 mod cancel;
@@ -84,6 +86,7 @@ pub mod telemetry;
 mod tool;
 
 #[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod test_util;
 
 pub use cancel::CancelToken;

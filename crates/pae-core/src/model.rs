@@ -226,6 +226,7 @@ pub struct Sampling {
 /// One call to a chat model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub struct ChatRequest {
     /// The conversation so far.
     pub messages: Vec<Message>,
@@ -354,6 +355,7 @@ impl ChatRequest {
 /// Why the model stopped generating.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum FinishReason {
     /// A natural end or a stop sequence.
     #[default]

@@ -10,6 +10,7 @@ use crate::error::PlanError;
 
 /// What a planner is asked to plan.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct PlanRequest {
     /// The user's objective.
     pub objective: String,
@@ -49,6 +50,7 @@ pub trait Planner: Send + Sync {
 /// Why the orchestrator asks for a revised plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
+#[non_exhaustive]
 pub enum ReplanTrigger {
     /// A step completed (the after-every-step policy).
     StepCompleted,

@@ -64,7 +64,7 @@ pub const FINAL_ANSWER: &str = "Final Answer";
 /// How many fenced blocks the parser tries at most; also how many unfenced
 /// JSON start positions it tries from the reply's start, and how many more
 /// next to action-like keys further on.
-pub const MAX_CANDIDATES: usize = 32;
+pub(crate) const MAX_CANDIDATES: usize = 32;
 
 /// What a model's reply asks for.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,6 +5,7 @@ use pae_core::{Step, StepResponse, StepStatus};
 
 /// Which previous steps the step prompt shows in full.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum HistoryPolicy {
     /// Every previous step with its response (LangChain's behaviour). Prompt
     /// size grows with the number of steps done, so a whole run is quadratic.

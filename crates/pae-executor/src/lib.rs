@@ -13,13 +13,15 @@
 //! - [`ChainExecutor`]: runs any [`pae_core::Chain`] per step.
 //! - [`parse_action`]: the tolerant text-JSON action parser.
 //! - [`tools`]: [`tools::Calculator`], [`tools::CurrentTime`] and
-//!   [`tools::FileReader`] (confined to a root directory).
+//!   [`tools::FileReader`] (confined to a root directory), and
+//!   [`tools::tool_fn`], a tool from an async function whose typed argument
+//!   struct's JSON schema is derived with `schemars`.
 //! - [`schema::validate`]: the small JSON-schema check applied to tool
 //!   arguments.
 //!
 //! Depend on it to wire an agent together; it depends on `pae-core` and
-//! `pae-schema` only (plus `serde_json`, `thiserror`, `async-trait` and
-//! tokio's timer). The
+//! `pae-schema` only (plus `serde`, `serde_json`, `schemars`, `thiserror`,
+//! `async-trait`, `cap-std` and tokio's timer). The
 //! previous steps reach the model as readable text (see
 //! [`render_previous_steps`]), and [`HistoryPolicy::LastK`] keeps a step
 //! prompt's size bounded on long plans.
@@ -65,9 +67,7 @@ pub mod prompt;
 pub mod schema;
 pub mod tools;
 
-pub use action::{
-    Action, ActionParseError, FINAL_ANSWER, MAX_CANDIDATES, is_final_answer, parse_action,
-};
+pub use action::{Action, ActionParseError, FINAL_ANSWER, is_final_answer, parse_action};
 pub use agent::{
     ActionFormat, AgentExecutor, AgentExecutorBuilder, AgentSettings, DEFAULT_MAX_CALLS_PER_REPLY,
     DEFAULT_MAX_ITERATIONS, DEFAULT_MAX_OBSERVATION_CHARS, DEFAULT_MAX_PARSE_RETRIES,

@@ -19,8 +19,6 @@ use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::token_type::LlamaTokenAttr;
 use pae_core::ProviderError;
 
-use crate::engine::backend_error;
-
 /// One piece of a rendered prompt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Piece {
@@ -91,10 +89,10 @@ pub(crate) fn render(
     mut apply: impl FnMut(&[&str]) -> Result<String, ProviderError>,
 ) -> Result<Prompt, ProviderError> {
     let whole = apply(contents)?;
-    let cannot_split = || {
-        backend_error(
+    let cannot_split = || ProviderError::Backend {
+        message: String::from(
             "the chat template's output cannot be split into its own text and the messages",
-        )
+        ),
     };
     let used: HashSet<char> = whole.chars().collect();
     let mark = marker_chars()

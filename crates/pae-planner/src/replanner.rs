@@ -288,7 +288,8 @@ fn describe(request: &ReplanRequest) -> String {
         Some(ReplanTrigger::StepFailed { error }) => {
             let _ = write!(out, "\nWhy you are asked: {last} failed: {error}");
         }
-        None => out.push_str("\nWhy you are asked: to review the plan."),
+        // A trigger this replanner does not know yet: asked to review.
+        None | Some(_) => out.push_str("\nWhy you are asked: to review the plan."),
     }
     out
 }

@@ -8,13 +8,32 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use pae_core::{
     ChatModel, ChatRequest, ChatResponse, Message, ProviderError, ProviderErrorKind as Kind, Retry,
+    RetryPolicy,
 };
 
-use super::suite::ATTEMPTS;
-use super::{
-    Fault, FaultSuite, ModelTarget, RawServer, WireFormat, chunked, chunked_head, response,
-};
+use super::{Fault, ModelTarget, RawServer, WireFormat, chunked, chunked_head, response};
 use crate::text::{describe, kind_name};
+
+/// Attempts in all under
+/// [`FaultSuite::retry_policy`](super::FaultSuite::retry_policy).
+pub(super) const ATTEMPTS: usize = 3;
+/// The first backoff of
+/// [`FaultSuite::retry_policy`](super::FaultSuite::retry_policy); the second
+/// is twice it.
+pub(super) const BACKOFF: Duration = Duration::from_millis(50);
+
+/// The retry policy scenarios run under (what
+/// [`FaultSuite::retry_policy`](super::FaultSuite::retry_policy) returns):
+/// [`ATTEMPTS`] attempts, backoff of [`BACKOFF`] then twice it without
+/// jitter, `Retry-After` honoured up to 5 s.
+pub(super) fn retry_policy() -> RetryPolicy {
+    RetryPolicy::new()
+        .with_max_attempts(ATTEMPTS as u32)
+        .with_initial_backoff(BACKOFF)
+        .with_multiplier(2.0)
+        .with_jitter(0.0)
+        .with_max_retry_after(Duration::from_secs(5))
+}
 
 /// Slack added to upper time bounds: the machine may be busy.
 pub(super) const SLACK: Duration = Duration::from_secs(3);
@@ -147,7 +166,7 @@ where
             base_url: base_url.to_owned(),
             timeout: self.timeout,
         };
-        Retry::new((self.make)(&target), FaultSuite::<W>::retry_policy())
+        Retry::new((self.make)(&target), retry_policy())
     }
 
     pub(super) fn wire(&self) -> &W {

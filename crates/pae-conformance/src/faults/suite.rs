@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures::{FutureExt, StreamExt};
 use pae_core::{ChatModel, RetryPolicy};
 
-use super::runner::Runner;
+use super::runner::{self, Runner};
 use super::{FaultReport, ModelTarget, Scenario, ScenarioResult, WireFormat};
 use crate::Outcome;
 use crate::text::panic_text;
@@ -67,11 +67,6 @@ impl<W: fmt::Debug> fmt::Debug for FaultSuite<W> {
     }
 }
 
-/// Attempts in all under [`FaultSuite::retry_policy`].
-pub(super) const ATTEMPTS: usize = 3;
-/// The first backoff of [`FaultSuite::retry_policy`]; the second is twice it.
-pub(super) const BACKOFF: Duration = Duration::from_millis(50);
-
 impl<W: WireFormat> FaultSuite<W> {
     /// A suite for a provider speaking `wire`, with a 500 ms time limit,
     /// a 20 s hard limit per scenario and no secret.
@@ -127,12 +122,7 @@ impl<W: WireFormat> FaultSuite<W> {
     /// The retry policy the suite wraps models in: 3 attempts, backoff of
     /// 50 ms then 100 ms without jitter, `Retry-After` honoured up to 5 s.
     pub fn retry_policy() -> RetryPolicy {
-        RetryPolicy::new()
-            .with_max_attempts(ATTEMPTS as u32)
-            .with_initial_backoff(BACKOFF)
-            .with_multiplier(2.0)
-            .with_jitter(0.0)
-            .with_max_retry_after(Duration::from_secs(5))
+        runner::retry_policy()
     }
 
     /// Runs every scenario, building a fresh model for each with `make`.

@@ -2,6 +2,7 @@
 //! checks so a slow local model answers as few requests as possible; the
 //! checks themselves are in [`checks`].
 
+pub(crate) mod check;
 mod checks;
 
 use std::future::Future;

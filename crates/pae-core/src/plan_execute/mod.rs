@@ -40,6 +40,7 @@ use crate::store::{ApprovalPolicy, Budget, RunId, RunStore, local_owner};
 /// When the replanner is consulted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ReplanPolicy {
     /// Never: the first plan is final (LangChain's behaviour).
     #[default]
@@ -53,6 +54,7 @@ pub enum ReplanPolicy {
 /// How steps are scheduled.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Scheduling {
     /// By dependencies when the plan declares any, one after another
     /// otherwise.
@@ -69,6 +71,7 @@ pub enum Scheduling {
 /// What happens to the rest of a dependency plan when a step fails.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum FailurePolicy {
     /// Skip the steps that depend on it (recorded with the reason) and go on
     /// with the independent ones.

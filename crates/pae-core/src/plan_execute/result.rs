@@ -35,6 +35,7 @@ pub enum RunOutcome {
 
 /// What a successful run returns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RunResult {
     /// The run's id, for runs kept in a store (or given an id).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -34,6 +34,7 @@ pub const INVALID_REPLY: &str = "_invalid_reply";
 
 /// What the step returns when a limit is hit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum EarlyStopping {
     /// A fixed response saying the agent stopped (LangChain's default); no
     /// further model call.
@@ -47,6 +48,7 @@ pub enum EarlyStopping {
 
 /// What a tool's error does.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ToolErrorPolicy {
     /// The error message becomes the observation and the loop goes on.
     #[default]
@@ -57,6 +59,7 @@ pub enum ToolErrorPolicy {
 
 /// How the model expresses actions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ActionFormat {
     /// Native tool calls when the model's capabilities advertise them,
     /// text-JSON otherwise.

@@ -5,4 +5,5 @@
 mod action_parser;
 mod agent_loop;
 mod tool_exclusivity;
+mod tool_fn;
 mod tools;

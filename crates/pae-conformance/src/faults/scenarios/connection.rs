@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use pae_core::{ChatModel, ProviderErrorKind as Kind};
 
+use crate::faults::runner::{ATTEMPTS, BACKOFF};
 use crate::faults::runner::{Check, OK, Runner, SLACK, closed_port_url, ensure, plan};
-use crate::faults::suite::{ATTEMPTS, BACKOFF};
 use crate::faults::{Action, Fault, ModelTarget, WireFormat};
 use crate::text::kind_name;
 

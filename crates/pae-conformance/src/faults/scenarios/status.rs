@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use pae_core::{ChatModel, ProviderErrorKind as Kind};
 
+use crate::faults::runner::{ATTEMPTS, BACKOFF};
 use crate::faults::runner::{Check, OK, Runner, SLACK, body_of, ensure, plan};
-use crate::faults::suite::{ATTEMPTS, BACKOFF};
 use crate::faults::{Action, Fault, ModelTarget, WireFormat, http_date, response};
 use crate::text::kind_name;
 

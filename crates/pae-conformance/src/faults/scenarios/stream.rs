@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use pae_core::{ChatModel, ProviderError, ProviderErrorKind as Kind};
 
+use crate::faults::runner::{ATTEMPTS, BACKOFF};
 use crate::faults::runner::{
     BAD_UTF8_MARK, Check, OK, REPORTED, Runner, SLACK, STREAM_PARTS, all_text, ensure,
     expected_attempts, plan,
 };
-use crate::faults::suite::{ATTEMPTS, BACKOFF};
 use crate::faults::{Action, Fault, LAST_CHUNK, ModelTarget, WireFormat, chunk, response};
 use crate::text::{describe, kind_name};
 

@@ -1,11 +1,13 @@
-//! The checks of the suite, their outcomes and one check's result.
+//! The checks of the suite (the one table that declares each check and
+//! dispatches to the method running it), their outcomes and one check's
+//! result.
 
 use std::fmt;
 use std::time::Duration;
 
 use pae_core::{Capabilities, ChatModel};
 
-use crate::suite::{Suite, Verdict};
+use super::{Suite, Verdict};
 
 /// Declares [`Check`] (with [`Check::ALL`] and [`Check::name`]) and the
 /// suite's dispatch to the method that runs each check, from one table of
