@@ -41,7 +41,7 @@ use toolbox::Toolbox;
 
 use crate::action::ActionParseError;
 use crate::error::ConfigError;
-use crate::history::render_previous_steps;
+use crate::history::render_history;
 use crate::{prompt, schema};
 
 /// A tool-using agent that carries out one plan step (LangChain's
@@ -489,7 +489,11 @@ enum Invoked {
 #[async_trait]
 impl Executor for AgentExecutor {
     async fn step(&self, input: &StepInput) -> Result<StepResponse, ExecError> {
-        let previous_steps = render_previous_steps(&input.previous_steps, self.settings.history);
+        let previous_steps = render_history(
+            &input.previous_steps,
+            Some(&input.current_step),
+            self.settings.history,
+        );
         let step_number = (input.index + 1).to_string();
         let step = StepPrompt {
             previous_steps: &previous_steps,
