@@ -355,12 +355,19 @@ impl RunContext {
         &self.shared.events
     }
 
+    /// Whether events go anywhere: to a callback, or to the store of a
+    /// durable run. When not, [`emit`](Self::emit) drops them, so callers
+    /// can skip building costly ones.
+    pub fn is_observed(&self) -> bool {
+        self.shared.durable.is_some() || self.shared.events.has_callbacks()
+    }
+
     /// Emits an event (and stores it, for durable runs).
     pub fn emit(&self, kind: EventKind) {
-        let durable = self.shared.durable.as_ref();
-        if durable.is_none() && !self.shared.events.has_callbacks() {
+        if !self.is_observed() {
             return;
         }
+        let durable = self.shared.durable.as_ref();
         let event = self.shared.events.event(kind);
         self.shared.events.deliver(&event);
         if let Some(durable) = durable {
@@ -485,7 +492,16 @@ impl RunContext {
         } else {
             String::new()
         };
-        let name = model.model_name();
+        // Without a store, listeners or prices, the model's name, the
+        // clock readings and the event are needed by nobody: a call then
+        // costs no allocation of its own.
+        let observed = self.is_observed();
+        let priced = !self.shared.budget.prices.is_empty();
+        let name = if observed || priced {
+            model.model_name()
+        } else {
+            String::new()
+        };
         if let Replayed::Model(response) = self.replayed(seq, CallKind::Model, &hash) {
             lock(&self.shared.spent).replayed_calls += 1;
             self.emit(EventKind::ModelCalled {
@@ -497,8 +513,8 @@ impl RunContext {
             });
             return Ok(response);
         }
-        let started = tokio::time::Instant::now();
-        let started_ms = now_ms();
+        let started = observed.then(tokio::time::Instant::now);
+        let started_ms = if durable { now_ms() } else { 0 };
         let summary = durable.then(|| request_summary(&request));
         let response = match self
             .cancel_token()
@@ -517,7 +533,7 @@ impl RunContext {
             let mut spent = lock(&self.shared.spent);
             spent.usage += usage;
             spent.model_calls += 1;
-            if let Some(price) = self.shared.budget.prices.get(&name) {
+            if priced && let Some(price) = self.shared.budget.prices.get(&name) {
                 spent.cost += price.cost(usage);
             }
         }
@@ -537,13 +553,15 @@ impl RunContext {
                 finished_at_ms: Some(now_ms()),
             });
         }
-        self.emit(EventKind::ModelCalled {
-            step_index: self.scope.step_index(),
-            model: name,
-            usage,
-            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
-            replayed: false,
-        });
+        if let Some(started) = started {
+            self.emit(EventKind::ModelCalled {
+                step_index: self.scope.step_index(),
+                model: name,
+                usage,
+                latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+                replayed: false,
+            });
+        }
         Ok(response)
     }
 
@@ -627,7 +645,10 @@ impl RunContext {
             Replayed::InDoubt | Replayed::Model(_) | Replayed::None => {}
         }
         let guarded = !(tool.is_read_only() && tool.is_idempotent());
-        let mut entry = JournalEntry {
+        // Without a store there is no journal entry, and without listeners
+        // no event: a call then copies neither its input nor its result.
+        let observed = self.is_observed();
+        let mut entry = durable.map(|_| JournalEntry {
             scope: self.scope.clone(),
             seq,
             kind: CallKind::Tool,
@@ -640,14 +661,16 @@ impl RunContext {
             usage: TokenUsage::default(),
             started_at_ms: now_ms(),
             finished_at_ms: None,
-        };
-        self.emit(EventKind::ToolStarted {
-            step_index: self.scope.step_index().unwrap_or_default(),
-            call: seq,
-            tool: name.clone(),
-            input: input.clone(),
         });
-        if durable.is_some() && guarded {
+        if observed {
+            self.emit(EventKind::ToolStarted {
+                step_index: self.scope.step_index().unwrap_or_default(),
+                call: seq,
+                tool: name.clone(),
+                input: input.clone(),
+            });
+        }
+        if let Some(entry) = entry.as_ref().filter(|_| guarded) {
             // A call with side effects is on record before it runs, so a
             // crash during it is known on resume.
             self.queue(entry.clone());
@@ -665,7 +688,7 @@ impl RunContext {
             cancel: self.cancel_token().clone(),
             events: self.shared.events.clone(),
         };
-        let started = tokio::time::Instant::now();
+        let started = observed.then(tokio::time::Instant::now);
         let result = match self
             .cancel_token()
             .run_until_cancelled(tool.call_with_context(input, &context))
@@ -680,7 +703,7 @@ impl RunContext {
         if !stopped {
             lock(&self.shared.spent).tool_calls += 1;
         }
-        if durable.is_some() && !stopped {
+        if let Some(mut entry) = entry.take().filter(|_| !stopped) {
             entry.state = CallState::Done;
             entry.result = match &result {
                 Ok(text) => json!({ "ok": text }),
@@ -698,18 +721,20 @@ impl RunContext {
                     })?;
             }
         }
-        self.emit(EventKind::ToolFinished {
-            step_index: self.scope.step_index().unwrap_or_default(),
-            call: seq,
-            tool: name,
-            observation: match &result {
-                Ok(text) => text.clone(),
-                Err(e) => e.to_string(),
-            },
-            is_error: result.is_err(),
-            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-            replayed: false,
-        });
+        if let Some(started) = started {
+            self.emit(EventKind::ToolFinished {
+                step_index: self.scope.step_index().unwrap_or_default(),
+                call: seq,
+                tool: name,
+                observation: match &result {
+                    Ok(text) => text.clone(),
+                    Err(e) => e.to_string(),
+                },
+                is_error: result.is_err(),
+                duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+                replayed: false,
+            });
+        }
         result
     }
 

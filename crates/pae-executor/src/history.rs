@@ -52,12 +52,12 @@ pub struct DigestLimits {
 }
 
 impl DigestLimits {
-    /// The last 3 steps in full, lines of at most 160 characters, 2,000
-    /// characters of lines.
+    /// The last 3 steps in full, lines of at most 160 characters, 1,200
+    /// characters of lines (about 300 tokens).
     pub const DEFAULT: Self = Self {
         recent: 3,
         line_chars: 160,
-        max_chars: 2000,
+        max_chars: 1200,
     };
 
     /// These limits with `recent` steps shown in full.
@@ -203,27 +203,28 @@ fn render_digest(
 
     // Lines from the newest older step backwards, within the budget. Only
     // the steps that get a line are looked at, so rendering costs the same
-    // at step 10 and at step 10,000.
+    // at step 10 and at step 10,000. Lines are measured here and written
+    // straight into the text below, never held on their own.
     let line_chars = limits.line_chars.max(24);
-    let mut lines: Vec<(usize, String)> = Vec::new();
+    let mut lines: Vec<usize> = Vec::with_capacity((limits.max_chars / 24).min(recent_from) + 1);
     let mut used = 0usize;
     let mut first_line = recent_from;
     for index in (0..recent_from).rev() {
         if referenced.binary_search(&index).is_ok() {
             continue;
         }
-        let line = digest_line(index + 1, &steps[index], line_chars);
-        let chars = line.chars().count() + 1;
+        let chars = write_digest_line(&mut CharCount(0), index + 1, &steps[index], line_chars) + 1;
         if used + chars > limits.max_chars {
             break;
         }
         used += chars;
-        lines.push((index, line));
+        lines.push(index);
         first_line = index;
     }
     lines.reverse();
 
-    let mut plan: Vec<Shown> = Vec::with_capacity(referenced.len() * 2 + 2);
+    let shown = lines.len() + referenced.len() * 2 + (steps.len() - recent_from) + 2;
+    let mut plan: Vec<Shown> = Vec::with_capacity(shown);
     let mut next = 0;
     for &index in referenced.iter().filter(|&&i| i < first_line) {
         if next < index {
@@ -242,20 +243,30 @@ fn render_digest(
         });
     }
     let mut referenced_after = referenced.iter().filter(|&&i| i >= first_line).peekable();
-    for (index, _) in &lines {
+    for &index in &lines {
         while let Some(&&r) = referenced_after.peek()
-            && r < *index
+            && r < index
         {
             plan.push(Shown::Full(r));
             referenced_after.next();
         }
-        plan.push(Shown::Line(*index));
+        plan.push(Shown::Line(index));
     }
     plan.extend(referenced_after.map(|&r| Shown::Full(r)));
     plan.extend((recent_from..steps.len()).map(Shown::Full));
 
-    let mut out = String::with_capacity(used + 256);
-    let mut lines = lines.into_iter().map(|(_, line)| line);
+    let full_chars: usize = plan
+        .iter()
+        .map(|shown| match shown {
+            Shown::Full(index) => {
+                let (step, response) = &steps[*index];
+                step.value.len() + response.response.len() + 32
+            }
+            _ => 0,
+        })
+        .sum();
+    // Lines are counted in characters, which are at most 4 bytes each.
+    let mut out = String::with_capacity(used * 2 + full_chars + 64);
     let mut previous_was_line = false;
     for shown in plan {
         let is_line = matches!(shown, Shown::Line(_) | Shown::Omitted { .. });
@@ -271,7 +282,9 @@ fn render_digest(
                 let (step, response) = &steps[index];
                 push_full(&mut out, index + 1, step, response);
             }
-            Shown::Line(_) => out.push_str(&lines.next().unwrap_or_default()),
+            Shown::Line(index) => {
+                write_digest_line(&mut out, index + 1, &steps[index], line_chars);
+            }
             Shown::Omitted { from, to } if to - from == 1 => {
                 out.push_str("(Step ");
                 push_number(&mut out, to);
@@ -329,47 +342,115 @@ fn referenced_steps(steps: &[(Step, StepResponse)], current: &Step) -> Vec<usize
     found
 }
 
-/// `Step n: <text> -> <response>` on one line of at most `max` characters:
-/// the step text gets at most half, the response the rest.
-fn digest_line(number: usize, (step, response): &(Step, StepResponse), max: usize) -> String {
-    let mut line = String::with_capacity(max.min(256) + 8);
-    line.push_str("Step ");
-    push_number(&mut line, number);
-    line.push_str(": ");
-    let head = line.chars().count();
+/// Where digest text goes: a string, or a counter of its characters.
+trait Sink {
+    /// Appends text known to be ASCII.
+    fn push_ascii(&mut self, text: &str);
+    fn push(&mut self, c: char);
+}
+
+impl Sink for String {
+    fn push_ascii(&mut self, text: &str) {
+        self.push_str(text);
+    }
+
+    fn push(&mut self, c: char) {
+        String::push(self, c);
+    }
+}
+
+/// Counts the characters it is given.
+struct CharCount(usize);
+
+impl Sink for CharCount {
+    fn push_ascii(&mut self, text: &str) {
+        self.0 += text.len();
+    }
+
+    fn push(&mut self, _: char) {
+        self.0 += 1;
+    }
+}
+
+/// Writes `Step n: <text> -> <response>` as one line of at most `max`
+/// characters (the step text gets at most half, the response the rest);
+/// returns its characters.
+fn write_digest_line(
+    out: &mut impl Sink,
+    number: usize,
+    (step, response): &(Step, StepResponse),
+    max: usize,
+) -> usize {
+    let mut head = [0u8; 32];
+    let head = step_label(&mut head, number);
+    out.push_ascii(head);
+    let head = head.len();
     let text_budget = (max / 2).saturating_sub(head).max(8);
-    let text_used = push_one_line(&mut line, &step.value, text_budget);
-    line.push_str(" -> ");
+    let text_used = push_one_line(out, &step.value, text_budget);
+    out.push_ascii(" -> ");
     let rest = max.saturating_sub(head + text_used + 4).max(8);
-    match &response.status {
-        StepStatus::Completed => {
-            push_one_line(&mut line, &response.response, rest);
-        }
+    let tail = match &response.status {
+        StepStatus::Completed => push_one_line(out, &response.response, rest),
         StepStatus::Stopped { .. } => {
-            line.push_str("(stopped) ");
-            push_one_line(&mut line, &response.response, rest.saturating_sub(10));
+            out.push_ascii("(stopped) ");
+            10 + push_one_line(out, &response.response, rest.saturating_sub(10))
         }
         StepStatus::Failed { error } => {
-            line.push_str("(failed: ");
-            push_one_line(&mut line, error, rest.saturating_sub(10));
-            line.push(')');
+            out.push_ascii("(failed: ");
+            let used = push_one_line(out, error, rest.saturating_sub(10));
+            out.push(')');
+            10 + used
         }
         StepStatus::Skipped { reason } => {
-            line.push_str("(skipped: ");
-            push_one_line(&mut line, reason, rest.saturating_sub(11));
-            line.push(')');
+            out.push_ascii("(skipped: ");
+            let used = push_one_line(out, reason, rest.saturating_sub(11));
+            out.push(')');
+            11 + used
+        }
+    };
+    head + text_used + 4 + tail
+}
+
+/// `Step n: ` written into `buffer`.
+fn step_label(buffer: &mut [u8; 32], number: usize) -> &str {
+    let mut digits = [0u8; 20];
+    let digits = decimal(&mut digits, number);
+    let len = 5 + digits.len() + 2;
+    buffer[..5].copy_from_slice(b"Step ");
+    buffer[5..5 + digits.len()].copy_from_slice(digits);
+    buffer[5 + digits.len()..len].copy_from_slice(b": ");
+    std::str::from_utf8(&buffer[..len]).unwrap_or("Step : ")
+}
+
+/// The decimal digits of `number`, written at the end of `buffer`.
+fn decimal(buffer: &mut [u8; 20], number: usize) -> &[u8] {
+    let mut at = buffer.len();
+    let mut n = number;
+    loop {
+        at -= 1;
+        buffer[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
         }
     }
-    line
+    &buffer[at..]
 }
 
 /// Appends `text` trimmed, with runs of whitespace as one space, cut to
 /// `max` characters (the last one `…` when cut). Reads no further than it
 /// writes. Returns the characters written.
-fn push_one_line(out: &mut String, text: &str, max: usize) -> usize {
+fn push_one_line(out: &mut impl Sink, text: &str, max: usize) -> usize {
+    let text = text.trim();
+    // The common case, short ASCII text already on one line, is copied
+    // whole (every history rendering writes dozens of these lines).
+    if text.len() <= max && is_plain_line(text.as_bytes()) {
+        out.push_ascii(text);
+        return text.len();
+    }
     let mut written = 0;
     let mut pending_space = false;
-    let mut chars = text.trim().chars().peekable();
+    let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         if c.is_whitespace() {
             pending_space = true;
@@ -394,19 +475,24 @@ fn push_one_line(out: &mut String, text: &str, max: usize) -> usize {
     written
 }
 
+/// Whether text is printable ASCII without two spaces in a row: one line
+/// that needs no rewriting.
+fn is_plain_line(bytes: &[u8]) -> bool {
+    // Without early exits, so that both loops vectorise: the lines are
+    // short, and every history rendering checks dozens of them.
+    let printable = bytes
+        .iter()
+        .fold(true, |ok, &b| ok & (b.wrapping_sub(b' ') <= b'~' - b' '));
+    let double_space = bytes
+        .iter()
+        .zip(bytes.iter().skip(1))
+        .fold(false, |found, (&a, &b)| found | ((a == b' ') & (b == b' ')));
+    printable && !double_space
+}
+
 fn push_number(out: &mut String, number: usize) {
     let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = number;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[at..] {
+    for &d in decimal(&mut digits, number) {
         out.push(char::from(d));
     }
 }
@@ -595,6 +681,13 @@ mod tests {
         );
     }
 
+    fn digest_line(number: usize, step: &(Step, StepResponse), max: usize) -> String {
+        let mut line = String::new();
+        let chars = write_digest_line(&mut line, number, step, max);
+        assert_eq!(chars, line.chars().count(), "{line}");
+        line
+    }
+
     #[test]
     fn digest_lines_are_one_bounded_line() {
         let long = (
@@ -602,6 +695,10 @@ mod tests {
             StepResponse::new("It is\n\n".repeat(1000)),
         );
         let line = digest_line(12, &long, 60);
+        assert_eq!(
+            write_digest_line(&mut CharCount(0), 12, &long, 60),
+            line.chars().count()
+        );
         assert!(!line.contains('\n'), "{line}");
         assert_eq!(line.chars().count(), 60, "{line}");
         assert_eq!(
