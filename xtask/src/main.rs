@@ -34,8 +34,12 @@ Commands:
   fetch-models         download and verify the model files only
   demo [OBJECTIVE]     set up, then run `pae run` on the objective with the
                        default local model
-  bench [SUITE...]     run the benchmarks (suites: overhead, latency, tool-calls,
-                       llamacpp; default: all)
+  bench [SUITE [OPTIONS]]
+                       run the benchmarks (suites: overhead, latency, tool-calls,
+                       llamacpp; default: all); options go to the suite, e.g.
+                       `bench overhead --vs-langchain` (installs the pinned
+                       LangChain into $PAE_CACHE_DIR/langchain-venv and runs
+                       both on the same workload)
   release VERSION [--execute]
                        refuse a dirty tree, bump the lockstep version, roll the
                        changelog, and run `cargo publish --workspace --dry-run`
@@ -180,9 +184,6 @@ fn demo(args: &[String]) -> Result<()> {
 }
 
 fn bench(args: &[String]) -> Result<()> {
-    setup::system_packages()?;
-    setup::python_env()?;
-    let models = setup::models()?;
     // Without arguments: every suite, one after another.
     let suites: Vec<Vec<String>> = if args.is_empty() {
         ["overhead", "latency", "tool-calls", "llamacpp"]
@@ -192,32 +193,54 @@ fn bench(args: &[String]) -> Result<()> {
     } else {
         vec![args.to_vec()]
     };
-    util::step("building the benchmarks (release, with the llamacpp suite)");
-    run(cargo().args([
-        "build",
-        "--release",
-        "--quiet",
-        "--package",
-        "pae-bench",
-        "--features",
-        "llamacpp",
-    ]))?;
+    // Only the llamacpp suite needs llama.cpp, llama-cpp-python and the
+    // models; only --vs-langchain needs LangChain.
+    let llamacpp = suites
+        .iter()
+        .any(|s| s.first().is_some_and(|n| n == "llamacpp"));
+    let langchain = suites.iter().flatten().any(|a| a == "--vs-langchain");
+    let mut models = None;
+    if llamacpp {
+        setup::system_packages()?;
+        setup::python_env()?;
+        models = Some(setup::models()?);
+    }
+    if langchain {
+        setup::langchain_env()?;
+    }
+    let features: &[&str] = if llamacpp {
+        &["--features", "llamacpp"]
+    } else {
+        &[]
+    };
+    util::step(&format!(
+        "building the benchmarks (release{})",
+        if llamacpp {
+            ", with the llamacpp suite"
+        } else {
+            ""
+        }
+    ));
+    run(cargo()
+        .args(["build", "--release", "--quiet", "--package", "pae-bench"])
+        .args(features))?;
     for suite in suites {
         util::step(&format!("pae-bench {}", suite.join(" ")));
-        run(cargo()
-            .args([
-                "run",
-                "--release",
-                "--quiet",
-                "--package",
-                "pae-bench",
-                "--features",
-                "llamacpp",
-                "--",
-            ])
-            .args(&suite)
-            .env("PAE_MODEL", &models.default)
-            .env("PAE_TINY_MODEL", &models.tiny))?;
+        let mut command = cargo();
+        command
+            .args(["run", "--release", "--quiet", "--package", "pae-bench"])
+            .args(features)
+            .arg("--")
+            .args(&suite);
+        if langchain && !suite.iter().any(|a| a == "--python") {
+            command.arg("--python").arg(setup::langchain_python());
+        }
+        if let Some(models) = &models {
+            command
+                .env("PAE_MODEL", &models.default)
+                .env("PAE_TINY_MODEL", &models.tiny);
+        }
+        run(&mut command)?;
     }
     Ok(())
 }
