@@ -6,6 +6,7 @@
 //! the commands that need it, into caches outside the checkout.
 
 mod deps;
+mod fuzz;
 mod release;
 mod servers;
 mod setup;
@@ -40,6 +41,10 @@ Commands:
                        `bench overhead --vs-langchain` (installs the pinned
                        LangChain into $PAE_CACHE_DIR/langchain-venv and runs
                        both on the same workload)
+  fuzz [--seconds N] [--seed S]
+                       run the parsers' fuzz loops (pae-planner, pae-executor;
+                       `cargo test` runs them for a fixed 3000 inputs each) for
+                       N seconds in all (default 120) and print the inputs run
   release VERSION [--execute]
                        refuse a dirty tree, bump the lockstep version, roll the
                        changelog, and run `cargo publish --workspace --dry-run`
@@ -82,6 +87,7 @@ fn dispatch(args: &[String]) -> Result<()> {
         "fetch-models" => setup::models().map(|_| ()),
         "demo" => demo(rest),
         "bench" => bench(rest),
+        "fuzz" => fuzz::fuzz(rest),
         "release" => release::release(rest),
         "help" | "--help" | "-h" => {
             print!("{HELP}");

@@ -4,5 +4,6 @@
 
 mod action_parser;
 mod agent_loop;
+mod fuzz;
 mod tool_exclusivity;
 mod tools;
