@@ -89,3 +89,21 @@ fn inputs_in(line: &str) -> Option<u64> {
     let (count, _) = after.split_once(" inputs in ")?;
     count.parse().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::inputs_in;
+
+    #[test]
+    fn reports_are_read_and_other_lines_ignored() {
+        assert_eq!(
+            inputs_in("fuzz pae-planner parsers: 48989 inputs in 60.0 s (seed 0)"),
+            Some(48989)
+        );
+        assert_eq!(
+            inputs_in("test fuzz::parsers_survive_a_fuzz_run ... ok"),
+            None
+        );
+        assert_eq!(inputs_in("fuzz x: many inputs in 1 s"), None);
+    }
+}
