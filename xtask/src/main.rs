@@ -7,6 +7,7 @@
 
 mod cycles;
 mod deps;
+mod fuzz;
 mod release;
 mod servers;
 mod setup;
@@ -37,8 +38,16 @@ Commands:
   fetch-models         download and verify the model files only
   demo [OBJECTIVE]     set up, then run `pae run` on the objective with the
                        default local model
-  bench [SUITE...]     run the benchmarks (suites: overhead, latency, tool-calls,
-                       store, llamacpp; default: all)
+  bench [SUITE [OPTIONS]]
+                       run the benchmarks (suites: overhead, latency, tool-calls,
+                       store, llamacpp; default: all); options go to the suite, e.g.
+                       `bench overhead --vs-langchain` (installs the pinned
+                       LangChain into $PAE_CACHE_DIR/langchain-venv and runs
+                       both on the same workload)
+  fuzz [--seconds N] [--seed S]
+                       run the parsers' fuzz loops (pae-planner, pae-executor;
+                       `cargo test` runs them for a fixed 3000 inputs each) for
+                       N seconds in all (default 120) and print the inputs run
   chaos sqlite [--kills N] [--seed S]
                        kill -9 a durable run at 200+ random moments (half of
                        them just after a step finished or a tool returned),
@@ -89,6 +98,7 @@ fn dispatch(args: &[String]) -> Result<()> {
         "demo" => demo(rest),
         "bench" => bench(rest),
         "chaos" => chaos(rest),
+        "fuzz" => fuzz::fuzz(rest),
         "release" => release::release(rest),
         "help" | "--help" | "-h" => {
             print!("{HELP}");
@@ -226,9 +236,6 @@ fn chaos(args: &[String]) -> Result<()> {
 }
 
 fn bench(args: &[String]) -> Result<()> {
-    setup::system_packages()?;
-    setup::python_env()?;
-    let models = setup::models()?;
     // Without arguments: every suite, one after another.
     let suites: Vec<Vec<String>> = if args.is_empty() {
         ["overhead", "latency", "tool-calls", "store", "llamacpp"]
@@ -238,32 +245,54 @@ fn bench(args: &[String]) -> Result<()> {
     } else {
         vec![args.to_vec()]
     };
-    util::step("building the benchmarks (release, with the llamacpp suite)");
-    run(cargo().args([
-        "build",
-        "--release",
-        "--quiet",
-        "--package",
-        "pae-bench",
-        "--features",
-        "llamacpp",
-    ]))?;
+    // Only the llamacpp suite needs llama.cpp, llama-cpp-python and the
+    // models; only --vs-langchain needs LangChain.
+    let llamacpp = suites
+        .iter()
+        .any(|s| s.first().is_some_and(|n| n == "llamacpp"));
+    let langchain = suites.iter().flatten().any(|a| a == "--vs-langchain");
+    let mut models = None;
+    if llamacpp {
+        setup::system_packages()?;
+        setup::python_env()?;
+        models = Some(setup::models()?);
+    }
+    if langchain {
+        setup::langchain_env()?;
+    }
+    let features: &[&str] = if llamacpp {
+        &["--features", "llamacpp"]
+    } else {
+        &[]
+    };
+    util::step(&format!(
+        "building the benchmarks (release{})",
+        if llamacpp {
+            ", with the llamacpp suite"
+        } else {
+            ""
+        }
+    ));
+    run(cargo()
+        .args(["build", "--release", "--quiet", "--package", "pae-bench"])
+        .args(features))?;
     for suite in suites {
         util::step(&format!("pae-bench {}", suite.join(" ")));
-        run(cargo()
-            .args([
-                "run",
-                "--release",
-                "--quiet",
-                "--package",
-                "pae-bench",
-                "--features",
-                "llamacpp",
-                "--",
-            ])
-            .args(&suite)
-            .env("PAE_MODEL", &models.default)
-            .env("PAE_TINY_MODEL", &models.tiny))?;
+        let mut command = cargo();
+        command
+            .args(["run", "--release", "--quiet", "--package", "pae-bench"])
+            .args(features)
+            .arg("--")
+            .args(&suite);
+        if langchain && !suite.iter().any(|a| a == "--python") {
+            command.arg("--python").arg(setup::langchain_python());
+        }
+        if let Some(models) = &models {
+            command
+                .env("PAE_MODEL", &models.default)
+                .env("PAE_TINY_MODEL", &models.tiny);
+        }
+        run(&mut command)?;
     }
     Ok(())
 }

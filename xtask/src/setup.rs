@@ -182,6 +182,55 @@ pub(crate) fn python_env() -> Result<()> {
     }
 }
 
+/// The pinned packages of the LangChain side of `bench overhead
+/// --vs-langchain`.
+const LANGCHAIN_REQUIREMENTS: &str = "crates/pae-bench/langchain/requirements.txt";
+
+/// The Python of the LangChain venv.
+pub(crate) fn langchain_python() -> PathBuf {
+    cache_dir()
+        .join("langchain-venv")
+        .join("bin")
+        .join("python")
+}
+
+/// Creates $PAE_CACHE_DIR/langchain-venv with the pinned LangChain packages
+/// unless it already has exactly them (a stamp file holds the requirements
+/// it was made from).
+pub(crate) fn langchain_env() -> Result<()> {
+    let requirements = fs::read_to_string(LANGCHAIN_REQUIREMENTS)?;
+    let venv = cache_dir().join("langchain-venv");
+    let python = langchain_python();
+    let stamp = venv.join("pae-requirements.txt");
+    let ready = || {
+        succeeds(
+            Command::new(&python).args(["-c", "import langchain_experimental.plan_and_execute"]),
+        )
+    };
+    if python.exists() && fs::read_to_string(&stamp).is_ok_and(|s| s == requirements) && ready() {
+        return Ok(());
+    }
+    step("setting up LangChain for the comparison (langchain-experimental 0.4.2, pinned)");
+    if !python.exists() {
+        run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+    }
+    run(Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+        ])
+        .arg(LANGCHAIN_REQUIREMENTS))?;
+    if !ready() {
+        return Err("LangChain was installed but langchain_experimental does not import".into());
+    }
+    fs::write(&stamp, requirements)?;
+    Ok(())
+}
+
 fn find_wheel(dir: &Path) -> Result<Option<PathBuf>> {
     let prefix = format!("llama_cpp_python-{LLAMA_CPP_PYTHON}-");
     Ok(fs::read_dir(dir)?.flatten().map(|e| e.path()).find(|p| {

@@ -72,7 +72,11 @@ mod tests {
         assert_eq!(args.repeat, 3);
         assert_eq!(
             args.history,
-            vec![HistoryPolicy::All, HistoryPolicy::LastK(3)]
+            vec![
+                HistoryPolicy::All,
+                HistoryPolicy::LastK(3),
+                HistoryPolicy::digest()
+            ]
         );
         let Command::Overhead(args) = parse(&["overhead"]).unwrap().command else {
             panic!("expected overhead");

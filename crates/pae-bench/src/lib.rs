@@ -10,7 +10,10 @@
 //! Suites:
 //! - `overhead` ([`overhead`]): the framework's own cost, PlanAndExecute
 //!   with the chat planner and the agent executor over a zero-latency
-//!   scripted model, for plans of 10, 100 and 1000 steps.
+//!   scripted model, for plans of 10, 100 and 1000 steps, under the
+//!   history policies `all`, `last3` and `digest`; with `--vs-langchain`
+//!   ([`langchain`]), side by side with LangChain's plan_and_execute on the
+//!   same workload.
 //! - `latency` ([`latency`]): what running independent steps at once
 //!   saves: a fan-out plan and a chain at `max_concurrency` 1 and 8, over a
 //!   scripted model that waits a fixed latency per call.
@@ -45,6 +48,7 @@ use std::fmt;
 
 pub mod args;
 pub mod chaos;
+pub mod langchain;
 pub mod latency;
 pub mod llamacpp;
 pub mod options;

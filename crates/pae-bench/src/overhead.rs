@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use pae_core::test_util::{ScriptedModel, ScriptedReply};
 use pae_core::{ChatRequest, PlanAndExecute, PlanLimits, Role, Tool};
 use pae_executor::tools::Calculator;
-use pae_executor::{HistoryPolicy, load_agent_executor};
+use pae_executor::{DigestLimits, HistoryPolicy, load_agent_executor};
 use pae_planner::LlmPlanner;
 use serde_json::json;
 
@@ -36,8 +36,9 @@ pub struct Args {
     /// the calculator once first).
     #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "answer,tool", value_parser = Variant::from_arg)]
     pub variants: Vec<Variant>,
-    /// `all` and/or `lastK`, e.g. `last3`.
-    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "all,last3", value_parser = history_from_arg)]
+    /// `all`, `lastK` (e.g. `last3`) and/or `digest` (or `digestK`: the
+    /// last K steps in full).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "all,last3,digest", value_parser = history_from_arg)]
     pub history: Vec<HistoryPolicy>,
     /// Timed runs per case; the median is shown.
     #[arg(long, value_name = "N", default_value = "3", value_parser = positive)]
@@ -45,6 +46,21 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub format: Format,
+    /// Run LangChain's plan_and_execute on the same workload (the tool
+    /// variant at the largest --steps) and print both sides: wall time,
+    /// time per step, prompt characters, peak RSS, and the ratios. Each
+    /// side runs in its own process. Needs a Python with the packages of
+    /// crates/pae-bench/langchain/requirements.txt (`cargo xtask bench
+    /// overhead --vs-langchain` installs them).
+    #[arg(long)]
+    pub vs_langchain: bool,
+    /// The Python with LangChain, for --vs-langchain (default
+    /// $PAE_CACHE_DIR/langchain-venv/bin/python).
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<std::path::PathBuf>,
+    /// LangChain runs for --vs-langchain; the median is shown.
+    #[arg(long, value_name = "N", default_value = "1", value_parser = positive)]
+    pub langchain_repeat: usize,
 }
 
 /// What each step does.
@@ -89,27 +105,43 @@ impl Variant {
     }
 }
 
-/// The name of a history policy in the table (`all`, `last3`).
+/// The name of a history policy in the table (`all`, `last3`, `digest`,
+/// `digest5`).
 pub fn history_name(history: HistoryPolicy) -> String {
     match history {
         HistoryPolicy::All => String::from("all"),
         HistoryPolicy::LastK(k) => format!("last{k}"),
+        HistoryPolicy::Digest(limits) if limits == DigestLimits::DEFAULT => String::from("digest"),
+        HistoryPolicy::Digest(limits) => format!("digest{}", limits.recent),
         // A policy this table does not name yet.
         other => format!("{other:?}").to_lowercase(),
     }
 }
 
-/// Reads a history policy given on the command line (`all`, `last3`).
+/// Reads a history policy given on the command line (`all`, `last3`,
+/// `digest`, `digest5`).
 ///
 /// # Errors
 /// A message for clap.
 pub fn history_from_arg(text: &str) -> Result<HistoryPolicy, String> {
-    parse_history(text).ok_or_else(|| format!("{text:?} is not a history policy (all, lastK)"))
+    parse_history(text)
+        .ok_or_else(|| format!("{text:?} is not a history policy (all, lastK, digest, digestK)"))
 }
 
 fn parse_history(text: &str) -> Option<HistoryPolicy> {
     if text == "all" {
         return Some(HistoryPolicy::All);
+    }
+    if let Some(recent) = text.strip_prefix("digest") {
+        let recent = recent.trim_start_matches([':', '-', '=', '(']);
+        let recent = recent.trim_end_matches(')');
+        if recent.is_empty() {
+            return Some(HistoryPolicy::digest());
+        }
+        return recent
+            .parse()
+            .ok()
+            .map(|k| HistoryPolicy::Digest(DigestLimits::DEFAULT.with_recent(k)));
     }
     let k = text
         .strip_prefix("lastk")
@@ -320,6 +352,20 @@ pub fn run_case(config: &Config, repeats: usize) -> Result<Figures, BenchError> 
     })
 }
 
+/// The peak resident set size of this process so far, in KiB (`VmHWM` in
+/// /proc/self/status; 0 where there is none).
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// `1234567` as `1,234,567`.
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
@@ -376,6 +422,7 @@ pub fn json_row(f: &Figures) -> String {
         "prompt_chars": f.prompt_chars,
         "largest_prompt_chars": f.largest_prompt,
         "repeats": f.repeats,
+        "peak_rss_kib": peak_rss_kib(),
     })
     .to_string()
 }
@@ -385,6 +432,9 @@ pub fn json_row(f: &Figures) -> String {
 /// # Errors
 /// [`BenchError::Failed`] when a case fails.
 pub fn run(args: &Args) -> Result<(), BenchError> {
+    if args.vs_langchain {
+        return crate::langchain::run(args);
+    }
     let (steps, variants, histories) = (&args.steps, &args.variants, &args.history);
     let repeats = args.repeat;
     let json = args.format == Format::Json;
@@ -419,8 +469,7 @@ pub fn run(args: &Args) -> Result<(), BenchError> {
     }
     if !json {
         println!(
-            "\nLangChain reference (langchain-experimental 0.4.2, same shape of run): total prompt characters \
-17K (N=10), 741K (N=100), 65.4M (N=1000); 0.5-1.2 ms per step at small N, 8-11 ms per step near N=1000."
+            "\nLangChain on the same workload, side by side: `cargo xtask bench overhead --vs-langchain`."
         );
     }
     Ok(())
@@ -437,6 +486,16 @@ mod tests {
             assert_eq!(parse_history(&history_name(policy)), Some(policy));
         }
         assert_eq!(parse_history("last3"), Some(HistoryPolicy::LastK(3)));
+        assert_eq!(parse_history("digest"), Some(HistoryPolicy::digest()));
+        assert_eq!(
+            parse_history("digest5"),
+            Some(HistoryPolicy::Digest(DigestLimits::DEFAULT.with_recent(5)))
+        );
+        for text in ["digest", "digest5", "digest:1"] {
+            let policy = parse_history(text).unwrap();
+            assert_eq!(parse_history(&history_name(policy)), Some(policy));
+        }
+        assert_eq!(parse_history("digestx"), None);
         assert_eq!(parse_history("some"), None);
         assert_eq!(parse_history("last"), None);
     }
@@ -453,7 +512,11 @@ mod tests {
     #[test]
     fn both_variants_run_and_count() {
         for variant in [Variant::Answer, Variant::ToolCall] {
-            for history in [HistoryPolicy::All, HistoryPolicy::LastK(1)] {
+            for history in [
+                HistoryPolicy::All,
+                HistoryPolicy::LastK(1),
+                HistoryPolicy::digest(),
+            ] {
                 let figures = run_case(
                     &Config {
                         steps: 5,

@@ -11,7 +11,7 @@ use pae_core::{
     ChatModel, ExecError, Executor, Plan, PlanAndExecute, PlanError, PlanRequest, Planner,
     ReplanPolicy, Replanner, StepInput, StepResponse, Tool,
 };
-use pae_executor::{AgentExecutor, EarlyStopping, HistoryPolicy, tools};
+use pae_executor::{AgentExecutor, DigestLimits, EarlyStopping, HistoryPolicy, tools};
 use pae_planner::{LlmPlanner, LlmReplanner, StructuredPlanner};
 
 use crate::cli::{
@@ -71,6 +71,8 @@ fn executor_for(
     let history = match args.history {
         History::All => HistoryPolicy::All,
         History::LastK(k) => HistoryPolicy::LastK(k),
+        History::Digest(None) => HistoryPolicy::digest(),
+        History::Digest(Some(k)) => HistoryPolicy::Digest(DigestLimits::DEFAULT.with_recent(k)),
     };
     let mut builder = AgentExecutor::builder(Arc::clone(model));
     if args.max_repeated_calls > 0 {

@@ -190,6 +190,9 @@ impl EarlyStop {
 pub(crate) enum History {
     All,
     LastK(usize),
+    /// A bounded digest with the last K steps in full (`None`: the
+    /// executor's default).
+    Digest(Option<usize>),
 }
 
 impl History {
@@ -197,6 +200,8 @@ impl History {
         match self {
             Self::All => "all".into(),
             Self::LastK(k) => format!("last:{k}"),
+            Self::Digest(None) => "digest".into(),
+            Self::Digest(Some(k)) => format!("digest:{k}"),
         }
     }
 }
@@ -216,13 +221,23 @@ impl From<History> for String {
 }
 
 fn parse_history(text: &str) -> Result<History, String> {
-    if text == "all" {
-        return Ok(History::All);
+    match text {
+        "all" => return Ok(History::All),
+        "digest" => return Ok(History::Digest(None)),
+        _ => {}
     }
-    text.strip_prefix("last:")
+    let last = text
+        .strip_prefix("last:")
         .and_then(|k| k.parse::<usize>().ok())
-        .map(History::LastK)
-        .ok_or_else(|| format!("expected `all` or `last:K` (K a number), got {text:?}"))
+        .map(History::LastK);
+    let digest = || {
+        text.strip_prefix("digest:")
+            .and_then(|k| k.parse::<usize>().ok())
+            .map(|k| History::Digest(Some(k)))
+    };
+    last.or_else(digest).ok_or_else(|| {
+        format!("expected `all`, `last:K`, `digest` or `digest:K` (K a number), got {text:?}")
+    })
 }
 
 fn parse_objective(text: &str) -> Result<String, String> {
@@ -381,7 +396,10 @@ pub(crate) struct AgentArgs {
     #[arg(long, value_enum, default_value_t = EarlyStop::Generate)]
     pub(crate) early_stopping: EarlyStop,
 
-    /// Which previous steps the executor sees in full: `all` or `last:K`.
+    /// Which previous steps the executor sees in full: `all`, `last:K`, or
+    /// `digest` (the steps the current one refers to and the last 3 in
+    /// full, older ones one short line each within a fixed budget, so
+    /// prompts stay bounded on long plans; `digest:K` for the last K).
     #[arg(long, default_value = "all", value_parser = parse_history)]
     pub(crate) history: History,
 
@@ -682,6 +700,12 @@ mod tests {
         assert_eq!(parse_history("last:3"), Ok(History::LastK(3)));
         assert!(parse_history("last:x").is_err());
         assert!(parse_history("some").is_err());
+        assert_eq!(parse_history("digest"), Ok(History::Digest(None)));
+        assert_eq!(parse_history("digest:5"), Ok(History::Digest(Some(5))));
+        assert!(parse_history("digest:x").is_err());
+        for history in [History::Digest(None), History::Digest(Some(2))] {
+            assert_eq!(parse_history(&history.label()), Ok(history));
+        }
     }
 
     #[test]

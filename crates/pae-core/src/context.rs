@@ -387,12 +387,19 @@ impl RunContext {
         &self.shared.events
     }
 
+    /// Whether events go anywhere: to a callback, or to the store of a
+    /// durable run. When not, [`emit`](Self::emit) drops them, so callers
+    /// can skip building costly ones.
+    pub fn is_observed(&self) -> bool {
+        self.shared.durable.is_some() || self.shared.events.has_callbacks()
+    }
+
     /// Emits an event (and stores it, for durable runs).
     pub fn emit(&self, kind: EventKind) {
-        let durable = self.shared.durable.as_ref();
-        if durable.is_none() && !self.shared.events.has_callbacks() {
+        if !self.is_observed() {
             return;
         }
+        let durable = self.shared.durable.as_ref();
         let event = self.shared.events.event(kind);
         self.shared.events.deliver(&event);
         if let Some(durable) = durable {
@@ -780,7 +787,10 @@ impl RunContext {
             Replayed::InDoubt | Replayed::Model(_) | Replayed::None => {}
         }
         let guarded = !(tool.is_read_only() && tool.is_idempotent());
-        let mut entry = JournalEntry {
+        // Without a store there is no journal entry, and without listeners
+        // no event: a call then copies neither its input nor its result.
+        let observed = self.is_observed();
+        let mut entry = durable.map(|_| JournalEntry {
             scope: self.scope.clone(),
             seq,
             kind: CallKind::Tool,
@@ -793,14 +803,16 @@ impl RunContext {
             usage: TokenUsage::default(),
             started_at_ms: now_ms(),
             finished_at_ms: None,
-        };
-        self.emit(EventKind::ToolStarted {
-            step_index: self.scope.step_index().unwrap_or_default(),
-            call: seq,
-            tool: name.clone(),
-            input: input.clone(),
         });
-        if durable.is_some() && guarded {
+        if observed {
+            self.emit(EventKind::ToolStarted {
+                step_index: self.scope.step_index().unwrap_or_default(),
+                call: seq,
+                tool: name.clone(),
+                input: input.clone(),
+            });
+        }
+        if let Some(entry) = entry.as_ref().filter(|_| guarded) {
             // A call with side effects is on record before it runs, so a
             // crash during it is known on resume.
             self.queue(entry.clone());
@@ -818,7 +830,7 @@ impl RunContext {
             cancel: self.cancel_token().clone(),
             events: self.shared.events.clone(),
         };
-        let started = tokio::time::Instant::now();
+        let started = observed.then(tokio::time::Instant::now);
         span.record("pae.replayed", false);
         let call = Scoped::new(self.clone(), tool.call_with_context(input, &context));
         let result = match self.cancel_token().run_until_cancelled(call).await {
@@ -831,7 +843,7 @@ impl RunContext {
         if !stopped {
             lock(&self.shared.spent).tool_calls += 1;
         }
-        if durable.is_some() && !stopped {
+        if let Some(mut entry) = entry.take().filter(|_| !stopped) {
             entry.state = CallState::Done;
             entry.result = match &result {
                 Ok(text) => json!({ "ok": text }),
@@ -849,18 +861,20 @@ impl RunContext {
                     })?;
             }
         }
-        self.emit(EventKind::ToolFinished {
-            step_index: self.scope.step_index().unwrap_or_default(),
-            call: seq,
-            tool: name,
-            observation: match &result {
-                Ok(text) => text.clone(),
-                Err(e) => e.to_string(),
-            },
-            is_error: result.is_err(),
-            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-            replayed: false,
-        });
+        if let Some(started) = started {
+            self.emit(EventKind::ToolFinished {
+                step_index: self.scope.step_index().unwrap_or_default(),
+                call: seq,
+                tool: name,
+                observation: match &result {
+                    Ok(text) => text.clone(),
+                    Err(e) => e.to_string(),
+                },
+                is_error: result.is_err(),
+                duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+                replayed: false,
+            });
+        }
         result
     }
 

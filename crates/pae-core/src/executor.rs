@@ -59,6 +59,12 @@ impl StepHistory {
         Self::default()
     }
 
+    /// The steps, without a copy unless another clone of this history is
+    /// still alive.
+    pub fn into_vec(self) -> Vec<(Step, StepResponse)> {
+        Arc::try_unwrap(self.0).unwrap_or_else(|shared| shared.as_ref().clone())
+    }
+
     /// Appends a step. Copies the list only when another clone of this
     /// history is still alive.
     pub fn push(&mut self, step: Step, response: StepResponse) {

@@ -349,28 +349,33 @@ fn action_from_value(value: Value, depth: usize) -> Result<Action, ActionParseEr
         },
         other => other,
     };
-    let Value::Object(object) = value else {
+    let Value::Object(mut object) = value else {
         return Err(ActionParseError::NotAnAction {
             message: String::from(
                 "expected a JSON object with the keys \"action\" and \"action_input\"",
             ),
         });
     };
-    let action_name = get_key(&object, &["action", "tool", "tool_name"]);
+    let action_key = key_of(&object, &["action", "tool", "tool_name"]);
     // {"name": ..., "arguments": ...}: a native tool call written as text.
-    let call_name =
-        get_key(&object, &["arguments", "parameters"]).and_then(|_| get_key(&object, &["name"]));
-    let is_call = action_name.is_none() && call_name.is_some();
-    let Some(name_value) = action_name.or(call_name) else {
+    let call_key =
+        key_of(&object, &["arguments", "parameters"]).and_then(|_| key_of(&object, &["name"]));
+    let is_call = action_key.is_none() && call_key.is_some();
+    let Some(name_key) = action_key.or(call_key) else {
         return unwrapped_action(&object, depth);
     };
-    let Value::String(name) = name_value else {
-        return Err(ActionParseError::NotAnAction {
-            message: format!("\"action\" must be a string naming a tool, not {name_value}"),
-        });
+    let name_text = match object.get(name_key.as_str()) {
+        Some(Value::String(name)) => name.trim().to_owned(),
+        Some(other) => {
+            return Err(ActionParseError::NotAnAction {
+                message: format!("\"action\" must be a string naming a tool, not {other}"),
+            });
+        }
+        None => String::new(),
     };
-    let name = name.trim();
-    let mut input = get_key(&object, INPUT_KEYS).cloned();
+    let name = name_text.as_str();
+    // The input is moved out of the object, not copied.
+    let mut input = key_of(&object, INPUT_KEYS).and_then(|key| object.remove(key.as_str()));
     if is_call {
         // OpenAI's wire format sends the arguments as JSON text.
         if let Some(Value::String(text)) = &input
@@ -403,9 +408,36 @@ fn action_from_value(value: Value, depth: usize) -> Result<Action, ActionParseEr
         });
     }
     Ok(Action::Tool {
-        name: name.to_owned(),
+        name: name_text,
         input: input.unwrap_or_else(|| Value::Object(Map::new())),
     })
+}
+
+/// A key found in an object: one of the names asked for, or the object's
+/// own spelling of one (another case).
+enum Key<'n> {
+    Named(&'n str),
+    Spelled(String),
+}
+
+impl Key<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Named(name) => name,
+            Self::Spelled(key) => key,
+        }
+    }
+}
+
+/// The key under which [`get_key`] finds a value.
+fn key_of<'n>(object: &Map<String, Value>, names: &[&'n str]) -> Option<Key<'n>> {
+    if let Some(name) = names.iter().find(|name| object.contains_key(**name)) {
+        return Some(Key::Named(name));
+    }
+    object
+        .keys()
+        .find(|k| names.iter().any(|name| k.eq_ignore_ascii_case(name)))
+        .map(|k| Key::Spelled(k.clone()))
 }
 
 /// An object without an action key: `{"final_answer": ...}`, or a wrapper

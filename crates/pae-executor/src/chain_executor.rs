@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use pae_core::{Chain, ExecError, Executor, Inputs, StepInput, StepResponse, run_chain};
 
-use crate::history::{HistoryPolicy, render_previous_steps};
+use crate::history::{HistoryPolicy, render_history};
 
 /// Runs a [`Chain`] for each step; the step's response is the chain's
 /// output.
@@ -18,7 +18,7 @@ use crate::history::{HistoryPolicy, render_previous_steps};
 ///
 /// | key | value |
 /// | --- | --- |
-/// | `previous_steps` | the previous steps and their responses as readable text (see [`render_previous_steps`]) |
+/// | `previous_steps` | the previous steps and their responses as readable text (see [`render_previous_steps`](crate::render_previous_steps)) |
 /// | `current_step` | the step's text |
 /// | `objective` | the user's objective |
 /// | `step_number` | the step's 1-based position in the plan |
@@ -84,7 +84,11 @@ impl ChainExecutor {
         let mut inputs = input.inputs.clone();
         inputs.insert(
             String::from("previous_steps"),
-            render_previous_steps(&input.previous_steps, self.history),
+            render_history(
+                &input.previous_steps,
+                Some(&input.current_step),
+                self.history,
+            ),
         );
         inputs.insert(
             String::from("current_step"),

@@ -1,9 +1,11 @@
 //! How previous steps are shown to the executor's model: readable text, with
-//! a policy that keeps the prompt's size linear in the plan's length.
+//! policies that trade completeness for prompt size. [`HistoryPolicy::All`]
+//! makes a whole run quadratic in its length; [`HistoryPolicy::Digest`]
+//! bounds every step prompt, so a whole run is linear.
 
 use pae_core::{Step, StepResponse, StepStatus};
 
-/// Which previous steps the step prompt shows in full.
+/// Which previous steps the step prompt shows, and how.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum HistoryPolicy {
@@ -12,9 +14,70 @@ pub enum HistoryPolicy {
     #[default]
     All,
     /// Only the last `k` steps with their responses; earlier steps appear as
-    /// their step text only. `LastK(0)` shows no response at all.
+    /// their step text only. `LastK(0)` shows no response at all. The step
+    /// texts still grow with the run, so a whole run stays quadratic.
     LastK(usize),
+    /// A bounded digest: the steps the current step refers to and the last
+    /// few steps in full, older steps as one short line each, and no more
+    /// lines than fit a fixed budget (the oldest are left out, and a line
+    /// says how many). Every step prompt is bounded whatever the plan's
+    /// length, so a whole run is linear. See [`DigestLimits`].
+    Digest(DigestLimits),
 }
+
+impl HistoryPolicy {
+    /// [`HistoryPolicy::Digest`] with [`DigestLimits::DEFAULT`].
+    pub const fn digest() -> Self {
+        Self::Digest(DigestLimits::DEFAULT)
+    }
+}
+
+/// The bounds of [`HistoryPolicy::Digest`].
+///
+/// A step is shown in full (`Step n: <text>` and `Response: <response>`)
+/// when it is one of the last [`recent`](Self::recent) steps, or when the
+/// current step refers to it: by id in its `depends_on`, or in its text as
+/// `#E3`, `$3`, `${id}` or "step 3" (at most [`MAX_REFERENCED`] such
+/// steps). Every other step is one line, `Step n: <text> -> <response>`, of
+/// at most [`line_chars`](Self::line_chars) characters, newest first until
+/// the lines reach [`max_chars`](Self::max_chars) characters; older steps
+/// are summed up as `(Steps 1-40 not shown.)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DigestLimits {
+    /// The last steps shown in full.
+    pub recent: usize,
+    /// The longest digest line, in characters (at least 24).
+    pub line_chars: usize,
+    /// The characters of all digest lines together.
+    pub max_chars: usize,
+}
+
+impl DigestLimits {
+    /// The last 3 steps in full, lines of at most 160 characters, 1,200
+    /// characters of lines (about 300 tokens).
+    pub const DEFAULT: Self = Self {
+        recent: 3,
+        line_chars: 160,
+        max_chars: 1200,
+    };
+
+    /// These limits with `recent` steps shown in full.
+    #[must_use]
+    pub const fn with_recent(mut self, recent: usize) -> Self {
+        self.recent = recent;
+        self
+    }
+}
+
+impl Default for DigestLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// The most earlier steps that [`HistoryPolicy::Digest`] shows in full
+/// because the current step refers to them.
+pub const MAX_REFERENCED: usize = 8;
 
 /// The text shown when no step has been done yet.
 pub const NO_PREVIOUS_STEPS: &str = "(none yet)";
@@ -31,7 +94,9 @@ pub const NO_PREVIOUS_STEPS: &str = "(none yet)";
 ///
 /// Under [`HistoryPolicy::LastK`], steps before the last `k` are listed as
 /// `Step n: <text>` lines without their responses. A response that did not
-/// complete says so (`Response (stopped: iteration limit): ...`).
+/// complete says so (`Response (stopped: iteration limit): ...`). Under
+/// [`HistoryPolicy::Digest`] no step counts as referenced; use
+/// [`render_history`] to give the current step.
 ///
 /// ```
 /// use pae_core::{Step, StepResponse};
@@ -47,13 +112,50 @@ pub const NO_PREVIOUS_STEPS: &str = "(none yet)";
 ///            "Step 1: a\n\nStep 2: b\nResponse: 2");
 /// ```
 pub fn render_previous_steps(steps: &[(Step, StepResponse)], policy: HistoryPolicy) -> String {
+    render_history(steps, None, policy)
+}
+
+/// Renders previous steps for `current`, the step about to run (see
+/// [`render_previous_steps`] for the layout). Only
+/// [`HistoryPolicy::Digest`] looks at `current`: the steps it refers to are
+/// shown in full.
+///
+/// ```
+/// use pae_core::{Step, StepResponse};
+/// use pae_executor::{render_history, DigestLimits, HistoryPolicy};
+///
+/// let done: Vec<_> = (1..=6)
+///     .map(|i| (Step::new(format!("Find fact {i}")), StepResponse::new(format!("Fact {i}."))))
+///     .collect();
+/// let limits = DigestLimits { recent: 1, line_chars: 60, max_chars: 100 };
+/// let current = Step::new("Combine step 2 with the rest");
+/// assert_eq!(
+///     render_history(&done, Some(&current), HistoryPolicy::Digest(limits)),
+///     "(Step 1 not shown.)\n\n\
+///      Step 2: Find fact 2\nResponse: Fact 2.\n\n\
+///      Step 3: Find fact 3 -> Fact 3.\n\
+///      Step 4: Find fact 4 -> Fact 4.\n\
+///      Step 5: Find fact 5 -> Fact 5.\n\n\
+///      Step 6: Find fact 6\nResponse: Fact 6."
+/// );
+/// ```
+pub fn render_history(
+    steps: &[(Step, StepResponse)],
+    current: Option<&Step>,
+    policy: HistoryPolicy,
+) -> String {
     if steps.is_empty() {
         return String::from(NO_PREVIOUS_STEPS);
     }
-    let full_from = match policy {
-        HistoryPolicy::All => 0,
-        HistoryPolicy::LastK(k) => steps.len().saturating_sub(k),
-    };
+    match policy {
+        HistoryPolicy::All => render_last_k(steps, steps.len()),
+        HistoryPolicy::LastK(k) => render_last_k(steps, k),
+        HistoryPolicy::Digest(limits) => render_digest(steps, current, limits),
+    }
+}
+
+fn render_last_k(steps: &[(Step, StepResponse)], k: usize) -> String {
+    let full_from = steps.len().saturating_sub(k);
     let capacity: usize = steps[full_from..]
         .iter()
         .map(|(s, r)| s.value.len() + r.response.len() + 32)
@@ -73,18 +175,340 @@ pub fn render_previous_steps(steps: &[(Step, StepResponse)], policy: HistoryPoli
         if !out.is_empty() {
             out.push_str("\n\n");
         }
-        push_step_line(&mut out, full_from + offset + 1, step);
-        out.push('\n');
-        push_response(&mut out, response);
+        push_full(&mut out, full_from + offset + 1, step, response);
     }
     out
 }
 
+/// How one step appears in a digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    /// In full, at this index.
+    Full(usize),
+    /// As one line, at this index.
+    Line(usize),
+    /// Steps `from..to` left out.
+    Omitted { from: usize, to: usize },
+}
+
+fn render_digest(
+    steps: &[(Step, StepResponse)],
+    current: Option<&Step>,
+    limits: DigestLimits,
+) -> String {
+    let recent_from = steps.len().saturating_sub(limits.recent);
+    let mut referenced = current.map_or_else(Vec::new, |step| referenced_steps(steps, step));
+    referenced.retain(|&i| i < recent_from);
+    referenced.sort_unstable();
+    referenced.dedup();
+
+    // Lines from the newest older step backwards, within the budget. Only
+    // the steps that get a line are looked at, so rendering costs the same
+    // at step 10 and at step 10,000. Lines are measured here and written
+    // straight into the text below, never held on their own.
+    let line_chars = limits.line_chars.max(24);
+    let mut lines: Vec<usize> = Vec::with_capacity((limits.max_chars / 24).min(recent_from) + 1);
+    let mut used = 0usize;
+    let mut first_line = recent_from;
+    for index in (0..recent_from).rev() {
+        if referenced.binary_search(&index).is_ok() {
+            continue;
+        }
+        let chars = write_digest_line(&mut CharCount(0), index + 1, &steps[index], line_chars) + 1;
+        if used + chars > limits.max_chars {
+            break;
+        }
+        used += chars;
+        lines.push(index);
+        first_line = index;
+    }
+    lines.reverse();
+
+    let shown = lines.len() + referenced.len() * 2 + (steps.len() - recent_from) + 2;
+    let mut plan: Vec<Shown> = Vec::with_capacity(shown);
+    let mut next = 0;
+    for &index in referenced.iter().filter(|&&i| i < first_line) {
+        if next < index {
+            plan.push(Shown::Omitted {
+                from: next,
+                to: index,
+            });
+        }
+        plan.push(Shown::Full(index));
+        next = index + 1;
+    }
+    if next < first_line {
+        plan.push(Shown::Omitted {
+            from: next,
+            to: first_line,
+        });
+    }
+    let mut referenced_after = referenced.iter().filter(|&&i| i >= first_line).peekable();
+    for &index in &lines {
+        while let Some(&&r) = referenced_after.peek()
+            && r < index
+        {
+            plan.push(Shown::Full(r));
+            referenced_after.next();
+        }
+        plan.push(Shown::Line(index));
+    }
+    plan.extend(referenced_after.map(|&r| Shown::Full(r)));
+    plan.extend((recent_from..steps.len()).map(Shown::Full));
+
+    let full_chars: usize = plan
+        .iter()
+        .map(|shown| match shown {
+            Shown::Full(index) => {
+                let (step, response) = &steps[*index];
+                step.value.len() + response.response.len() + 32
+            }
+            _ => 0,
+        })
+        .sum();
+    // Lines are counted in characters, which are at most 4 bytes each.
+    let mut out = String::with_capacity(used * 2 + full_chars + 64);
+    let mut previous_was_line = false;
+    for shown in plan {
+        let is_line = matches!(shown, Shown::Line(_) | Shown::Omitted { .. });
+        if !out.is_empty() {
+            out.push_str(if is_line && previous_was_line {
+                "\n"
+            } else {
+                "\n\n"
+            });
+        }
+        match shown {
+            Shown::Full(index) => {
+                let (step, response) = &steps[index];
+                push_full(&mut out, index + 1, step, response);
+            }
+            Shown::Line(index) => {
+                write_digest_line(&mut out, index + 1, &steps[index], line_chars);
+            }
+            Shown::Omitted { from, to } if to - from == 1 => {
+                out.push_str("(Step ");
+                push_number(&mut out, to);
+                out.push_str(" not shown.)");
+            }
+            Shown::Omitted { from, to } => {
+                out.push_str("(Steps ");
+                push_number(&mut out, from + 1);
+                out.push('-');
+                push_number(&mut out, to);
+                out.push_str(" not shown.)");
+            }
+        }
+        previous_was_line = is_line;
+    }
+    out
+}
+
+/// Indices of the earlier steps `current` refers to: ids in its
+/// `depends_on`, and references in its text (`#E2`, `$2`, `${id}`, "step
+/// 2") by id or by 1-based position. At most [`MAX_REFERENCED`].
+fn referenced_steps(steps: &[(Step, StepResponse)], current: &Step) -> Vec<usize> {
+    let mut found = Vec::new();
+    let by_id = |id: &str| {
+        steps.iter().position(|(step, _)| {
+            step.id
+                .as_deref()
+                .is_some_and(|sid| sid.eq_ignore_ascii_case(id))
+        })
+    };
+    for id in &current.depends_on {
+        if found.len() >= MAX_REFERENCED {
+            return found;
+        }
+        if let Some(index) = by_id(id) {
+            found.push(index);
+        }
+    }
+    for reference in pae_schema::find_references(&current.value) {
+        if found.len() >= MAX_REFERENCED {
+            break;
+        }
+        let by_position = || {
+            let digits = reference.id.trim_start_matches(['E', 'e']);
+            digits
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=steps.len()).contains(n))
+                .map(|n| n - 1)
+        };
+        if let Some(index) = by_id(&reference.id).or_else(by_position) {
+            found.push(index);
+        }
+    }
+    found
+}
+
+/// Where digest text goes: a string, or a counter of its characters.
+trait Sink {
+    /// Appends text known to be ASCII.
+    fn push_ascii(&mut self, text: &str);
+    fn push(&mut self, c: char);
+}
+
+impl Sink for String {
+    fn push_ascii(&mut self, text: &str) {
+        self.push_str(text);
+    }
+
+    fn push(&mut self, c: char) {
+        String::push(self, c);
+    }
+}
+
+/// Counts the characters it is given.
+struct CharCount(usize);
+
+impl Sink for CharCount {
+    fn push_ascii(&mut self, text: &str) {
+        self.0 += text.len();
+    }
+
+    fn push(&mut self, _: char) {
+        self.0 += 1;
+    }
+}
+
+/// Writes `Step n: <text> -> <response>` as one line of at most `max`
+/// characters (the step text gets at most half, the response the rest);
+/// returns its characters.
+fn write_digest_line(
+    out: &mut impl Sink,
+    number: usize,
+    (step, response): &(Step, StepResponse),
+    max: usize,
+) -> usize {
+    let mut head = [0u8; 32];
+    let head = step_label(&mut head, number);
+    out.push_ascii(head);
+    let head = head.len();
+    let text_budget = (max / 2).saturating_sub(head).max(8);
+    let text_used = push_one_line(out, &step.value, text_budget);
+    out.push_ascii(" -> ");
+    let rest = max.saturating_sub(head + text_used + 4).max(8);
+    let tail = match &response.status {
+        StepStatus::Completed => push_one_line(out, &response.response, rest),
+        StepStatus::Stopped { .. } => {
+            out.push_ascii("(stopped) ");
+            10 + push_one_line(out, &response.response, rest.saturating_sub(10))
+        }
+        StepStatus::Failed { error } => {
+            out.push_ascii("(failed: ");
+            let used = push_one_line(out, error, rest.saturating_sub(10));
+            out.push(')');
+            10 + used
+        }
+        StepStatus::Skipped { reason } => {
+            out.push_ascii("(skipped: ");
+            let used = push_one_line(out, reason, rest.saturating_sub(11));
+            out.push(')');
+            11 + used
+        }
+    };
+    head + text_used + 4 + tail
+}
+
+/// `Step n: ` written into `buffer`.
+fn step_label(buffer: &mut [u8; 32], number: usize) -> &str {
+    let mut digits = [0u8; 20];
+    let digits = decimal(&mut digits, number);
+    let len = 5 + digits.len() + 2;
+    buffer[..5].copy_from_slice(b"Step ");
+    buffer[5..5 + digits.len()].copy_from_slice(digits);
+    buffer[5 + digits.len()..len].copy_from_slice(b": ");
+    std::str::from_utf8(&buffer[..len]).unwrap_or("Step : ")
+}
+
+/// The decimal digits of `number`, written at the end of `buffer`.
+fn decimal(buffer: &mut [u8; 20], number: usize) -> &[u8] {
+    let mut at = buffer.len();
+    let mut n = number;
+    loop {
+        at -= 1;
+        buffer[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buffer[at..]
+}
+
+/// Appends `text` trimmed, with runs of whitespace as one space, cut to
+/// `max` characters (the last one `…` when cut). Reads no further than it
+/// writes. Returns the characters written.
+fn push_one_line(out: &mut impl Sink, text: &str, max: usize) -> usize {
+    let text = text.trim();
+    // The common case, short ASCII text already on one line, is copied
+    // whole (every history rendering writes dozens of these lines).
+    if text.len() <= max && is_plain_line(text.as_bytes()) {
+        out.push_ascii(text);
+        return text.len();
+    }
+    let mut written = 0;
+    let mut pending_space = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_whitespace() {
+            pending_space = true;
+            continue;
+        }
+        let needed = 1 + usize::from(pending_space);
+        if written + needed > max || (written + needed == max && chars.peek().is_some()) {
+            if written < max {
+                out.push('…');
+                written += 1;
+            }
+            return written;
+        }
+        if pending_space {
+            out.push(' ');
+            written += 1;
+            pending_space = false;
+        }
+        out.push(c);
+        written += 1;
+    }
+    written
+}
+
+/// Whether text is printable ASCII without two spaces in a row: one line
+/// that needs no rewriting.
+fn is_plain_line(bytes: &[u8]) -> bool {
+    // Without early exits, so that both loops vectorise: the lines are
+    // short, and every history rendering checks dozens of them.
+    let printable = bytes
+        .iter()
+        .fold(true, |ok, &b| ok & (b.wrapping_sub(b' ') <= b'~' - b' '));
+    let double_space = bytes
+        .iter()
+        .zip(bytes.iter().skip(1))
+        .fold(false, |found, (&a, &b)| found | ((a == b' ') & (b == b' ')));
+    printable && !double_space
+}
+
+fn push_number(out: &mut String, number: usize) {
+    let mut digits = [0u8; 20];
+    for &d in decimal(&mut digits, number) {
+        out.push(char::from(d));
+    }
+}
+
 fn push_step_line(out: &mut String, number: usize, step: &Step) {
     out.push_str("Step ");
-    out.push_str(&number.to_string());
+    push_number(out, number);
     out.push_str(": ");
     out.push_str(step.value.trim());
+}
+
+fn push_full(out: &mut String, number: usize, step: &Step, response: &StepResponse) {
+    push_step_line(out, number, step);
+    out.push('\n');
+    push_response(out, response);
 }
 
 fn push_response(out: &mut String, response: &StepResponse) {
@@ -137,6 +561,10 @@ mod tests {
             render_previous_steps(&[], HistoryPolicy::LastK(3)),
             NO_PREVIOUS_STEPS
         );
+        assert_eq!(
+            render_previous_steps(&[], HistoryPolicy::digest()),
+            NO_PREVIOUS_STEPS
+        );
     }
 
     #[test]
@@ -175,5 +603,138 @@ mod tests {
             render_previous_steps(&history, HistoryPolicy::All),
             "Step 1: it's {x}\nResponse (stopped: iteration limit (15)): partial\n\nStep 2: b\nResponse: (failed: boom)"
         );
+    }
+
+    #[test]
+    fn digest_shows_recent_in_full_and_older_as_lines() {
+        let limits = DigestLimits {
+            recent: 2,
+            line_chars: 40,
+            max_chars: 1000,
+        };
+        assert_eq!(
+            render_previous_steps(&steps(4), HistoryPolicy::Digest(limits)),
+            "Step 1: s1 -> r1\nStep 2: s2 -> r2\n\nStep 3: s3\nResponse: r3\n\nStep 4: s4\nResponse: r4"
+        );
+        // Fewer steps than `recent`: the same as All.
+        assert_eq!(
+            render_previous_steps(&steps(2), HistoryPolicy::Digest(limits)),
+            render_previous_steps(&steps(2), HistoryPolicy::All)
+        );
+        // No recent steps: lines only.
+        assert_eq!(
+            render_previous_steps(&steps(2), HistoryPolicy::Digest(limits.with_recent(0))),
+            "Step 1: s1 -> r1\nStep 2: s2 -> r2"
+        );
+    }
+
+    #[test]
+    fn digest_leaves_out_the_oldest_beyond_the_budget() {
+        // Each line "Step n: sn -> rn" is 16 characters (+1 for its newline).
+        let limits = DigestLimits {
+            recent: 1,
+            line_chars: 40,
+            max_chars: 34,
+        };
+        assert_eq!(
+            render_previous_steps(&steps(6), HistoryPolicy::Digest(limits)),
+            "(Steps 1-3 not shown.)\nStep 4: s4 -> r4\nStep 5: s5 -> r5\n\nStep 6: s6\nResponse: r6"
+        );
+        let nothing = DigestLimits {
+            max_chars: 0,
+            ..limits
+        };
+        assert_eq!(
+            render_previous_steps(&steps(3), HistoryPolicy::Digest(nothing)),
+            "(Steps 1-2 not shown.)\n\nStep 3: s3\nResponse: r3"
+        );
+    }
+
+    #[test]
+    fn digest_shows_referenced_steps_in_full_in_order() {
+        let limits = DigestLimits {
+            recent: 1,
+            line_chars: 40,
+            max_chars: 17,
+        };
+        let mut done = steps(8);
+        done[2].0.id = Some("lookup".into());
+        let current = Step::new("Use #E2, ${lookup} and step 7 and step 99")
+            .with_depends_on(["lookup".to_owned()]);
+        assert_eq!(
+            render_history(&done, Some(&current), HistoryPolicy::Digest(limits)),
+            "(Step 1 not shown.)\n\n\
+             Step 2: s2\nResponse: r2\n\n\
+             Step 3: s3\nResponse: r3\n\n\
+             (Steps 4-5 not shown.)\nStep 6: s6 -> r6\n\n\
+             Step 7: s7\nResponse: r7\n\n\
+             Step 8: s8\nResponse: r8"
+        );
+        // A referenced step among the lines sits in its place.
+        let wide = DigestLimits {
+            max_chars: 1000,
+            ..limits
+        };
+        let current = Step::new("Check step 2");
+        assert_eq!(
+            render_history(&steps(4), Some(&current), HistoryPolicy::Digest(wide)),
+            "Step 1: s1 -> r1\n\nStep 2: s2\nResponse: r2\n\nStep 3: s3 -> r3\n\nStep 4: s4\nResponse: r4"
+        );
+    }
+
+    fn digest_line(number: usize, step: &(Step, StepResponse), max: usize) -> String {
+        let mut line = String::new();
+        let chars = write_digest_line(&mut line, number, step, max);
+        assert_eq!(chars, line.chars().count(), "{line}");
+        line
+    }
+
+    #[test]
+    fn digest_lines_are_one_bounded_line() {
+        let long = (
+            Step::new("Look  up\nthe   price of every item in the catalogue, twice"),
+            StepResponse::new("It is\n\n".repeat(1000)),
+        );
+        let line = digest_line(12, &long, 60);
+        assert_eq!(
+            write_digest_line(&mut CharCount(0), 12, &long, 60),
+            line.chars().count()
+        );
+        assert!(!line.contains('\n'), "{line}");
+        assert_eq!(line.chars().count(), 60, "{line}");
+        assert_eq!(
+            line,
+            "Step 12: Look up the price of… -> It is It is It is It is I…"
+        );
+        let failed = (
+            Step::new("x"),
+            StepResponse::new("").with_status(StepStatus::Failed {
+                error: "boom".into(),
+            }),
+        );
+        assert_eq!(digest_line(1, &failed, 60), "Step 1: x -> (failed: boom)");
+        let mut short = String::new();
+        assert_eq!(push_one_line(&mut short, " a  b ", 3), 3);
+        assert_eq!(short, "a b");
+        let mut cut = String::new();
+        assert_eq!(push_one_line(&mut cut, "abcd", 3), 3);
+        assert_eq!(cut, "ab…");
+        let mut number = String::new();
+        push_number(&mut number, 0);
+        push_number(&mut number, 1_234_567);
+        assert_eq!(number, "01234567");
+    }
+
+    #[test]
+    fn digest_size_is_bounded_whatever_the_length() {
+        let mut sizes = Vec::new();
+        for n in [10, 100, 1000, 5000] {
+            let done = steps(n);
+            sizes.push(render_previous_steps(&done, HistoryPolicy::digest()).len());
+        }
+        let bound = DigestLimits::DEFAULT.max_chars + 3 * 64 + 64;
+        assert!(sizes.iter().all(|&s| s <= bound), "{sizes:?}");
+        // Only the step numbers grow longer.
+        assert!(sizes[3].abs_diff(sizes[2]) < 16, "{sizes:?}");
     }
 }

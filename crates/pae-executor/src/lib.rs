@@ -23,8 +23,8 @@
 //! `pae-schema` only (plus `serde`, `serde_json`, `schemars`, `thiserror`,
 //! `async-trait`, `cap-std` and tokio's timer). The
 //! previous steps reach the model as readable text (see
-//! [`render_previous_steps`]), and [`HistoryPolicy::LastK`] keeps a step
-//! prompt's size bounded on long plans.
+//! [`render_previous_steps`]); [`HistoryPolicy::Digest`] keeps every step
+//! prompt bounded on long plans, so a whole run's prompts grow linearly.
 //!
 //! # Feature flags
 //! None. Tests use `pae-core`'s `test-util` feature (`ScriptedModel`,
@@ -75,4 +75,7 @@ pub use agent::{
 };
 pub use chain_executor::ChainExecutor;
 pub use error::ConfigError;
-pub use history::{HistoryPolicy, NO_PREVIOUS_STEPS, render_previous_steps};
+pub use history::{
+    DigestLimits, HistoryPolicy, MAX_REFERENCED, NO_PREVIOUS_STEPS, render_history,
+    render_previous_steps,
+};

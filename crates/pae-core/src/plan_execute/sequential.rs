@@ -37,10 +37,12 @@ impl PlanAndExecute {
             if let Some(error) = run.halted() {
                 return Err(error);
             }
-            run.context.emit(EventKind::StepStarted {
-                step_index: index,
-                step: step.clone(),
-            });
+            if run.context.is_observed() {
+                run.context.emit(EventKind::StepStarted {
+                    step_index: index,
+                    step: step.clone(),
+                });
+            }
             let started_at = now_ms();
             let input = run
                 .step_input(index, step.clone(), run.history.clone())

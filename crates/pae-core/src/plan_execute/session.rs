@@ -460,14 +460,27 @@ impl PlanAndExecute {
             output: output.clone(),
             usage,
         });
-        Ok(self.result(run, outcome, output))
+        let mut result = self.result_without_steps(run, outcome, output);
+        result.steps = take_steps(run);
+        Ok(result)
     }
 
     fn result(&self, run: &RunState, outcome: RunOutcome, output: String) -> RunResult {
+        let mut result = self.result_without_steps(run, outcome, output);
+        result.steps = run.container.steps().to_vec();
+        result
+    }
+
+    fn result_without_steps(
+        &self,
+        run: &RunState,
+        outcome: RunOutcome,
+        output: String,
+    ) -> RunResult {
         RunResult {
             run_id: run.context.run_id().cloned(),
             output,
-            steps: run.container.steps().to_vec(),
+            steps: Vec::new(),
             plans: run.plans.clone(),
             outcome,
             usage: run.usage(),
@@ -620,6 +633,17 @@ impl PlanAndExecute {
         committed?;
         Ok(store.run(id).await?)
     }
+}
+
+/// The steps of a finished run, for its result: moved out of the history
+/// when it holds what the container holds (it always does with the
+/// default container), so a long run's steps are not copied once more at
+/// the end; else copied from the container.
+fn take_steps(run: &mut RunState) -> Vec<(pae_schema::Step, StepResponse)> {
+    if *run.history == *run.container.steps() {
+        return std::mem::take(&mut run.history).into_vec();
+    }
+    run.container.steps().to_vec()
 }
 
 /// The interruption an error stands for, when the run is left resumable.

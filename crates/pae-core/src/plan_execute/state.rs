@@ -111,11 +111,17 @@ impl RunState {
         response: &StepResponse,
         started_at_ms: u64,
     ) -> Result<(), RunError> {
-        self.context.emit(EventKind::StepFinished {
-            step_index: index,
-            step: step.clone(),
-            response: response.clone(),
-        });
+        if self.context.is_observed() {
+            self.context.emit(EventKind::StepFinished {
+                step_index: index,
+                step: step.clone(),
+                response: response.clone(),
+            });
+        }
+        if self.context.store().is_none() {
+            // Nothing to commit to: no copies of the step either.
+            return Ok(());
+        }
         let mut commit = Commit::new();
         commit.steps.push(StepRecord {
             index,

@@ -41,7 +41,7 @@ use toolbox::Toolbox;
 
 use crate::action::ActionParseError;
 use crate::error::ConfigError;
-use crate::history::render_previous_steps;
+use crate::history::render_history;
 use crate::{prompt, schema};
 
 /// A tool-using agent that carries out one plan step (LangChain's
@@ -323,12 +323,16 @@ impl AgentExecutor {
         // The reply parsed: the parse-retry budget counts failures in a row.
         run.parse_failures = 0;
         let started = tokio::time::Instant::now();
-        run.pending = Some(PendingCall {
-            tool: name.to_owned(),
-            input: args.clone(),
-            log: log.to_owned(),
-            started,
-        });
+        // Only a time limit can drop this future mid-call; only then is the
+        // call kept aside to be recorded.
+        if self.settings.max_execution_time.is_some() {
+            run.pending = Some(PendingCall {
+                tool: name.to_owned(),
+                input: args.clone(),
+                log: log.to_owned(),
+                started,
+            });
+        }
         let outcome = self.invoke(&run.context, name, args.clone(), source).await;
         run.pending = None;
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -357,8 +361,7 @@ impl AgentExecutor {
             run.last_result = Some(observation.clone());
             // Small models tend to repeat a call whose result they already
             // have; say so, so they move on instead of burning iterations.
-            let key = (name.to_owned(), args.clone());
-            if run.succeeded.contains(&key) {
+            if run.succeeded_before(name, &args) {
                 observation.push_str(&self.protocol.repeated_call_note(name));
                 run.repeats += 1;
                 if let Some(max) = self.settings.max_repeated_calls
@@ -369,7 +372,7 @@ impl AgentExecutor {
                     run.gave_up = Some(format!("repeated call ({} {times})", run.repeats));
                 }
             } else {
-                run.succeeded.insert(key);
+                run.record_success(name, &args);
             }
         }
         if rejected {
@@ -489,7 +492,11 @@ enum Invoked {
 #[async_trait]
 impl Executor for AgentExecutor {
     async fn step(&self, input: &StepInput) -> Result<StepResponse, ExecError> {
-        let previous_steps = render_previous_steps(&input.previous_steps, self.settings.history);
+        let previous_steps = render_history(
+            &input.previous_steps,
+            Some(&input.current_step),
+            self.settings.history,
+        );
         let step_number = (input.index + 1).to_string();
         let step = StepPrompt {
             previous_steps: &previous_steps,
@@ -532,11 +539,14 @@ impl Executor for AgentExecutor {
                 (text, None, StepStatus::Stopped { reason })
             }
         };
+        let mut tool_calls = run.calls;
+        // Kept for the rest of the run: no spare capacity.
+        tool_calls.shrink_to_fit();
         Ok(StepResponse {
             response,
             data,
             status,
-            tool_calls: run.calls,
+            tool_calls,
             usage: run.usage,
         })
     }

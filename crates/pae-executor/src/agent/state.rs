@@ -2,7 +2,8 @@
 //! around (the fixed parts of the step prompt, a final answer, how the
 //! loop ended).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
 use pae_core::{
     ChatResponse, Inputs, Message, PromptValues, RunContext, TokenUsage, ToolInvocation,
@@ -99,12 +100,44 @@ pub(super) struct StepRun {
     pub(super) last_result: Option<String>,
     /// Identical successful calls made again.
     pub(super) repeats: usize,
-    /// The (tool name as written, arguments as sent) of every successful
-    /// call, so spotting a repeat costs the same however many came before.
-    pub(super) succeeded: HashSet<(String, Value)>,
+    /// The successful calls, by a hash of (tool name as written, arguments
+    /// as sent): the positions in `calls` of those with that hash, so
+    /// spotting a repeat costs the same however many came before, and
+    /// nothing is copied to do it.
+    pub(super) succeeded: HashMap<u64, Vec<usize>>,
+}
+
+fn call_key(name: &str, args: &Value) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut hasher);
+    args.hash(&mut hasher);
+    hasher.finish()
 }
 
 impl StepRun {
+    /// Whether a call to `name` with `args` succeeded before in this step.
+    pub(super) fn succeeded_before(&self, name: &str, args: &Value) -> bool {
+        self.succeeded
+            .get(&call_key(name, args))
+            .is_some_and(|positions| {
+                positions.iter().any(|&i| {
+                    self.calls
+                        .get(i)
+                        .is_some_and(|call| call.tool == name && call.input == *args)
+                })
+            })
+    }
+
+    /// Notes that the call about to be recorded (the next in `calls`)
+    /// succeeded.
+    pub(super) fn record_success(&mut self, name: &str, args: &Value) {
+        let position = self.calls.len();
+        self.succeeded
+            .entry(call_key(name, args))
+            .or_default()
+            .push(position);
+    }
+
     pub(super) fn add_usage(&mut self, response: &ChatResponse) {
         if let Some(usage) = response.usage {
             self.usage += usage;

@@ -95,6 +95,11 @@ impl Calculator {
         if value == 0.0 {
             return String::from("0");
         }
+        // Whole numbers of at most 12 digits are already what rounding to
+        // 12 significant digits gives (the common case, and much cheaper).
+        if value.fract() == 0.0 && value.abs() < 1e12 {
+            return (value as i64).to_string();
+        }
         // Round to 12 significant digits, then print the shortest form.
         let rounded: f64 = format!("{value:.11e}").parse().unwrap_or(value);
         let magnitude = rounded.abs();

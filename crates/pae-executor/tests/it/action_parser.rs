@@ -565,7 +565,7 @@ fn cases() -> u32 {
         .unwrap_or(5000)
 }
 
-fn fragment() -> impl Strategy<Value = String> {
+pub(super) fn fragment() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("```".to_string()),
         Just("json".to_string()),

@@ -4,6 +4,7 @@
 
 mod action_parser;
 mod agent_loop;
+mod fuzz;
 mod tool_exclusivity;
 mod tool_fn;
 mod tools;

@@ -108,11 +108,11 @@ const TOKENS: &[&str] = &[
     "\"action\": {",
 ];
 
-fn tokens() -> impl Strategy<Value = String> {
+pub(super) fn tokens() -> impl Strategy<Value = String> {
     prop::collection::vec(prop::sample::select(TOKENS), 0..64).prop_map(|parts| parts.concat())
 }
 
-fn json_value() -> impl Strategy<Value = serde_json::Value> {
+pub(super) fn json_value() -> impl Strategy<Value = serde_json::Value> {
     let leaf = prop_oneof![
         Just(serde_json::Value::Null),
         any::<bool>().prop_map(serde_json::Value::Bool),
@@ -151,7 +151,7 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
 }
 
 /// Runs every parser on `text` and checks what holds for any input.
-fn parse_everything(text: &str) {
+pub(super) fn parse_everything(text: &str) {
     let plan_parser = PlanningOutputParser::new();
     let steps = plan_parser.parse_steps(text);
     for step in &steps {
