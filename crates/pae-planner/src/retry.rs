@@ -58,9 +58,10 @@ pub(crate) fn feedback(reason: &str, instructions: &str) -> String {
     format!("Your reply could not be used: {reason}.\n{instructions}")
 }
 
-/// Sends `request`; while the reply is rejected and retries remain, appends
-/// the reply and the feedback to the conversation and asks again. Every
-/// reply's token usage is recorded in `context`.
+/// Sends `request` through the run context (journal, budget, events);
+/// while the reply is rejected and retries remain, appends the reply and
+/// the feedback to the conversation and asks again. Every reply's token
+/// usage is recorded in `context`.
 ///
 /// With no retry allowed the first rejection is returned as
 /// [`PlanError::Parse`] or [`PlanError::Invalid`]; after retries,
@@ -77,7 +78,7 @@ pub(crate) async fn call_until_accepted<T>(
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let response = model.chat(request.clone()).await?;
+        let response = context.chat(model, request.clone()).await?;
         if let Some(usage) = response.usage {
             context.record_usage(usage);
         }

@@ -2,6 +2,7 @@
 //! [`FileReader`].
 
 mod calculator;
+mod calendar;
 mod file_reader;
 mod time;
 

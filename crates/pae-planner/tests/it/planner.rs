@@ -88,6 +88,9 @@ async fn mocked_model_is_called_once_with_the_stop_list() {
                 "Plan:\n1. Pack food\n2. Go to the park\n",
             ))
         });
+    // The call goes through the run context, which names the model in its
+    // events.
+    model.expect_model_name().return_const("mock".to_owned());
     let planner = load_chat_planner(Arc::new(model));
     let plan = planner
         .plan(&PlanRequest::new("Plan a picnic"))
