@@ -93,7 +93,7 @@ pub(super) fn parse_date(text: &str, today: Date) -> Result<Date, ToolError> {
             m.parse::<u32>().ok().or_else(|| month_name(m)),
             day_number(d),
         ),
-        [m, d] if m.chars().all(|c| c.is_ascii_digit()) => {
+        [m, d] if [m, d].iter().all(|w| w.chars().all(|c| c.is_ascii_digit())) => {
             (None, m.parse::<u32>().ok(), day_number(d))
         }
         [a, b] => match (month_name(a), month_name(b)) {
