@@ -98,6 +98,31 @@ pub(crate) enum Compat {
     LlamaCppPython,
 }
 
+/// How the agent works through an objective.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Mode {
+    /// Plan-and-solve (ReWOO / LLMCompiler style): one planning call writes
+    /// every step as a tool call with its arguments (`#E1` for earlier
+    /// results); calls whose input is given run without a model call; one
+    /// last call writes the answer from the objective and every result.
+    #[default]
+    PlanAndSolve,
+    /// LangChain's plan-and-execute loop: a plan of steps in words, each
+    /// carried out by a tool-using agent; then one last call writes the
+    /// answer from the objective and every step's result.
+    PlanAndExecute,
+}
+
+impl Mode {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::PlanAndSolve => "plan-and-solve",
+            Self::PlanAndExecute => "plan-and-execute",
+        }
+    }
+}
+
 /// How plans are asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -343,6 +368,21 @@ impl ModelArgs {
 /// How the agent plans and executes (stored with the run).
 #[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub(crate) struct AgentArgs {
+    /// How the agent works: plan-and-solve writes the tool calls in the
+    /// plan (fewest model calls); plan-and-execute runs an agent loop per
+    /// step (--planner, --max-iterations and the other loop flags apply to
+    /// it and to plan-and-solve steps that need one).
+    #[arg(long, value_enum, default_value_t = Mode::default())]
+    #[serde(default)]
+    pub(crate) mode: Mode,
+
+    /// The time the `time` tool reports, RFC 3339 (for example
+    /// 2026-03-14T10:00:00Z), instead of the system clock; for
+    /// reproducible runs and evaluations.
+    #[arg(long, value_name = "TIME", env = "PAE_NOW", hide = true, value_parser = crate::clock::parse_rfc3339_flag)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) now: Option<String>,
+
     /// Tools to enable, comma-separated.
     #[arg(
         long,

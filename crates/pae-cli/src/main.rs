@@ -12,13 +12,16 @@
 //! `pae --help` for every command and the exit codes.
 
 mod agent;
+mod answer;
 mod cli;
+mod clock;
 mod exit;
 mod progress;
 mod provider;
 mod run;
 mod runstore;
 mod scripted;
+mod strategy;
 mod term;
 mod transcript;
 

@@ -35,6 +35,7 @@ impl Recorder {
 /// The run's settings, as given on the command line.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Settings {
+    pub(crate) mode: &'static str,
     pub(crate) planner: &'static str,
     pub(crate) tools: Vec<String>,
     pub(crate) max_steps: u32,
@@ -54,6 +55,7 @@ pub(crate) struct Settings {
 impl Settings {
     pub(crate) fn new(args: &AgentArgs) -> Self {
         Self {
+            mode: args.mode.as_str(),
             planner: args.planner.as_str(),
             tools: args.tools.iter().map(|t| t.as_str().to_owned()).collect(),
             max_steps: args.max_steps,
@@ -152,6 +154,9 @@ struct Transcript<'a> {
     outcome: Option<RunOutcome>,
     #[serde(skip_serializing_if = "Option::is_none")]
     answer: Option<&'a str>,
+    /// Why the answer is not a real one (the run then exits with code 9).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    answer_problems: Vec<crate::answer::Problem>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<ErrorRecord>,
     events: &'a [Event],
@@ -299,6 +304,12 @@ fn transcript<'a>(record: &'a TranscriptRecord<'a>) -> Transcript<'a> {
         },
         outcome: record.result.ok().map(|r| r.outcome),
         answer: record.result.ok().map(|r| r.output.as_str()),
+        answer_problems: record
+            .result
+            .ok()
+            .filter(|r| !r.is_awaiting_approval())
+            .map(crate::answer::problems)
+            .unwrap_or_default(),
         error: record.result.err().map(|f| ErrorRecord {
             kind: f.kind.as_str(),
             exit_code: f.kind.exit_code(),
