@@ -82,3 +82,17 @@ pub(crate) fn cache_dir() -> PathBuf {
     let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
     home.join(".cache").join("pae")
 }
+
+/// A binary of the release build: in $CARGO_TARGET_DIR/release, or
+/// target/release under the workspace root.
+pub(crate) fn release_binary(name: &str) -> Result<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target"));
+    let binary = target.join("release").join(name);
+    if binary.exists() {
+        Ok(std::fs::canonicalize(binary)?)
+    } else {
+        Err(format!("no {name} binary at {}", binary.display()).into())
+    }
+}
