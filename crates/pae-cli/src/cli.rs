@@ -18,7 +18,9 @@ Exit codes:
   8  the run is interrupted and needs a person (a tool call with side effects is in
      doubt: check it, then `pae resume RUN` to make the call again, or `pae reject RUN`)
   9  the run finished without a real answer (a step stopped at a limit, failed or was
-     skipped, or the answer is empty); the best answer found is on stdout
+     skipped, or the answer is empty, a tool's result or the fixed \"stopped\" text);
+     stderr says why in one line, the --json transcript lists it under
+     answer_problems, and the best answer found is on stdout
   10  the run store cannot be used (unknown run, a damaged or foreign file, the run is
       busy in another process, finished, or not waiting for approval)
   130  interrupted by Ctrl-C (SIGINT); 143 by SIGTERM, 129 by SIGHUP: the run is left

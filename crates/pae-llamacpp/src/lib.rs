@@ -66,6 +66,7 @@
 //! ```
 
 mod config;
+mod disk_cache;
 mod engine;
 mod grammar;
 mod model;

@@ -185,9 +185,9 @@ impl Tool for CurrentTime {
     fn description(&self) -> &str {
         // No example values: small models copy them into every call (a
         // copied "%Y-%m-%d" format loses the weekday they were asked for).
-        "Returns today's date, the time and the weekday in UTC. Call it with no input unless \
-the step names a time zone or a format; give `until` a date to also get the number of days \
-from today to it."
+        "Returns today's date, the time and the weekday in UTC; only for what depends on today. \
+Call it with no input, or give `until` a date to also get the number of days from today to it; \
+give a UTC offset or a format only when the step names one."
     }
 
     fn parameters(&self) -> Value {
