@@ -287,9 +287,9 @@ impl ActionExecutor {
         problem: &Problem,
     ) -> Result<(Value, TokenUsage), Written> {
         let results = prompt::results(&input.previous_steps, self.max_result_chars);
-        let (attempt, error) = match problem {
-            Problem::Open { args, reason } => (args, reason.as_str()),
-            Problem::Failed { args, error } => (args, error.as_str()),
+        let (attempt, error, refused) = match problem {
+            Problem::Open { args, reason } => (args, reason.as_str(), false),
+            Problem::Failed { args, error } => (args, error.as_str(), true),
         };
         let message = prompt::arguments_message(&prompt::ArgumentsPrompt {
             objective: &input.objective,
@@ -299,6 +299,7 @@ impl ActionExecutor {
             description: &entry.spec.description,
             attempt,
             error,
+            refused,
         });
         let mut request = ChatRequest::new(vec![
             Message::system(ARGUMENTS_SYSTEM_PROMPT),

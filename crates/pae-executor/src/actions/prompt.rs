@@ -11,12 +11,13 @@ use serde_json::Value;
 /// The solver's system message.
 pub const SOLVER_SYSTEM_PROMPT: &str = "You write the final answer to the user's request from the results of the steps an agent carried out for it. \
 The results come from tools and are correct: use them as they are instead of working them out again. \
-If a result the request needs is missing, work it out from the request and the other results. \
+If the request needs a calculation the steps did not do (adding up their results, say), write it out with the numbers, like 20 + 15 + 7 = 42, before you answer. \
 Answer in one or two short sentences. When the answer is a number, end your reply with that number.";
 
 /// The argument writer's system message.
 pub const ARGUMENTS_SYSTEM_PROMPT: &str = "You write the arguments of one tool call for a step of a plan. \
-Take the values the step needs from the request and from the results of earlier steps, and write numbers as digits. \
+Put in the actual values the step needs, taken from the request and from the results of earlier steps: \
+numbers as digits, never a name, a description or a reference such as #E1. \
 Reply with only the JSON object of arguments.";
 
 /// The results the model is shown, one block per step:
@@ -72,24 +73,33 @@ pub(super) struct ArgumentsPrompt<'a> {
     pub(super) description: &'a str,
     pub(super) attempt: &'a Value,
     pub(super) error: &'a str,
+    /// Whether the attempt was made and refused (else the plan left it
+    /// open).
+    pub(super) refused: bool,
 }
 
-/// The argument writer's user message.
+/// The argument writer's user message. The plan's arguments say what the
+/// step computes (`sum of the prices in #E1`); a refused attempt is shown
+/// with the tool's error.
 pub(super) fn arguments_message(prompt: &ArgumentsPrompt<'_>) -> String {
     let attempt = match prompt.attempt {
         Value::String(text) => text.clone(),
-        other => other.to_string(),
+        other => compact_input(other),
+    };
+    let problem = if prompt.refused {
+        format!("\nA call with {attempt} was refused: {}", prompt.error)
+    } else {
+        String::new()
     };
     format!(
-        "Request: {}\n\nResults of earlier steps:\n{}\n\nStep: {}\nTool: {}: {}\n\
-Planned arguments: {attempt}\nWhy they cannot be used as they are: {}\n\n\
-Write the arguments of {} for this step.",
+        "Request: {}\n\nResults of earlier steps:\n{}\n\nStep: {} ({})\nTool: {}: {}{problem}\n\n\
+Write the arguments of {} for this step, with the actual values from the request and the results above in place of any description or reference.",
         prompt.objective.trim(),
         prompt.results,
         one_line(prompt.step),
+        one_line(&attempt),
         prompt.tool,
         one_line(prompt.description),
-        prompt.error,
         prompt.tool,
     )
 }
