@@ -28,7 +28,7 @@ const MODES: &[&str] = &["plan-and-solve", "plan-and-execute", "langchain"];
 
 const HELP: &str = "\
 cargo xtask eval [--models 1.5b,0.5b] [--modes plan-and-solve,plan-and-execute,langchain]
-                 [--limit N] [--only ID,ID] [--keep DIR]
+                 [--sample N] [--limit N] [--only ID,ID] [--keep DIR]
 
 Runs `pae run` (release build) on every objective of xtask/eval/objectives.json
 for each model and mode, and LangChain's PlanAndExecute on the same model through
@@ -36,7 +36,9 @@ llama-cpp-python's server, and prints one table. Defaults: the default model (th
 first of --models' names), every mode, every objective.
   --models   models by name: 1.5b (the default model), 0.5b
   --modes    plan-and-solve, plan-and-execute (pae's two modes), langchain
-  --limit N  only the first N objectives
+  --sample N every Nth objective of the set (the 1st, the N+1st, ...): a
+             reproducible subset; the table says so
+  --limit N  only the first N objectives (after --sample)
   --only     only these objective ids (a01, f03, ...)
   --keep DIR keep the --json transcripts there (default: a temporary directory)";
 
@@ -74,6 +76,7 @@ struct Row {
 struct Options {
     models: Vec<String>,
     modes: Vec<String>,
+    sample: Option<usize>,
     limit: Option<usize>,
     only: Vec<String>,
     keep: Option<PathBuf>,
@@ -92,6 +95,7 @@ fn options(args: &[String]) -> Result<Options> {
     let mut options = Options {
         models: vec![setup::RUN_MODELS[0].0.to_owned()],
         modes: MODES.iter().map(|m| (*m).to_owned()).collect(),
+        sample: None,
         limit: None,
         only: Vec::new(),
         keep: None,
@@ -107,6 +111,14 @@ fn options(args: &[String]) -> Result<Options> {
                         format!("unknown mode {bad:?} (modes: {})", MODES.join(", ")).into(),
                     );
                 }
+            }
+            "--sample" => {
+                options.sample = Some(
+                    args.next()
+                        .and_then(|n| n.parse().ok())
+                        .filter(|n| *n > 0)
+                        .ok_or("--sample needs a number above 0")?,
+                );
             }
             "--limit" => {
                 options.limit = Some(
@@ -135,8 +147,12 @@ fn options(args: &[String]) -> Result<Options> {
 pub(crate) fn eval(args: &[String]) -> Result<()> {
     let options = options(args)?;
     let (now, files, mut objectives) = load(Path::new(OBJECTIVES))?;
+    let total = objectives.len();
     if !options.only.is_empty() {
         objectives.retain(|o| options.only.contains(&o.id));
+    }
+    if let Some(every) = options.sample {
+        objectives = objectives.into_iter().step_by(every).collect();
     }
     if let Some(limit) = options.limit {
         objectives.truncate(limit);
@@ -208,14 +224,34 @@ pub(crate) fn eval(args: &[String]) -> Result<()> {
     let table = table(&rows, objectives.len());
     println!();
     println!("{table}");
+    let subset = if objectives.len() < total {
+        format!(" (a subset of the {total}: {})", subset_label(&options))
+    } else {
+        String::new()
+    };
     println!(
-        "{} objectives; {:.0} s in all; load average {} before, {} after (2 cores)",
+        "{} objectives{subset}; {:.0} s in all; load average {} before, {} after (2 cores)",
         objectives.len(),
         started.elapsed().as_secs_f64(),
         load_before,
         load_average()
     );
     Ok(())
+}
+
+/// How the objectives were picked, for the line under the table.
+fn subset_label(options: &Options) -> String {
+    let mut parts = Vec::new();
+    if !options.only.is_empty() {
+        parts.push(format!("--only {}", options.only.join(",")));
+    }
+    if let Some(every) = options.sample {
+        parts.push(format!("--sample {every}"));
+    }
+    if let Some(limit) = options.limit {
+        parts.push(format!("--limit {limit}"));
+    }
+    parts.join(" ")
 }
 
 fn load(path: &Path) -> Result<(String, PathBuf, Vec<Objective>)> {
