@@ -44,27 +44,23 @@ pub(crate) fn executor(
     Arc::new(ActionExecutor::new(Arc::clone(model), tools, agent))
 }
 
-/// One worked example per enabled tool, for the tool planner: each shows
-/// how a later step uses an earlier result (`#E1`), and the last two how a
+/// Worked examples for the tool planner: how later steps use earlier
+/// results (`#E1`) and how the last step combines them, and how a
 /// calculation on values still to be read is written (the executor has the
-/// model fill it in once the values are there).
+/// model fill it in once the values are there). Small models copy the
+/// surface of an example (an example about days until a holiday made
+/// them count days from today for any question with "days" in it), so
+/// there are few, each as plain as its point; the time tool's own
+/// description says how to count days to a date.
 fn examples(tools: &[ToolName]) -> Vec<(&'static str, serde_json::Value)> {
     let mut out = Vec::new();
     if tools.contains(&ToolName::Calculator) {
         out.push((
-            "A crate holds 12 bottles. How many bottles are in 7 crates once 5 of them break?",
+            "A crate holds 12 bottles and a pack holds 6. How many bottles are in 7 crates and 3 packs, once 5 of them break?",
             json!({"steps": [
                 {"step": "Bottles in 7 crates", "tool": "calculator", "with": {"expression": "12 * 7"}},
-                {"step": "Take away the 5 broken bottles", "tool": "calculator", "with": {"expression": "#E1 - 5"}}
-            ]}),
-        ));
-    }
-    if tools.contains(&ToolName::Time) && tools.contains(&ToolName::Calculator) {
-        out.push((
-            "How many weeks are left until Halloween?",
-            json!({"steps": [
-                {"step": "Days from today to 31 October", "tool": "current_time", "with": {"until": "10-31"}},
-                {"step": "Turn the days into weeks", "tool": "calculator", "with": {"expression": "days in #E1 / 7"}}
+                {"step": "Bottles in 3 packs", "tool": "calculator", "with": {"expression": "6 * 3"}},
+                {"step": "All bottles, less the 5 broken ones", "tool": "calculator", "with": {"expression": "#E1 + #E2 - 5"}}
             ]}),
         ));
     }
