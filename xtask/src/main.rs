@@ -32,7 +32,8 @@ Commands:
                        `-p pae-openai --test conformance -- --nocapture`
   ci                   lint, then test
   setup                install system packages, the Python servers and models
-  fetch-models         download and verify the model files only
+  fetch-models         download and verify the model files only (the default
+                       model `pae run` uses, and the test models)
   demo [--model 0.5b] [OBJECTIVE]
                        set up, build `pae` (release, with cargo's progress),
                        then run `pae run` on the objective with the default
@@ -82,9 +83,13 @@ fn dispatch(args: &[String]) -> Result<()> {
         "setup" => {
             setup::system_packages()?;
             setup::python_env()?;
-            setup::models().map(|_| ())
+            setup::models()?;
+            setup::run_model(setup::RUN_MODELS[0].0).map(|_| ())
         }
-        "fetch-models" => setup::models().map(|_| ()),
+        "fetch-models" => {
+            setup::models()?;
+            setup::run_model(setup::RUN_MODELS[0].0).map(|_| ())
+        }
         "demo" => demo(rest),
         "eval" => eval::eval(rest),
         "bench" => bench(rest),

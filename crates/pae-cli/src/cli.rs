@@ -279,7 +279,7 @@ pub(crate) struct ModelArgs {
     pub(crate) provider: Option<Provider>,
 
     /// The GGUF file for --provider local [default: $PAE_MODEL, or
-    /// $PAE_CACHE_DIR/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf with
+    /// $PAE_CACHE_DIR/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf with
     /// PAE_CACHE_DIR defaulting to ~/.cache/pae].
     #[arg(long, value_name = "PATH")]
     #[serde(default, skip_serializing_if = "Option::is_none")]

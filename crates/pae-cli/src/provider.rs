@@ -15,7 +15,7 @@ use crate::exit::{Failure, FailureKind};
 use crate::scripted::ScriptedProvider;
 
 /// The default local model's file name.
-pub(crate) const DEFAULT_MODEL_FILE: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
+pub(crate) const DEFAULT_MODEL_FILE: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
 const DEFAULT_OPENAI_MODEL: &str = "gpt-4o-mini";
 const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 const DEFAULT_OLLAMA_MODEL: &str = "qwen2.5-coder:0.5b";

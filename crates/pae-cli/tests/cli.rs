@@ -68,7 +68,7 @@ fn missing_default_model_exits_3_with_a_hint() {
     assert_eq!(code, 3, "{stderr}");
     assert!(stdout.is_empty());
     assert!(
-        stderr.contains("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"),
+        stderr.contains("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"),
         "{stderr}"
     );
     assert!(stderr.contains("not found"), "{stderr}");
