@@ -8,12 +8,13 @@
 mod cycles;
 mod deps;
 mod fuzz;
+mod eval;
 mod release;
 mod servers;
 mod setup;
 mod util;
 
-use std::process::ExitCode;
+use std::process::{Command, ExitCode};
 
 use util::{Result, cargo, run};
 
@@ -35,9 +36,18 @@ Commands:
                        `-p pae-openai --test conformance -- --nocapture`
   ci                   lint, then test
   setup                install system packages, the Python servers and models
-  fetch-models         download and verify the model files only
-  demo [OBJECTIVE]     set up, then run `pae run` on the objective with the
-                       default local model
+  fetch-models         download and verify the model files only (the default
+                       model `pae run` uses, and the test models)
+  demo [--model 0.5b] [OBJECTIVE]
+                       set up, build `pae` (release, with cargo's progress),
+                       then run `pae run` on the objective with the default
+                       local model (Qwen2.5-Coder-1.5B; --model 0.5b for the
+                       smaller, faster one)
+  eval [--models 1.5b,0.5b] [--modes ...] [--limit N] [--only ID,...]
+                       how often the answer is right: runs `pae run` on the
+                       objectives in xtask/eval/ per model and mode, and
+                       LangChain's PlanAndExecute on the same model, and
+                       prints one table (`cargo xtask eval --help`)
   bench [SUITE [OPTIONS]]
                        run the benchmarks (suites: overhead, latency, tool-calls,
                        store, llamacpp; default: all); options go to the suite, e.g.
@@ -92,10 +102,15 @@ fn dispatch(args: &[String]) -> Result<()> {
             setup::system_packages()?;
             setup::browser()?;
             setup::python_env()?;
-            setup::models().map(|_| ())
+            setup::models()?;
+            setup::run_model(setup::RUN_MODELS[0].0).map(|_| ())
         }
-        "fetch-models" => setup::models().map(|_| ()),
+        "fetch-models" => {
+            setup::models()?;
+            setup::run_model(setup::RUN_MODELS[0].0).map(|_| ())
+        }
         "demo" => demo(rest),
+        "eval" => eval::eval(rest),
         "bench" => bench(rest),
         "chaos" => chaos(rest),
         "fuzz" => fuzz::fuzz(rest),
@@ -188,26 +203,35 @@ fn test(args: &[String]) -> Result<()> {
 }
 
 fn demo(args: &[String]) -> Result<()> {
-    let objective = args
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "What is 17*23 plus the number of days in a leap year?".into());
+    let mut model = setup::RUN_MODELS[0].0.to_owned();
+    let mut objective = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--model" => {
+                model = args
+                    .next()
+                    .ok_or("--model needs a name (1.5b, 0.5b)")?
+                    .clone()
+            }
+            _ if objective.is_none() => objective = Some(arg.clone()),
+            other => return Err(format!("unexpected argument {other:?}").into()),
+        }
+    }
+    let objective =
+        objective.unwrap_or_else(|| "What is 17*23 plus the number of days in a leap year?".into());
     setup::system_packages()?;
-    let models = setup::models()?;
-    util::step("building and running `pae run`");
-    run(cargo()
-        .args([
-            "run",
-            "--release",
-            "--quiet",
-            "--package",
-            "pae-cli",
-            "--",
-            "run",
-        ])
+    let model = setup::run_model(&model)?;
+    util::step(
+        "building `pae` (release; the first build compiles llama.cpp: several minutes on 2 cores)",
+    );
+    run(cargo().args(["build", "--release", "--package", "pae-cli"]))?;
+    util::step(&format!("pae run {objective:?} --tools calculator"));
+    run(Command::new(util::release_binary("pae")?)
+        .arg("run")
         .arg(&objective)
         .args(["--tools", "calculator"])
-        .env("PAE_MODEL", &models.default))
+        .env("PAE_MODEL", &model))
 }
 
 fn chaos(args: &[String]) -> Result<()> {

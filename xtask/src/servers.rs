@@ -137,6 +137,30 @@ impl Servers {
     }
 }
 
+/// Starts llama-cpp-python's OpenAI-compatible server alone on `model`
+/// (as the test servers are started) and waits until it answers; returns
+/// it with its base URL. The model is served as `local`.
+pub(crate) fn start_openai(model: &std::path::Path) -> Result<(Servers, String)> {
+    let logs = cache_dir().join("logs");
+    fs::create_dir_all(&logs)?;
+    let port = free_port()?;
+    let mut servers = Servers {
+        children: Vec::new(),
+        env: Vec::new(),
+    };
+    let mut command = Command::new(venv_python());
+    command
+        .args(["-m", "llama_cpp.server", "--model"])
+        .arg(model)
+        .args(["--model_alias", "local", "--host", "127.0.0.1", "--port"])
+        .arg(port.to_string())
+        .args(["--n_ctx", "4096", "--n_threads", "2", "--seed", "42"]);
+    let log = logs.join("eval-openai-server.log");
+    servers.spawn("openai-compatible server", command, log.clone())?;
+    wait_ready(port, "/v1/models", &log)?;
+    Ok((servers, format!("http://127.0.0.1:{port}/v1")))
+}
+
 /// A port that was free a moment ago.
 fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())

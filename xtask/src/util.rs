@@ -96,3 +96,17 @@ pub(crate) fn workspace_members() -> Result<Vec<String>> {
     names.sort();
     Ok(names)
 }
+
+/// A binary of the release build: in $CARGO_TARGET_DIR/release, or
+/// target/release under the workspace root.
+pub(crate) fn release_binary(name: &str) -> Result<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target"));
+    let binary = target.join("release").join(name);
+    if binary.exists() {
+        Ok(std::fs::canonicalize(binary)?)
+    } else {
+        Err(format!("no {name} binary at {}", binary.display()).into())
+    }
+}

@@ -30,7 +30,17 @@ pub(crate) fn tools_for(args: &AgentArgs) -> Result<Vec<Arc<dyn Tool>>, Failure>
         seen.push(*tool);
         match tool {
             ToolName::Calculator => list.push(Arc::new(tools::Calculator::new())),
-            ToolName::Time => list.push(Arc::new(tools::CurrentTime::new())),
+            ToolName::Time => {
+                let clock = match &args.now {
+                    Some(now) => {
+                        tools::CurrentTime::frozen_at(crate::clock::parse_rfc3339(now).map_err(
+                            |err| Failure::new(FailureKind::Usage, format!("--now: {err}")),
+                        )?)
+                    }
+                    None => tools::CurrentTime::new(),
+                };
+                list.push(Arc::new(clock));
+            }
             ToolName::Files => {
                 let root = args.files_root.as_ref().ok_or_else(|| {
                     Failure::new(FailureKind::Usage, "--tools files needs --files-root DIR")
@@ -105,8 +115,11 @@ pub(crate) fn agent_for(
     model: &Arc<dyn ChatModel>,
     args: &AgentArgs,
 ) -> Result<PlanAndExecute, Failure> {
-    let executor = executor_for(model, args, tools_for(args)?)?;
-    let mut agent = PlanAndExecute::new(planner_for(model, args.planner), executor)
+    let tools = tools_for(args)?;
+    let agent_loop = executor_for(model, args, tools.clone())?;
+    let executor = crate::strategy::executor(model, tools.clone(), agent_loop);
+    let planner = crate::strategy::planner(model, args, &tools, planner_for(model, args.planner));
+    let mut agent = PlanAndExecute::new(planner, executor)
         .with_max_steps(args.max_steps as usize)
         .with_max_replans(args.max_replans as usize)
         .with_max_concurrency(args.max_concurrency as usize);

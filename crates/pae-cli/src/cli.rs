@@ -18,7 +18,9 @@ Exit codes:
   8  the run is interrupted and needs a person (a tool call with side effects is in
      doubt: check it, then `pae resume RUN` to make the call again, or `pae reject RUN`)
   9  the run finished without a real answer (a step stopped at a limit, failed or was
-     skipped, or the answer is empty); the best answer found is on stdout
+     skipped, or the answer is empty, a tool's result or the fixed \"stopped\" text);
+     stderr says why in one line, the --json transcript lists it under
+     answer_problems, and the best answer found is on stdout
   10  the run store cannot be used (unknown run, a damaged or foreign file, the run is
       busy in another process, finished, or not waiting for approval)
   130  interrupted by Ctrl-C (SIGINT); 143 by SIGTERM, 129 by SIGHUP: the run is left
@@ -96,6 +98,31 @@ pub(crate) enum Compat {
     /// llama-cpp-python's server: JSON schemas in its own
     /// `json_object` form, text-JSON tool actions.
     LlamaCppPython,
+}
+
+/// How the agent works through an objective.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Mode {
+    /// Plan-and-solve (ReWOO / LLMCompiler style): one planning call writes
+    /// every step as a tool call with its arguments (`#E1` for earlier
+    /// results); calls whose input is given run without a model call; one
+    /// last call writes the answer from the objective and every result.
+    #[default]
+    PlanAndSolve,
+    /// LangChain's plan-and-execute loop: a plan of steps in words, each
+    /// carried out by a tool-using agent; then one last call writes the
+    /// answer from the objective and every step's result.
+    PlanAndExecute,
+}
+
+impl Mode {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::PlanAndSolve => "plan-and-solve",
+            Self::PlanAndExecute => "plan-and-execute",
+        }
+    }
 }
 
 /// How plans are asked for.
@@ -267,7 +294,7 @@ pub(crate) struct ModelArgs {
     pub(crate) provider: Option<Provider>,
 
     /// The GGUF file for --provider local [default: $PAE_MODEL, or
-    /// $PAE_CACHE_DIR/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf with
+    /// $PAE_CACHE_DIR/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf with
     /// PAE_CACHE_DIR defaulting to ~/.cache/pae].
     #[arg(long, value_name = "PATH")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -358,6 +385,21 @@ impl ModelArgs {
 /// How the agent plans and executes (stored with the run).
 #[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub(crate) struct AgentArgs {
+    /// How the agent works: plan-and-solve writes the tool calls in the
+    /// plan (fewest model calls); plan-and-execute runs an agent loop per
+    /// step (--planner, --max-iterations and the other loop flags apply to
+    /// it and to plan-and-solve steps that need one).
+    #[arg(long, value_enum, default_value_t = Mode::default())]
+    #[serde(default)]
+    pub(crate) mode: Mode,
+
+    /// The time the `time` tool reports, RFC 3339 (for example
+    /// 2026-03-14T10:00:00Z), instead of the system clock; for
+    /// reproducible runs and evaluations.
+    #[arg(long, value_name = "TIME", env = "PAE_NOW", hide = true, value_parser = crate::clock::parse_rfc3339_flag)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) now: Option<String>,
+
     /// Tools to enable, comma-separated.
     #[arg(
         long,

@@ -12,7 +12,9 @@
 //! `pae --help` for every command and the exit codes.
 
 mod agent;
+mod answer;
 mod cli;
+mod clock;
 mod exit;
 mod progress;
 mod provider;
@@ -21,6 +23,7 @@ mod run;
 mod runstore;
 mod scripted;
 mod telemetry;
+mod strategy;
 mod term;
 mod transcript;
 

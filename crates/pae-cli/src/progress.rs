@@ -94,6 +94,9 @@ impl Progress {
         let mut text = format!("{title} ({} steps):", plan.len());
         for (i, step) in plan.steps.iter().enumerate() {
             text.push_str(&format!("\n  {}. {}", i + 1, one_line(&step.value, 160)));
+            if let Some(pae_core::StepAction::Tool { tool, input }) = &step.action {
+                text.push_str(&format!("  [{tool} {}]", one_line(&input.to_string(), 120)));
+            }
             if !step.depends_on.is_empty() {
                 text.push_str(&format!("  (after {})", step.depends_on.join(", ")));
             }

@@ -15,7 +15,7 @@ use crate::exit::{Failure, FailureKind};
 use crate::scripted::ScriptedProvider;
 
 /// The default local model's file name.
-pub(crate) const DEFAULT_MODEL_FILE: &str = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf";
+pub(crate) const DEFAULT_MODEL_FILE: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
 const DEFAULT_OPENAI_MODEL: &str = "gpt-4o-mini";
 const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 const DEFAULT_OLLAMA_MODEL: &str = "qwen2.5-coder:0.5b";
@@ -236,8 +236,14 @@ async fn local(args: &ModelArgs) -> Result<(Arc<dyn ChatModel>, ModelInfo), Fail
             format!("model file {} not found; {hint}", path.display()),
         ));
     }
-    let mut config =
-        LlamaCppConfig::new(&path).with_context_size(args.ctx_size.unwrap_or(DEFAULT_CTX_SIZE));
+    // Prompts read before stay on disk, so the planner's long system
+    // prompt is read once, not on every run; PAE_PROMPT_CACHE=off turns it
+    // off.
+    let disk_cache = (env_var("PAE_PROMPT_CACHE").as_deref() != Some("off"))
+        .then(|| cache_dir().join("prompt-cache"));
+    let mut config = LlamaCppConfig::new(&path)
+        .with_context_size(args.ctx_size.unwrap_or(DEFAULT_CTX_SIZE))
+        .with_prompt_cache_dir(disk_cache);
     if let Some(threads) = args.threads {
         config = config.with_threads(threads);
     }

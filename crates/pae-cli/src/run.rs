@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Instant;
 
 use pae_core::store::{ApprovalPolicy, RunStore};
-use pae_core::{
-    CancelToken, EventKind, RunError, RunId, RunOutcome, RunRequest, RunResult, StepStatus,
-};
+use pae_core::{CancelToken, EventKind, RunError, RunId, RunOutcome, RunRequest, RunResult};
 use serde::{Deserialize, Serialize};
 
 use crate::agent;
@@ -412,25 +410,11 @@ fn ending_of(result: &RunResult, id: &RunId) -> Result<Ending, Failure> {
             note: Some(note),
         });
     }
-    let problems: Vec<String> = result
-        .steps
-        .iter()
-        .enumerate()
-        .filter_map(|(i, (_, response))| match &response.status {
-            StepStatus::Completed => None,
-            StepStatus::Stopped { reason } => Some(format!("step {} stopped ({reason})", i + 1)),
-            StepStatus::Failed { .. } => Some(format!("step {} failed", i + 1)),
-            StepStatus::Skipped { .. } => Some(format!("step {} was skipped", i + 1)),
-        })
-        .collect();
-    let blank = result.output.trim().is_empty();
-    if problems.is_empty() && !blank {
+    let problems = crate::answer::problems(result);
+    if problems.is_empty() {
         return Ok(Ending::answer(result.output.clone()));
     }
-    let mut why = problems;
-    if blank {
-        why.push("the answer is empty".to_owned());
-    }
+    let why: Vec<String> = problems.into_iter().map(|p| p.message).collect();
     Ok(Ending {
         answer: Some(result.output.clone()),
         kind: Some(FailureKind::NoRealAnswer),

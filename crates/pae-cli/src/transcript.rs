@@ -40,6 +40,7 @@ impl Recorder {
 /// The run's settings, as given on the command line.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Settings {
+    pub(crate) mode: &'static str,
     pub(crate) planner: &'static str,
     pub(crate) tools: Vec<String>,
     pub(crate) max_steps: u32,
@@ -59,6 +60,7 @@ pub(crate) struct Settings {
 impl Settings {
     pub(crate) fn new(args: &AgentArgs) -> Self {
         Self {
+            mode: args.mode.as_str(),
             planner: args.planner.as_str(),
             tools: args.tools.iter().map(|t| t.as_str().to_owned()).collect(),
             max_steps: args.max_steps,
@@ -345,6 +347,21 @@ pub(crate) fn transcript(record: &TranscriptRecord<'_>) -> Transcript {
             .ok()
             .and_then(|r| serde_json::to_value(r.outcome).ok()),
         answer: record.result.ok().map(|r| r.output.clone()),
+        answer_problems: record
+            .result
+            .ok()
+            .filter(|r| !r.is_awaiting_approval())
+            .map(|r| {
+                crate::answer::problems(r)
+                    .into_iter()
+                    .map(|p| pae_transcript::AnswerProblemRecord {
+                        kind: p.kind.to_owned(),
+                        step: p.step,
+                        message: p.message,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
         error: record.result.err().map(|f| ErrorRecord {
             kind: f.kind.as_str().to_owned(),
             exit_code: f.kind.exit_code(),

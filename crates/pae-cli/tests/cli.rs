@@ -68,7 +68,7 @@ fn missing_default_model_exits_3_with_a_hint() {
     assert_eq!(code, 3, "{stderr}");
     assert!(stdout.is_empty());
     assert!(
-        stderr.contains("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"),
+        stderr.contains("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"),
         "{stderr}"
     );
     assert!(stderr.contains("not found"), "{stderr}");
@@ -196,6 +196,8 @@ fn generic_failures_exit_1() {
             OBJECTIVE,
             "--provider",
             "scripted",
+            "--mode",
+            "plan-and-execute",
             "--planner",
             "text",
             "--script",
@@ -216,6 +218,7 @@ fn scripted_run_writes_a_complete_transcript() {
             {"tool_calls": [{"name": "calculator", "arguments": {"expression": "17*23"}}]},
             "17*23 is 391.",
             {"tool_calls": [{"name": "calculator", "arguments": {"expression": "391+366"}}]},
+            "391 + 366 is 757.",
             "The answer is 757."
         ]"#,
     )
@@ -224,19 +227,21 @@ fn scripted_run_writes_a_complete_transcript() {
     let (code, stdout, stderr) = run(pae(&dir)
         .args(["run", OBJECTIVE, "--provider", "scripted", "--script"])
         .arg(&script)
-        .arg("--json")
+        .args(["--mode", "plan-and-execute", "--json"])
         .arg(&transcript));
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stdout, "The answer is 757.\n");
-    // Progress: the plan, each step starting and finishing, each tool call.
+    // Progress: the plan (closed by the answer step), each step starting
+    // and finishing, each tool call.
     for needle in [
-        "Plan (2 steps):",
+        "Plan (3 steps):",
         "1. Compute 17*23 with the calculator.",
-        "▶ step 1/2",
+        "▶ step 1/3",
         "→ calculator {\"expression\":\"17*23\"}",
         "← calculator: 391",
-        "✔ step 1/2 done in",
-        "✔ step 2/2 done in",
+        "✔ step 1/3 done in",
+        "✔ step 2/3 done in",
+        "✔ step 3/3 done in",
     ] {
         assert!(stderr.contains(needle), "{needle:?} not in:\n{stderr}");
     }
@@ -256,7 +261,7 @@ fn scripted_run_writes_a_complete_transcript() {
         "Add 366 and give the answer."
     );
     let steps = json["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 2);
+    assert_eq!(steps.len(), 3);
     let call = &steps[0]["tool_calls"][0];
     assert_eq!(call["tool"], "calculator");
     assert_eq!(call["input"]["expression"], "17*23");
@@ -309,7 +314,7 @@ fn failed_runs_still_write_a_transcript() {
     let (code, _, stderr) = run(pae(&dir)
         .args(["run", OBJECTIVE, "--provider", "scripted", "--script"])
         .arg(&script)
-        .arg("--json")
+        .args(["--mode", "plan-and-execute", "--json"])
         .arg(&transcript));
     assert_eq!(code, 4, "{stderr}");
     let json: Value = serde_json::from_str(&std::fs::read_to_string(&transcript).unwrap()).unwrap();
@@ -365,7 +370,9 @@ fn fan_out_plan_runs_its_independent_steps_at_the_same_time() {
     };
     let mut replies = vec![Value::String(plan)];
     replies.extend((0..8).map(|_| Value::String(answer("a fact"))));
-    replies.push(Value::String(answer("eight facts, combined")));
+    replies.push(Value::String(answer("eight facts")));
+    // The answer step, which sees every result.
+    replies.push(Value::String("eight facts, combined".into()));
     std::fs::write(&script, serde_json::to_string(&replies).unwrap()).unwrap();
     let transcript = dir.join("run.json");
     let started = Instant::now();
@@ -383,6 +390,8 @@ fn fan_out_plan_runs_its_independent_steps_at_the_same_time() {
             "300",
             "--max-concurrency",
             "8",
+            "--mode",
+            "plan-and-execute",
             "--json",
         ])
         .arg(&transcript));
@@ -406,20 +415,23 @@ fn fan_out_plan_runs_its_independent_steps_at_the_same_time() {
     for i in 1..=8 {
         let done = lines
             .iter()
-            .find(|l| l.contains(&format!("✔ step {i}/9 done in")))
+            .find(|l| l.contains(&format!("✔ step {i}/10 done in")))
             .unwrap_or_else(|| panic!("step {i} finished:\n{stderr}"));
         assert!(done.contains("done in 0.3s"), "{done}");
     }
-    let last_start = lines.iter().position(|l| l.contains("▶ step 9/9")).unwrap();
+    let last_start = lines
+        .iter()
+        .position(|l| l.contains("▶ step 9/10"))
+        .unwrap();
     assert!(last_start > first_done);
-    // Planner + one wave of look-ups + the final step: about 3 latencies,
-    // far from the 10 a sequential run takes.
+    // Planner + one wave of look-ups + the final step + the answer step:
+    // about 4 latencies, far from the 11 a sequential run takes.
     assert!(wall.as_millis() < 2500, "took {wall:?}");
 
     // The transcript shows the overlap with timestamps.
     let json: Value = serde_json::from_str(&std::fs::read_to_string(&transcript).unwrap()).unwrap();
     let steps = json["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 9);
+    assert_eq!(steps.len(), 10);
     let first_finish = steps[0]["finished_ms"].as_f64().unwrap();
     for step in &steps[..8] {
         assert!(
@@ -428,6 +440,96 @@ fn fan_out_plan_runs_its_independent_steps_at_the_same_time() {
         );
     }
     assert!(steps[8]["started_ms"].as_f64().unwrap() >= first_finish);
+}
+
+#[test]
+fn plan_and_solve_runs_planned_calls_without_the_model_and_answers_once() {
+    let dir = scratch("plan-and-solve");
+    let script = dir.join("script.json");
+    std::fs::write(
+        &script,
+        r##"[
+            "{\"steps\": [{\"step\": \"Multiply\", \"tool\": \"calculator\", \"with\": {\"expression\": \"17*23\"}}, {\"step\": \"Add the days of a leap year\", \"tool\": \"calculator\", \"with\": {\"expression\": \"#E1 + 366\"}}]}",
+            "17*23 is 391, and 391 + 366 is 757."
+        ]"##,
+    )
+    .unwrap();
+    let transcript = dir.join("run.json");
+    let (code, stdout, stderr) = run(pae(&dir)
+        .args(["run", OBJECTIVE, "--provider", "scripted", "--script"])
+        .arg(&script)
+        .arg("--json")
+        .arg(&transcript));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "17*23 is 391, and 391 + 366 is 757.\n");
+    assert!(
+        stderr.contains(
+            "2. Add the days of a leap year  [calculator {\"expression\":\"#E1 + 366\"}]"
+        ),
+        "{stderr}"
+    );
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&transcript).unwrap()).unwrap();
+    assert_eq!(json["settings"]["mode"], "plan-and-solve");
+    let steps = json["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 3);
+    assert_eq!(
+        steps[1]["tool_calls"][0]["input"]["expression"],
+        "391 + 366"
+    );
+    assert_eq!(steps[1]["response"]["response"], "757");
+    // One planning call and one answer: the tool steps cost no model call.
+    let calls = json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "model_called")
+        .count();
+    assert_eq!(calls, 2);
+    assert_eq!(json["outcome"]["kind"], "completed");
+    assert!(json.get("answer_problems").is_none());
+}
+
+#[test]
+fn a_step_stopped_at_its_limit_exits_9_and_says_why() {
+    let dir = scratch("stopped");
+    let script = dir.join("script.json");
+    std::fs::write(
+        &script,
+        r#"[
+            "Plan:\n1. Compute 17*23 with the calculator.\n<END_OF_PLAN>",
+            {"tool_calls": [{"name": "calculator", "arguments": {"expression": "17*23"}}]},
+            "391"
+        ]"#,
+    )
+    .unwrap();
+    let transcript = dir.join("run.json");
+    let (code, stdout, stderr) = run(pae(&dir)
+        .args(["run", OBJECTIVE, "--provider", "scripted", "--script"])
+        .arg(&script)
+        .args([
+            "--mode",
+            "plan-and-execute",
+            "--max-iterations",
+            "1",
+            "--early-stopping",
+            "force",
+            "--json",
+        ])
+        .arg(&transcript));
+    assert_eq!(code, 9, "{stderr}");
+    assert_eq!(stdout, "391\n");
+    let warning: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: no real answer"))
+        .collect();
+    assert_eq!(warning.len(), 1, "{stderr}");
+    assert!(
+        warning[0].contains("step 1 stopped (iteration limit"),
+        "{stderr}"
+    );
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&transcript).unwrap()).unwrap();
+    assert_eq!(json["answer_problems"][0]["kind"], "step_stopped");
+    assert_eq!(json["answer_problems"][0]["step"], 1);
 }
 
 #[path = "cli/durable.rs"]

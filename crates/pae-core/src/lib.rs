@@ -105,9 +105,9 @@ pub use model::{
     ToolChoice, ToolSpec,
 };
 pub use plan_execute::{
-    DEFAULT_LEASE_TTL, DEFAULT_MAX_REPLANS, DEFAULT_MAX_STEPS, Decision, FailurePolicy,
-    PlanAndExecute, ReplanPolicy, RunOutcome, RunRequest, RunResult, RunUpdate, Scheduling,
-    error_chain,
+    AnswerProblem, DEFAULT_LEASE_TTL, DEFAULT_MAX_REPLANS, DEFAULT_MAX_STEPS, Decision,
+    FailurePolicy, PlanAndExecute, ReplanPolicy, RunOutcome, RunRequest, RunResult, RunUpdate,
+    Scheduling, answer_problems, error_chain,
 };
 pub use planner::{PlanRequest, Planner, ReplanDecision, ReplanRequest, ReplanTrigger, Replanner};
 pub use prompt::{ChatPromptTemplate, PromptTemplate, PromptValues};
@@ -116,5 +116,6 @@ pub use tool::{Tool, ToolContext};
 
 pub use pae_schema::{
     ContainerError, ListStepContainer, Plan, PlanLimits, PlanOutputParser, PlanParseError,
-    PlanValidationError, Step, StepContainer, StepResponse, StepStatus, TokenUsage, ToolInvocation,
+    PlanValidationError, Step, StepAction, StepContainer, StepResponse, StepStatus, TokenUsage,
+    ToolInvocation,
 };

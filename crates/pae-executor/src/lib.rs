@@ -10,6 +10,12 @@
 //!   with "force" or "generate" early stopping, unknown tools and bad
 //!   arguments explained to the model, tool errors observed or fatal,
 //!   unparseable replies fed back within a retry budget.
+//! - [`ActionExecutor`]: carries out steps whose planner wrote them as
+//!   actions ([`pae_core::StepAction`], ReWOO / LLMCompiler style): a tool
+//!   call with its input given runs without a model call, one with its
+//!   input left open costs one call that writes the arguments, and the
+//!   answer step is one solver call that sees the objective and every
+//!   result; other steps go to an inner executor.
 //! - [`ChainExecutor`]: runs any [`pae_core::Chain`] per step.
 //! - [`parse_action`]: the tolerant text-JSON action parser.
 //! - [`tools`]: [`tools::Calculator`], [`tools::CurrentTime`] and
@@ -59,6 +65,7 @@
 //! ```
 
 mod action;
+mod actions;
 mod agent;
 mod chain_executor;
 mod error;
@@ -67,7 +74,13 @@ pub mod prompt;
 pub mod schema;
 pub mod tools;
 
-pub use action::{Action, ActionParseError, FINAL_ANSWER, is_final_answer, parse_action};
+pub use action::{
+    Action, ActionParseError, FINAL_ANSWER, is_final_answer, parse_action,
+};
+pub use actions::{
+    ARGUMENTS_SYSTEM_PROMPT, ActionExecutor, DEFAULT_MAX_ARGUMENT_ATTEMPTS,
+    DEFAULT_MAX_RESULT_CHARS, SOLVER_SYSTEM_PROMPT,
+};
 pub use agent::{
     ActionFormat, AgentExecutor, AgentExecutorBuilder, AgentSettings, DEFAULT_MAX_CALLS_PER_REPLY,
     DEFAULT_MAX_ITERATIONS, DEFAULT_MAX_OBSERVATION_CHARS, DEFAULT_MAX_PARSE_RETRIES,

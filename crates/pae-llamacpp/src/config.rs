@@ -31,6 +31,7 @@ pub struct LlamaCppConfig {
     threads: Option<NonZeroU32>,
     workers: usize,
     prompt_cache: bool,
+    prompt_cache_dir: Option<PathBuf>,
     chat_template: Option<String>,
     default_max_tokens: Option<u32>,
     default_temperature: f32,
@@ -48,6 +49,7 @@ impl LlamaCppConfig {
             threads: None,
             workers: 1,
             prompt_cache: true,
+            prompt_cache_dir: None,
             chat_template: None,
             default_max_tokens: Some(DEFAULT_MAX_TOKENS),
             default_temperature: DEFAULT_TEMPERATURE,
@@ -93,6 +95,18 @@ impl LlamaCppConfig {
     #[must_use]
     pub fn with_prompt_cache(mut self, enabled: bool) -> Self {
         self.prompt_cache = enabled;
+        self
+    }
+
+    /// Also keeps prompts read before on disk under `dir` (a directory per
+    /// model file), so a new process reuses the longest common prefix too:
+    /// a long system prompt sent by every run is read once (default: no
+    /// directory). Each entry holds a prompt's keys and values (for a 1.5B
+    /// model about 28 KB per token); at most 24 are kept per model, the
+    /// least recently used go first. Needs the prompt cache to be on.
+    #[must_use]
+    pub fn with_prompt_cache_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.prompt_cache_dir = dir;
         self
     }
 
@@ -173,6 +187,11 @@ impl LlamaCppConfig {
     /// Whether prompt prefixes are reused.
     pub fn prompt_cache(&self) -> bool {
         self.prompt_cache
+    }
+
+    /// Where prompts are kept on disk, if anywhere.
+    pub fn prompt_cache_dir(&self) -> Option<&Path> {
+        self.prompt_cache_dir.as_deref()
     }
 
     /// The chat template override, if any.

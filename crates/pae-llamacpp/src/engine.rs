@@ -18,6 +18,7 @@ use llama_cpp_2::token::data::LlamaTokenData;
 use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use pae_core::ProviderError;
 
+use crate::disk_cache::{DiskCache, MIN_NEW_TOKENS};
 use crate::grammar::Grammar;
 use crate::rendered::{self, Prompt};
 use crate::text::{StopScanner, Utf8Decoder, is_complete_json_value};
@@ -143,13 +144,15 @@ pub(crate) struct Job {
 }
 
 /// Context settings shared by the workers.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct ContextSettings {
     pub(crate) n_ctx: u32,
     pub(crate) n_batch: u32,
     pub(crate) threads: i32,
     pub(crate) prompt_cache: bool,
     pub(crate) flash_attention: Option<bool>,
+    /// Prompts read before, on disk (with the prompt cache on).
+    pub(crate) disk_cache: Option<DiskCache>,
 }
 
 /// The queue and its workers. Dropping it closes the queue; workers finish
@@ -176,6 +179,7 @@ impl Engine {
             let (ready_tx, ready_rx) = mpsc::channel::<Result<(), ProviderError>>();
             let model = Arc::clone(model);
             let queue = Arc::clone(&queue);
+            let settings = settings.clone();
             thread::Builder::new()
                 .name(format!("pae-llamacpp-{index}"))
                 .spawn(move || worker(&model, settings, &queue, &ready_tx))
@@ -241,12 +245,13 @@ fn worker(
             return;
         }
     };
+    let batch = LlamaBatch::new(settings.n_batch as usize, 1);
     let mut state = WorkerState {
         model,
         context,
         settings,
         cached: Vec::new(),
-        batch: LlamaBatch::new(settings.n_batch as usize, 1),
+        batch,
     };
     loop {
         // Holding the lock while waiting is what makes this a shared queue;
@@ -445,6 +450,9 @@ impl WorkerState<'_> {
     /// prefix, and leaves the batch holding the last prompt token (whose
     /// logits start generation). Returns the number of tokens read.
     fn read_prompt(&mut self, tokens: &[LlamaToken]) -> Result<usize, ProviderError> {
+        if self.cached.is_empty() {
+            self.load_from_disk(tokens);
+        }
         let mut keep = if self.settings.prompt_cache {
             self.cached
                 .iter()
@@ -488,7 +496,32 @@ impl WorkerState<'_> {
             })?;
             self.cached.extend_from_slice(chunk);
         }
+        if let Some(disk) = &self.settings.disk_cache
+            && rest.len() >= MIN_NEW_TOKENS
+        {
+            disk.save(&self.context, &self.cached);
+        }
         Ok(rest.len())
+    }
+
+    /// Fills the empty cache from the disk entry that shares the longest
+    /// prefix with `tokens`, if there is one; on failure the cache stays
+    /// empty.
+    fn load_from_disk(&mut self, tokens: &[LlamaToken]) {
+        let Some(disk) = &self.settings.disk_cache else {
+            return;
+        };
+        let Some((path, _)) = disk.best_match(tokens) else {
+            return;
+        };
+        let n_ctx = self.context.n_ctx() as usize;
+        match disk.load(&mut self.context, &path, n_ctx) {
+            Some(loaded) => self.cached = loaded,
+            None => {
+                self.context.clear_kv_cache();
+                self.cached.clear();
+            }
+        }
     }
 }
 

@@ -68,6 +68,7 @@
 //! ```
 
 mod config;
+mod disk_cache;
 mod engine;
 mod grammar;
 mod model;

@@ -146,6 +146,10 @@ impl LlamaCppModel {
             threads: i32::try_from(config.threads()).unwrap_or(i32::MAX),
             prompt_cache: config.prompt_cache(),
             flash_attention: config.flash_attention(),
+            disk_cache: config
+                .prompt_cache_dir()
+                .filter(|_| config.prompt_cache())
+                .map(|dir| crate::disk_cache::DiskCache::new(dir, config.path())),
         };
         let model = Arc::new(model);
         let engine = Engine::start(&model, settings, config.workers())?;

@@ -23,6 +23,14 @@
 //!   [`pae_core::PlanAndExecute::with_replanner`]; the model sees the
 //!   objective, the plan, what was done with its results and why it is asked,
 //!   and answers with a final answer or the revised remaining steps.
+//! - [`ToolPlanner`] / [`ToolPlanParser`]: plan-and-solve plans (ReWOO,
+//!   LLMCompiler): one call that sees the whole objective writes every step
+//!   as a tool call with its arguments, under a JSON-schema grammar built
+//!   from the tools, with `#E1` references to earlier results, and the plan
+//!   ends with an answer step.
+//! - [`AnswerStepPlanner`]: closes any planner's plans with an answer step,
+//!   so the answer comes from a call that sees the objective and every
+//!   result.
 //! - [`prompts`]: the default prompts, the end marker and the JSON schemas,
 //!   for a custom prompt that starts from ours.
 //!
@@ -64,6 +72,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod answer_step;
 mod json;
 mod marker;
 mod noise;
@@ -74,7 +83,9 @@ mod replanner;
 mod retry;
 mod structured;
 mod text;
+mod tool_plan;
 
+pub use answer_step::{AnswerStepPlanner, with_answer_step};
 pub use planner::{
     LlmPlanner, LlmPlannerBuilder, StructuredPlanner, load_chat_planner, load_structured_planner,
 };
@@ -82,6 +93,7 @@ pub use replan_parser::ReplanOutputParser;
 pub use replanner::LlmReplanner;
 pub use structured::StructuredPlanParser;
 pub use text::PlanningOutputParser;
+pub use tool_plan::{DEFAULT_MAX_TOOL_STEPS, ToolPlanParser, ToolPlanner, tool_plan_schema};
 
 #[cfg(test)]
 mod tests {
@@ -98,5 +110,7 @@ mod tests {
         assert_send_sync::<PlanningOutputParser>();
         assert_send_sync::<StructuredPlanParser>();
         assert_send_sync::<ReplanOutputParser>();
+        assert_send_sync::<ToolPlanner>();
+        assert_send_sync::<AnswerStepPlanner>();
     }
 }

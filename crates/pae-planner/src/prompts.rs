@@ -34,6 +34,26 @@ Reply with only a JSON object of this form:\n\
 Give every step a unique id. \"description\" is an instruction that can be carried out on its own. \"depends_on\" lists the ids of the earlier steps whose results the step needs (an empty list when it needs none).\n\
 Use as few steps as the job needs. If the objective is a question, the last step must answer the user's original question from the results of the steps it depends on.";
 
+/// The name of the JSON schema sent with tool-plan requests.
+pub const TOOL_PLAN_SCHEMA_NAME: &str = "tool_plan";
+
+/// The tool planner's system message (plan-and-solve); the tools and any
+/// examples follow it.
+pub const TOOL_PLANNER_SYSTEM_PROMPT: &str = "You plan how to reach the user's request with tools. Write every step as one tool call, in the order the calls must run. After the last step, an answer is written from the results.\n\
+Reply with only a JSON object: {\"steps\": [{\"step\": \"what the step does\", \"tool\": \"tool name\", \"with\": {the tool's arguments}}]}\n\
+Rules:\n\
+- Write the numbers, dates and names exactly as the request gives them, and use every fact of the request that the result depends on.\n\
+- Write facts everyone knows as numbers yourself (a week has 7 days, a kilogram is 1000 grams); tools are for what you cannot know.\n\
+- #E1 stands for the result of step 1, #E2 for the result of step 2, and so on. Write it where that result goes in a later step's arguments; never write a result you do not have yet.\n\
+- Use as few steps as the job needs. The last step must give the final result the request asks for; when that result is built from several results, the last step combines them.";
+
+/// The text of the answer step that closes a tool plan, and that
+/// [`AnswerStepPlanner`](crate::AnswerStepPlanner) adds to plans.
+pub const ANSWER_STEP: &str = "Answer the request from the results of the steps before.";
+
+/// What the tool planner is told after a reply it could not use.
+pub const TOOL_PLAN_RETRY_INSTRUCTIONS: &str = "Write the plan again as only a JSON object {\"steps\": [{\"step\": \"...\", \"tool\": \"...\", \"with\": {...}}]}, with at least one step, each naming one of the tools.";
+
 /// What a text planner is told after a reply it could not use.
 pub const PLAN_RETRY_INSTRUCTIONS: &str = "Write the plan again: the line \"Plan:\", then the steps as a numbered list (\"1. ...\", \"2. ...\"), then <END_OF_PLAN>.";
 

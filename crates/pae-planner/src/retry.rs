@@ -58,9 +58,10 @@ pub(crate) fn feedback(reason: &str, instructions: &str) -> String {
     format!("Your reply could not be used: {reason}.\n{instructions}")
 }
 
-/// Sends `request`; while the reply is rejected and retries remain, appends
-/// the reply and the feedback to the conversation and asks again. Every
-/// reply's token usage is recorded in `context`.
+/// Sends `request` through the run context (journal, budget, events);
+/// while the reply is rejected and retries remain, appends the reply and
+/// the feedback to the conversation and asks again. Every reply's token
+/// usage is recorded in `context`.
 ///
 /// With no retry allowed the first rejection is returned as
 /// [`PlanError::Parse`] or [`PlanError::Invalid`]; after retries,

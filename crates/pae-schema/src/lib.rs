@@ -49,7 +49,7 @@ mod validate;
 
 pub use container::{ContainerError, ListStepContainer, StepContainer};
 pub use parse::{PlanOutputParser, PlanParseError};
-pub use plan::{Plan, Step};
+pub use plan::{Plan, Step, StepAction};
 pub use references::{ReferenceKind, StepReference, find_references, substitute_references};
 pub use response::{StepResponse, StepStatus, TokenUsage, ToolInvocation};
 pub use validate::{PlanLimits, PlanValidationError};

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 /// `value` is the instruction text (LangChain's `Step.value`). `id` and
 /// `depends_on` are optional: plans parsed from a numbered list have neither,
 /// while structured planners give every step an id and list the ids of the
-/// steps whose results it needs.
+/// steps whose results it needs. `action` is set by planners that say
+/// exactly what the step does (a tool call with its arguments, or writing
+/// the answer), so an executor can carry it out without asking a model.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub struct Step {
@@ -22,6 +24,30 @@ pub struct Step {
     /// Ids of the steps this step depends on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<String>,
+    /// What the step does, exactly, when the planner said so; `None` for a
+    /// step given only as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<StepAction>,
+}
+
+/// What a step does, as a planner wrote it (ReWOO's and LLMCompiler's
+/// plans): an executor runs such a step as written, asking a model only
+/// for what the plan left open.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+#[non_exhaustive]
+pub enum StepAction {
+    /// Call `tool` with `input`. References to earlier steps in its strings
+    /// (`#E1`, see [`crate::find_references`]) stand for their results.
+    Tool {
+        /// The tool's name.
+        tool: String,
+        /// The arguments, a JSON object for the tool's schema.
+        input: serde_json::Value,
+    },
+    /// Answer the objective from the results of the steps this one depends
+    /// on.
+    Answer,
 }
 
 impl Step {
@@ -31,7 +57,15 @@ impl Step {
             value: value.into(),
             id: None,
             depends_on: Vec::new(),
+            action: None,
         }
+    }
+
+    /// Sets what the step does exactly.
+    #[must_use]
+    pub fn with_action(mut self, action: StepAction) -> Self {
+        self.action = Some(action);
+        self
     }
 
     /// Sets the step's id.
@@ -185,5 +219,24 @@ mod tests {
         let step: Step =
             serde_json::from_str(r#"{"id":"1","description":"do it","depends_on":[]}"#).unwrap();
         assert_eq!(step, Step::new("do it").with_id("1"));
+    }
+
+    #[test]
+    fn actions_round_trip_and_stay_out_of_plain_steps() {
+        let step = Step::new("Multiply")
+            .with_id("E1")
+            .with_action(StepAction::Tool {
+                tool: "calculator".into(),
+                input: serde_json::json!({"expression": "17*23"}),
+            });
+        let json = serde_json::to_value(&step).unwrap();
+        assert_eq!(json["action"]["kind"], "tool");
+        assert_eq!(json["action"]["input"]["expression"], "17*23");
+        assert_eq!(serde_json::from_value::<Step>(json).unwrap(), step);
+        let plain = serde_json::to_value(Step::new("x")).unwrap();
+        assert!(plain.get("action").is_none());
+        let answer: Step =
+            serde_json::from_str(r#"{"value":"answer","action":{"kind":"answer"}}"#).unwrap();
+        assert_eq!(answer.action, Some(StepAction::Answer));
     }
 }

@@ -120,6 +120,11 @@ pub struct Transcript {
     /// The answer, when the run gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer: Option<String>,
+    /// Why the answer is not a real one (a step stopped at a limit, a tool
+    /// result or the fixed stop text standing in for the answer); the
+    /// command then exits with code 9. Empty when the answer is a real one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub answer_problems: Vec<AnswerProblemRecord>,
     /// Why the command failed, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorRecord>,
@@ -127,6 +132,19 @@ pub struct Transcript {
     /// (`{"at_ms": …, "type": "step_started", …}`).
     #[serde(default)]
     pub events: Vec<Value>,
+}
+
+/// One reason why a run's answer is not a real one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerProblemRecord {
+    /// What kind: `empty_answer`, `tool_result_as_answer`,
+    /// `answer_step_stopped`, `step_stopped`, `step_failed`, `step_skipped`.
+    pub kind: String,
+    /// The 1-based step it concerns, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
+    /// In words.
+    pub message: String,
 }
 
 /// The model.

@@ -27,7 +27,7 @@ use pae_schema::{ListStepContainer, Plan, PlanLimits, StepContainer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use result::{RunOutcome, RunResult, RunUpdate, error_chain};
+pub use result::{AnswerProblem, RunOutcome, RunResult, RunUpdate, answer_problems, error_chain};
 
 use crate::cancel::CancelToken;
 use crate::chain::Inputs;

@@ -447,6 +447,7 @@ impl PlanAndExecute {
         outcome: RunOutcome,
         answer: Option<String>,
     ) -> Result<RunResult, RunError> {
+        let from_steps = answer.is_none();
         let output = match answer {
             Some(answer) => answer,
             None => run
@@ -454,6 +455,19 @@ impl PlanAndExecute {
                 .final_response()
                 .map(|r: &StepResponse| r.response.clone())
                 .ok_or(RunError::EmptyPlan)?,
+        };
+        // An answer that is no answer must not pass as a completed run.
+        let outcome = match outcome {
+            RunOutcome::Completed if from_steps => {
+                match super::answer_problems(run.container.steps(), &output)
+                    .into_iter()
+                    .find(super::AnswerProblem::is_about_the_answer)
+                {
+                    Some(problem) => RunOutcome::Degraded { problem },
+                    None => outcome,
+                }
+            }
+            other => other,
         };
         let usage = run.usage();
         run.context.emit(EventKind::RunFinished {

@@ -8,7 +8,7 @@ use crate::schema;
 
 /// Where a tool's arguments came from: the model's text or a native call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum ArgumentSource {
+pub(crate) enum ArgumentSource {
     Text,
     Native,
 }
@@ -29,7 +29,7 @@ pub(super) enum ArgumentSource {
 ///   number argument is read as a number.
 /// - An object with one key that is not the tool's only argument, for a
 ///   tool that requires it, is renamed to it (`{"input": "2+2"}`).
-pub(super) fn prepare_arguments(
+pub(crate) fn prepare_arguments(
     args: Value,
     schema: &Value,
     source: ArgumentSource,

@@ -10,13 +10,13 @@
 //! tool), [`toolbox`] (the tools and name matching) and [`state`] (one
 //! step's loop state).
 
-mod arguments;
+pub(crate) mod arguments;
 mod builder;
 mod native;
 mod settings;
 mod state;
 mod text;
-mod toolbox;
+pub(crate) mod toolbox;
 
 use std::fmt;
 use std::sync::Arc;

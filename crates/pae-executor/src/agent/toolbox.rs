@@ -8,12 +8,12 @@ use pae_core::{Tool, ToolSpec};
 use crate::prompt::ToolLine;
 
 /// One tool of the executor.
-pub(super) struct ToolEntry {
-    pub(super) tool: Arc<dyn Tool>,
-    pub(super) spec: ToolSpec,
+pub(crate) struct ToolEntry {
+    pub(crate) tool: Arc<dyn Tool>,
+    pub(crate) spec: ToolSpec,
     /// Held while a tool that is not both read-only and idempotent runs, so
     /// concurrent steps never call it concurrently with itself.
-    pub(super) exclusive: Option<Arc<tokio::sync::Mutex<()>>>,
+    pub(crate) exclusive: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Clone for ToolEntry {
@@ -29,12 +29,12 @@ impl Clone for ToolEntry {
 
 /// The tools, in the order they were added.
 #[derive(Clone)]
-pub(super) struct Toolbox {
+pub(crate) struct Toolbox {
     entries: Vec<ToolEntry>,
 }
 
 impl Toolbox {
-    pub(super) fn new(tools: Vec<Arc<dyn Tool>>) -> Self {
+    pub(crate) fn new(tools: Vec<Arc<dyn Tool>>) -> Self {
         let entries = tools
             .into_iter()
             .map(|tool| ToolEntry {
@@ -47,22 +47,22 @@ impl Toolbox {
         Self { entries }
     }
 
-    pub(super) fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
     /// The tools' names, in order.
-    pub(super) fn names(&self) -> Vec<&str> {
+    pub(crate) fn names(&self) -> Vec<&str> {
         self.entries.iter().map(|t| t.spec.name.as_str()).collect()
     }
 
     /// The tools' specifications, for native requests.
-    pub(super) fn specs(&self) -> Vec<ToolSpec> {
+    pub(crate) fn specs(&self) -> Vec<ToolSpec> {
         self.entries.iter().map(|t| t.spec.clone()).collect()
     }
 
     /// The tools as the text system prompt lists them.
-    pub(super) fn lines(&self) -> Vec<ToolLine<'_>> {
+    pub(crate) fn lines(&self) -> Vec<ToolLine<'_>> {
         self.entries
             .iter()
             .map(|t| ToolLine {
@@ -77,7 +77,7 @@ impl Toolbox {
     /// whose name matches ignoring case, else the only one that matches
     /// ignoring case, spaces and punctuation, a `functions.` prefix and a
     /// trailing `()` (`Calculator`, `current time`, `functions.read_file`).
-    pub(super) fn find(&self, name: &str) -> Option<&ToolEntry> {
+    pub(crate) fn find(&self, name: &str) -> Option<&ToolEntry> {
         let name = name.trim();
         if let Some(exact) = self.entries.iter().find(|t| t.spec.name == name) {
             return Some(exact);

@@ -370,7 +370,7 @@ and \"..\" are refused."
             "properties": {
                 "path": {
                     "type": "string",
-                    "description": "The file's path relative to the working directory, for example \"notes/todo.txt\".",
+                    "description": "The path of the file the request or step names, relative to the working directory.",
                     "minLength": 1
                 }
             },

@@ -3,6 +3,7 @@
 //! typed argument struct.
 
 mod calculator;
+mod calendar;
 mod file_reader;
 mod function;
 mod time;

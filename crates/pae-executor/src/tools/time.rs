@@ -7,12 +7,17 @@ use async_trait::async_trait;
 use pae_core::{Tool, ToolError};
 use serde_json::{Value, json};
 
+use super::calendar::{Date, parse_date};
+
 /// Tells the current date and time.
 ///
 /// Input (all optional): `utc_offset` such as `"+02:00"`, `"-0530"`, `"Z"`
 /// or `"UTC"`; `format`, a strftime-like pattern with `%Y %m %d %H %M %S
-/// %j %A %a %B %b %z %Z %s %%`. The default output is RFC 3339 with the
-/// weekday, for example `2025-03-14T15:09:26+01:00 (Friday)`.
+/// %j %A %a %B %b %z %Z %s %%`; `until`, a date (`2026-12-25`, or `12-25`
+/// and `December 25` for its next occurrence), to also count the days from
+/// today to it. The default output is RFC 3339 with the weekday, for
+/// example `2025-03-14T15:09:26+01:00 (Friday)`; with `until` it goes on
+/// with `; 2025-12-25 (Thursday) is 286 days from today`.
 ///
 /// Without a time-zone database the tool knows offsets, not zone names:
 /// the default offset is UTC unless set with
@@ -125,6 +130,52 @@ impl CurrentTime {
     }
 }
 
+impl CurrentTime {
+    /// How many days from today (at `offset`, or the default offset) to
+    /// `until`, in words: `2026-12-25 (Friday) is 286 days from today`,
+    /// `... was 3 days ago`, `... is today`.
+    ///
+    /// # Errors
+    /// [`ToolError::InvalidInput`] for an offset or a date the tool does
+    /// not understand; [`ToolError::Failed`] if the clock is before 1970.
+    pub fn days_until(&self, offset: Option<&str>, until: &str) -> Result<String, ToolError> {
+        let offset_minutes = match offset {
+            Some(text) => parse_offset(text)?,
+            None => self.default_offset_minutes,
+        };
+        let seconds = self
+            .frozen
+            .unwrap_or_else(SystemTime::now)
+            .duration_since(UNIX_EPOCH)
+            .map_err(|_| ToolError::failed("the system clock is set before 1970"))?
+            .as_secs();
+        let seconds = i64::try_from(seconds)
+            .map_err(|_| ToolError::failed("the system clock is out of range"))?;
+        let civil = Civil::from_unix(seconds + i64::from(offset_minutes) * 60);
+        let today = Date {
+            year: civil.year,
+            month: civil.month,
+            day: civil.day,
+        };
+        let date = parse_date(until, today)?;
+        let days = date.days() - today.days();
+        let named = format!(
+            "{}-{:02}-{:02} ({})",
+            date.year,
+            date.month,
+            date.day,
+            WEEKDAYS[date.weekday()]
+        );
+        Ok(match days {
+            0 => format!("{named} is today"),
+            1 => format!("{named} is 1 day from today"),
+            -1 => format!("{named} was 1 day ago"),
+            d if d > 0 => format!("{named} is {d} days from today"),
+            d => format!("{named} was {} days ago", -d),
+        })
+    }
+}
+
 #[async_trait]
 impl Tool for CurrentTime {
     fn name(&self) -> &str {
@@ -134,8 +185,9 @@ impl Tool for CurrentTime {
     fn description(&self) -> &str {
         // No example values: small models copy them into every call (a
         // copied "%Y-%m-%d" format loses the weekday they were asked for).
-        "Returns today's date, the time and the weekday in UTC. Call it with no input unless \
-the step names a time zone or a format."
+        "Returns today's date, the time and the weekday in UTC; only for what depends on today. \
+Call it with no input, or give `until` a date to also get the number of days from today to it; \
+give a UTC offset or a format only when the step names one."
     }
 
     fn parameters(&self) -> Value {
@@ -149,6 +201,10 @@ the step names a time zone or a format."
                 "format": {
                     "type": "string",
                     "description": "Leave this out: the answer then has the date, the time and the weekday. Give it only when the step asks for a custom layout, written with % codes."
+                },
+                "until": {
+                    "type": "string",
+                    "description": "A date as YYYY-MM-DD, or MM-DD for its next occurrence: the answer then also says how many days from today to it."
                 }
             },
             "additionalProperties": false
@@ -164,7 +220,14 @@ the step names a time zone or a format."
                 "{name} must be a string, got {other}"
             ))),
         };
-        self.now_formatted(field("utc_offset")?, field("format")?)
+        let now = self.now_formatted(field("utc_offset")?, field("format")?)?;
+        match field("until")? {
+            None => Ok(now),
+            Some(until) => Ok(format!(
+                "{now}; {}",
+                self.days_until(field("utc_offset")?, until)?
+            )),
+        }
     }
 
     fn is_read_only(&self) -> bool {
@@ -446,6 +509,21 @@ mod tests {
             "1970"
         );
         assert!(tool.call(json!({"format": 3})).await.is_err());
+        // 2026-03-14T10:00:00Z, a Saturday.
+        let tool = at(1_773_482_400);
+        assert_eq!(
+            tool.call(json!({"until": "12-25"})).await.unwrap(),
+            "2026-03-14T10:00:00Z (Saturday); 2026-12-25 (Friday) is 286 days from today"
+        );
+        assert_eq!(
+            tool.days_until(None, "2026-01-01").unwrap(),
+            "2026-01-01 (Thursday) was 72 days ago"
+        );
+        assert_eq!(
+            tool.days_until(None, "March 14").unwrap(),
+            "2026-03-14 (Saturday) is today"
+        );
+        assert!(tool.call(json!({"until": "someday"})).await.is_err());
         assert!(CurrentTime::new().call(json!({})).await.is_ok());
     }
 }

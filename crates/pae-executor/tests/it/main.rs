@@ -3,6 +3,7 @@
 //! the public API.
 
 mod action_parser;
+mod actions;
 mod agent_loop;
 mod fuzz;
 mod tool_exclusivity;

@@ -1,0 +1,174 @@
+//! The wording of [`ActionExecutor`](super::ActionExecutor)'s model calls:
+//! the solver (the answer from the objective and the results) and the
+//! argument writer (a tool call's arguments the plan left open), and how
+//! results are shown to both.
+
+use std::fmt::Write as _;
+
+use pae_core::{Step, StepResponse, StepStatus};
+use serde_json::Value;
+
+/// The solver's system message.
+pub const SOLVER_SYSTEM_PROMPT: &str = "You write the final answer to the user's request from the results of the steps an agent carried out for it. \
+The results come from tools and are correct: use them as they are instead of working them out again. \
+If the request needs a calculation the steps did not do (adding up their results, say), write it out with the numbers, like 20 + 15 + 7 = 42, before you answer. \
+Answer in one or two short sentences. When the answer is a number, end your reply with that number.";
+
+/// The argument writer's system message.
+pub const ARGUMENTS_SYSTEM_PROMPT: &str = "You write the arguments of one tool call for a step of a plan. \
+Put in the actual values the step needs, taken from the request and from the results of earlier steps: \
+numbers as digits, never a name, a description or a reference such as #E1. \
+Reply with only the JSON object of arguments.";
+
+/// The results the model is shown, one block per step:
+/// `#E1: <step> (<tool>: <input>)` then `Result: <text>`.
+pub(super) fn results(steps: &[(Step, StepResponse)], max_chars: usize) -> String {
+    if steps.is_empty() {
+        return String::from("(no steps were carried out)");
+    }
+    let mut out = String::new();
+    for (index, (step, response)) in steps.iter().enumerate() {
+        if index > 0 {
+            out.push_str("\n\n");
+        }
+        let label = match &step.id {
+            Some(id) if id.starts_with(['E', 'e']) => format!("#{id}"),
+            Some(id) => format!("Step {id}"),
+            None => format!("Step {}", index + 1),
+        };
+        let _ = write!(out, "{label}: {}", one_line(&step.value));
+        if let Some(call) = response.tool_calls.iter().rev().find(|c| !c.is_error) {
+            let _ = write!(out, " ({}: {})", call.tool, compact_input(&call.input));
+        }
+        let head = match &response.status {
+            StepStatus::Completed => String::from("Result"),
+            StepStatus::Stopped { reason } => format!("Result (not finished: {reason})"),
+            StepStatus::Failed { .. } => String::from("Result (failed)"),
+            StepStatus::Skipped { .. } => String::from("Result (skipped)"),
+        };
+        let text = cut(response.response.trim(), max_chars);
+        if text.contains('\n') {
+            let _ = write!(out, "\n{head}:\n{text}");
+        } else {
+            let _ = write!(out, "\n{head}: {text}");
+        }
+    }
+    out
+}
+
+/// The solver's user message.
+pub(super) fn solver_message(objective: &str, results: &str) -> String {
+    format!(
+        "Request: {}\n\nResults of the steps carried out for it:\n{results}\n\nWrite the answer to the request.",
+        objective.trim()
+    )
+}
+
+/// What the argument writer is shown.
+pub(super) struct ArgumentsPrompt<'a> {
+    pub(super) objective: &'a str,
+    pub(super) results: &'a str,
+    pub(super) step: &'a str,
+    pub(super) tool: &'a str,
+    pub(super) description: &'a str,
+    pub(super) attempt: &'a Value,
+    pub(super) error: &'a str,
+    /// Whether the attempt was made and refused (else the plan left it
+    /// open).
+    pub(super) refused: bool,
+}
+
+/// The argument writer's user message. The plan's arguments say what the
+/// step computes (`sum of the prices in #E1`); a refused attempt is shown
+/// with the tool's error.
+pub(super) fn arguments_message(prompt: &ArgumentsPrompt<'_>) -> String {
+    let attempt = match prompt.attempt {
+        Value::String(text) => text.clone(),
+        other => compact_input(other),
+    };
+    let problem = if prompt.refused {
+        format!("\nA call with {attempt} was refused: {}", prompt.error)
+    } else {
+        String::new()
+    };
+    format!(
+        "Request: {}\n\nResults of earlier steps:\n{}\n\nStep: {} ({})\nTool: {}: {}{problem}\n\n\
+Write the arguments of {} for this step, with the actual values from the request and the results above in place of any description or reference.",
+        prompt.objective.trim(),
+        prompt.results,
+        one_line(prompt.step),
+        one_line(&attempt),
+        prompt.tool,
+        one_line(prompt.description),
+        prompt.tool,
+    )
+}
+
+/// The response of a tool step whose calls all failed.
+pub(super) fn tool_step_failed(tool: &str, error: &str) -> String {
+    format!("No result: the {tool} call failed ({error}).")
+}
+
+/// The response of a tool step whose input stayed open.
+pub(super) fn tool_step_open(tool: &str, reason: &str) -> String {
+    format!("No result: the {tool} call could not be made ({reason}).")
+}
+
+/// A tool input in few characters: the value of a one-argument object,
+/// else the JSON.
+fn compact_input(input: &Value) -> String {
+    match input {
+        Value::Object(map) if map.len() == 1 => match map.values().next() {
+            Some(Value::String(text)) => one_line(text),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        },
+        Value::String(text) => one_line(text),
+        other => other.to_string(),
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some((end, _)) => format!("{}\n[... cut at {max} characters]", &text[..end]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pae_core::ToolInvocation;
+    use serde_json::json;
+
+    #[test]
+    fn results_show_step_tool_input_and_result() {
+        let steps = vec![
+            (
+                Step::new("Multiply 17 by 23").with_id("E1"),
+                StepResponse::new("391").with_tool_calls(vec![ToolInvocation::new(
+                    "calculator",
+                    json!({"expression": "17*23"}),
+                    "391",
+                )]),
+            ),
+            (
+                Step::new("Read it"),
+                StepResponse::new("a\nb").with_status(StepStatus::Stopped {
+                    reason: "iteration limit".into(),
+                }),
+            ),
+        ];
+        assert_eq!(
+            results(&steps, 100),
+            "#E1: Multiply 17 by 23 (calculator: 17*23)\nResult: 391\n\n\
+Step 2: Read it\nResult (not finished: iteration limit):\na\nb"
+        );
+        assert_eq!(results(&[], 10), "(no steps were carried out)");
+        assert_eq!(cut("abcdef", 3), "abc\n[... cut at 3 characters]");
+    }
+}

@@ -1,0 +1,178 @@
+//! Earlier results in a planned tool call's arguments: every `#E1`-style
+//! reference in a string is replaced with the result it names when that
+//! result is a short value; otherwise the input is left open for the model.
+
+use pae_core::{Step, StepResponse};
+use pae_schema::{ReferenceKind, find_references};
+use serde_json::Value;
+
+/// The longest result put into arguments as it is, in characters. Longer
+/// results (a file's text) are for the model to read.
+const MAX_INLINE_CHARS: usize = 120;
+
+/// A tool call's arguments after references were filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Filled {
+    /// Nothing is left open: call the tool with these.
+    Given(Value),
+    /// The model must write them: the arguments with what could be filled,
+    /// and why the rest could not.
+    Open { args: Value, reason: String },
+}
+
+/// Fills the references in `args` from `previous`.
+pub(super) fn fill_references(args: &Value, previous: &[(Step, StepResponse)]) -> Filled {
+    let mut open: Vec<String> = Vec::new();
+    let filled = map_strings(args, &mut |text| fill_text(text, previous, &mut open));
+    if open.is_empty() {
+        Filled::Given(filled)
+    } else {
+        Filled::Open {
+            args: filled,
+            reason: open.join("; "),
+        }
+    }
+}
+
+/// `value` with `f` applied to every string in it.
+fn map_strings(value: &Value, f: &mut impl FnMut(&str) -> String) -> Value {
+    match value {
+        Value::String(text) => Value::String(f(text)),
+        Value::Array(items) => Value::Array(items.iter().map(|v| map_strings(v, f)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), map_strings(v, f)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn fill_text(text: &str, previous: &[(Step, StepResponse)], open: &mut Vec<String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for reference in find_references(text) {
+        if !reference.is_token() {
+            continue;
+        }
+        let written = &text[reference.span.clone()];
+        let Some((step, response)) = find_step(previous, &reference.id) else {
+            // `$5` or `#3` that names no step may be a price or a number;
+            // `#E5` is always a reference, to a result there is not.
+            if reference.kind == ReferenceKind::Variable {
+                open.push(format!("{written} names no earlier result"));
+            }
+            continue;
+        };
+        match inline_value(response) {
+            Some(value) => {
+                out.push_str(&text[copied..reference.span.start]);
+                out.push_str(&value);
+                copied = reference.span.end;
+            }
+            None if !response.status.is_completed() => {
+                open.push(format!("{written} ({}) has no result", step.value.trim()));
+            }
+            None => open.push(format!("{written} must be read to get the values it holds")),
+        }
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// The earlier step a reference id names: by id (any case, `E2` and `2`
+/// alike), else by 1-based position among steps without ids.
+fn find_step<'a>(
+    previous: &'a [(Step, StepResponse)],
+    id: &str,
+) -> Option<&'a (Step, StepResponse)> {
+    let bare = |s: &str| {
+        s.trim()
+            .trim_start_matches(['E', 'e'])
+            .trim_start_matches('0')
+            .to_owned()
+    };
+    let wanted = bare(id);
+    if let Some(found) = previous.iter().find(|(step, _)| {
+        step.id
+            .as_deref()
+            .is_some_and(|sid| sid.eq_ignore_ascii_case(id) || bare(sid) == wanted)
+    }) {
+        return Some(found);
+    }
+    let position: usize = wanted.parse().ok()?;
+    previous
+        .get(position.checked_sub(1)?)
+        .filter(|(step, _)| step.id.is_none())
+}
+
+/// A completed result short enough to stand in an argument: one line, at
+/// most [`MAX_INLINE_CHARS`]. A negative number is put in parentheses, so
+/// `10 - #E1` stays an expression.
+fn inline_value(response: &StepResponse) -> Option<String> {
+    if !response.status.is_completed() {
+        return None;
+    }
+    let text = response.response.trim();
+    if text.is_empty() || text.contains('\n') || text.chars().count() > MAX_INLINE_CHARS {
+        return None;
+    }
+    if text.starts_with('-') && text[1..].trim().parse::<f64>().is_ok() {
+        return Some(format!("({text})"));
+    }
+    Some(text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pae_core::StepStatus;
+    use serde_json::json;
+
+    fn done(id: &str, text: &str) -> (Step, StepResponse) {
+        (Step::new("s").with_id(id), StepResponse::new(text))
+    }
+
+    #[test]
+    fn short_results_are_put_in_place() {
+        let previous = [done("E1", "391"), done("E2", "-4")];
+        assert_eq!(
+            fill_references(&json!({"expression": "#E1 + 366 - #e2"}), &previous),
+            Filled::Given(json!({"expression": "391 + 366 - (-4)"}))
+        );
+        assert_eq!(
+            fill_references(&json!({"expression": "2 * $1"}), &[done("1", "5")]),
+            Filled::Given(json!({"expression": "2 * 5"}))
+        );
+    }
+
+    #[test]
+    fn prices_and_plain_numbers_stay() {
+        let previous = [done("E1", "391")];
+        assert_eq!(
+            fill_references(&json!({"expression": "$5 * 3 + #2"}), &previous),
+            Filled::Given(json!({"expression": "$5 * 3 + #2"}))
+        );
+    }
+
+    #[test]
+    fn long_results_unknown_steps_and_stopped_steps_leave_the_input_open() {
+        let file = done("E1", "apples 3\npears 4");
+        match fill_references(&json!({"expression": "sum of #E1"}), &[file]) {
+            Filled::Open { reason, .. } => assert!(reason.contains("must be read"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        match fill_references(&json!({"expression": "#E4 * 2"}), &[done("E1", "1")]) {
+            Filled::Open { reason, .. } => assert!(reason.contains("names no"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        let stopped = (
+            Step::new("add").with_id("E1"),
+            StepResponse::new("x").with_status(StepStatus::Stopped { reason: "r".into() }),
+        );
+        match fill_references(&json!({"expression": "#E1 * 2"}), &[stopped]) {
+            Filled::Open { reason, .. } => assert!(reason.contains("has no result"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

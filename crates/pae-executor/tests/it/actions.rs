@@ -1,0 +1,232 @@
+//! `ActionExecutor`: planned tool calls run without the model when their
+//! input is given, the model writes only arguments left open, the answer
+//! step is one solver call that sees the objective and every result, and
+//! a stopped step's leftovers never become the answer.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use pae_core::test_util::ScriptedModel;
+use pae_core::{
+    Executor, Plan, PlanAndExecute, Planner, RunOutcome, Step, StepAction, StepInput, StepResponse,
+    StepStatus, Tool,
+};
+use pae_executor::tools::{Calculator, FileReader};
+use pae_executor::{ActionExecutor, SOLVER_SYSTEM_PROMPT, load_agent_executor};
+use serde_json::json;
+
+fn executor(model: &Arc<ScriptedModel>, tools: Vec<Arc<dyn Tool>>) -> ActionExecutor {
+    let agent = load_agent_executor(model.clone(), tools.clone(), false).unwrap();
+    ActionExecutor::new(model.clone(), tools, Arc::new(agent))
+}
+
+fn calculator() -> Vec<Arc<dyn Tool>> {
+    vec![Arc::new(Calculator::new())]
+}
+
+fn tool_step(id: &str, text: &str, tool: &str, input: serde_json::Value) -> Step {
+    Step::new(text).with_id(id).with_action(StepAction::Tool {
+        tool: tool.into(),
+        input,
+    })
+}
+
+#[tokio::test]
+async fn given_tool_calls_run_without_a_model_call() {
+    let model = Arc::new(ScriptedModel::new(Vec::<String>::new()));
+    let executor = executor(&model, calculator());
+    let step = tool_step(
+        "E1",
+        "Multiply",
+        "calculator",
+        json!({"expression": "17*23"}),
+    );
+    let response = executor.step(&StepInput::new("q", step)).await.unwrap();
+    assert_eq!(response.response, "391");
+    assert_eq!(response.status, StepStatus::Completed);
+    assert_eq!(response.tool_calls.len(), 1);
+    assert!(model.requests().is_empty());
+}
+
+#[tokio::test]
+async fn earlier_results_fill_references_in_order() {
+    // "Subtract 24 from the result of step 1" stays #E1 - 24.
+    let model = Arc::new(ScriptedModel::new(Vec::<String>::new()));
+    let executor = executor(&model, calculator());
+    let step = tool_step(
+        "E2",
+        "Subtract 24",
+        "calculator",
+        json!({"expression": "#E1 - 24"}),
+    );
+    let input = StepInput::new("32 squared minus 24?", step).with_previous_steps(vec![(
+        Step::new("Square 32").with_id("E1"),
+        StepResponse::new("1024"),
+    )]);
+    let response = executor.step(&input).await.unwrap();
+    assert_eq!(response.response, "1000");
+    assert_eq!(
+        response.tool_calls[0].input,
+        json!({"expression": "1024 - 24"})
+    );
+}
+
+#[tokio::test]
+async fn symbolic_input_is_rewritten_by_the_model_with_the_error_shown() {
+    let model = Arc::new(ScriptedModel::new([r#"{"expression": "12.5 * 8"}"#]));
+    let executor = executor(&model, calculator());
+    let step = tool_step(
+        "E1",
+        "Area of the garden",
+        "calculator",
+        json!({"expression": "width × length"}),
+    );
+    let response = executor
+        .step(&StepInput::new(
+            "A garden is 12.5 m long and 8 m wide. Its area?",
+            step,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.response, "100");
+    let requests = model.requests();
+    assert_eq!(requests.len(), 1);
+    let message = &requests[0].messages[1].content;
+    assert!(message.contains("12.5 m long"), "{message}");
+    assert!(message.contains("width × length"), "{message}");
+    assert_eq!(response.tool_calls.len(), 2);
+    assert!(response.tool_calls[0].is_error);
+}
+
+#[tokio::test]
+async fn a_file_read_earlier_is_given_to_the_model_to_write_the_expression() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("prices.txt"), "tea 3.5\ncake 4.25\n").unwrap();
+    let tools: Vec<Arc<dyn Tool>> = vec![
+        Arc::new(Calculator::new()),
+        Arc::new(FileReader::new(dir.path()).unwrap()),
+    ];
+    let model = Arc::new(ScriptedModel::new([r#"{"expression": "3.5 + 4.25"}"#]));
+    let executor = executor(&model, tools);
+    let read = tool_step(
+        "E1",
+        "Read the prices",
+        "read_file",
+        json!({"path": "prices.txt"}),
+    );
+    let first = executor
+        .step(&StepInput::new("Total?", read.clone()))
+        .await
+        .unwrap();
+    assert_eq!(first.response, "tea 3.5\ncake 4.25\n");
+    let add = tool_step(
+        "E2",
+        "Add them",
+        "calculator",
+        json!({"expression": "sum of #E1"}),
+    );
+    let input = StepInput::new("Total?", add).with_previous_steps(vec![(read, first)]);
+    let response = executor.step(&input).await.unwrap();
+    assert_eq!(response.response, "7.75");
+    assert!(
+        model.requests()[0].messages[1]
+            .content
+            .contains("cake 4.25")
+    );
+}
+
+#[tokio::test]
+async fn a_tool_step_that_keeps_failing_stops_with_the_error() {
+    let model = Arc::new(ScriptedModel::new([
+        r#"{"expression": "x + 1"}"#,
+        r#"{"expression": "y + 1"}"#,
+    ]));
+    let executor = executor(&model, calculator());
+    let step = tool_step("E1", "Add", "calculator", json!({"expression": "a + 1"}));
+    let response = executor.step(&StepInput::new("q", step)).await.unwrap();
+    assert!(matches!(response.status, StepStatus::Stopped { .. }));
+    assert!(
+        response
+            .response
+            .starts_with("No result: the calculator call failed")
+    );
+    assert_eq!(model.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn the_answer_step_sees_the_objective_and_every_result() {
+    let model = Arc::new(ScriptedModel::new(["The total is 757."]));
+    let executor = executor(&model, calculator());
+    let answer = Step::new("Answer").with_action(StepAction::Answer);
+    let input = StepInput::new("What is 17*23 plus 366?", answer).with_previous_steps(vec![
+        (
+            Step::new("Multiply").with_id("E1"),
+            StepResponse::new("391"),
+        ),
+        (
+            Step::new("Add").with_id("E2"),
+            StepResponse::new("757").with_status(StepStatus::Stopped {
+                reason: "iteration limit".into(),
+            }),
+        ),
+    ]);
+    let response = executor.step(&input).await.unwrap();
+    assert_eq!(response.response, "The total is 757.");
+    let request = &model.requests()[0];
+    assert_eq!(request.messages[0].content, SOLVER_SYSTEM_PROMPT);
+    let message = &request.messages[1].content;
+    assert!(
+        message.starts_with("Request: What is 17*23 plus 366?"),
+        "{message}"
+    );
+    assert!(message.contains("#E1: Multiply\nResult: 391"), "{message}");
+    assert!(
+        message.contains("Result (not finished: iteration limit): 757"),
+        "{message}"
+    );
+}
+
+struct Fixed(Plan);
+
+#[async_trait::async_trait]
+impl Planner for Fixed {
+    async fn plan(&self, _request: &pae_core::PlanRequest) -> Result<Plan, pae_core::PlanError> {
+        Ok(self.0.clone())
+    }
+}
+
+#[tokio::test]
+async fn a_whole_run_answers_from_the_solver_not_from_a_stopped_step() {
+    // Step 1 has no action: the agent loop runs it and keeps calling the
+    // calculator until its iteration limit; its leftovers go to the solver.
+    let model = Arc::new(ScriptedModel::new([
+        "```json\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"17*23\"}}\n```",
+        "```json\n{\"action\": \"calculator\", \"action_input\": {\"expression\": \"17*23\"}}\n```",
+        "17*23 is 391.",
+    ]));
+    let tools = calculator();
+    let agent = pae_executor::AgentExecutor::builder(model.clone())
+        .with_tools(tools.clone())
+        .with_max_iterations(2)
+        .with_last_result_on_stop(true)
+        .build()
+        .unwrap();
+    let executor = ActionExecutor::new(model.clone(), tools, Arc::new(agent));
+    let plan = Plan::new([
+        Step::new("Multiply 17 by 23"),
+        Step::new("Answer").with_action(StepAction::Answer),
+    ]);
+    let result = PlanAndExecute::new(Fixed(plan), executor)
+        .run("What is 17*23?")
+        .await
+        .unwrap();
+    assert_eq!(result.output, "17*23 is 391.");
+    assert!(matches!(
+        result.steps[0].1.status,
+        StepStatus::Stopped { .. }
+    ));
+    // The answer came from the solver; the run still says a step stopped.
+    assert_eq!(result.outcome, RunOutcome::Completed);
+    assert_eq!(result.answer_problems().len(), 1);
+}
