@@ -31,15 +31,34 @@ macro_rules! now_ms {
 const RUN_COLUMNS: &str = "id, objective, inputs, settings, status, approval, budget, spent, \
      ending, lease_owner, lease_epoch, lease_expires_at, created_at, updated_at";
 
+/// Work done on each new connection before it is used.
+pub type ConnectionSetup = Arc<
+    dyn for<'c> Fn(&'c mut PgConnection) -> BoxFuture<'c, Result<(), sqlx::Error>> + Send + Sync,
+>;
+
 /// How to connect: the URL, the pool's size, how long failed operations
 /// are tried again.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PgStoreOptions {
     url: String,
     max_connections: u32,
     connect_timeout: Duration,
     retry_for: Duration,
     application_name: String,
+    setup: Option<ConnectionSetup>,
+}
+
+impl std::fmt::Debug for PgStoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStoreOptions")
+            .field("url", &redact(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("retry_for", &self.retry_for)
+            .field("application_name", &self.application_name)
+            .field("setup", &self.setup.is_some())
+            .finish()
+    }
 }
 
 impl PgStoreOptions {
@@ -52,7 +71,22 @@ impl PgStoreOptions {
             connect_timeout: Duration::from_secs(10),
             retry_for: Duration::from_secs(30),
             application_name: "pae".to_owned(),
+            setup: None,
         }
+    }
+
+    /// The URL, as given.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Runs `setup` on every new connection before the pool hands it out
+    /// (for programs sharing the pool: `pae-worker` resolves the types its
+    /// job queue's statements use there).
+    #[must_use]
+    pub fn with_connection_setup(mut self, setup: ConnectionSetup) -> Self {
+        self.setup = Some(setup);
+        self
     }
 
     /// The most connections the pool opens (default 10).
@@ -154,7 +188,11 @@ impl PgStore {
             // hands each transaction a different server connection.
             .statement_cache_capacity(0)
             .application_name(&options.application_name);
-        let pool = PgPoolOptions::new()
+        let mut pool = PgPoolOptions::new();
+        if let Some(setup) = options.setup.clone() {
+            pool = pool.after_connect(move |conn, _| setup(conn));
+        }
+        let pool = pool
             .max_connections(options.max_connections)
             .acquire_timeout(options.connect_timeout)
             .test_before_acquire(true)

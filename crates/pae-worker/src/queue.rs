@@ -22,10 +22,9 @@ use serde::{Deserialize, Serialize};
 /// The default apalis queue (`job_type`) of advance jobs.
 pub const DEFAULT_QUEUE: &str = "pae.advance";
 
-/// How long an apalis worker may go without a heartbeat before the jobs it
-/// holds count as orphaned (apalis re-enqueues them then; until then a
-/// wake-up does not add a second job).
-pub(crate) const ORPHAN_AFTER: Duration = Duration::from_secs(20);
+/// The default time an apalis worker may go without a heartbeat before the
+/// jobs it holds count as orphaned.
+const ORPHAN_AFTER: Duration = Duration::from_secs(20);
 
 /// The job: advance this run as far as it goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +58,7 @@ fn backend(what: &str, error: sqlx::Error) -> StoreError {
 #[derive(Debug, Clone)]
 pub struct Queue {
     name: Arc<str>,
+    orphan_after: Duration,
 }
 
 impl Default for Queue {
@@ -72,7 +72,23 @@ impl Queue {
     pub fn new(name: impl AsRef<str>) -> Self {
         Self {
             name: Arc::from(name.as_ref()),
+            orphan_after: ORPHAN_AFTER,
         }
+    }
+
+    /// How long an apalis worker may go without a heartbeat before the
+    /// jobs it holds count as orphaned (default 20 s): until then, waking a
+    /// run whose job such a worker holds adds no second job. Workers beat
+    /// four times in this time; apalis re-enqueues their jobs after it.
+    #[must_use]
+    pub fn with_orphan_after(mut self, after: Duration) -> Self {
+        self.orphan_after = after.max(Duration::from_millis(400));
+        self
+    }
+
+    /// See [`with_orphan_after`](Self::with_orphan_after).
+    pub fn orphan_after(&self) -> Duration {
+        self.orphan_after
     }
 
     /// Its name.
@@ -139,7 +155,7 @@ impl Queue {
         )))
         .persistent(false)
         .bind(run.as_str())
-        .bind(ORPHAN_AFTER.as_secs_f64())
+        .bind(self.orphan_after.as_secs_f64())
         .bind(self.name())
         .fetch_optional(&mut *conn)
         .await?;
@@ -208,7 +224,7 @@ impl Queue {
         )))
         .persistent(false)
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .bind(ORPHAN_AFTER.as_secs_f64())
+        .bind(self.orphan_after.as_secs_f64())
         .bind(self.name())
         .fetch_all(store.pool())
         .await
@@ -289,8 +305,14 @@ impl CommitHook for WakeOnApproval {
     }
 }
 
-/// Opens the store at `url` for queue work: the store with the approval
-/// hook installed, and the queue's tables created.
+/// Opens the store for queue work: the queue's tables created, the
+/// approval hook installed.
+///
+/// Every connection resolves the `hstore` types of apalis's job table when
+/// it opens: with the statement cache off (for PgBouncer), sqlx would
+/// otherwise resolve them in the middle of a statement and lose its
+/// unnamed prepared statement (apalis's first fetch on each connection
+/// failing with "unnamed prepared statement does not exist").
 ///
 /// # Errors
 /// As [`PgStore::connect_with`], or a backend error setting up the queue.
@@ -298,7 +320,26 @@ pub async fn connect(
     options: pae_postgres::PgStoreOptions,
     queue: &Queue,
 ) -> Result<PgStore, StoreError> {
+    {
+        // The tables first (apalis's migrations create the hstore type),
+        // on connections of their own.
+        let store = PgStore::connect_with(options.clone()).await?;
+        queue.setup(&store).await?;
+        store.pool().close().await;
+    }
+    let options = options.with_connection_setup(Arc::new(|conn| Box::pin(resolve_types(conn))));
     let store = PgStore::connect_with(options).await?;
-    queue.setup(&store).await?;
     Ok(store.with_hook(Arc::new(WakeOnApproval::new(queue.clone()))))
+}
+
+/// Makes a new connection look up (and cache) the types apalis's
+/// statements bind and return.
+async fn resolve_types(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    use sqlx::postgres::types::PgHstore;
+    let _: (PgHstore, Vec<PgHstore>) = sqlx::query_as("SELECT ''::hstore, $1::hstore[]")
+        .persistent(false)
+        .bind(Vec::<PgHstore>::new())
+        .fetch_one(conn)
+        .await?;
+    Ok(())
 }

@@ -22,7 +22,7 @@ use pae_core::{CancelToken, EventKind, PlanAndExecute, RunError, RunId, RunReque
 use pae_postgres::{Change, CommitHook, PgStore, sqlx};
 use tokio::sync::{Semaphore, oneshot};
 
-use crate::queue::{Advance, ORPHAN_AFTER, Queue};
+use crate::queue::{Advance, Queue};
 
 /// An error building a run's agent.
 pub type BuildError = Box<dyn std::error::Error + Send + Sync>;
@@ -218,13 +218,19 @@ impl Worker {
         Self::with_options(store, queue, factory, WorkerOptions::default())
     }
 
-    /// A worker with these options.
+    /// A worker with these options. The queue's orphan time is set from
+    /// the lease time (two thirds of it, between 1 s and 20 s), so runs a
+    /// dead worker had fetched but not started are woken about as soon as
+    /// the ones it was running.
     pub fn with_options(
         store: PgStore,
         queue: Queue,
         factory: Arc<dyn AgentFactory>,
         options: WorkerOptions,
     ) -> Self {
+        let orphan_after =
+            (options.lease_ttl * 2 / 3).clamp(Duration::from_secs(1), Duration::from_secs(20));
+        let queue = queue.with_orphan_after(orphan_after);
         Self {
             inner: Arc::new(Inner {
                 permits: Arc::new(Semaphore::new(options.concurrency)),
@@ -245,7 +251,10 @@ impl Worker {
 
     /// Calls `observer` with what the worker does.
     #[must_use]
-    pub fn with_observer(mut self, observer: impl Fn(&WorkerEvent) + Send + Sync + 'static) -> Self {
+    pub fn with_observer(
+        mut self,
+        observer: impl Fn(&WorkerEvent) + Send + Sync + 'static,
+    ) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.observer = Some(Arc::new(observer));
         }
@@ -368,7 +377,10 @@ impl Inner {
             .with_cancel(cancel)
             .with_callback(move |event| {
                 if matches!(event.kind, EventKind::RunResumed { .. })
-                    && let Some(tx) = started.lock().unwrap_or_else(PoisonError::into_inner).take()
+                    && let Some(tx) = started
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .take()
                 {
                     let _ = tx.send(());
                 }
@@ -440,7 +452,11 @@ impl Inner {
     async fn take(&self, id: &RunId) -> Result<Lease, StoreError> {
         let ttl = self.options.lease_ttl;
         let owner = &self.options.owner;
-        match self.store.acquire(id, owner, ttl, Takeover::IfExpired).await {
+        match self
+            .store
+            .acquire(id, owner, ttl, Takeover::IfExpired)
+            .await
+        {
             Err(StoreError::Busy { owner: holder, .. }) if holder == *owner => {
                 let epoch = self
                     .store
@@ -511,13 +527,10 @@ async fn consume(inner: Arc<Inner>) {
         let config = Config::default()
             .queue(inner.queue.name())
             .batch_size(1)
-            .heartbeat_interval(ORPHAN_AFTER / 4)
+            .heartbeat_interval(inner.queue.orphan_after() / 4)
             .missed_heartbeats(4);
         let storage = PostgresStorage::<Advance>::new(inner.store.pool()).with_config(config);
-        let backend = PollWith::new(
-            storage,
-            Strategy::new().interval(inner.options.poll_every),
-        );
+        let backend = PollWith::new(storage, Strategy::new().interval(inner.options.poll_every));
         let worker = WorkerBuilder::new(name.as_str())
             .backend(backend)
             .concurrency(1)
@@ -547,7 +560,11 @@ async fn consume(inner: Arc<Inner>) {
 }
 
 /// apalis's handler.
-async fn handle(job: Advance, inner: Data<Arc<Inner>>, _worker: WorkerContext) -> Result<(), BoxDynError> {
+async fn handle(
+    job: Advance,
+    inner: Data<Arc<Inner>>,
+    _worker: WorkerContext,
+) -> Result<(), BoxDynError> {
     inner.advance(job).await
 }
 
@@ -570,7 +587,14 @@ async fn sweep_once(inner: &Inner) -> Result<(), StoreError> {
     let mut runs = inner.queue.stranded(&inner.store, 100).await?;
     for owner in inner.store.lease_owners().await? {
         if is_dead_local_owner(&owner) {
-            runs.extend(inner.store.leased_by(&owner).await?.into_iter().map(|(id, _)| id));
+            runs.extend(
+                inner
+                    .store
+                    .leased_by(&owner)
+                    .await?
+                    .into_iter()
+                    .map(|(id, _)| id),
+            );
         }
     }
     for run in runs {
