@@ -5,7 +5,9 @@
 //! (system packages, the Python test servers, model files) is installed by
 //! the commands that need it, into caches outside the checkout.
 
+mod chaos;
 mod deps;
+mod postgres;
 mod release;
 mod servers;
 mod setup;
@@ -30,6 +32,8 @@ Commands:
                        select tests as `cargo test` takes them, e.g.
                        `-p pae-openai --test conformance -- --nocapture`
   ci                   lint, then test
+  chaos postgres [...]  kill worker processes and the database under load, then
+                       check nothing was lost or done twice (`chaos help`)
   setup                install system packages, the Python servers and models
   fetch-models         download and verify the model files only
   demo [OBJECTIVE]     set up, then run `pae run` on the objective with the
@@ -76,6 +80,7 @@ fn dispatch(args: &[String]) -> Result<()> {
             setup::models().map(|_| ())
         }
         "fetch-models" => setup::models().map(|_| ()),
+        "chaos" => chaos(rest),
         "demo" => demo(rest),
         "bench" => bench(rest),
         "release" => release::release(rest),
@@ -146,6 +151,8 @@ fn test(args: &[String]) -> Result<()> {
         .args(["test", "--all-features", "--no-run"])
         .args(&build_args))?;
     let servers = servers::start(&models)?;
+    let database = postgres::Cluster::start()?;
+    command.env(postgres::URL_VAR, database.url());
     command.env("PAE_REQUIRE_SERVERS", "1");
     command.env("PAE_MODEL", &models.default);
     command.env("PAE_TINY_MODEL", &models.tiny);
@@ -153,7 +160,18 @@ fn test(args: &[String]) -> Result<()> {
     util::step("cargo test (with servers and models)");
     let result = run(&mut command);
     drop(servers);
+    drop(database);
     result
+}
+
+fn chaos(args: &[String]) -> Result<()> {
+    match args.first().map(String::as_str) {
+        Some("postgres") => chaos::postgres::chaos(&chaos::Options::parse(&args[1..])?),
+        _ => {
+            println!("{}", chaos::HELP);
+            Ok(())
+        }
+    }
 }
 
 fn demo(args: &[String]) -> Result<()> {

@@ -16,11 +16,14 @@ mod cli;
 mod exit;
 mod progress;
 mod provider;
+mod record;
 mod run;
 mod runstore;
 mod scripted;
+mod submit;
 mod term;
 mod transcript;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -45,6 +48,8 @@ fn main() -> ExitCode {
     let help = match &cli.command {
         Command::Run(_) => "pae run --help",
         Command::Resume(_) => "pae resume --help",
+        Command::Submit(_) => "pae submit --help",
+        Command::Worker(_) => "pae worker --help",
         _ => "pae --help",
     };
     let ending = runtime.block_on(async move {
@@ -56,6 +61,8 @@ fn main() -> ExitCode {
             Command::Approve(args) => runstore::approve(&args).await.map(|()| done()),
             Command::Edit(args) => runstore::edit(&args).await.map(|()| done()),
             Command::Reject(args) => runstore::reject(&args).await.map(|()| done()),
+            Command::Submit(args) => submit::submit(*args).await.map(|()| done()),
+            Command::Worker(args) => worker::worker(args).await.map(|()| done()),
         }
     });
     // Stop the signal watcher and any stray task without waiting for them.

@@ -51,7 +51,7 @@ mod store;
 pub use hook::{Change, CommitHook};
 pub use schema::SCHEMA_VERSION;
 pub use sqlx;
-pub use store::{ConnectionSetup, PgStore, PgStoreOptions};
+pub use store::{CommitLatency, ConnectionSetup, PgStore, PgStoreOptions};
 
 /// Whether a sqlx error means the connection or server went away (worth
 /// trying again), as opposed to a permanent failure.

@@ -140,6 +140,32 @@ pub struct PgStore {
     hook: Option<Arc<dyn CommitHook>>,
     retry_for: Duration,
     location: String,
+    latencies: Arc<std::sync::Mutex<Latencies>>,
+}
+
+/// The most commit times kept (the latest).
+const KEPT_LATENCIES: usize = 100_000;
+
+#[derive(Debug, Default)]
+struct Latencies {
+    micros: Vec<u32>,
+    next: usize,
+    count: u64,
+}
+
+/// How long this store's commits took (retries included), over the latest
+/// 100 000.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[non_exhaustive]
+pub struct CommitLatency {
+    /// Commits made by this store since it was opened.
+    pub count: u64,
+    /// The median, in milliseconds.
+    pub p50_ms: f64,
+    /// The 99th percentile, in milliseconds.
+    pub p99_ms: f64,
+    /// The slowest, in milliseconds.
+    pub max_ms: f64,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -205,6 +231,7 @@ impl PgStore {
             hook: None,
             retry_for: options.retry_for,
             location,
+            latencies: Arc::default(),
         })
     }
 
@@ -224,6 +251,49 @@ impl PgStore {
     /// Where the store is, without a password.
     pub fn location(&self) -> &str {
         &self.location
+    }
+
+    /// How long this store's commits took (shared by its clones): what to
+    /// watch on a worker.
+    pub fn commit_latency(&self) -> CommitLatency {
+        let latencies = self
+            .latencies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut sorted = latencies.micros.clone();
+        sorted.sort_unstable();
+        let at = |q: f64| {
+            // Percentile by rank; the list is short enough to sort.
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss
+            )]
+            let index = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+            sorted.get(index).map_or(0.0, |&us| f64::from(us) / 1000.0)
+        };
+        CommitLatency {
+            count: latencies.count,
+            p50_ms: at(0.5),
+            p99_ms: at(0.99),
+            max_ms: at(1.0),
+        }
+    }
+
+    fn record_latency(&self, took: Duration) {
+        let micros = u32::try_from(took.as_micros()).unwrap_or(u32::MAX);
+        let mut latencies = self
+            .latencies
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        latencies.count += 1;
+        if latencies.micros.len() < KEPT_LATENCIES {
+            latencies.micros.push(micros);
+        } else {
+            let next = latencies.next;
+            latencies.micros[next] = micros;
+            latencies.next = (next + 1) % KEPT_LATENCIES;
+        }
     }
 
     /// Records a new run inside the caller's transaction, so that it is
@@ -438,25 +508,31 @@ impl PgStore {
         let token = RunId::generate().to_string();
         let prepared = Prepared::new(commit)?;
         let id = &lease.run_id;
-        self.write(
-            id,
-            &token,
-            || Box::pin(self.try_commit(lease, commit, &prepared, &token, extra)),
-            || {
-                Box::pin(async move {
-                    let seq = sqlx::query_scalar::<_, i64>(
-                        "SELECT event_seq FROM pae.runs WHERE id = $1",
-                    )
-                    .persistent(false)
-                    .bind(id.as_str())
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(|e| error("committing", e))?;
-                    Ok(unsigned(seq))
-                })
-            },
-        )
-        .await
+        let started = Instant::now();
+        let result = self
+            .write(
+                id,
+                &token,
+                || Box::pin(self.try_commit(lease, commit, &prepared, &token, extra)),
+                || {
+                    Box::pin(async move {
+                        let seq = sqlx::query_scalar::<_, i64>(
+                            "SELECT event_seq FROM pae.runs WHERE id = $1",
+                        )
+                        .persistent(false)
+                        .bind(id.as_str())
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(|e| error("committing", e))?;
+                        Ok(unsigned(seq))
+                    })
+                },
+            )
+            .await;
+        if result.is_ok() {
+            self.record_latency(started.elapsed());
+        }
+        result
     }
 
     async fn try_commit(
