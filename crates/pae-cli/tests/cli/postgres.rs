@@ -1,7 +1,8 @@
 //! `pae submit`, `pae worker` and the store commands on PostgreSQL, as
 //! processes: bad input (empty objective, unreachable or wrong URLs, a file
-//! store for submit, a store of another schema version) with its exit codes, and a submitted run that waits
-//! for approval, is approved from another process and finished by a worker.
+//! store for submit, a store of another schema version) with its exit
+//! codes, and a submitted run that waits for approval, is approved from
+//! another process and finished by a worker.
 //!
 //! The server comes from `PAE_TEST_POSTGRES_URL` (`cargo xtask test` starts
 //! one); without it those tests are skipped with a reason, and fail when
