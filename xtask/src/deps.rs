@@ -68,6 +68,11 @@ const NOT_UNDER_SCHEMA: &[&str] = &[
     "futures",
 ];
 
+/// Crates that must never be in the PostgreSQL store's or the workers'
+/// dependency closure: sqlx's SQLite driver would link a second SQLite next
+/// to pae-sqlite's rusqlite.
+const NOT_UNDER_POSTGRES: &[&str] = &["sqlx-sqlite", "libsqlite3-sys", "rusqlite", "pae-sqlite"];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
     Schema,
@@ -78,6 +83,10 @@ enum Role {
     Support,
     /// pae-transcript: a published file format, readable without the agent.
     Format,
+    /// Run stores: pae-sqlite, pae-postgres.
+    Store,
+    /// pae-worker: workers over the PostgreSQL store.
+    Worker,
     Adapter,
     /// `pae`, the facade: re-exports the core, the strategies, the adapters
     /// and the stores; only wiring (examples, the CLI) depends on it.
@@ -95,6 +104,8 @@ fn role(name: &str, manifest_path: &str) -> Role {
         "pae-conformance" => Role::Support,
         "pae-transcript" => Role::Format,
         "pae" => Role::Facade,
+        "pae-sqlite" | "pae-postgres" => Role::Store,
+        "pae-worker" => Role::Worker,
         "pae-cli" | "pae-bench" => Role::Wiring,
         "xtask" => Role::Xtask,
         _ if manifest_path.contains("/examples/") => Role::Wiring,
@@ -167,6 +178,8 @@ pub(crate) fn check() -> Result<()> {
     }
     problems.extend(closure(&meta, "pae-schema", NOT_UNDER_SCHEMA)?);
     problems.extend(closure(&meta, "pae-core", NOT_UNDER_CORE)?);
+    problems.extend(closure(&meta, "pae-postgres", NOT_UNDER_POSTGRES)?);
+    problems.extend(closure(&meta, "pae-worker", NOT_UNDER_POSTGRES)?);
     if problems.is_empty() {
         println!(
             "dependency direction: {} workspace crates checked, no forbidden edge",
@@ -215,6 +228,14 @@ fn judge(name: &str, own: Role, dep: &Dep, workspace: &BTreeMap<String, Role>) -
             // Its tests check the schema with pae-schema's checker.
             (Role::Format, Role::Schema) => dev,
             (Role::Format, _) => false,
+            (Role::Store, Role::Schema | Role::Core) => true,
+            (Role::Store, Role::Support) => dev,
+            (Role::Store, _) => false,
+            // Workers sit on the PostgreSQL store; the program that runs
+            // them (the CLI) builds the agents, so no strategy or adapter.
+            (Role::Worker, Role::Schema | Role::Core | Role::Store) => true,
+            (Role::Worker, Role::Support | Role::Strategy) => dev,
+            (Role::Worker, _) => false,
             (Role::Adapter, Role::Schema | Role::Core | Role::Http) => true,
             // Adapters' end-to-end and conformance tests may use the
             // strategies and the kit, never another adapter.
@@ -259,7 +280,7 @@ fn judge(name: &str, own: Role, dep: &Dep, workspace: &BTreeMap<String, Role>) -
         Role::Http if !dev => PROVIDER_SDKS.contains(&dep.name.as_str()).then(|| {
             format!("{edge}: pae-http is shared by every adapter; provider SDKs belong in one")
         }),
-        Role::Strategy | Role::Support if !dev => PROVIDER_STACK
+        Role::Strategy | Role::Support | Role::Store | Role::Worker if !dev => PROVIDER_STACK
             .contains(&dep.name.as_str())
             .then(|| format!("{edge}: provider SDKs belong in adapter crates")),
         Role::Facade if !dev => PROVIDER_STACK.contains(&dep.name.as_str()).then(|| {
@@ -342,6 +363,9 @@ mod tests {
             ("pae-ollama", Role::Adapter),
             ("pae-cli", Role::Wiring),
             ("pae", Role::Facade),
+            ("pae-sqlite", Role::Store),
+            ("pae-postgres", Role::Store),
+            ("pae-worker", Role::Worker),
         ]
         .into_iter()
         .map(|(n, r)| (n.to_owned(), r))
@@ -413,6 +437,9 @@ mod tests {
         assert!(judge("pae", Role::Facade, &dep("pae-conformance", false), &ws).is_some());
         assert!(judge("pae", Role::Facade, &dep("pae-cli", false), &ws).is_some());
         assert!(judge("pae", Role::Facade, &dep("reqwest", false), &ws).is_some());
+        assert!(judge("pae-worker", Role::Worker, &dep("pae-cli", false), &ws).is_some());
+        assert!(judge("pae-worker", Role::Worker, &dep("pae-planner", false), &ws).is_some());
+        assert!(judge("pae-postgres", Role::Store, &dep("pae-sqlite", false), &ws).is_some());
         let mut tokio_full = dep("tokio", false);
         tokio_full.features = vec!["full".into()];
         assert!(judge("pae-core", Role::Core, &tokio_full, &ws).is_some());
@@ -480,6 +507,9 @@ mod tests {
         }
         assert!(judge("pae", Role::Facade, &dep("pae", true), &ws).is_none());
         assert!(judge("pae-cli", Role::Wiring, &dep("pae", false), &ws).is_none());
+        assert!(judge("pae-worker", Role::Worker, &dep("pae-postgres", false), &ws).is_none());
+        assert!(judge("pae-worker", Role::Worker, &dep("pae-planner", true), &ws).is_none());
+        assert!(judge("pae-cli", Role::Wiring, &dep("pae-worker", false), &ws).is_none());
         let mut tokio_time = dep("tokio", false);
         tokio_time.uses_default_features = false;
         tokio_time.features = vec!["time".into(), "sync".into()];

@@ -5,10 +5,12 @@
 //! (system packages, the Python test servers, model files) is installed by
 //! the commands that need it, into caches outside the checkout.
 
+mod chaos;
 mod cycles;
 mod deps;
-mod fuzz;
 mod eval;
+mod fuzz;
+mod postgres;
 mod release;
 mod servers;
 mod setup;
@@ -35,6 +37,8 @@ Commands:
                        select tests as `cargo test` takes them, e.g.
                        `-p pae-openai --test conformance -- --nocapture`
   ci                   lint, then test
+  chaos postgres [...]  kill worker processes and the database under load, then
+                       check nothing was lost or done twice (`chaos help`)
   setup                install system packages, the Python servers and models
   fetch-models         download and verify the model files only (the default
                        model `pae run` uses, and the test models)
@@ -192,6 +196,8 @@ fn test(args: &[String]) -> Result<()> {
         .args(["test", "--all-features", "--no-run"])
         .args(&build_args))?;
     let servers = servers::start(&models)?;
+    let database = postgres::Cluster::start()?;
+    command.env(postgres::URL_VAR, database.url());
     command.env("PAE_REQUIRE_SERVERS", "1");
     command.env("PAE_MODEL", &models.default);
     command.env("PAE_TINY_MODEL", &models.tiny);
@@ -199,6 +205,7 @@ fn test(args: &[String]) -> Result<()> {
     util::step("cargo test (with servers and models)");
     let result = run(&mut command);
     drop(servers);
+    drop(database);
     result
 }
 
@@ -255,7 +262,12 @@ fn chaos(args: &[String]) -> Result<()> {
                 ])
                 .args(args))
         }
-        other => Err(format!("unknown chaos store {other:?} (sqlite)").into()),
+        "postgres" => chaos::postgres::chaos(&chaos::Options::parse(&args[1..])?),
+        other => Err(format!(
+            "unknown chaos store {other:?} (sqlite, postgres)\n{}",
+            chaos::HELP
+        )
+        .into()),
     }
 }
 

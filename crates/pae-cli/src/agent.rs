@@ -53,6 +53,10 @@ pub(crate) fn tools_for(args: &AgentArgs) -> Result<Vec<Arc<dyn Tool>>, Failure>
                 })?;
                 list.push(Arc::new(reader));
             }
+            ToolName::Record => list.push(Arc::new(
+                crate::record::RecordTool::from_env()
+                    .map_err(|why| Failure::new(FailureKind::Usage, why))?,
+            )),
         }
     }
     Ok(list)

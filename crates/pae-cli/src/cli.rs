@@ -61,6 +61,16 @@ pub(crate) enum Command {
     Edit(EditArgs),
     /// Reject the plan of a run waiting for approval; the run is cancelled.
     Reject(RejectArgs),
+    /// Queue an objective for the workers of a PostgreSQL store (`pae
+    /// worker`): the run and its settings are stored with a job that any
+    /// worker takes up; the run's id is the last line on stdout.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Submit(Box<SubmitArgs>),
+    /// Run queued runs of a PostgreSQL store until SIGTERM or Ctrl-C, with
+    /// the settings stored with each run (API keys come from this process's
+    /// environment). Any number of workers may serve one store; a dead
+    /// worker's runs are taken over, a stopping one hands its runs back.
+    Worker(WorkerArgs),
 }
 
 /// Which model provider answers.
@@ -177,6 +187,10 @@ pub(crate) enum ToolName {
     Time,
     /// Reading files under --files-root.
     Files,
+    /// Records each call as a side effect deduplicated by idempotency key,
+    /// under $PAE_TEST_EFFECTS (for tests).
+    #[value(hide = true)]
+    Record,
 }
 
 impl ToolName {
@@ -185,6 +199,7 @@ impl ToolName {
             Self::Calculator => "calculator",
             Self::Time => "time",
             Self::Files => "files",
+            Self::Record => "record",
         }
     }
 }
@@ -525,10 +540,11 @@ impl BudgetArgs {
 /// Where runs are kept.
 #[derive(Debug, Clone, Default, Args)]
 pub(crate) struct StoreArgs {
-    /// The run store: a SQLite file [default: $PAE_STORE, or
-    /// $PAE_DATA_DIR/runs.db with PAE_DATA_DIR defaulting to
+    /// The run store: a SQLite file or a PostgreSQL URL
+    /// (postgres://user@host/db, shared by `pae worker`s) [default:
+    /// $PAE_STORE, or $PAE_DATA_DIR/runs.db with PAE_DATA_DIR defaulting to
     /// ~/.local/share/pae].
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH|URL")]
     pub(crate) store: Option<String>,
 }
 
@@ -627,6 +643,65 @@ pub(crate) struct ResumeArgs {
 
     #[command(flatten)]
     pub(crate) output: OutputArgs,
+}
+
+/// `pae submit` flags.
+#[derive(Debug, Args)]
+pub(crate) struct SubmitArgs {
+    /// What the agent should achieve.
+    #[arg(value_parser = parse_objective)]
+    pub(crate) objective: String,
+
+    #[command(flatten)]
+    pub(crate) model: ModelArgs,
+
+    #[command(flatten)]
+    pub(crate) agent: AgentArgs,
+
+    #[command(flatten)]
+    pub(crate) budget: BudgetArgs,
+
+    /// Stop after planning until a person approves the plan (`pae approve
+    /// RUN`); a worker then goes on with it.
+    #[arg(long)]
+    pub(crate) approve: bool,
+
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+}
+
+/// `pae worker` flags.
+#[derive(Debug, Args)]
+pub(crate) struct WorkerArgs {
+    /// Runs advanced at the same time.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub(crate) concurrency: u32,
+
+    /// How long a run's lease lasts without renewal, in seconds: a dead
+    /// worker's runs are taken over after it (plus one sweep, 5 s); runs of
+    /// a dead worker on this machine at once.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub(crate) lease_ttl: f64,
+
+    /// How long runs in progress may go on after SIGTERM before they are
+    /// stopped and handed back to other workers, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub(crate) grace: f64,
+
+    /// How often to look for runs whose worker is gone, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, hide = true)]
+    pub(crate) sweep_every: f64,
+
+    /// How often to poll the queue when it was empty, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 200, hide = true)]
+    pub(crate) poll_ms: u64,
+
+    /// No line per run on stderr.
+    #[arg(long, short)]
+    pub(crate) quiet: bool,
+
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
 }
 
 /// `pae runs` flags.

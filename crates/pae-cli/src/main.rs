@@ -18,14 +18,17 @@ mod clock;
 mod exit;
 mod progress;
 mod provider;
+mod record;
 mod report;
 mod run;
 mod runstore;
 mod scripted;
-mod telemetry;
 mod strategy;
+mod submit;
+mod telemetry;
 mod term;
 mod transcript;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -64,6 +67,8 @@ fn main() -> ExitCode {
     let help = match &cli.command {
         Command::Run(_) => "pae run --help",
         Command::Resume(_) => "pae resume --help",
+        Command::Submit(_) => "pae submit --help",
+        Command::Worker(_) => "pae worker --help",
         _ => "pae --help",
     };
     let ending = runtime.block_on(async move {
@@ -75,6 +80,8 @@ fn main() -> ExitCode {
             Command::Approve(args) => runstore::approve(&args).await.map(|()| done()),
             Command::Edit(args) => runstore::edit(&args).await.map(|()| done()),
             Command::Reject(args) => runstore::reject(&args).await.map(|()| done()),
+            Command::Submit(args) => submit::submit(*args).await.map(|()| done()),
+            Command::Worker(args) => worker::worker(args).await.map(|()| done()),
         }
     });
     // Stop the signal watcher and any stray task without waiting for them.

@@ -33,7 +33,7 @@ pub(crate) struct StoredSettings {
 const SETTINGS_FORMAT: &str = "pae-cli-settings/1";
 
 impl StoredSettings {
-    fn new(model: &ModelArgs, agent: &AgentArgs) -> Self {
+    pub(crate) fn new(model: &ModelArgs, agent: &AgentArgs) -> Self {
         let mut model = model.clone();
         model.base_url = model
             .base_url
@@ -53,6 +53,22 @@ impl StoredSettings {
             model,
             agent,
         }
+    }
+}
+
+impl StoredSettings {
+    /// The settings stored with a run by the command line.
+    pub(crate) fn of(record: &pae_core::store::RunRecord) -> Result<Self, Failure> {
+        serde_json::from_value(record.settings.clone()).map_err(|_| {
+            Failure::new(
+                FailureKind::Store,
+                format!(
+                    "run {} was not started by the pae command line (its settings are not \
+                     {SETTINGS_FORMAT}); resume it from the program that started it",
+                    record.id
+                ),
+            )
+        })
     }
 }
 
@@ -151,7 +167,7 @@ fn check_transcript_path(path: &Path) -> Result<(), Failure> {
 
 /// `pae run`.
 pub(crate) async fn run(args: RunArgs) -> Result<Ending, Failure> {
-    let store = runstore::open(&args.store)?;
+    let store = runstore::open(&args.store).await?;
     if let Some(path) = &args.output.json {
         check_transcript_path(path)?;
     }
@@ -185,7 +201,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<Ending, Failure> {
 
 /// `pae resume`.
 pub(crate) async fn resume(args: ResumeArgs) -> Result<Ending, Failure> {
-    let store = runstore::open(&args.store)?;
+    let store = runstore::open(&args.store).await?;
     let id = runstore::run_id(&args.run)?;
     if let Some(path) = &args.output.json {
         check_transcript_path(path)?;
@@ -194,15 +210,7 @@ pub(crate) async fn resume(args: ResumeArgs) -> Result<Ending, Failure> {
         .run(&id)
         .await
         .map_err(|err| Failure::from_error(&err, "cannot resume"))?;
-    let stored: StoredSettings = serde_json::from_value(record.settings.clone()).map_err(|_| {
-        Failure::new(
-            FailureKind::Store,
-            format!(
-                "run {id} was not started by the pae command line (its settings are not \
-                 {SETTINGS_FORMAT}); resume it from the program that started it"
-            ),
-        )
-    })?;
+    let stored = StoredSettings::of(&record)?;
     let model = stored.model.overridden_by(&args.model);
     provider::check_flags(&model)?;
     term::err(&format!("run {id}"));

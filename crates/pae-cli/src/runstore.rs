@@ -33,14 +33,16 @@ pub(crate) fn location(args: &StoreArgs) -> String {
         .unwrap_or_else(|| data_dir().join("runs.db").display().to_string())
 }
 
+/// Whether a store location is a PostgreSQL URL.
+pub(crate) fn is_postgres(location: &str) -> bool {
+    location.starts_with("postgres://") || location.starts_with("postgresql://")
+}
+
 /// Opens the store the flags name.
-pub(crate) fn open(args: &StoreArgs) -> Result<Arc<dyn RunStore>, Failure> {
+pub(crate) async fn open(args: &StoreArgs) -> Result<Arc<dyn RunStore>, Failure> {
     let location = location(args);
-    if location.starts_with("postgres://") || location.starts_with("postgresql://") {
-        return Err(Failure::new(
-            FailureKind::Store,
-            "PostgreSQL stores are not supported by this build of pae",
-        ));
+    if is_postgres(&location) {
+        return Ok(Arc::new(crate::worker::open_postgres(&location).await?));
     }
     let store = pae_sqlite::SqliteStore::open(&location).map_err(|err| {
         Failure::from_error(&err, &format!("cannot use the run store {location}"))
@@ -95,7 +97,7 @@ fn summary_json(record: &RunRecord, steps: usize) -> Value {
 
 /// `pae runs`.
 pub(crate) async fn runs(args: &RunsArgs) -> Result<(), Failure> {
-    let store = open(&args.store)?;
+    let store = open(&args.store).await?;
     let mut filter = RunFilter::default();
     if let Some(status) = &args.status {
         filter.status = Some(RunStatus::parse(status).ok_or_else(|| {
@@ -236,7 +238,7 @@ fn steps_json(
 
 /// `pae show`.
 pub(crate) async fn show(args: &ShowArgs) -> Result<(), Failure> {
-    let store = open(&args.store)?;
+    let store = open(&args.store).await?;
     let id = run_id(&args.run)?;
     if args.mermaid {
         let data = crate::report::load(store.as_ref(), &id).await?;
@@ -409,7 +411,7 @@ fn decider(store: Arc<dyn RunStore>) -> pae_core::PlanAndExecute {
 }
 
 async fn decide(store_args: &StoreArgs, run: &str, decision: Decision) -> Result<(), Failure> {
-    let store = open(store_args)?;
+    let store = open(store_args).await?;
     let id = run_id(run)?;
     let record = decider(store)
         .decide(&id, decision)

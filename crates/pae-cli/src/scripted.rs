@@ -9,6 +9,14 @@
 //!
 //! Usage is estimated at one token per four characters. `--script-delay-ms`
 //! makes every reply wait, so concurrent steps visibly overlap.
+//!
+//! The file may instead be `{"rules": [{"when": {...}, "reply": ITEM}, ...]}`:
+//! each request is answered by the first rule whose conditions all hold
+//! (`"last_role": "tool"` — the last message's role; `"contains": "text"` —
+//! some message contains it; no `when` always holds). The answer then does
+//! not depend on how many calls came before, so a run resumed in another
+//! process (whose earlier calls are replayed from the journal, not made
+//! again) gets the same answers.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -22,7 +30,7 @@ use pae_core::{
 };
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 enum Item {
     Text(String),
@@ -36,16 +44,55 @@ enum Item {
     },
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct Call {
     name: String,
     #[serde(default)]
     arguments: serde_json::Value,
 }
 
+#[derive(Debug, Deserialize)]
+struct Rule {
+    #[serde(default)]
+    when: When,
+    reply: Item,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct When {
+    #[serde(default)]
+    last_role: Option<pae_core::Role>,
+    #[serde(default)]
+    contains: Option<String>,
+}
+
+impl When {
+    fn holds(&self, request: &ChatRequest) -> bool {
+        let role = self
+            .last_role
+            .is_none_or(|role| request.messages.last().is_some_and(|m| m.role == role));
+        let text = self.contains.as_ref().is_none_or(|text| {
+            request
+                .messages
+                .iter()
+                .any(|m| m.content.contains(text.as_str()))
+        });
+        role && text
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Script {
+    Queue(Vec<Item>),
+    Rules { rules: Vec<Rule> },
+}
+
 /// A model answering from a script file.
 #[derive(Debug)]
 pub(crate) struct ScriptedProvider {
+    rules: Vec<Rule>,
     replies: Mutex<VecDeque<Item>>,
     answered: Mutex<usize>,
     native_tools: bool,
@@ -57,14 +104,22 @@ impl ScriptedProvider {
     pub(crate) fn from_file(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|err| anyhow::anyhow!("cannot read the script {}: {err}", path.display()))?;
-        let items: Vec<Item> = serde_json::from_str(&text).map_err(|err| {
+        let script: Script = serde_json::from_str(&text).map_err(|err| {
             anyhow::anyhow!(
-                "the script {} is not a JSON array of replies: {err}",
+                "the script {} is not a JSON array of replies or {{\"rules\": [...]}}: {err}",
                 path.display()
             )
         })?;
-        let native_tools = items.iter().any(|i| matches!(i, Item::Calls { .. }));
+        let (items, rules) = match script {
+            Script::Queue(items) => (items, Vec::new()),
+            Script::Rules { rules } => (Vec::new(), rules),
+        };
+        let native_tools = items
+            .iter()
+            .chain(rules.iter().map(|r| &r.reply))
+            .any(|i| matches!(i, Item::Calls { .. }));
         Ok(Self {
+            rules,
             replies: Mutex::new(items.into()),
             answered: Mutex::new(0),
             native_tools,
@@ -89,7 +144,10 @@ impl ChatModel for ScriptedProvider {
         if !self.delay.is_zero() {
             tokio::time::sleep(self.delay).await;
         }
-        let (item, answered) = {
+        let (item, answered) = if !self.rules.is_empty() {
+            let rule = self.rules.iter().find(|rule| rule.when.holds(&request));
+            (rule.map(|rule| rule.reply.clone()), 0)
+        } else {
             let mut replies = self
                 .replies
                 .lock()

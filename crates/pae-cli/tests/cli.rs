@@ -1,7 +1,8 @@
 //! Tests of the `pae` binary: error cases with their messages and exit
 //! codes, a scripted run checked through its `--json` transcript, and a
 //! run with the default local model (`PAE_MODEL`; skipped with a reason
-//! when unset, failing when `PAE_REQUIRE_SERVERS=1`).
+//! when unset, failing when `PAE_REQUIRE_SERVERS=1`); the PostgreSQL
+//! commands are in `cli/postgres.rs`.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,9 @@ use std::time::Instant;
 use serde_json::Value;
 
 const OBJECTIVE: &str = "What is 17*23 plus the number of days in a leap year?";
+
+#[path = "cli/postgres.rs"]
+mod postgres;
 
 /// A scratch directory for one test.
 fn scratch(name: &str) -> PathBuf {

@@ -74,9 +74,7 @@ pub mod prompt;
 pub mod schema;
 pub mod tools;
 
-pub use action::{
-    Action, ActionParseError, FINAL_ANSWER, is_final_answer, parse_action,
-};
+pub use action::{Action, ActionParseError, FINAL_ANSWER, is_final_answer, parse_action};
 pub use actions::{
     ARGUMENTS_SYSTEM_PROMPT, ActionExecutor, DEFAULT_MAX_ARGUMENT_ATTEMPTS,
     DEFAULT_MAX_RESULT_CHARS, SOLVER_SYSTEM_PROMPT,

@@ -161,7 +161,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     // Progress as it happens, on stderr; the result on stdout.
     let request = RunRequest::new(args.objective).with_callback(|event| {
-        if let EventKind::StepStarted { step_index, step, .. } = &event.kind {
+        if let EventKind::StepStarted {
+            step_index, step, ..
+        } = &event.kind
+        {
             eprintln!("... step {}: {}", step_index + 1, step.value);
         }
     });
