@@ -342,9 +342,16 @@ fn default_local_model_plans_and_answers() {
         .arg(&transcript));
     let took = started.elapsed();
     eprintln!("--- stderr ---\n{stderr}--- stdout ---\n{stdout}--- {took:?}");
-    assert_eq!(code, 0, "{stderr}");
-    assert!(!stdout.trim().is_empty());
+    // A small model may end without a real answer: that is exit 9 with the
+    // reasons in the transcript, never a success.
+    assert!(code == 0 || code == 9, "exit {code}: {stderr}");
     let json: Value = serde_json::from_str(&std::fs::read_to_string(&transcript).unwrap()).unwrap();
+    if code == 0 {
+        assert!(!stdout.trim().is_empty());
+        assert!(json.get("answer_problems").is_none());
+    } else {
+        assert!(!json["answer_problems"].as_array().unwrap().is_empty());
+    }
     let plan = &json["plans"][0]["steps"];
     assert!(!plan.as_array().unwrap().is_empty(), "no parsed plan");
     assert!(
