@@ -641,11 +641,6 @@ pub fn run(args: &Args) -> Result<(), BenchError> {
          finished or a tool returned), tool calls repeated after a kill and deduplicated by \
          their key: {repeated_attempts}"
     );
-    println!(
-        "chaos: kills {kills}, steps lost {lost}, committed steps re-executed {reexecuted}, \
-         duplicate side effects {duplicates}, result identical: {}",
-        if identical { "yes" } else { "no" }
-    );
     #[allow(clippy::cast_precision_loss)]
     let ms = |us: u64| us as f64 / 1000.0;
     println!(
@@ -655,6 +650,12 @@ pub fn run(args: &Args) -> Result<(), BenchError> {
         ms(percentile(&windows, 0.5)),
         ms(percentile(&windows, 0.99)),
         ms(windows.last().copied().unwrap_or_default())
+    );
+    // The proof's line last, exactly as the issue words it.
+    println!(
+        "chaos: kills {kills}, steps lost {lost}, committed steps re-executed {reexecuted}, \
+         duplicate side effects {duplicates}, result identical: {}",
+        if identical { "yes" } else { "no" }
     );
     if lost > 0 || reexecuted > 0 || duplicates > 0 || !identical {
         return Err(BenchError::Failed(
