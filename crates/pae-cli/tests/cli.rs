@@ -545,3 +545,6 @@ fn a_step_stopped_at_its_limit_exits_9_and_says_why() {
 
 #[path = "cli/durable.rs"]
 mod durable;
+
+#[path = "cli/observability.rs"]
+mod observability;

@@ -5,6 +5,11 @@
 //! browser (Debian's chromium: skipped with a reason when it is missing,
 //! failing when `PAE_REQUIRE_SERVERS=1`).
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a failed unwrap is the test failing"
+)]
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
