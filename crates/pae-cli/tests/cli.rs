@@ -487,7 +487,7 @@ fn plan_and_solve_runs_planned_calls_without_the_model_and_answers_once() {
         steps[1]["tool_calls"][0]["input"]["expression"],
         "391 + 366"
     );
-    assert_eq!(steps[1]["response"]["response"], "757");
+    assert_eq!(steps[1]["response"], "757");
     // One planning call and one answer: the tool steps cost no model call.
     let calls = json["events"]
         .as_array()

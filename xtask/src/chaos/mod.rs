@@ -99,14 +99,20 @@ pub(crate) fn pae_binary(release: bool) -> Result<PathBuf> {
         .join("pae"))
 }
 
+/// The start of the solver's prompt: the call that writes the answer of the
+/// step that closes every plan of `pae run`.
+const SOLVER_PROMPT: &str = "You write the final answer";
+
 /// Writes the scripted model's rules: the planner gets a 3-step plan, each
-/// step calls `record` once and then answers. The answers depend only on
+/// step calls `record` once and then answers, and the answer step that
+/// `pae run` adds to every plan gets a fixed answer. The answers depend only on
 /// the request, so a run resumed in another process gets the same ones.
 pub(crate) fn write_script(path: &Path) -> Result<()> {
     let plan: String = (1..=STEPS)
         .map(|i| format!("{i}. Record step {i}.\n"))
         .collect();
     let script = serde_json::json!({"rules": [
+        {"when": {"contains": SOLVER_PROMPT}, "reply": "recorded every step"},
         {"when": {"last_role": "tool"}, "reply": "recorded"},
         {"when": {"contains": "You are the planning part of an agent"},
          "reply": format!("Plan:\n{plan}<END_OF_PLAN>")},
@@ -129,6 +135,8 @@ pub(crate) fn run_flags(script: &Path, delay_ms: u64) -> Vec<String> {
         "record".into(),
         "--planner".into(),
         "text".into(),
+        "--mode".into(),
+        "plan-and-execute".into(),
     ]
 }
 
@@ -279,12 +287,14 @@ impl Verdict {
                         .push(format!("run {id} is not in the store"));
                 }
                 Some(run) => {
-                    if run.status != "succeeded" || run.steps.len() != STEPS {
+                    // The recording steps and the answer step.
+                    if run.status != "succeeded" || run.steps.len() != STEPS + 1 {
                         verdict.lost += 1;
                         verdict.problems.push(format!(
-                            "run {id} is {} with {} of {STEPS} steps",
+                            "run {id} is {} with {} of {} steps",
                             run.status,
-                            run.steps.len()
+                            run.steps.len(),
+                            STEPS + 1
                         ));
                     }
                     if run.finished_events > 1 {
@@ -345,7 +355,8 @@ impl Verdict {
         }
         for id in submitted {
             if let Some(run) = stored.get(id) {
-                for step in run.steps.keys() {
+                // The answer step (index STEPS) calls no tool.
+                for step in run.steps.keys().filter(|step| **step < STEPS) {
                     if !keys.contains_key(&(id.as_str(), *step)) {
                         verdict
                             .problems

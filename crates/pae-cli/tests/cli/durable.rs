@@ -22,6 +22,24 @@ fn answer(text: &str) -> Value {
     ))
 }
 
+/// The solver's reply: the answer step that closes every plan of `pae run`
+/// writes the answer in plain text.
+fn solved(text: &str) -> Value {
+    Value::String(text.to_owned())
+}
+
+/// A script for resuming: the solver answers `text`, every step answers
+/// `text` (as many as are left, whatever their number).
+fn resume_script(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    let rules = json!({"rules": [
+        {"when": {"contains": "You write the final answer"}, "reply": text},
+        {"reply": answer(text)},
+    ]});
+    std::fs::write(&path, rules.to_string()).unwrap();
+    path
+}
+
 fn plan(steps: &[&str]) -> Value {
     let mut text = String::from("Plan:\n");
     for (i, step) in steps.iter().enumerate() {
@@ -37,7 +55,8 @@ fn script(dir: &Path, name: &str, replies: &[Value]) -> PathBuf {
     path
 }
 
-/// `pae run` with the scripted model and the text planner.
+/// `pae run` with the scripted model, the text planner and plan-and-execute
+/// (each plan closed by an answer step, which takes one reply of its own).
 fn scripted(dir: &Path, objective: &str, script: &Path) -> Command {
     let mut cmd = pae(dir);
     cmd.args([
@@ -47,6 +66,8 @@ fn scripted(dir: &Path, objective: &str, script: &Path) -> Command {
         "scripted",
         "--planner",
         "text",
+        "--mode",
+        "plan-and-execute",
         "--script",
     ])
     .arg(script);
@@ -75,7 +96,7 @@ fn runs_are_recorded_listed_and_shown() {
     let s = script(
         &dir,
         "s.json",
-        &[plan(&["one", "two"]), answer("1"), answer("2")],
+        &[plan(&["one", "two"]), answer("1"), answer("2"), solved("2")],
     );
     let (code, stdout, stderr) = run(&mut scripted(&dir, "count to two", &s));
     assert_eq!(code, 0, "{stderr}");
@@ -98,7 +119,7 @@ fn runs_are_recorded_listed_and_shown() {
     assert_eq!(shown["status"], "succeeded");
     assert_eq!(shown["answer"], "2");
     let steps = shown["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 2);
+    assert_eq!(steps.len(), 3, "two steps and the answer step");
     assert_eq!(steps[0]["step"], "one");
     assert_eq!(steps[0]["status"], "completed");
     assert_eq!(steps[0]["response"], "1");
@@ -198,6 +219,7 @@ fn a_budget_stops_the_run_and_a_larger_one_lets_it_finish() {
             answer("a"),
             answer("b"),
             answer("c"),
+            solved("c"),
         ],
     );
     let (code, stdout, stderr) =
@@ -219,8 +241,7 @@ fn a_budget_stops_the_run_and_a_larger_one_lets_it_finish() {
         .iter()
         .filter(|s| s["status"] == "completed")
         .count();
-    let rest: Vec<Value> = (0..3).map(|_| answer("later")).collect();
-    let more = script(&dir, "more.json", &rest);
+    let more = resume_script(&dir, "more.json", "later");
     let (code, stdout, stderr) = run(pae(&dir)
         .args(["resume", &id, "--budget-tokens", "100000", "--script"])
         .arg(&more));
@@ -235,7 +256,8 @@ fn a_budget_stops_the_run_and_a_larger_one_lets_it_finish() {
     }
 }
 
-/// Starts a slow scripted run of `steps` one-call steps; returns the child
+/// Starts a slow scripted run of `steps` one-call steps (and the answer
+/// step: `steps + 1` in the progress lines); returns the child
 /// and its stderr lines as they come.
 fn slow_run(
     dir: &Path,
@@ -246,6 +268,7 @@ fn slow_run(
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut replies = vec![plan(&refs)];
     replies.extend((0..steps).map(|i| answer(&format!("answer {}", i + 1))));
+    replies.push(solved("all done"));
     let s = script(dir, "slow.json", &replies);
     let mut cmd = scripted(dir, "a slow run", &s);
     cmd.args(["--script-delay-ms", "400", "--json"])
@@ -294,7 +317,7 @@ fn signals_leave_a_transcript_and_a_resumable_run() {
         let transcript = dir.join("run.json");
         let (mut child, rx) = slow_run(&dir, 4, &transcript);
         let mut seen = Vec::new();
-        wait_for(&rx, "▶ step 2/4", &mut seen);
+        wait_for(&rx, "▶ step 2/5", &mut seen);
         signal(&child, name);
         let status = child.wait().unwrap();
         while let Ok(line) = rx.recv_timeout(Duration::from_millis(300)) {
@@ -307,8 +330,7 @@ fn signals_leave_a_transcript_and_a_resumable_run() {
         assert!(!json["steps"].as_array().unwrap().is_empty(), "{json}");
         let stopped = show(&dir, &id);
         assert_eq!(stopped["status"], "interrupted", "SIG{name}");
-        let rest: Vec<Value> = (0..4).map(|_| answer("resumed")).collect();
-        let more = script(&dir, "more.json", &rest);
+        let more = resume_script(&dir, "more.json", "resumed");
         let (code, stdout, stderr) = run(pae(&dir).args(["resume", &id, "--script"]).arg(&more));
         assert_eq!(code, 0, "{stderr}");
         assert_eq!(stdout, "resumed\n");
@@ -323,13 +345,12 @@ fn a_killed_run_resumes_at_once_from_where_it_was() {
     let (mut child, rx) = slow_run(&dir, 4, &transcript);
     let mut seen = Vec::new();
     // Step 3 starts once step 2 is committed.
-    wait_for(&rx, "▶ step 3/4", &mut seen);
+    wait_for(&rx, "▶ step 3/5", &mut seen);
     child.kill().unwrap();
     child.wait().unwrap();
     let id = run_id(&seen.join("\n"));
     assert_eq!(show(&dir, &id)["status"], "running");
-    let rest: Vec<Value> = (0..4).map(|_| answer("resumed")).collect();
-    let more = script(&dir, "more.json", &rest);
+    let more = resume_script(&dir, "more.json", "resumed");
     // The dead process's lease does not block: it is taken over at once.
     let started = Instant::now();
     let (code, stdout, stderr) = run(pae(&dir).args(["resume", &id, "--script"]).arg(&more));
@@ -348,7 +369,12 @@ fn closed_or_full_outputs_do_not_panic_or_lose_the_run() {
     let s = script(
         &dir,
         "s.json",
-        &[plan(&["a", "b"]), answer("first"), answer("second")],
+        &[
+            plan(&["a", "b"]),
+            answer("first"),
+            answer("second"),
+            solved("second"),
+        ],
     );
     // stdout closed before the answer is written (`| true`).
     let mut child = scripted(&dir, "x", &s)
@@ -422,6 +448,7 @@ fn escape_sequences_from_models_never_reach_the_terminal() {
             ]),
             answer("\u{1b}[31mred\u{1b}[0m"),
             answer("fake\r[9.9s] ✔ step 9/9 done\u{1b}[K"),
+            solved("fake\r[9.9s] ✔ step 9/9 done\u{1b}[K"),
         ],
     );
     let out = scripted(&dir, "x", &s).output().unwrap();
@@ -444,7 +471,11 @@ fn escape_sequences_from_models_never_reach_the_terminal() {
 #[test]
 fn transcripts_are_checked_first_and_written_whole() {
     let dir = scratch("store-transcript");
-    let s = script(&dir, "s.json", &[plan(&["a"]), answer("done")]);
+    let s = script(
+        &dir,
+        "s.json",
+        &[plan(&["a"]), answer("done"), solved("done")],
+    );
     let (code, _, stderr) =
         run(scripted(&dir, "x", &s).args(["--json", "/nonexistent/dir/t.json"]));
     assert_eq!(code, 2, "{stderr}");
@@ -536,7 +567,7 @@ fn a_run_in_progress_cannot_be_resumed_by_another_process() {
     let transcript = dir.join("run.json");
     let (mut child, rx) = slow_run(&dir, 3, &transcript);
     let mut seen = Vec::new();
-    wait_for(&rx, "▶ step 1/3", &mut seen);
+    wait_for(&rx, "▶ step 1/4", &mut seen);
     let id = run_id(&seen.join("\n"));
     let (code, _, stderr) = run(pae(&dir).args(["resume", &id]));
     assert_eq!(code, 10, "{stderr}");

@@ -53,6 +53,7 @@ fn script(dir: &Path) -> PathBuf {
     std::fs::write(
         &path,
         r#"{"rules": [
+            {"when": {"contains": "You write the final answer"}, "reply": "recorded both"},
             {"when": {"last_role": "tool"}, "reply": "recorded"},
             {"when": {"contains": "You are the planning part of an agent"},
              "reply": "Plan:\n1. Record step one.\n2. Record step two.\n<END_OF_PLAN>"},
@@ -70,6 +71,8 @@ const FLAGS: &[&str] = &[
     "record",
     "--planner",
     "text",
+    "--mode",
+    "plan-and-execute",
 ];
 
 #[test]
@@ -237,7 +240,8 @@ fn a_submitted_run_is_approved_elsewhere_and_finished_by_a_worker() {
     assert_eq!(code, 0);
     let runs: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(runs.as_array().map(Vec::len), Some(1));
-    assert_eq!(runs[0]["steps_committed"], 2);
+    // The two recording steps and the answer step.
+    assert_eq!(runs[0]["steps_committed"], 3);
     // Each step's side effect happened once.
     let keys = std::fs::read_dir(dir.join("effects/keys")).unwrap().count();
     assert_eq!(keys, 2);
