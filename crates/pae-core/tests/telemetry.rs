@@ -258,8 +258,8 @@ async fn a_run_yields_the_expected_span_tree_and_event_sequence() {
         invoke_agent
           · gen_ai.conversation.id = run-1
           · gen_ai.operation.name = invoke_agent
-          · gen_ai.usage.input_tokens = 30
-          · gen_ai.usage.output_tokens = 12
+          · gen_ai.usage.input_tokens = 50
+          · gen_ai.usage.output_tokens = 20
           · pae.outcome = completed
           · pae.resumed = false
           · pae.run.id = run-1
@@ -401,7 +401,7 @@ async fn a_run_yields_the_expected_span_tree_and_event_sequence() {
             "retrying step=Some(2) attempt=1 wait_ms=250",
             "model_called step=Some(2) call=0 tokens=14 finish=Some(Stop) messages=1 prompt=false",
             "step_finished 2 the sum is 5",
-            "run_finished \"the sum is 5\" tokens=42",
+            "run_finished \"the sum is 5\" tokens=70",
         ]
     "#]]
     .assert_debug_eq(&events);
