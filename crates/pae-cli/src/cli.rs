@@ -404,7 +404,7 @@ pub(crate) struct AgentArgs {
     /// plan (fewest model calls); plan-and-execute runs an agent loop per
     /// step (--planner, --max-iterations and the other loop flags apply to
     /// it and to plan-and-solve steps that need one).
-    #[arg(long, value_enum, default_value_t = Mode::default())]
+    #[arg(long, value_enum, env = "PAE_MODE", default_value_t = Mode::default())]
     #[serde(default)]
     pub(crate) mode: Mode,
 

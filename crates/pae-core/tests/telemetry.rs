@@ -3,6 +3,11 @@
 //! in-memory `tracing` subscriber: the exact span tree with its
 //! attributes, and the exact event sequence.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a failed unwrap is the test failing"
+)]
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};

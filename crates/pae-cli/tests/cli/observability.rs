@@ -43,6 +43,9 @@ fn pae(dir: &Path) -> Command {
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .env_remove("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")
+        // LangChain's loop (closed by the answer step), which these
+        // scripts are written for.
+        .env("PAE_MODE", "plan-and-execute")
         .env("PAE_DATA_DIR", dir.join("data"))
         .env("PAE_CACHE_DIR", dir);
     cmd
@@ -62,7 +65,7 @@ fn run(cmd: &mut Command) -> (i32, String, String) {
 }
 
 /// A three-step run: plan, a step with one tool call, a step answering
-/// in near-JSON, a step answering at once.
+/// in near-JSON, a step answering at once; then the answer step.
 fn three_step_script(dir: &Path) -> PathBuf {
     let script = dir.join("script.json");
     std::fs::write(
@@ -73,6 +76,7 @@ fn three_step_script(dir: &Path) -> PathBuf {
             "17*23 is 391.",
             {"tool_calls": [{"name": "calculator", "arguments": {"expression": "391+366"}}]},
             "391 + 366 = 757.",
+            "The answer is 757.",
             "The answer is 757."
         ]"#,
     )
@@ -120,7 +124,7 @@ fn verbose_runs_show_spans_on_stderr() {
         "close",
         "time.busy",
         // Progress lines are still there.
-        "✔ step 3/3 done in",
+        "✔ step 4/4 done in",
     ] {
         assert!(stderr.contains(needle), "{needle:?} not in:\n{stderr}");
     }
@@ -325,7 +329,7 @@ fn traces_reach_an_otlp_collector() {
     eprintln!("{shown}");
     let expected = format!(
         "invoke_agent gen_ai.operation.name=invoke_agent pae.run.id={id} pae.outcome=completed
-  plan pae.plan.steps=3
+  plan pae.plan.steps=4
     chat gen_ai.operation.name=chat gen_ai.request.model=scripted gen_ai.response.finish_reasons=stop pae.call=0
   step pae.step.index=0 pae.step.status=completed
     chat gen_ai.operation.name=chat gen_ai.request.model=scripted gen_ai.response.finish_reasons=tool_calls pae.call=0
@@ -336,6 +340,8 @@ fn traces_reach_an_otlp_collector() {
     execute_tool gen_ai.operation.name=execute_tool gen_ai.tool.name=calculator
     chat gen_ai.operation.name=chat gen_ai.request.model=scripted gen_ai.response.finish_reasons=stop pae.call=2
   step pae.step.index=2 pae.step.status=completed
+    chat gen_ai.operation.name=chat gen_ai.request.model=scripted gen_ai.response.finish_reasons=stop pae.call=0
+  step pae.step.index=3 pae.step.status=completed
     chat gen_ai.operation.name=chat gen_ai.request.model=scripted gen_ai.response.finish_reasons=stop pae.call=0
 "
     );
@@ -453,7 +459,7 @@ fn the_transcript_follows_its_schema_and_records_each_call_once() {
     check_schema(&json);
     let transcript = pae_transcript::from_str(&text).unwrap();
     assert_eq!(transcript.format, "pae-transcript/2");
-    assert_eq!(transcript.steps.len(), 3);
+    assert_eq!(transcript.steps.len(), 4, "three steps and the answer step");
     for (i, step) in transcript.steps.iter().enumerate() {
         assert_eq!(step.step_index, i);
         assert_eq!(step.status, pae_transcript::StepState::Completed);
@@ -523,6 +529,8 @@ fn fan_out(dir: &Path) -> PathBuf {
     let mut replies = vec![Value::String(plan)];
     replies.extend((0..8).map(|_| Value::String(answer("a fact"))));
     replies.push(Value::String(answer("eight facts, combined")));
+    // The answer step.
+    replies.push(Value::String("eight facts, combined".to_owned()));
     std::fs::write(&script, serde_json::to_string(&replies).unwrap()).unwrap();
     script
 }
@@ -551,8 +559,12 @@ fn the_plan_prints_as_a_mermaid_flowchart() {
     for i in 1..=8 {
         assert!(stdout.contains(&format!("    s{i} --> s9\n")), "{stdout}");
     }
+    // The answer step closing the plan depends on every step.
+    for i in 1..=9 {
+        assert!(stdout.contains(&format!("    s{i} --> s10\n")), "{stdout}");
+    }
     assert!(
-        stdout.contains("class s1,s2,s3,s4,s5,s6,s7,s8,s9 completed"),
+        stdout.contains("class s1,s2,s3,s4,s5,s6,s7,s8,s9,s10 completed"),
         "{stdout}"
     );
 }
@@ -679,8 +691,9 @@ fn the_html_report_renders_in_a_browser_with_parallel_steps_side_by_side() {
         dom.contains("<strong id=\"concurrency\">8</strong>"),
         "{dom}"
     );
-    // Every step is there, in the graph, the timeline and the details.
-    for i in 1..=9 {
+    // Every step is there, in the graph, the timeline and the details (the
+    // nine planned and the answer step).
+    for i in 1..=10 {
         assert!(
             dom.contains(&format!("class=\"node completed\" data-step=\"{i}\"")),
             "graph {i}"
@@ -690,12 +703,13 @@ fn the_html_report_renders_in_a_browser_with_parallel_steps_side_by_side() {
             "details {i}"
         );
     }
-    assert_eq!(dom.matches("class=\"edge\"").count(), 8);
+    // Eight into step 9, nine into the answer step.
+    assert_eq!(dom.matches("class=\"edge\"").count(), 17);
     assert!(dom.contains("eight facts, combined"));
     // The eight look-ups overlap on the timeline; the last step starts
     // after them.
     let bars = step_bars(&dom);
-    assert_eq!(bars.len(), 9, "{bars:?}");
+    assert_eq!(bars.len(), 10, "{bars:?}");
     let first_end = (1..=8)
         .map(|i| bars[&i].0 + bars[&i].1)
         .fold(f64::MAX, f64::min);
@@ -706,6 +720,7 @@ fn the_html_report_renders_in_a_browser_with_parallel_steps_side_by_side() {
         );
     }
     assert!(bars[&9].0 >= first_end - 1.0, "{bars:?}");
+    assert!(bars[&10].0 >= bars[&9].0, "{bars:?}");
 
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pae-report.png");
     let _ = std::fs::remove_file(&shot);
