@@ -145,9 +145,72 @@ pub(crate) async fn prepare(pool: &PgPool) -> Result<(), StoreError> {
     if !check_version(pool).await? {
         create_tables(pool).await?;
     }
+    if all_done(pool).await? {
+        return Ok(());
+    }
+    // One process builds the indexes at a time. The lock is a session lock
+    // taken with `pg_try_advisory_lock` in a loop, never waited for inside
+    // the server: `CREATE INDEX CONCURRENTLY` waits for every older
+    // snapshot, and a session blocked in `pg_advisory_lock` would hold one
+    // while waiting for the builder (a deadlock PostgreSQL reports as
+    // 40P01 to one of them).
+    let what = "taking the migration lock";
+    let mut conn = pool.acquire().await.map_err(|e| error(what, e))?;
+    let mut locked = false;
+    for _ in 0..1200 {
+        locked = sqlx::query_scalar(
+            "SELECT pg_try_advisory_lock(hashtext('pae-run-store-index-migrations'))",
+        )
+        .persistent(false)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| error(what, e))?;
+        if locked || all_done(pool).await? {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !locked {
+        if all_done(pool).await? {
+            return Ok(());
+        }
+        return Err(StoreError::Backend {
+            message: "another process has been migrating the run store for two minutes".into(),
+            source: None,
+            transient: true,
+        });
+    }
+    let result = run_steps(&mut conn).await;
+    let unlocked =
+        sqlx::query("SELECT pg_advisory_unlock(hashtext('pae-run-store-index-migrations'))")
+            .persistent(false)
+            .execute(&mut *conn)
+            .await;
+    result?;
+    if unlocked.is_err() {
+        // The lock goes with the connection, which must not return to the
+        // pool holding it.
+        conn.detach();
+    }
+    Ok(())
+}
+
+/// Whether every migration step has run.
+async fn all_done(pool: &PgPool) -> Result<bool, StoreError> {
+    let done: i64 = sqlx::query_scalar("SELECT count(*) FROM pae.migrations")
+        .persistent(false)
+        .fetch_one(pool)
+        .await
+        .map_err(|e| error("reading the migrations", e))?;
+    Ok(usize::try_from(done).is_ok_and(|done| done >= STEPS.len()))
+}
+
+/// Runs the migration steps not recorded yet, on the connection holding
+/// the migration lock.
+async fn run_steps(conn: &mut sqlx::PgConnection) -> Result<(), StoreError> {
     let done: Vec<i32> = sqlx::query_scalar("SELECT step FROM pae.migrations ORDER BY step")
         .persistent(false)
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await
         .map_err(|e| error("reading the migrations", e))?;
     for (number, (name, step)) in (1..).zip(STEPS) {
@@ -155,7 +218,7 @@ pub(crate) async fn prepare(pool: &PgPool) -> Result<(), StoreError> {
             continue;
         }
         if let Step::Index(index) = step {
-            create_index(pool, index).await?;
+            create_index(&mut *conn, index).await?;
         }
         sqlx::query(
             "INSERT INTO pae.migrations (step, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -163,7 +226,7 @@ pub(crate) async fn prepare(pool: &PgPool) -> Result<(), StoreError> {
         .persistent(false)
         .bind(number)
         .bind(*name)
-        .execute(pool)
+        .execute(&mut *conn)
         .await
         .map_err(|e| error("recording a migration", e))?;
     }
@@ -261,10 +324,10 @@ async fn create_tables(pool: &PgPool) -> Result<(), StoreError> {
 /// Builds an index concurrently; an invalid one left by a build that died
 /// is dropped and built again, one being built by another process is
 /// waited for.
-async fn create_index(pool: &PgPool, index: &Index) -> Result<(), StoreError> {
+async fn create_index(conn: &mut sqlx::PgConnection, index: &Index) -> Result<(), StoreError> {
     let what = format!("creating the index {}", index.name);
     for _ in 0..600 {
-        if let Err(e) = sqlx::raw_sql(index.create).execute(pool).await {
+        if let Err(e) = sqlx::raw_sql(index.create).execute(&mut *conn).await {
             // Concurrent builds of one index can deadlock; the loser tries
             // again and finds the winner's index.
             let e = error(&what, e);
@@ -281,7 +344,7 @@ async fn create_index(pool: &PgPool, index: &Index) -> Result<(), StoreError> {
         )
         .persistent(false)
         .bind(index.name)
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await
         .map_err(|e| error(&what, e))?;
         match (valid, building) {
@@ -289,7 +352,7 @@ async fn create_index(pool: &PgPool, index: &Index) -> Result<(), StoreError> {
             (_, true) => tokio::time::sleep(Duration::from_millis(100)).await,
             _ => {
                 sqlx::raw_sql(index.drop)
-                    .execute(pool)
+                    .execute(&mut *conn)
                     .await
                     .map_err(|e| error(&what, e))?;
             }
