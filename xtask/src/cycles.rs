@@ -64,7 +64,6 @@ const KNOWN: &[(&str, &[&str])] = &[
     // untangled next.
     ("pae_core", &["context", "telemetry"]),
     ("pae_bench", &["langchain", "overhead"]),
-    ("pae", &["exit", "progress", "telemetry"]),
     ("pae", &["report", "run", "runstore", "worker"]),
 ];
 

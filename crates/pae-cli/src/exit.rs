@@ -116,7 +116,7 @@ impl Failure {
                 {
                     message.push_str(&format!(
                         " (the server said: {})",
-                        crate::progress::one_line(body, 300)
+                        crate::term::one_line(body, 300)
                     ));
                 }
                 if let Some(kind) = provider_kind(provider) {

@@ -404,7 +404,7 @@ fn ending_of(result: &RunResult, id: &RunId) -> Result<Ending, Failure> {
                 note.push_str(&format!(
                     "\n  {}. {}",
                     i + 1,
-                    crate::progress::one_line(&step.value, 160)
+                    crate::term::one_line(&step.value, 160)
                 ));
             }
         }

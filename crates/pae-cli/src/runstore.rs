@@ -137,7 +137,7 @@ pub(crate) async fn runs(args: &RunsArgs) -> Result<(), Failure> {
             record.status.as_str(),
             utc(record.created_at_ms),
             steps,
-            term::bounded(&crate::progress::one_line(&record.objective, 200), 80)
+            term::bounded(&crate::term::one_line(&record.objective, 200), 80)
         ));
     }
     Ok(())
@@ -303,7 +303,7 @@ pub(crate) async fn show(args: &ShowArgs) -> Result<(), Failure> {
             term::out(&format!(
                 "  {}. {}",
                 i + 1,
-                crate::progress::one_line(&step.value, 200)
+                crate::term::one_line(&step.value, 200)
             ));
         }
     }
@@ -315,13 +315,10 @@ pub(crate) async fn show(args: &ShowArgs) -> Result<(), Failure> {
         term::out(&format!(
             "  {index}. [{}] {}",
             step["status"].as_str().unwrap_or_default(),
-            crate::progress::one_line(step["step"].as_str().unwrap_or_default(), 160)
+            crate::term::one_line(step["step"].as_str().unwrap_or_default(), 160)
         ));
         if let Some(response) = step["response"].as_str() {
-            term::out(&format!(
-                "     → {}",
-                crate::progress::one_line(response, 200)
-            ));
+            term::out(&format!("     → {}", crate::term::one_line(response, 200)));
         }
         for call in step["calls"].as_array().into_iter().flatten() {
             term::out(&format!(

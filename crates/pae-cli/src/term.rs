@@ -71,9 +71,35 @@ pub(crate) fn bounded(text: &str, max: usize) -> Cow<'_, str> {
     Cow::Owned(format!("{kept}… ({} more characters)", count - max))
 }
 
+/// Cuts text to one line of at most `max` characters, with control
+/// characters shown as escapes.
+pub(crate) fn one_line(text: &str, max: usize) -> String {
+    // Only the first few screens of a huge text can show.
+    let head: String = text.chars().take(max.saturating_mul(4).max(64)).collect();
+    let flat: String = clean(&head)
+        .chars()
+        .map(|c| if c == '\n' || c == '\t' { ' ' } else { c })
+        .collect();
+    let flat = flat.trim();
+    if flat.chars().count() <= max {
+        return flat.to_owned();
+    }
+    let mut cut: String = flat.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_line_flattens_and_cuts() {
+        assert_eq!(one_line(" a\nb ", 10), "a b");
+        assert_eq!(one_line("abcdefghij", 5), "abcd…");
+        assert_eq!(one_line("äöü", 3), "äöü");
+        assert_eq!(one_line("\u{1b}[2Jx", 20), "\\x1b[2Jx");
+    }
 
     #[test]
     fn control_characters_become_visible_escapes() {
