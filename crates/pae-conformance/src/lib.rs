@@ -144,6 +144,9 @@ pub mod env;
 #[cfg(feature = "fault-server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fault-server")))]
 pub mod faults;
+#[cfg(feature = "fuzz")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fuzz")))]
+pub mod fuzz;
 mod options;
 mod reference;
 mod report;

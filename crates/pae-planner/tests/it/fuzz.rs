@@ -2,26 +2,12 @@
 //! generators of the property tests in [`no_panic`](super::no_panic), run
 //! through the same checks, with a budget instead of a fixed case count.
 //!
-//! By default it runs a fixed number of inputs from a fixed seed (part of
-//! `cargo test`, a few seconds); `cargo xtask fuzz [--seconds N] [--seed S]`
-//! sets `PAE_FUZZ_SECONDS` (run until that much time has passed) and
-//! `PAE_FUZZ_SEED`. It prints the inputs it ran, which `xtask fuzz` adds up.
-
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::{Duration, Instant};
+//! The loop itself, its budget and its environment variables are
+//! `pae_conformance::fuzz::run`'s; `cargo xtask fuzz` runs it for longer.
 
 use proptest::prelude::*;
-use proptest::strategy::ValueTree;
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use super::no_panic::{json_value, parse_everything, tokens};
-
-/// Inputs run when no time budget is given.
-const DEFAULT_INPUTS: u64 = 3000;
-
-fn env_number(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
-}
 
 /// Any text, marker soup, or JSON (bare or fenced in prose).
 fn input() -> impl Strategy<Value = String> {
@@ -41,36 +27,7 @@ fn input() -> impl Strategy<Value = String> {
 
 #[test]
 fn parsers_survive_a_fuzz_run() {
-    let seed = env_number("PAE_FUZZ_SEED").unwrap_or(0);
-    let deadline = env_number("PAE_FUZZ_SECONDS").map(|s| Duration::from_secs(s.max(1)));
-    let mut seed_bytes = [0u8; 32];
-    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    let mut runner = TestRunner::new_with_rng(
-        Config::default(),
-        TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes),
-    );
-    let strategy = input();
-    let started = Instant::now();
-    let mut inputs = 0u64;
-    loop {
-        let done = match deadline {
-            Some(limit) => started.elapsed() >= limit,
-            None => inputs >= DEFAULT_INPUTS,
-        };
-        if done {
-            break;
-        }
-        let text = match strategy.new_tree(&mut runner) {
-            Ok(tree) => tree.current(),
-            Err(reason) => panic!("the generator gave up: {reason}"),
-        };
-        if catch_unwind(AssertUnwindSafe(|| parse_everything(&text))).is_err() {
-            panic!("input {inputs} of seed {seed} failed the checks above: {text:?}");
-        }
-        inputs += 1;
-    }
-    println!(
-        "fuzz pae-planner parsers: {inputs} inputs in {:.1} s (seed {seed})",
-        started.elapsed().as_secs_f64()
-    );
+    pae_conformance::fuzz::run("pae-planner parsers", input(), |text: &String| {
+        parse_everything(text)
+    });
 }
