@@ -14,7 +14,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::schema::{self, error};
+use crate::schema::{self, KEY_BITS, error};
 
 /// A [`RunStore`] in one SQLite file. Cheap to share behind an `Arc`; one
 /// connection serves all callers, each operation a short transaction.
@@ -201,12 +201,42 @@ fn run_record(row: RunRow) -> Result<RunRecord, StoreError> {
     Ok(record)
 }
 
-/// Fails unless the run exists.
-fn exists(conn: &Connection, id: &RunId) -> Result<(), StoreError> {
-    conn.prepare_cached("SELECT 1 FROM runs WHERE id = ?1")
-        .and_then(|mut s| s.query_row([id.as_str()], |_| Ok(())).optional())
+/// The run's row number (`rid`); fails unless the run exists.
+fn rid(conn: &Connection, id: &RunId) -> Result<i64, StoreError> {
+    conn.prepare_cached("SELECT rid FROM runs WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id.as_str()], |r| r.get(0)).optional())
         .map_err(|e| error("reading a run", e))?
         .ok_or_else(|| not_found(id))
+}
+
+/// The row key of a run's `n`th step or event: the run's `rid` above
+/// [`KEY_BITS`] bits of `n`.
+fn key(rid: i64, n: u64, what: &str) -> Result<i64, StoreError> {
+    let low = (1_u64 << KEY_BITS) - 1;
+    if n > low {
+        return Err(StoreError::backend(
+            format!("{what} number {n} is beyond the store's limit of {low}"),
+            std::io::Error::from(std::io::ErrorKind::InvalidInput),
+            false,
+        ));
+    }
+    rid.checked_shl(KEY_BITS)
+        .filter(|high| *high >> KEY_BITS == rid && rid >= 0)
+        .map(|high| high | i64::try_from(n).unwrap_or_default())
+        .ok_or_else(|| StoreError::corrupt(format!("run row number {rid} is out of range")))
+}
+
+/// The smallest and largest row keys of a run's steps or events.
+fn key_range(rid: i64) -> Result<(i64, i64), StoreError> {
+    Ok((
+        key(rid, 0, "a row")?,
+        key(rid, (1_u64 << KEY_BITS) - 1, "a row")?,
+    ))
+}
+
+/// The step index or event number of a row key.
+fn key_low(key: i64) -> u64 {
+    unsigned(key) & ((1_u64 << KEY_BITS) - 1)
 }
 
 /// Reads the `record` column of every row a query returns.
@@ -301,23 +331,23 @@ impl RunStore for SqliteStore {
 
     async fn plans(&self, id: &RunId) -> Result<Vec<PlanRevision>, StoreError> {
         let conn = self.conn();
-        exists(&conn, id)?;
+        let rid = rid(&conn, id)?;
         records(
             &conn,
             "plan revisions",
-            "SELECT record FROM plans WHERE run_id = ?1 ORDER BY revision",
-            [id.as_str()],
+            "SELECT record FROM plans WHERE run = ?1 ORDER BY revision",
+            [rid],
         )
     }
 
     async fn steps(&self, id: &RunId) -> Result<Vec<StepRecord>, StoreError> {
         let conn = self.conn();
-        exists(&conn, id)?;
+        let (low, high) = key_range(rid(&conn, id)?)?;
         records(
             &conn,
             "steps",
-            "SELECT record FROM steps WHERE run_id = ?1 ORDER BY idx",
-            [id.as_str()],
+            "SELECT record FROM steps WHERE key BETWEEN ?1 AND ?2 ORDER BY key",
+            [low, high],
         )
     }
 
@@ -327,44 +357,45 @@ impl RunStore for SqliteStore {
         scope: &CallScope,
     ) -> Result<Vec<JournalEntry>, StoreError> {
         let conn = self.conn();
-        exists(&conn, id)?;
+        let rid = rid(&conn, id)?;
         records(
             &conn,
             "journal entries",
-            "SELECT entry FROM journal WHERE run_id = ?1 AND scope = ?2 ORDER BY seq",
-            params![id.as_str(), scope.key()],
+            "SELECT entry FROM journal WHERE run = ?1 AND scope = ?2 ORDER BY seq",
+            params![rid, scope.key()],
         )
     }
 
     async fn journal_all(&self, id: &RunId) -> Result<Vec<JournalEntry>, StoreError> {
         let conn = self.conn();
-        exists(&conn, id)?;
+        let rid = rid(&conn, id)?;
         records(
             &conn,
             "journal entries",
-            "SELECT entry FROM journal WHERE run_id = ?1 ORDER BY scope, seq",
-            [id.as_str()],
+            "SELECT entry FROM journal WHERE run = ?1 ORDER BY scope, seq",
+            [rid],
         )
     }
 
     async fn events(&self, id: &RunId, after: Option<u64>) -> Result<Vec<StoredEvent>, StoreError> {
         let conn = self.conn();
-        exists(&conn, id)?;
+        let rid = rid(&conn, id)?;
+        let (low, high) = key_range(rid)?;
+        let after = after.unwrap_or(0).min(key_low(high));
+        let from = low | i64::try_from(after).unwrap_or_default();
         let rows: Vec<(i64, String)> = conn
             .prepare_cached(
-                "SELECT seq, event FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq",
+                "SELECT key, event FROM events WHERE key > ?1 AND key <= ?2 ORDER BY key",
             )
             .and_then(|mut s| {
-                s.query_map(params![id.as_str(), ms(after.unwrap_or(0))], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })?
-                .collect::<rusqlite::Result<_>>()
+                s.query_map(params![from, high], |row| Ok((row.get(0)?, row.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()
             })
             .map_err(|e| error("reading events", e))?;
         rows.into_iter()
-            .map(|(seq, text)| {
+            .map(|(key, text)| {
                 Ok(StoredEvent {
-                    seq: unsigned(seq),
+                    seq: key_low(key),
                     event: parse("an event", &text)?,
                 })
             })
@@ -448,7 +479,7 @@ impl RunStore for SqliteStore {
             })
             .map_err(|e| error("renewing a lease", e))?;
         if changed == 0 {
-            exists(&conn, &lease.run_id)?;
+            rid(&conn, &lease.run_id)?;
             return Err(lost(lease));
         }
         Ok(renewed)
@@ -466,7 +497,7 @@ impl RunStore for SqliteStore {
             })
             .map_err(|e| error("releasing a lease", e))?;
         if changed == 0 {
-            exists(&conn, &lease.run_id)?;
+            rid(&conn, &lease.run_id)?;
             return Err(lost(lease));
         }
         Ok(())
@@ -478,19 +509,23 @@ impl RunStore for SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| error("committing", e))?;
         let id = lease.run_id.as_str();
-        let fenced: Option<i64> = tx
+        let fenced: Option<(i64, i64)> = tx
             .prepare_cached(
-                "SELECT event_seq FROM runs WHERE id = ?1 AND lease_owner = ?2 AND lease_epoch = ?3",
+                "SELECT rid, event_seq FROM runs \
+                 WHERE id = ?1 AND lease_owner = ?2 AND lease_epoch = ?3",
             )
             .and_then(|mut s| {
-                s.query_row(params![id, lease.owner, ms(lease.epoch)], |r| r.get(0))
-                    .optional()
+                s.query_row(params![id, lease.owner, ms(lease.epoch)], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
             })
             .map_err(|e| error("committing", e))?;
-        let Some(mut event_seq) = fenced else {
-            exists(&tx, &lease.run_id)?;
+        let Some((rid, event_seq)) = fenced else {
+            self::rid(&tx, &lease.run_id)?;
             return Err(lost(lease));
         };
+        let mut event_seq = unsigned(event_seq);
         let conflict = |reason: String| StoreError::Conflict {
             id: id.to_owned(),
             reason,
@@ -498,8 +533,8 @@ impl RunStore for SqliteStore {
         // Any error below drops `tx`, which rolls everything back.
         if let Some(plan) = &commit.plan {
             let next: i64 = tx
-                .prepare_cached("SELECT count(*) FROM plans WHERE run_id = ?1")
-                .and_then(|mut s| s.query_row([id], |r| r.get(0)))
+                .prepare_cached("SELECT count(*) FROM plans WHERE run = ?1")
+                .and_then(|mut s| s.query_row([rid], |r| r.get(0)))
                 .map_err(|e| error("committing a plan", e))?;
             if i64::from(plan.revision) != next {
                 return Err(conflict(format!(
@@ -508,14 +543,14 @@ impl RunStore for SqliteStore {
                 )));
             }
             let text = json(plan)?;
-            tx.prepare_cached("INSERT INTO plans (run_id, revision, record) VALUES (?1, ?2, ?3)")
-                .and_then(|mut s| s.execute(params![id, plan.revision, text]))
+            tx.prepare_cached("INSERT INTO plans (run, revision, record) VALUES (?1, ?2, ?3)")
+                .and_then(|mut s| s.execute(params![rid, plan.revision, text]))
                 .map_err(|e| error("committing a plan", e))?;
         }
         if let Some(revision) = commit.approve {
             let text: Option<String> = tx
-                .prepare_cached("SELECT record FROM plans WHERE run_id = ?1 AND revision = ?2")
-                .and_then(|mut s| s.query_row(params![id, revision], |r| r.get(0)).optional())
+                .prepare_cached("SELECT record FROM plans WHERE run = ?1 AND revision = ?2")
+                .and_then(|mut s| s.query_row(params![rid, revision], |r| r.get(0)).optional())
                 .map_err(|e| error("approving a plan", e))?;
             let Some(text) = text else {
                 return Err(conflict(format!("no plan revision {revision}")));
@@ -523,19 +558,19 @@ impl RunStore for SqliteStore {
             let mut plan: PlanRevision = parse("a plan revision", &text)?;
             plan.approved = true;
             let text = json(&plan)?;
-            tx.prepare_cached("UPDATE plans SET record = ?3 WHERE run_id = ?1 AND revision = ?2")
-                .and_then(|mut s| s.execute(params![id, revision, text]))
+            tx.prepare_cached("UPDATE plans SET record = ?3 WHERE run = ?1 AND revision = ?2")
+                .and_then(|mut s| s.execute(params![rid, revision, text]))
                 .map_err(|e| error("approving a plan", e))?;
         }
         for step in &commit.steps {
             let text = json(step)?;
-            let index = i64::try_from(step.index).unwrap_or(i64::MAX);
+            let index = u64::try_from(step.index).unwrap_or(u64::MAX);
+            let key = key(rid, index, "step")?;
             let inserted = tx
                 .prepare_cached(
-                    "INSERT INTO steps (run_id, idx, record) VALUES (?1, ?2, ?3) \
-                     ON CONFLICT DO NOTHING",
+                    "INSERT INTO steps (key, record) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
                 )
-                .and_then(|mut s| s.execute(params![id, index, text]))
+                .and_then(|mut s| s.execute(params![key, text]))
                 .map_err(|e| error("committing a step", e))?;
             if inserted == 0 {
                 return Err(conflict(format!(
@@ -545,51 +580,57 @@ impl RunStore for SqliteStore {
             }
         }
         for (scope, from) in &commit.truncate {
-            tx.prepare_cached("DELETE FROM journal WHERE run_id = ?1 AND scope = ?2 AND seq >= ?3")
-                .and_then(|mut s| s.execute(params![id, scope.key(), from]))
+            tx.prepare_cached("DELETE FROM journal WHERE run = ?1 AND scope = ?2 AND seq >= ?3")
+                .and_then(|mut s| s.execute(params![rid, scope.key(), from]))
                 .map_err(|e| error("truncating the journal", e))?;
         }
         for entry in &commit.journal {
             let text = json(entry)?;
             tx.prepare_cached(
-                "INSERT INTO journal (run_id, scope, seq, entry) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (run_id, scope, seq) DO UPDATE SET entry = excluded.entry",
+                "INSERT INTO journal (run, scope, seq, entry) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (run, scope, seq) DO UPDATE SET entry = excluded.entry",
             )
-            .and_then(|mut s| s.execute(params![id, entry.scope.key(), entry.seq, text]))
+            .and_then(|mut s| s.execute(params![rid, entry.scope.key(), entry.seq, text]))
             .map_err(|e| error("writing the journal", e))?;
         }
         for event in &commit.events {
             event_seq += 1;
+            let key = key(rid, event_seq, "event")?;
             let text = json(event)?;
-            tx.prepare_cached("INSERT INTO events (run_id, seq, event) VALUES (?1, ?2, ?3)")
-                .and_then(|mut s| s.execute(params![id, event_seq, text]))
+            tx.prepare_cached("INSERT INTO events (key, event) VALUES (?1, ?2)")
+                .and_then(|mut s| s.execute(params![key, text]))
                 .map_err(|e| error("storing events", e))?;
         }
-        let status = commit.status.map(RunStatus::as_str);
+        if let Some(status) = commit.status {
+            // Its own statement: the status index is written only when the
+            // status is.
+            tx.prepare_cached("UPDATE runs SET status = ?2 WHERE rid = ?1 AND status <> ?2")
+                .and_then(|mut s| s.execute(params![rid, status.as_str()]))
+                .map_err(|e| error("updating the run's status", e))?;
+        }
         let spent = commit.spent.as_ref().map(json).transpose()?;
         let ending = commit.ending.as_ref().map(json).transpose()?;
         let settings = commit.settings.as_ref().map(json).transpose()?;
         let budget = commit.budget.as_ref().map(json).transpose()?;
         tx.prepare_cached(
-            "UPDATE runs SET status = coalesce(?2, status), spent = coalesce(?3, spent), \
-             ending = coalesce(?4, ending), settings = coalesce(?5, settings), \
-             budget = coalesce(?6, budget), event_seq = ?7, updated_at = ?8 WHERE id = ?1",
+            "UPDATE runs SET spent = coalesce(?2, spent), \
+             ending = coalesce(?3, ending), settings = coalesce(?4, settings), \
+             budget = coalesce(?5, budget), event_seq = ?6, updated_at = ?7 WHERE rid = ?1",
         )
         .and_then(|mut s| {
             s.execute(params![
-                id,
-                status,
+                rid,
                 spent,
                 ending,
                 settings,
                 budget,
-                event_seq,
+                ms(event_seq),
                 ms(now_ms())
             ])
         })
         .map_err(|e| error("updating the run", e))?;
         tx.commit().map_err(|e| error("committing", e))?;
-        Ok(unsigned(event_seq))
+        Ok(event_seq)
     }
 }
 

@@ -107,3 +107,233 @@ async fn two_connections_to_one_file_share_leases() {
     let busy = b.acquire(&id, "b", ttl, Takeover::IfExpired).await;
     assert!(matches!(busy, Err(StoreError::Busy { .. })), "{busy:?}");
 }
+
+/// Version 1's tables, verbatim: what files written by pae 0.x before the
+/// rowid-keyed layout hold.
+const V1_TABLES: &str = "
+CREATE TABLE runs (
+    id               TEXT PRIMARY KEY,
+    objective        TEXT NOT NULL,
+    inputs           TEXT NOT NULL,
+    settings         TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    approval         TEXT NOT NULL,
+    budget           TEXT NOT NULL,
+    spent            TEXT NOT NULL,
+    ending           TEXT NOT NULL,
+    lease_owner      TEXT,
+    lease_epoch      INTEGER NOT NULL DEFAULT 0,
+    lease_expires_at INTEGER NOT NULL DEFAULT 0,
+    event_seq        INTEGER NOT NULL DEFAULT 0,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL
+);
+CREATE INDEX runs_by_creation ON runs (created_at, id);
+CREATE INDEX runs_by_status ON runs (status, created_at);
+CREATE TABLE plans (
+    run_id     TEXT NOT NULL REFERENCES runs (id),
+    revision   INTEGER NOT NULL,
+    record     TEXT NOT NULL,
+    PRIMARY KEY (run_id, revision)
+) WITHOUT ROWID;
+CREATE TABLE steps (
+    run_id TEXT NOT NULL REFERENCES runs (id),
+    idx    INTEGER NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (run_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE journal (
+    run_id TEXT NOT NULL REFERENCES runs (id),
+    scope  TEXT NOT NULL,
+    seq    INTEGER NOT NULL,
+    entry  TEXT NOT NULL,
+    PRIMARY KEY (run_id, scope, seq)
+) WITHOUT ROWID;
+CREATE TABLE events (
+    run_id TEXT NOT NULL REFERENCES runs (id),
+    seq    INTEGER NOT NULL,
+    event  TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+";
+
+/// Rewrites a current store file in version 1's layout (the same rows).
+fn rewrite_as_version_1(path: &std::path::Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(&format!(
+        "BEGIN;
+         ALTER TABLE runs RENAME TO runs_v2;
+         ALTER TABLE plans RENAME TO plans_v2;
+         ALTER TABLE steps RENAME TO steps_v2;
+         ALTER TABLE journal RENAME TO journal_v2;
+         ALTER TABLE events RENAME TO events_v2;
+         DROP INDEX runs_by_creation;
+         DROP INDEX runs_by_status;
+         {V1_TABLES}
+         INSERT INTO runs SELECT id, objective, inputs, settings, status, approval, budget,
+             spent, ending, lease_owner, lease_epoch, lease_expires_at, event_seq,
+             created_at, updated_at FROM runs_v2 ORDER BY rid;
+         INSERT INTO plans SELECT r.id, p.revision, p.record
+             FROM plans_v2 p JOIN runs_v2 r ON r.rid = p.run;
+         INSERT INTO steps SELECT r.id, s.key & 4294967295, s.record
+             FROM steps_v2 s JOIN runs_v2 r ON r.rid = s.key >> 32;
+         INSERT INTO journal SELECT r.id, j.scope, j.seq, j.entry
+             FROM journal_v2 j JOIN runs_v2 r ON r.rid = j.run;
+         INSERT INTO events SELECT r.id, e.key & 4294967295, e.event
+             FROM events_v2 e JOIN runs_v2 r ON r.rid = e.key >> 32;
+         DROP TABLE events_v2; DROP TABLE journal_v2; DROP TABLE steps_v2;
+         DROP TABLE plans_v2; DROP TABLE runs_v2;
+         UPDATE pae_meta SET value = '1' WHERE key = 'schema_version';
+         COMMIT;"
+    ))
+    .unwrap();
+}
+
+/// Everything the store holds about `id`, as JSON, for comparing.
+async fn snapshot(store: &SqliteStore, id: &RunId) -> serde_json::Value {
+    let mut run = store.run(id).await.unwrap();
+    run.lease = None;
+    serde_json::json!({
+        "run": serde_json::to_value(&run).unwrap(),
+        "plans": serde_json::to_value(store.plans(id).await.unwrap()).unwrap(),
+        "steps": serde_json::to_value(store.steps(id).await.unwrap()).unwrap(),
+        "journal": serde_json::to_value(store.journal_all(id).await.unwrap()).unwrap(),
+        "events": serde_json::to_value(store.events(id, None).await.unwrap()).unwrap(),
+        "events_after_2": serde_json::to_value(store.events(id, Some(2)).await.unwrap()).unwrap(),
+    })
+}
+
+#[tokio::test]
+async fn a_version_1_store_is_upgraded_in_place_and_loses_nothing() {
+    use pae_core::store::{
+        CallKind, CallScope, CallState, Commit, JournalEntry, PlanRevision, PlanSource,
+        StepRecord,
+    };
+    use pae_core::{Event, EventKind, Plan, StepResponse, TokenUsage};
+
+    let event = |kind| Event {
+        at: std::time::Duration::from_millis(5),
+        kind,
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.db");
+    let ids = [RunId::generate(), RunId::generate()];
+    let mut before = Vec::new();
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        for (n, id) in ids.iter().enumerate() {
+            store
+                .create(&RunRecord::new(id.clone(), format!("objective {n}")))
+                .await
+                .unwrap();
+            let ttl = std::time::Duration::from_secs(30);
+            let lease = store
+                .acquire(id, "writer", ttl, Takeover::IfExpired)
+                .await
+                .unwrap();
+            let plan = Plan::new(["first", "second", "third"]);
+            let mut commit = Commit::new();
+            commit.plan = Some(PlanRevision {
+                revision: 0,
+                plan: plan.clone(),
+                source: PlanSource::Planner,
+                approved: false,
+                created_at_ms: 1,
+            });
+            commit.events = vec![event(EventKind::PlanCreated { plan: plan.clone() })];
+            store.commit(&lease, commit).await.unwrap();
+            for index in 0..3 {
+                let scope = CallScope::Step { revision: 0, index };
+                let mut commit = Commit::new();
+                commit.journal = vec![JournalEntry {
+                    scope: scope.clone(),
+                    seq: 0,
+                    kind: CallKind::Tool,
+                    name: "lookup".into(),
+                    request_hash: format!("hash{index}"),
+                    idempotency_key: Some(format!("{id}/0/{index}/0")),
+                    state: CallState::Done,
+                    request: serde_json::json!({"key": index}),
+                    result: serde_json::json!({"ok": format!("value {index}")}),
+                    usage: TokenUsage::default(),
+                    started_at_ms: 1,
+                    finished_at_ms: Some(2),
+                }];
+                commit.steps = vec![StepRecord {
+                    index,
+                    revision: 0,
+                    step: plan.steps[index].clone(),
+                    response: StepResponse::new(format!("done {index} of run {n}")),
+                    attempt: 1,
+                    started_at_ms: 1,
+                    finished_at_ms: 2,
+                }];
+                commit.events = vec![
+                    event(EventKind::StepStarted {
+                        step_index: index,
+                        step: plan.steps[index].clone(),
+                    }),
+                    event(EventKind::StepFinished {
+                        step_index: index,
+                        step: plan.steps[index].clone(),
+                        response: StepResponse::new(format!("done {index}")),
+                    }),
+                ];
+                store.commit(&lease, commit).await.unwrap();
+            }
+            store.release(&lease).await.unwrap();
+            before.push(snapshot(&store, id).await);
+        }
+    }
+    rewrite_as_version_1(&path);
+    let store = SqliteStore::open(&path).unwrap();
+    for (id, before) in ids.iter().zip(&before) {
+        assert_eq!(&snapshot(&store, id).await, before);
+    }
+    let version: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT value FROM pae_meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, pae_sqlite::SCHEMA_VERSION.to_string());
+    // The upgraded store keeps working: a new run goes after the old ones.
+    let id = RunId::generate();
+    store.create(&RunRecord::new(id.clone(), "new")).await.unwrap();
+    let listed: Vec<String> = store
+        .list(&pae_core::store::RunFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.objective)
+        .collect();
+    assert_eq!(listed, ["objective 0", "objective 1", "new"]);
+}
+
+#[test]
+fn a_store_of_a_newer_version_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "UPDATE pae_meta SET value = '99' WHERE key = 'schema_version'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::SchemaVersion {
+                found: 99,
+                expected: pae_sqlite::SCHEMA_VERSION
+            }
+        ),
+        "{err:?}"
+    );
+}
