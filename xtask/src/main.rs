@@ -14,6 +14,7 @@ mod postgres;
 mod release;
 mod servers;
 mod setup;
+mod spans;
 mod util;
 
 use std::process::{Command, ExitCode};
@@ -58,6 +59,10 @@ Commands:
                        `bench overhead --vs-langchain` (installs the pinned
                        LangChain into $PAE_CACHE_DIR/langchain-venv and runs
                        both on the same workload)
+  bench spans [--rounds N] [--steps LIST]
+                       what tracing spans cost with no subscriber: the
+                       overhead suite built with spans compiled out and as
+                       shipped, run in alternating rounds, side by side
   fuzz [--seconds N] [--seed S]
                        run the parsers' fuzz loops (pae-planner, pae-executor;
                        `cargo test` runs them for a fixed 3000 inputs each) for
@@ -272,6 +277,9 @@ fn chaos(args: &[String]) -> Result<()> {
 }
 
 fn bench(args: &[String]) -> Result<()> {
+    if args.first().is_some_and(|a| a == "spans") {
+        return spans::bench(&args[1..]);
+    }
     // Without arguments: every suite, one after another.
     let suites: Vec<Vec<String>> = if args.is_empty() {
         ["overhead", "latency", "tool-calls", "store", "llamacpp"]
