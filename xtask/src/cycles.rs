@@ -62,7 +62,6 @@ const KNOWN: &[(&str, &[&str])] = &[
     // benchmark and worker branches were merged together (each branch was
     // acyclic on its own); listed so that any further cycle fails, to be
     // untangled next.
-    ("pae_core", &["context", "telemetry"]),
 ];
 
 /// Runs the check over every library and binary target of the workspace and
