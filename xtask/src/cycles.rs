@@ -35,34 +35,7 @@ type ModPath = Vec<String>;
 /// Cycles that exist and are to be untangled, by crate target and the
 /// modules in the cycle (sorted, as reported). Any other cycle fails the
 /// check, and so does an entry here whose cycle is gone or has changed.
-///
-/// pae-core: `error` names store types (`StoreError`, `Interruption`,
-/// `RunStatus`, `BudgetKind`) in `RunError`, the store's records name
-/// `RunOutcome` and `Inputs`, and `RunResult` names the store's `RunId` and
-/// `Spent`, while everything uses `error`. Untangling it means a leaf
-/// module for the run's plain data (status, outcome, budget kinds, ids)
-/// that both `error` and `store` use.
-const KNOWN: &[(&str, &[&str])] = &[
-    (
-        "pae_core",
-        &[
-            "chain",
-            "error",
-            "event",
-            "model",
-            "plan_execute::result",
-            "prompt",
-            "store",
-            "store::id",
-            "store::memory",
-            "store::records",
-        ],
-    ),
-    // The cycles below came in when the durable-runs, observability,
-    // benchmark and worker branches were merged together (each branch was
-    // acyclic on its own); listed so that any further cycle fails, to be
-    // untangled next.
-];
+const KNOWN: &[(&str, &[&str])] = &[];
 
 /// Runs the check over every library and binary target of the workspace and
 /// fails when any crate has a module cycle.
