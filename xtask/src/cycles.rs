@@ -32,48 +32,12 @@ struct Module {
 
 type ModPath = Vec<String>;
 
-/// Cycles that exist and are to be untangled, by crate target and the
-/// modules in the cycle (sorted, as reported). Any other cycle fails the
-/// check, and so does an entry here whose cycle is gone or has changed.
-///
-/// pae-core: `error` names store types (`StoreError`, `Interruption`,
-/// `RunStatus`, `BudgetKind`) in `RunError`, the store's records name
-/// `RunOutcome` and `Inputs`, and `RunResult` names the store's `RunId` and
-/// `Spent`, while everything uses `error`. Untangling it means a leaf
-/// module for the run's plain data (status, outcome, budget kinds, ids)
-/// that both `error` and `store` use.
-const KNOWN: &[(&str, &[&str])] = &[
-    (
-        "pae_core",
-        &[
-            "chain",
-            "error",
-            "event",
-            "model",
-            "plan_execute::result",
-            "prompt",
-            "store",
-            "store::id",
-            "store::memory",
-            "store::records",
-        ],
-    ),
-    // The cycles below came in when the durable-runs, observability,
-    // benchmark and worker branches were merged together (each branch was
-    // acyclic on its own); listed so that any further cycle fails, to be
-    // untangled next.
-    ("pae_core", &["context", "telemetry"]),
-    ("pae_bench", &["langchain", "overhead"]),
-    ("pae", &["report", "run", "runstore", "worker"]),
-];
-
 /// Runs the check over every library and binary target of the workspace and
 /// fails when any crate has a module cycle.
 pub(crate) fn check() -> Result<()> {
     let text = output(cargo().args(["metadata", "--no-deps", "--format-version", "1"]))?;
     let meta: Value = serde_json::from_str(&text)?;
     let mut found = Vec::new();
-    let mut known_seen = Vec::new();
     let mut crates = 0;
     for package in meta["packages"]
         .as_array()
@@ -99,51 +63,22 @@ pub(crate) fn check() -> Result<()> {
             crates += 1;
             let target_name = target["name"].as_str().unwrap_or("?");
             for cycle in crate_cycles(Path::new(root))? {
-                let text = format!(
+                found.push(format!(
                     "{name} ({target_name}): {}\n      {}",
                     cycle.modules.join(", "),
                     cycle.edges.join("\n      ")
-                );
-                let known = KNOWN.iter().position(|(krate, modules)| {
-                    *krate == target_name && cycle.modules.iter().eq(modules.iter())
-                });
-                match known {
-                    Some(index) => {
-                        eprintln!("  known module cycle (to untangle): {text}");
-                        known_seen.push(index);
-                    }
-                    None => found.push(text),
-                }
+                ));
             }
         }
-    }
-    let stale: Vec<String> = KNOWN
-        .iter()
-        .enumerate()
-        .filter(|(index, _)| !known_seen.contains(index))
-        .map(|(_, (krate, modules))| format!("{krate}: {}", modules.join(", ")))
-        .collect();
-    for entry in &stale {
-        eprintln!(
-            "  KNOWN lists a cycle that is gone (remove it from xtask/src/cycles.rs): {entry}"
-        );
     }
     for cycle in &found {
         eprintln!("  module cycle: {cycle}");
     }
-    if found.is_empty() && stale.is_empty() {
-        eprintln!(
-            "no new module cycles in {crates} crate targets ({} known)",
-            known_seen.len()
-        );
+    if found.is_empty() {
+        eprintln!("no module cycles in {crates} crate targets");
         Ok(())
     } else {
-        Err(format!(
-            "{} new module cycle(s), {} stale KNOWN entr(ies)",
-            found.len(),
-            stale.len()
-        )
-        .into())
+        Err(format!("{} module cycle(s)", found.len()).into())
     }
 }
 

@@ -74,6 +74,9 @@ pub fn run(command: &Command) -> Result<(), BenchError> {
             }
             Ok(())
         }
+        // The comparison runs the overhead suite's cases, so it is
+        // dispatched here rather than from `overhead::run`.
+        Command::Overhead(options) if options.vs_langchain => langchain::run(options),
         Command::Overhead(options) => overhead::run(options),
         Command::Latency(options) => latency::run(options),
         Command::Llamacpp(options) => llamacpp::run(options),

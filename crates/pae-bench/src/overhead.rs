@@ -427,14 +427,13 @@ pub fn json_row(f: &Figures) -> String {
     .to_string()
 }
 
-/// Runs the suite with command-line options.
+/// Runs the suite with command-line options. `--vs-langchain` is not
+/// handled here: [`crate::run`] sends it to [`crate::langchain::run`],
+/// which uses this suite's cases (so this module does not depend on it).
 ///
 /// # Errors
 /// [`BenchError::Failed`] when a case fails.
 pub fn run(args: &Args) -> Result<(), BenchError> {
-    if args.vs_langchain {
-        return crate::langchain::run(args);
-    }
     let (steps, variants, histories) = (&args.steps, &args.variants, &args.history);
     let repeats = args.repeat;
     let json = args.format == Format::Json;

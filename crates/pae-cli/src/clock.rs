@@ -1,5 +1,5 @@
 //! A fixed "now" for the `time` tool (`--now` / `PAE_NOW`): RFC 3339
-//! timestamps read into a `SystemTime`.
+//! timestamps read into a `SystemTime`; and stored times printed as UTC.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -66,6 +66,28 @@ pub(crate) fn parse_rfc3339(text: &str) -> Result<SystemTime, String> {
     Ok(UNIX_EPOCH + Duration::from_secs(seconds))
 }
 
+/// A time in milliseconds since the epoch as `YYYY-MM-DD HH:MM:SSZ`.
+pub(crate) fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil-from-days.
+    let z = i64::try_from(days).unwrap_or_default() + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
 /// Days since 1970-01-01 (Howard Hinnant's algorithm).
 fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let year = year - i64::from(month <= 2);
@@ -87,6 +109,13 @@ mod tests {
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_secs()
+    }
+
+    #[test]
+    fn times_print_in_utc() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00Z");
+        assert_eq!(utc(1_796_550_600_000), "2026-12-06 09:50:00Z");
+        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00Z");
     }
 
     #[test]

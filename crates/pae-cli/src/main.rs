@@ -23,6 +23,7 @@ mod report;
 mod run;
 mod runstore;
 mod scripted;
+mod settings;
 mod strategy;
 mod submit;
 mod telemetry;

@@ -19,8 +19,8 @@ use pae_core::store::{
 use pae_core::{EventKind, Plan, RunId, StepStatus, TokenUsage};
 use serde_json::Value;
 
+use crate::clock::utc;
 use crate::exit::{Failure, FailureKind};
-use crate::runstore::utc;
 
 /// Everything the report is made of, read from the store.
 pub(crate) struct RunData {

@@ -1,5 +1,6 @@
-//! The run store the commands use, and the commands that only read or
-//! decide: `runs`, `show`, `approve`, `edit`, `reject`.
+//! The run store the commands use (a SQLite file, or PostgreSQL with the
+//! worker queue's tables), and the commands that only read or decide:
+//! `runs`, `show`, `approve`, `edit`, `reject`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,10 +10,14 @@ use pae_core::store::{
 };
 use pae_core::{Decision, Plan, PlanOutputParser, RunId, Step, StepStatus};
 use pae_planner::PlanningOutputParser;
+use pae_postgres::{PgStore, PgStoreOptions};
+use pae_worker::Queue;
 use serde_json::{Value, json};
 
 use crate::cli::{DecideArgs, EditArgs, RejectArgs, RunsArgs, ShowArgs, StoreArgs};
+use crate::clock::utc;
 use crate::exit::{Failure, FailureKind};
+use crate::provider;
 use crate::term;
 
 /// `$PAE_DATA_DIR`, or `~/.local/share/pae`.
@@ -42,12 +47,28 @@ pub(crate) fn is_postgres(location: &str) -> bool {
 pub(crate) async fn open(args: &StoreArgs) -> Result<Arc<dyn RunStore>, Failure> {
     let location = location(args);
     if is_postgres(&location) {
-        return Ok(Arc::new(crate::worker::open_postgres(&location).await?));
+        return Ok(Arc::new(open_postgres(&location).await?));
     }
     let store = pae_sqlite::SqliteStore::open(&location).map_err(|err| {
         Failure::from_error(&err, &format!("cannot use the run store {location}"))
     })?;
     Ok(Arc::new(store))
+}
+
+/// Opens a PostgreSQL store with the worker queue's tables and its
+/// approval hook, so `pae approve` wakes the run for the workers.
+pub(crate) async fn open_postgres(url: &str) -> Result<PgStore, Failure> {
+    pae_worker::connect(PgStoreOptions::new(url), &Queue::default())
+        .await
+        .map_err(|err| {
+            Failure::from_error(
+                &err,
+                &format!(
+                    "cannot use the run store {}",
+                    provider::without_credentials(url)
+                ),
+            )
+        })
 }
 
 /// Checks a run id given on the command line.
@@ -57,28 +78,6 @@ pub(crate) fn run_id(text: &str) -> Result<RunId, Failure> {
 
 fn store_failure(err: &pae_core::StoreError) -> Failure {
     Failure::from_error(err, "the run store")
-}
-
-/// A time in milliseconds since the epoch as `YYYY-MM-DD HH:MM:SSZ`.
-pub(crate) fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil-from-days.
-    let z = i64::try_from(days).unwrap_or_default() + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
 }
 
 fn summary_json(record: &RunRecord, steps: usize) -> Value {
@@ -451,13 +450,6 @@ pub(crate) async fn reject(args: &RejectArgs) -> Result<(), Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times_print_in_utc() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00Z");
-        assert_eq!(utc(1_796_550_600_000), "2026-12-06 09:50:00Z");
-        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00Z");
-    }
 
     #[test]
     fn plans_are_read_from_json_or_a_numbered_list() {

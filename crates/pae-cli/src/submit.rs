@@ -9,8 +9,8 @@ use crate::agent;
 use crate::cli::SubmitArgs;
 use crate::exit::{Failure, FailureKind};
 use crate::provider;
-use crate::run::StoredSettings;
 use crate::runstore;
+use crate::settings::StoredSettings;
 use crate::term;
 
 /// `pae submit`: prints the run's id as the last line on stdout.
@@ -27,7 +27,7 @@ pub(crate) async fn submit(args: SubmitArgs) -> Result<(), Failure> {
     provider::check_flags(&args.model)?;
     agent::tools_for(&args.agent)?;
     let budget = agent::budget_for(&args.budget)?;
-    let store = crate::worker::open_postgres(&location).await?;
+    let store = runstore::open_postgres(&location).await?;
     let settings = StoredSettings::new(&args.model, &args.agent);
     let mut record = RunRecord::new(RunId::generate(), args.objective.clone());
     record.inputs.insert("input".into(), args.objective.clone());

@@ -1,6 +1,6 @@
 //! `pae worker`: serve the queued runs of a PostgreSQL store, building each
 //! run's agent from the settings stored with it exactly as `pae resume`
-//! does; and opening PostgreSQL stores for every command.
+//! does.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,32 +9,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pae_core::store::RunRecord;
 use pae_core::{ChatModel, PlanAndExecute};
-use pae_postgres::{PgStore, PgStoreOptions};
 use pae_worker::{AgentFactory, BuildError, Queue, Worker, WorkerEvent, WorkerOptions};
 
 use crate::agent;
 use crate::cli::{Provider, WorkerArgs};
 use crate::exit::{Failure, FailureKind};
 use crate::provider;
-use crate::run::StoredSettings;
 use crate::runstore;
+use crate::settings::StoredSettings;
 use crate::term;
-
-/// Opens a PostgreSQL store with the worker queue's tables and its
-/// approval hook, so `pae approve` wakes the run for the workers.
-pub(crate) async fn open_postgres(url: &str) -> Result<PgStore, Failure> {
-    pae_worker::connect(PgStoreOptions::new(url), &Queue::default())
-        .await
-        .map_err(|err| {
-            Failure::from_error(
-                &err,
-                &format!(
-                    "cannot use the run store {}",
-                    provider::without_credentials(url)
-                ),
-            )
-        })
-}
 
 /// Builds agents from the settings the command line stored with a run.
 #[derive(Default)]
@@ -95,7 +78,7 @@ pub(crate) async fn worker(args: WorkerArgs) -> Result<(), Failure> {
         .with_grace(seconds(args.grace, "--grace")?)
         .with_sweep_every(seconds(args.sweep_every, "--sweep-every")?)
         .with_poll_every(Duration::from_millis(args.poll_ms));
-    let store = open_postgres(&location).await?;
+    let store = runstore::open_postgres(&location).await?;
     let quiet = args.quiet;
     let worker = Worker::with_options(
         store.clone(),

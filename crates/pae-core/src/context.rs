@@ -21,10 +21,14 @@ use crate::store::{
     Budget, CallKind, CallScope, CallState, Commit, Interruption, JournalEntry, Lease, RunId,
     RunStore, Spent, StoreError, now_ms,
 };
-use crate::telemetry::{self, Scoped};
+use crate::telemetry::error_type::{provider_error_type, tool_error_type};
 use crate::tool::{Tool, ToolContext};
 use tracing::Instrument;
 use tracing::field::Empty;
+
+mod ambient;
+
+pub(crate) use ambient::{Scoped, with_current};
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A poisoned lock only means a callback panicked mid-update; the data
@@ -208,7 +212,7 @@ impl RunContext {
     /// run. For code that holds no context (middleware, parsers) and wants
     /// to [`emit`](Self::emit) events; `None` outside a run.
     pub fn current() -> Option<Self> {
-        telemetry::current()
+        ambient::current()
     }
 
     /// Continues spending from an earlier session.
@@ -539,7 +543,7 @@ impl RunContext {
             .instrument(span.clone())
             .await;
         if let Err(error) = &result {
-            span.record("error.type", telemetry::provider_error_type(error).as_str());
+            span.record("error.type", provider_error_type(error).as_str());
             span.record("otel.status_code", "ERROR");
         }
         result
@@ -720,7 +724,7 @@ impl RunContext {
                 }
                 Ok(_) => {}
                 Err(error) => {
-                    span.record("error.type", telemetry::tool_error_type(error));
+                    span.record("error.type", tool_error_type(error));
                     span.record("otel.status_code", "ERROR");
                 }
             }

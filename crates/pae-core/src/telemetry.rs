@@ -1,7 +1,8 @@
 //! Observability beyond the event callback: `tracing` spans named and
 //! attributed after OpenTelemetry's GenAI semantic conventions, and the
-//! ambient run context through which code that holds no [`RunContext`]
-//! (middleware, parsers) still reports events.
+//! ambient run context through which code that holds no
+//! [`RunContext`](crate::RunContext) (middleware, parsers) still reports
+//! events.
 //!
 //! # Spans
 //! Every span is at `INFO` level; its target is the module that opens it
@@ -14,8 +15,8 @@
 //! | `plan` | the first plan | `pae.plan.revision` (0), then `pae.plan.steps` |
 //! | `replan` | each replanning | `pae.plan.revision` (the revision revised), `pae.replan.trigger`, then `pae.replan.decision` |
 //! | `step` | each step that runs | `pae.step.index`, `pae.plan.revision`, then `pae.step.status` |
-//! | `chat` | each model call through [`RunContext::chat`] | `gen_ai.operation.name` = `chat`, `gen_ai.request.model`, `gen_ai.request.max_tokens` / `temperature` / `seed` when set, `pae.call`, then `gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens`, `gen_ai.response.finish_reasons`, `pae.replayed`, `error.type` |
-//! | `execute_tool` | each tool call through [`RunContext::call_tool`] | `gen_ai.operation.name` = `execute_tool`, `gen_ai.tool.name`, `gen_ai.tool.type` = `function`, `gen_ai.tool.call.id` (the call's idempotency key, `RUN/REVISION/STEP/CALL`), then `pae.replayed`, `error.type` |
+//! | `chat` | each model call through [`RunContext::chat`](crate::RunContext::chat) | `gen_ai.operation.name` = `chat`, `gen_ai.request.model`, `gen_ai.request.max_tokens` / `temperature` / `seed` when set, `pae.call`, then `gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens`, `gen_ai.response.finish_reasons`, `pae.replayed`, `error.type` |
+//! | `execute_tool` | each tool call through [`RunContext::call_tool`](crate::RunContext::call_tool) | `gen_ai.operation.name` = `execute_tool`, `gen_ai.tool.name`, `gen_ai.tool.type` = `function`, `gen_ai.tool.call.id` (the call's idempotency key, `RUN/REVISION/STEP/CALL`), then `pae.replayed`, `error.type` |
 //!
 //! Span names are the operation alone (`chat`, not `chat MODEL`), so that
 //! filters and tests can name them; the model and tool are attributes.
@@ -39,100 +40,22 @@
 //!
 //! # The ambient run context
 //! The orchestrator runs the planner, each step and each replanning, and
-//! [`RunContext::chat`] and [`RunContext::call_tool`] run each call, with
-//! their context as the *current* one ([`RunContext::current`]): while the
-//! future is polled, the context sits in a thread-local, and it is put back
-//! after each poll (so concurrent steps on one task each see their own).
-//! A future spawned onto another task does not inherit it.
-
-use std::cell::RefCell;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
+//! [`RunContext::chat`](crate::RunContext::chat) and
+//! [`RunContext::call_tool`](crate::RunContext::call_tool) run each call,
+//! with their context as the *current* one
+//! ([`RunContext::current`](crate::RunContext::current)): while the future
+//! is polled, the context sits in a thread-local, and it is put back after
+//! each poll (so concurrent steps on one task each see their own). A
+//! future spawned onto another task does not inherit it.
 
 use tracing::field::Empty;
 
-use crate::context::RunContext;
+use crate::context::with_current;
 use crate::event::{EventKind, RepairKind};
 
-thread_local! {
-    static CURRENT: RefCell<Option<RunContext>> = const { RefCell::new(None) };
-}
+pub(crate) mod error_type;
 
-/// A future polled with a run context as the current one.
-pub(crate) struct Scoped<F> {
-    context: Option<RunContext>,
-    future: F,
-}
-
-impl<F> Scoped<F> {
-    pub(crate) fn new(context: RunContext, future: F) -> Self {
-        Self {
-            context: Some(context),
-            future,
-        }
-    }
-}
-
-/// Puts the context back into its future when a poll ends (a panic
-/// included), and the previous current context back into the thread.
-struct Restore<'a> {
-    slot: &'a mut Option<RunContext>,
-    previous: Option<Option<RunContext>>,
-}
-
-impl Drop for Restore<'_> {
-    fn drop(&mut self) {
-        if let Some(previous) = self.previous.take() {
-            let _ = CURRENT.try_with(|current| {
-                if let Ok(mut current) = current.try_borrow_mut() {
-                    *self.slot = std::mem::replace(&mut *current, previous);
-                }
-            });
-        }
-    }
-}
-
-impl<F: Future + Unpin> Future for Scoped<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.get_mut();
-        // The context moves into the thread-local and back: no clone.
-        let previous = CURRENT
-            .try_with(|current| {
-                current
-                    .try_borrow_mut()
-                    .ok()
-                    .map(|mut current| std::mem::replace(&mut *current, this.context.take()))
-            })
-            .ok()
-            .flatten();
-        let _restore = Restore {
-            slot: &mut this.context,
-            previous,
-        };
-        Pin::new(&mut this.future).poll(cx)
-    }
-}
-
-/// Calls `f` with the current run context, if there is one.
-pub(crate) fn with_current(f: impl FnOnce(&RunContext)) {
-    let _ = CURRENT.try_with(|current| {
-        if let Ok(current) = current.try_borrow()
-            && let Some(context) = current.as_ref()
-        {
-            f(context);
-        }
-    });
-}
-
-/// The current run context, cloned.
-pub(crate) fn current() -> Option<RunContext> {
-    let mut found = None;
-    with_current(|context| found = Some(context.clone()));
-    found
-}
+use error_type::run_error_type;
 
 /// Reports that a model's output was read only after a repair, or that a
 /// fallback was taken: logs it at `DEBUG` and, inside a run, emits
@@ -268,94 +191,4 @@ pub(crate) fn record_run(
     };
     span.record("gen_ai.usage.input_tokens", usage.prompt_tokens);
     span.record("gen_ai.usage.output_tokens", usage.completion_tokens);
-}
-
-/// The `error.type` of a run error.
-pub(crate) fn run_error_type(error: &crate::RunError) -> &'static str {
-    use crate::RunError as E;
-    match error {
-        E::Plan(_) => "plan",
-        E::EmptyPlan => "empty_plan",
-        E::InvalidPlan(_) => "invalid_plan",
-        E::TooManySteps { .. } => "too_many_steps",
-        E::Step { .. } => "step",
-        E::Replan { .. } => "replan",
-        E::Cancelled { .. } => "cancelled",
-        E::BudgetExceeded { .. } => "budget_exceeded",
-        E::Interrupted { .. } => "interrupted",
-        E::Store(_) => "store",
-        E::NoStore => "no_store",
-        E::NotResumable { .. } => "not_resumable",
-        E::InvalidEdit { .. } => "invalid_edit",
-        E::NotAwaitingApproval { .. } => "not_awaiting_approval",
-    }
-}
-
-/// The `error.type` of a provider error: its kind in snake case
-/// (`rate_limited`, `timeout`, …).
-pub(crate) fn provider_error_type(error: &crate::ProviderError) -> String {
-    snake_case(&format!("{:?}", error.kind()))
-}
-
-/// The `error.type` of a tool error.
-pub(crate) fn tool_error_type(error: &crate::ToolError) -> &'static str {
-    match error {
-        crate::ToolError::InvalidInput { .. } => "invalid_input",
-        crate::ToolError::Refused { .. } => "refused",
-        crate::ToolError::Failed { .. } => "failed",
-        crate::ToolError::Timeout { .. } => "timeout",
-        crate::ToolError::Stopped { .. } => "stopped",
-    }
-}
-
-/// `CamelCase` as `camel_case`.
-pub(crate) fn snake_case(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 4);
-    for (i, c) in name.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::event::EventSink;
-    use std::sync::{Arc, Mutex};
-
-    #[test]
-    fn the_current_context_is_set_only_while_its_future_is_polled() {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let sink = {
-            let seen = seen.clone();
-            EventSink::new(vec![Arc::new(move |event: &crate::Event| {
-                seen.lock().unwrap().push(event.kind.clone());
-            })])
-        };
-        let context = RunContext::new(sink);
-        repaired(RepairKind::NearJson, "outside");
-        assert!(current().is_none());
-        let inner = Box::pin(async {
-            repaired(RepairKind::NearJson, "inside");
-            current().is_some()
-        });
-        assert!(futures::executor::block_on(Scoped::new(context, inner)));
-        assert!(current().is_none());
-        let kinds = seen.lock().unwrap().clone();
-        assert_eq!(
-            kinds,
-            vec![EventKind::Repaired {
-                step_index: None,
-                kind: RepairKind::NearJson,
-                detail: "inside".into()
-            }]
-        );
-    }
 }

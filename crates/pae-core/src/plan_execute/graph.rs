@@ -6,11 +6,12 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use pae_schema::{Plan, StepResponse, StepStatus, substitute_references};
 
+use crate::context::Scoped;
 use crate::error::{ExecError, RunError};
 use crate::event::EventKind;
 use crate::executor::StepHistory;
 use crate::store::now_ms;
-use crate::telemetry::{self, Scoped};
+use crate::telemetry;
 use tracing::Instrument;
 
 use super::state::{Revision, RunState, failed_response, trigger_for};

@@ -11,6 +11,7 @@
 //! - `result`: what a run returns.
 
 mod graph;
+mod outcome;
 mod replan;
 mod result;
 mod sequential;
@@ -27,7 +28,8 @@ use pae_schema::{ListStepContainer, Plan, PlanLimits, StepContainer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use result::{AnswerProblem, RunOutcome, RunResult, RunUpdate, answer_problems, error_chain};
+pub use outcome::{AnswerProblem, RunOutcome};
+pub use result::{RunResult, RunUpdate, answer_problems, error_chain};
 
 use crate::cancel::CancelToken;
 use crate::chain::Inputs;

@@ -12,7 +12,7 @@ use crate::store::{
 
 use super::PlanAndExecute;
 use super::state::{Revision, RunState};
-use crate::telemetry::Scoped;
+use crate::context::Scoped;
 use tracing::Instrument;
 
 impl PlanAndExecute {

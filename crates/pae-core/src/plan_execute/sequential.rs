@@ -5,11 +5,12 @@ use std::collections::VecDeque;
 
 use pae_schema::Step;
 
+use crate::context::Scoped;
 use crate::error::{ExecError, RunError};
 use crate::event::EventKind;
 use crate::planner::ReplanTrigger;
 use crate::store::now_ms;
-use crate::telemetry::{self, Scoped};
+use crate::telemetry;
 use tracing::Instrument;
 
 use super::state::{Revision, RunState, failed_response, trigger_for};

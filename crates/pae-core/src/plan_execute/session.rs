@@ -22,7 +22,8 @@ use super::state::{Revision, RunState, halt_error, trigger_for};
 use super::{
     Decision, PlanAndExecute, ReplanPolicy, RunOutcome, RunRequest, RunResult, Scheduling,
 };
-use crate::telemetry::{self, Scoped};
+use crate::context::Scoped;
+use crate::telemetry;
 use tracing::Instrument;
 
 /// A run opened for this session.

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
-use super::records::now_ms;
+use super::clock::now_ms;
 
 /// The longest id accepted.
 const MAX_LEN: usize = 64;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::records::now_ms;
+use super::clock::now_ms;
 use super::{
     CallScope, Commit, JournalEntry, Lease, PlanRevision, RunFilter, RunId, RunRecord, RunStore,
     StepRecord, StoreError, StoredEvent, Takeover,

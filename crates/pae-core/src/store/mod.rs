@@ -16,139 +16,29 @@
 //! Backends: [`MemoryStore`] here, `pae-sqlite` (the embedded default) and
 //! `pae-postgres`. All pass the shared suite in `pae-conformance`.
 
+mod clock;
 mod id;
 mod memory;
 mod owner;
 mod records;
+mod status;
 
+pub use clock::now_ms;
 pub use id::RunId;
 pub use memory::MemoryStore;
 pub use owner::{is_dead_local_owner, local_owner};
 pub use records::{
-    ApprovalPolicy, Budget, BudgetKind, CallKind, CallScope, CallState, Commit, Interruption,
-    JournalEntry, Lease, ModelPrice, PlanRevision, PlanSource, RunEnding, RunFilter, RunRecord,
-    RunStatus, Spent, StepRecord, StoredEvent, Takeover, now_ms,
+    ApprovalPolicy, Budget, CallKind, CallScope, CallState, Commit, JournalEntry, Lease,
+    ModelPrice, PlanRevision, PlanSource, RunEnding, RunFilter, RunRecord, Spent, StepRecord,
+    StoredEvent, Takeover,
 };
+pub use status::{BudgetKind, Interruption, RunStatus};
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::error::BoxError;
-
-/// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// No run has this id.
-    #[error("no run with id {id:?}")]
-    NotFound {
-        /// The id asked for.
-        id: String,
-    },
-    /// A run with this id exists already.
-    #[error("a run with id {id:?} exists already")]
-    AlreadyExists {
-        /// The id.
-        id: String,
-    },
-    /// The id is not a valid run id.
-    #[error("{id:?} is not a valid run id: {reason}")]
-    InvalidId {
-        /// The text given.
-        id: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// Another process holds the run's lease.
-    #[error("run {id} is being run by {owner} (lease valid for {remaining_ms} ms more)")]
-    Busy {
-        /// The run.
-        id: String,
-        /// Who holds it.
-        owner: String,
-        /// Until the lease expires, unless renewed.
-        remaining_ms: u64,
-    },
-    /// The lease this writer holds is no longer the run's current lease:
-    /// another writer took the run over. The commit was not applied.
-    #[error("the lease on run {id} was lost (epoch {epoch} is stale); nothing was written")]
-    LeaseLost {
-        /// The run.
-        id: String,
-        /// The stale epoch.
-        epoch: u64,
-    },
-    /// The commit contradicts what is stored (a step written twice, a plan
-    /// revision that exists, a transition the run's status forbids).
-    #[error("conflicting write to run {id}: {reason}")]
-    Conflict {
-        /// The run.
-        id: String,
-        /// What conflicts.
-        reason: String,
-    },
-    /// The stored data cannot be read: not a pae database, damaged rows,
-    /// or JSON that does not parse.
-    #[error("the run store is corrupt or not a pae store: {reason}")]
-    Corrupt {
-        /// What is wrong.
-        reason: String,
-    },
-    /// The store was written by another schema version.
-    #[error("the run store has schema version {found}, this build reads version {expected}")]
-    SchemaVersion {
-        /// The version found.
-        found: i64,
-        /// The version this build uses.
-        expected: i64,
-    },
-    /// The backend failed (I/O, connection, database error).
-    #[error("the run store failed: {message}")]
-    Backend {
-        /// What was being done.
-        message: String,
-        /// The cause.
-        #[source]
-        source: Option<BoxError>,
-        /// Whether trying again may succeed (a lost connection, a busy
-        /// database), as opposed to a permanent failure.
-        transient: bool,
-    },
-}
-
-impl StoreError {
-    /// A backend failure with a cause.
-    pub fn backend(
-        message: impl Into<String>,
-        source: impl Into<BoxError>,
-        transient: bool,
-    ) -> Self {
-        Self::Backend {
-            message: message.into(),
-            source: Some(source.into()),
-            transient,
-        }
-    }
-
-    /// A corrupt-store error.
-    pub fn corrupt(reason: impl Into<String>) -> Self {
-        Self::Corrupt {
-            reason: reason.into(),
-        }
-    }
-
-    /// Whether trying the same operation again may succeed.
-    pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Self::Backend {
-                transient: true,
-                ..
-            }
-        )
-    }
-}
+pub use crate::error::StoreError;
 
 /// Where durable runs are kept.
 ///

@@ -2,85 +2,18 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use pae_schema::{Plan, Step, StepResponse, TokenUsage};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::RunId;
+use super::clock::now_ms;
+use super::status::{BudgetKind, Interruption, RunStatus};
 use crate::chain::Inputs;
 use crate::event::Event;
 use crate::plan_execute::RunOutcome;
-
-/// Milliseconds since the Unix epoch, by the system clock.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// Where a run stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    /// Created; the planner has not produced a stored plan yet.
-    Planning,
-    /// A plan waits for a person to approve, edit or reject it.
-    AwaitingApproval,
-    /// Executing (or ready to: a running run whose lease expired is
-    /// resumable, for example after its process was killed).
-    Running,
-    /// Stopped and resumable: cancelled, a budget ran out, or a tool call
-    /// with side effects is in doubt (see [`Interruption`]).
-    Interrupted,
-    /// Finished with an answer.
-    Succeeded,
-    /// Finished with an error.
-    Failed,
-    /// Rejected or cancelled for good.
-    Cancelled,
-}
-
-impl RunStatus {
-    /// The status as stored and printed (`awaiting_approval`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Planning => "planning",
-            Self::AwaitingApproval => "awaiting_approval",
-            Self::Running => "running",
-            Self::Interrupted => "interrupted",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
-    /// Parses [`as_str`](Self::as_str)'s form.
-    pub fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "planning" => Self::Planning,
-            "awaiting_approval" => Self::AwaitingApproval,
-            "running" => Self::Running,
-            "interrupted" => Self::Interrupted,
-            "succeeded" => Self::Succeeded,
-            "failed" => Self::Failed,
-            "cancelled" => Self::Cancelled,
-            _ => return None,
-        })
-    }
-
-    /// Whether the run has ended for good (succeeded, failed, cancelled).
-    pub fn is_final(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
-    }
-}
-
-impl fmt::Display for RunStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// When a person must approve the plan before tools run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -408,31 +341,6 @@ impl Budget {
     }
 }
 
-/// Which budget ran out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BudgetKind {
-    /// Tokens.
-    Tokens,
-    /// Tool calls.
-    ToolCalls,
-    /// Wall time.
-    WallTime,
-    /// Cost.
-    Cost,
-}
-
-impl fmt::Display for BudgetKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Tokens => "token",
-            Self::ToolCalls => "tool-call",
-            Self::WallTime => "wall-time",
-            Self::Cost => "cost",
-        })
-    }
-}
-
 /// What a run has spent, continuous across resumes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -476,64 +384,6 @@ impl Spent {
             BudgetKind::ToolCalls => self.tool_calls as f64,
             BudgetKind::WallTime => self.wall_ms as f64,
             BudgetKind::Cost => self.cost,
-        }
-    }
-}
-
-/// Why a run stopped in a resumable state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
-#[non_exhaustive]
-pub enum Interruption {
-    /// The run was cancelled (Ctrl-C, a signal, a cancel token).
-    Cancelled,
-    /// A tool with side effects was called and its result was never
-    /// recorded: it may or may not have acted. It is not called again
-    /// automatically; check the effect, then resume (the call is retried
-    /// with the same idempotency key) or reject the run.
-    ToolCallInDoubt {
-        /// The step, 0-based.
-        step_index: usize,
-        /// The tool.
-        tool: String,
-        /// The key the tool was given.
-        idempotency_key: String,
-        /// The input it was given.
-        input: Value,
-    },
-    /// A budget ran out.
-    BudgetExceeded {
-        /// Which one.
-        budget: BudgetKind,
-        /// Its limit.
-        limit: f64,
-        /// What had been spent.
-        spent: f64,
-    },
-}
-
-impl fmt::Display for Interruption {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Cancelled => f.write_str("cancelled"),
-            Self::ToolCallInDoubt {
-                step_index,
-                tool,
-                idempotency_key,
-                ..
-            } => write!(
-                f,
-                "tool {tool:?} in step {} was called (idempotency key {idempotency_key}) and its \
-                 result was never recorded; it is not idempotent, so it is not called again \
-                 automatically: check whether it acted, then resume to call it again with the \
-                 same key, or reject the run",
-                step_index + 1
-            ),
-            Self::BudgetExceeded {
-                budget,
-                limit,
-                spent,
-            } => write!(f, "the {budget} budget ran out ({spent} of {limit})"),
         }
     }
 }
