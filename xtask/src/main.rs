@@ -36,7 +36,7 @@ Commands:
                        the servers. --offline skips servers and models (their
                        tests then skip with a printed reason). Extra arguments
                        select tests as `cargo test` takes them, e.g.
-                       `-p pae-openai --test conformance -- --nocapture`
+                       `-p pae-openai --test it -- conformance:: --nocapture`
   ci                   lint, then test
   chaos postgres [...]  kill worker processes and the database under load, then
                        check nothing was lost or done twice (`chaos help`)
@@ -167,7 +167,7 @@ fn lint() -> Result<()> {
 fn test(args: &[String]) -> Result<()> {
     let offline = args.iter().any(|a| a == "--offline");
     // Anything else selects what to test, as `cargo test` takes it (for
-    // example `-p pae-openai --test conformance -- --nocapture`); the
+    // example `-p pae-openai --test it -- conformance:: --nocapture`); the
     // default is the whole workspace.
     let selection: Vec<&String> = args.iter().filter(|a| *a != "--offline").collect();
     let build_args: Vec<&str> = if selection.is_empty() {

@@ -206,8 +206,7 @@ async fn snapshot(store: &SqliteStore, id: &RunId) -> serde_json::Value {
 #[tokio::test]
 async fn a_version_1_store_is_upgraded_in_place_and_loses_nothing() {
     use pae_core::store::{
-        CallKind, CallScope, CallState, Commit, JournalEntry, PlanRevision, PlanSource,
-        StepRecord,
+        CallKind, CallScope, CallState, Commit, JournalEntry, PlanRevision, PlanSource, StepRecord,
     };
     use pae_core::{Event, EventKind, Plan, StepResponse, TokenUsage};
 
@@ -302,7 +301,10 @@ async fn a_version_1_store_is_upgraded_in_place_and_loses_nothing() {
     assert_eq!(version, pae_sqlite::SCHEMA_VERSION.to_string());
     // The upgraded store keeps working: a new run goes after the old ones.
     let id = RunId::generate();
-    store.create(&RunRecord::new(id.clone(), "new")).await.unwrap();
+    store
+        .create(&RunRecord::new(id.clone(), "new"))
+        .await
+        .unwrap();
     let listed: Vec<String> = store
         .list(&pae_core::store::RunFilter::default())
         .await

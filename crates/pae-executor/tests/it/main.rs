@@ -5,6 +5,7 @@
 mod action_parser;
 mod actions;
 mod agent_loop;
+mod file_reader_race;
 mod fuzz;
 mod tool_exclusivity;
 mod tool_fn;

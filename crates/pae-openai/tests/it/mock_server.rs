@@ -1,7 +1,7 @@
 //! Wire tests against a wiremock server on 127.0.0.1: the exact request
 //! bodies and headers of plain chat, stop sequences, tools and tool results,
 //! response formats and streaming, and how the replies are read. Faults
-//! (error statuses, garbage, stalls, cut streams) are in `tests/faults.rs`.
+//! (error statuses, garbage, stalls, cut streams) are in `tests/it/faults.rs`.
 
 use futures::StreamExt;
 use pae_core::{

@@ -1,7 +1,7 @@
 //! Wire tests against a wiremock server on 127.0.0.1: the exact `/api/chat`
 //! bodies of plain chat, options, tools and tool results, `format` and
 //! streaming, how the replies are read, and `/api/show`. Faults (error
-//! statuses, garbage, stalls, cut streams) are in `tests/faults.rs`.
+//! statuses, garbage, stalls, cut streams) are in `tests/it/faults.rs`.
 
 use std::time::Duration;
 

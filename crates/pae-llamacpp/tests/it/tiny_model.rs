@@ -21,7 +21,7 @@ fn tiny_model_path() -> Option<String> {
     pae_conformance::env::require_env("PAE_TINY_MODEL")
 }
 
-/// One model shared by the tests of this binary (they run on parallel
+/// One model shared by the tests of this module (they run on parallel
 /// threads, so this also exercises the request queue).
 fn tiny() -> Option<&'static LlamaCppModel> {
     static MODEL: OnceLock<LlamaCppModel> = OnceLock::new();
