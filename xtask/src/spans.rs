@@ -25,7 +25,7 @@ struct Options {
 impl Options {
     fn parse(args: &[String]) -> Result<Self> {
         let mut options = Self {
-            rounds: 7,
+            rounds: 15,
             steps: "100,1000".to_owned(),
         };
         let mut args = args.iter();
@@ -76,8 +76,10 @@ fn round(binary: &Path, steps: &str) -> Result<BTreeMap<(u64, String), f64>> {
         "json",
         "--history",
         "digest",
+        // Enough repeats per round that a 100-step case (about 1 ms) is
+        // not decided by one scheduler hiccup.
         "--repeat",
-        "5",
+        "21",
         "--steps",
         steps,
     ]))?;
