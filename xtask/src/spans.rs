@@ -3,8 +3,10 @@
 //! for traces).
 //!
 //! The overhead suite is built twice: as shipped, and with `tracing`'s
-//! `max_level_off` feature (pae-bench's `spans-off`), which compiles every
-//! span and event out of every crate. The two binaries then run the same
+//! `max_level_off` feature (`--features tracing/max_level_off` on
+//! pae-bench, which has `tracing` as an optional dependency for this),
+//! which compiles every span and event out of every crate. It is not a
+//! feature of pae-bench's own, so `--all-features` builds keep their spans. The two binaries then run the same
 //! workloads in alternating rounds, so drift in the machine's load hits
 //! both alike, and the per-step medians are compared.
 
@@ -110,7 +112,10 @@ fn median(values: &mut [f64]) -> f64 {
 pub(crate) fn bench(args: &[String]) -> Result<()> {
     let options = Options::parse(args)?;
     util::step("building the overhead suite with spans compiled out (tracing max_level_off)");
-    let without = build(&["--features", "spans-off"], "pae-bench-spans-off")?;
+    let without = build(
+        &["--features", "tracing/max_level_off"],
+        "pae-bench-spans-off",
+    )?;
     util::step("building the overhead suite as shipped (spans, no subscriber)");
     let with = build(&[], "pae-bench-spans-on")?;
     util::step(&format!(
