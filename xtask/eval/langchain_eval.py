@@ -44,7 +44,7 @@ OPS = {
 }
 FUNCS = {
     "sqrt": math.sqrt, "abs": abs, "round": round, "floor": math.floor, "ceil": math.ceil,
-    "min": min, "max": max, "sum": lambda *a: sum(a), "avg": lambda *a: sum(a) / len(a),
+    "min": min, "max": max, "sum": lambda *a: sum(a), "avg": lambda *a: sum(a) / len(a), "count": lambda *a: len(a),
     "pow": pow, "log": math.log10, "ln": math.log, "exp": math.exp,
 }
 
@@ -68,7 +68,7 @@ def evaluate(node):
 def calculator(expression: str) -> str:
     """Evaluates an arithmetic expression written with the numbers of the current step and
     returns the result. Supports + - * / % ^, parentheses, decimals, pi, e, and sqrt, abs,
-    round, floor, ceil, ln, log, exp, min, max, pow."""
+    round, floor, ceil, ln, log, exp, min, max, pow, and sum, avg, count of a list of numbers."""
     text = expression.replace("^", "**").replace("×", "*").replace("÷", "/").replace(",", "")
     value = evaluate(ast.parse(text.strip().strip("="), mode="eval"))
     value = round(float(value), 10)

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use pae_core::{ChatModel, Executor, Planner, Tool, ToolSpec};
 use pae_executor::ActionExecutor;
+use pae_executor::tools::CurrentTime;
 use pae_planner::{AnswerStepPlanner, ToolPlanner};
 use serde_json::json;
 
@@ -29,9 +30,27 @@ pub(crate) fn planner(
             for (request, plan) in examples(&args.tools) {
                 planner = planner.with_example(request, &plan);
             }
+            if let Some(today) = today(args) {
+                planner = planner.with_note(today);
+            }
             Arc::new(planner)
         }
     }
+}
+
+/// `Today is Saturday, 2026-03-14.` on the clock of the time tool (the
+/// system clock or `--now`), when the run has that tool: without it small
+/// models plan date questions in the year their training data ended.
+fn today(args: &AgentArgs) -> Option<String> {
+    if !args.tools.contains(&ToolName::Time) {
+        return None;
+    }
+    let clock = match &args.now {
+        Some(now) => CurrentTime::frozen_at(crate::clock::parse_rfc3339(now).ok()?),
+        None => CurrentTime::new(),
+    };
+    let date = clock.now_formatted(None, Some("%A, %Y-%m-%d")).ok()?;
+    Some(format!("Today is {date}."))
 }
 
 /// The executor of both modes: planned tool calls and the answer step
@@ -61,6 +80,14 @@ fn examples(tools: &[ToolName]) -> Vec<(&'static str, serde_json::Value)> {
                 {"step": "Bottles in 7 crates", "tool": "calculator", "with": {"expression": "12 * 7"}},
                 {"step": "Bottles in 3 packs", "tool": "calculator", "with": {"expression": "6 * 3"}},
                 {"step": "All bottles, less the 5 broken ones", "tool": "calculator", "with": {"expression": "#E1 + #E2 - 5"}}
+            ]}),
+        ));
+        // A fact everyone knows goes into the expression as a number,
+        // rather than a step of its own with whatever tool looks closest.
+        out.push((
+            "How many seconds are there in 2 hours and 15 minutes?",
+            json!({"steps": [
+                {"step": "Seconds in 2 hours and 15 minutes", "tool": "calculator", "with": {"expression": "2 * 60 * 60 + 15 * 60"}}
             ]}),
         ));
     }

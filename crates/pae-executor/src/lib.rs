@@ -77,7 +77,7 @@ pub mod tools;
 pub use action::{Action, ActionParseError, FINAL_ANSWER, is_final_answer, parse_action};
 pub use actions::{
     ARGUMENTS_SYSTEM_PROMPT, ActionExecutor, DEFAULT_MAX_ARGUMENT_ATTEMPTS,
-    DEFAULT_MAX_RESULT_CHARS, SOLVER_SYSTEM_PROMPT,
+    DEFAULT_MAX_RESULT_CHARS, SOLVER_JSON_SYSTEM_PROMPT, SOLVER_SYSTEM_PROMPT,
 };
 pub use agent::{
     ActionFormat, AgentExecutor, AgentExecutorBuilder, AgentSettings, DEFAULT_MAX_CALLS_PER_REPLY,

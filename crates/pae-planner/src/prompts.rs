@@ -43,7 +43,7 @@ pub const TOOL_PLANNER_SYSTEM_PROMPT: &str = "You plan how to reach the user's r
 Reply with only a JSON object: {\"steps\": [{\"step\": \"what the step does\", \"tool\": \"tool name\", \"with\": {the tool's arguments}}]}\n\
 Rules:\n\
 - Write the numbers, dates and names exactly as the request gives them, and use every fact of the request that the result depends on.\n\
-- Write facts everyone knows as numbers yourself (a week has 7 days, a kilogram is 1000 grams); tools are for what you cannot know.\n\
+- Write facts everyone knows as numbers yourself, inside the arguments of the step that uses them (a week has 7 days, a kilogram is 1000 grams); tools are for what you cannot know.\n\
 - #E1 stands for the result of step 1, #E2 for the result of step 2, and so on. Write it where that result goes in a later step's arguments; never write a result you do not have yet.\n\
 - Use as few steps as the job needs. The last step must give the final result the request asks for; when that result is built from several results, the last step combines them.";
 

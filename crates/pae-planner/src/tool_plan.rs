@@ -94,6 +94,7 @@ pub struct ToolPlanner {
     max_retries: usize,
     sampling: Sampling,
     limits: PlanLimits,
+    notes: Vec<String>,
 }
 
 impl fmt::Debug for ToolPlanner {
@@ -124,7 +125,20 @@ impl ToolPlanner {
             max_retries: 2,
             sampling: Sampling::default(),
             limits: PlanLimits::default(),
+            notes: Vec::new(),
         }
+    }
+
+    /// Adds a line the planner should know, after the prompt and before
+    /// the tools: today's date (`Today is Saturday, 2026-03-14.`), so a
+    /// plan never assumes a year from the model's training data.
+    #[must_use]
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        let note = note.into();
+        if !note.trim().is_empty() {
+            self.notes.push(one_line(&note));
+        }
+        self
     }
 
     /// Sets the first part of the system message (the tools and the
@@ -172,10 +186,14 @@ impl ToolPlanner {
         self
     }
 
-    /// The system message: the prompt, the tools with their arguments, and
-    /// the examples.
+    /// The system message: the prompt, the notes, the tools with their
+    /// arguments, and the examples.
     pub fn system_message(&self) -> String {
         let mut out = self.system_prompt.trim_end().to_owned();
+        for note in &self.notes {
+            out.push('\n');
+            out.push_str(note);
+        }
         out.push_str("\n\nTools:\n");
         for tool in &self.tools {
             let _ = writeln!(out, "- {}: {}", tool.name, one_line(&tool.description));
@@ -240,6 +258,57 @@ impl Planner for ToolPlanner {
     }
 }
 
+/// The longest step text the plan's grammar allows, in characters.
+const MAX_STEP_CHARS: u64 = 300;
+
+/// The longest string argument the plan's grammar allows where the tool
+/// sets no bound, in characters.
+const MAX_ARGUMENT_CHARS: u64 = 1000;
+
+/// `schema` with a `maxLength` on every string that has none. A small
+/// model that starts repeating itself inside a string otherwise runs to
+/// the token limit and leaves JSON that cannot be read; with the bound the
+/// grammar closes the string and the plan stays readable.
+fn bounded(schema: &Value) -> Value {
+    match schema {
+        Value::Object(map) => {
+            let mut out: serde_json::Map<String, Value> = map
+                .iter()
+                .map(|(key, value)| {
+                    let value = match key.as_str() {
+                        // Schemas inside these keywords; `const`, `enum`,
+                        // `default` and examples are values, left alone.
+                        "properties" | "patternProperties" | "$defs" | "definitions" => match value
+                        {
+                            Value::Object(inner) => Value::Object(
+                                inner.iter().map(|(k, v)| (k.clone(), bounded(v))).collect(),
+                            ),
+                            other => other.clone(),
+                        },
+                        "items" | "additionalProperties" | "not" => bounded(value),
+                        "anyOf" | "oneOf" | "allOf" | "prefixItems" => match value {
+                            Value::Array(list) => Value::Array(list.iter().map(bounded).collect()),
+                            other => other.clone(),
+                        },
+                        _ => value.clone(),
+                    };
+                    (key.clone(), value)
+                })
+                .collect();
+            let is_string = match map.get("type") {
+                Some(Value::String(kind)) => kind == "string",
+                Some(Value::Array(kinds)) => kinds.iter().any(|k| k == "string"),
+                _ => false,
+            };
+            if is_string && !out.contains_key("maxLength") {
+                out.insert("maxLength".to_owned(), Value::from(MAX_ARGUMENT_CHARS));
+            }
+            Value::Object(out)
+        }
+        other => other.clone(),
+    }
+}
+
 /// The JSON schema of a tool plan for these tools: `{"steps": [step]}`
 /// with 1 to `max_steps` steps, each `{"step": string, "tool": <a tool's
 /// name>, "with": <that tool's arguments>}` (one alternative per tool, so
@@ -252,9 +321,9 @@ pub fn tool_plan_schema(tools: &[ToolSpec], max_steps: usize) -> Value {
             json!({
                 "type": "object",
                 "properties": {
-                    "step": {"type": "string"},
+                    "step": {"type": "string", "minLength": 1, "maxLength": MAX_STEP_CHARS},
                     "tool": {"const": tool.name},
-                    "with": tool.parameters
+                    "with": bounded(&tool.parameters)
                 },
                 "required": ["step", "tool", "with"],
                 "additionalProperties": false
@@ -504,6 +573,12 @@ mod tests {
         assert_eq!(items[1]["properties"]["tool"]["const"], "read_file");
         assert_eq!(items[1]["properties"]["with"]["required"], json!(["path"]));
         assert_eq!(schema["properties"]["steps"]["maxItems"], 4);
+        // Every string is bounded, the tool's own bounds kept.
+        assert_eq!(items[0]["properties"]["step"]["maxLength"], MAX_STEP_CHARS);
+        assert_eq!(
+            items[1]["properties"]["with"]["properties"]["path"]["maxLength"],
+            MAX_ARGUMENT_CHARS
+        );
         let one = tool_plan_schema(&tools()[..1], 4);
         assert_eq!(
             one["properties"]["steps"]["items"]["properties"]["tool"]["const"],
@@ -528,5 +603,18 @@ mod tests {
             message.ends_with("Request: What is 2+2?\n{\"steps\":[]}"),
             "{message}"
         );
+        assert!(!message.contains("Today"), "{message}");
+    }
+
+    #[test]
+    fn notes_come_after_the_prompt_and_before_the_tools() {
+        let model = Arc::new(pae_core::test_util::ScriptedModel::new(Vec::<String>::new()));
+        let planner = ToolPlanner::new(model, tools())
+            .with_note("Today is Saturday,\n 2026-03-14.")
+            .with_note("  ");
+        let message = planner.system_message();
+        let today = message.find("\nToday is Saturday, 2026-03-14.\n\nTools:\n");
+        assert!(today.is_some(), "{message}");
+        assert!(message.starts_with(TOOL_PLANNER_SYSTEM_PROMPT), "{message}");
     }
 }

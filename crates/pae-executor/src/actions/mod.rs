@@ -24,7 +24,7 @@ use pae_core::{
 };
 use serde_json::Value;
 
-pub use prompt::{ARGUMENTS_SYSTEM_PROMPT, SOLVER_SYSTEM_PROMPT};
+pub use prompt::{ARGUMENTS_SYSTEM_PROMPT, SOLVER_JSON_SYSTEM_PROMPT, SOLVER_SYSTEM_PROMPT};
 
 use crate::agent::arguments::{ArgumentSource, prepare_arguments};
 use crate::agent::toolbox::{ToolEntry, Toolbox};
@@ -165,14 +165,34 @@ impl ActionExecutor {
     async fn answer(&self, input: &StepInput) -> Result<StepResponse, ExecError> {
         let context = input.context.in_step(input.index);
         let results = prompt::results(&input.previous_steps, self.max_result_chars);
-        let request = ChatRequest::new(vec![
-            Message::system(SOLVER_SYSTEM_PROMPT),
+        let structured = self.model.capabilities().json_schema;
+        let system = if structured {
+            SOLVER_JSON_SYSTEM_PROMPT
+        } else {
+            SOLVER_SYSTEM_PROMPT
+        };
+        let mut request = ChatRequest::new(vec![
+            Message::system(system),
             Message::user(prompt::solver_message(&input.objective, &results)),
         ])
         .with_sampling(self.sampling);
+        if structured {
+            request = request.with_response_format(ResponseFormat::json_schema(
+                "answer",
+                prompt::solver_schema(),
+            ));
+        }
         let response = context.chat(self.model.as_ref(), request).await?;
         let usage = response.usage.unwrap_or_default();
-        let answer = strip_reasoning(&response.message.content).trim().to_owned();
+        let text = strip_reasoning(&response.message.content).trim().to_owned();
+        let answer = if structured {
+            first_json_value(&text)
+                .ok()
+                .and_then(|reply| prompt::solver_answer(&reply))
+                .unwrap_or(text)
+        } else {
+            text
+        };
         Ok(StepResponse::new(answer).with_usage(usage))
     }
 

@@ -17,7 +17,8 @@ const MAX_DEPTH: usize = 64;
 /// functions `sqrt`, `cbrt`, `abs`, `round` (optionally to n decimals),
 /// `floor`, `ceil`, `trunc`, `ln`, `log` (base 10, or the base given as a
 /// second argument), `log10`, `log2`, `exp`, `sin`, `cos`, `tan`, `asin`,
-/// `acos`, `atan` (radians), `min`, `max`, `sum`, `avg`, `pow` and
+/// `acos`, `atan` (radians), `min`, `max`, `sum`, `avg`, `count` (how many
+/// arguments), `pow` and
 /// `factorial`.
 ///
 /// It also reads what models write: `×`, `·`, `x` between numbers (`12 x
@@ -122,7 +123,7 @@ impl Tool for Calculator {
     fn description(&self) -> &str {
         "Evaluates an arithmetic expression written with the numbers of the current step and \
 returns the result. Supports + - * / % ^, parentheses, decimals, pi, e, and sqrt, abs, round, \
-floor, ceil, ln, log, exp, min, max, pow."
+floor, ceil, ln, log, exp, min, max, pow, and sum, avg, count of a list of numbers."
     }
 
     fn parameters(&self) -> Value {
@@ -720,7 +721,7 @@ fn ambiguous_percent(left: f64, percent: f64, add: bool, at: usize) -> ToolError
 
 /// The functions, as error messages list them.
 const KNOWN_FUNCTIONS: &str = "sqrt, cbrt, abs, round, floor, ceil, trunc, ln, log, log10, log2, exp, \
-sin, cos, tan, asin, acos, atan, min, max, sum, avg, pow, factorial";
+sin, cos, tan, asin, acos, atan, min, max, sum, avg, count, pow, factorial";
 
 fn apply(name: &str, args: &[f64]) -> Result<f64, ToolError> {
     let arity = |expected: &str| {
@@ -783,6 +784,7 @@ fn apply(name: &str, args: &[f64]) -> Result<f64, ToolError> {
             (2..=n as u32).fold(1.0, |product, k| product * f64::from(k))
         }
         "sum" => args.iter().sum(),
+        "count" => args.len() as f64,
         "avg" | "mean" => {
             if args.is_empty() {
                 return Err(arity("at least one argument"));
@@ -882,6 +884,8 @@ mod tests {
         assert_eq!(eval("1_000 * 2"), 2000.0);
         assert_eq!(eval("sqrt(16) + abs(-3)"), 7.0);
         assert_eq!(eval("max(1, 5, 3) - min(4, 2)"), 3.0);
+        assert_eq!(eval("sum(78, 85, 92, 88) / count(78, 85, 92, 88)"), 85.75);
+        assert_eq!(eval("count()"), 0.0);
         assert_eq!(eval("round(2.345, 2)"), 2.35);
         assert_eq!(eval("round(2.5)"), 3.0);
         assert_eq!(eval("floor(-1.5) + ceil(1.2)"), 0.0);

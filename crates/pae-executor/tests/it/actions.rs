@@ -13,7 +13,9 @@ use pae_core::{
     StepStatus, Tool,
 };
 use pae_executor::tools::{Calculator, FileReader};
-use pae_executor::{ActionExecutor, SOLVER_SYSTEM_PROMPT, load_agent_executor};
+use pae_executor::{
+    ActionExecutor, SOLVER_JSON_SYSTEM_PROMPT, SOLVER_SYSTEM_PROMPT, load_agent_executor,
+};
 use serde_json::json;
 
 fn executor(model: &Arc<ScriptedModel>, tools: Vec<Arc<dyn Tool>>) -> ActionExecutor {
@@ -185,6 +187,77 @@ async fn the_answer_step_sees_the_objective_and_every_result() {
         message.contains("Result (not finished: iteration limit): 757"),
         "{message}"
     );
+}
+
+fn answer_input() -> StepInput {
+    let answer = Step::new("Answer").with_action(StepAction::Answer);
+    StepInput::new("How many hours are in 3 weeks?", answer).with_previous_steps(vec![(
+        Step::new("Multiply").with_id("E1"),
+        StepResponse::new("504"),
+    )])
+}
+
+fn schema_model(replies: &[&str]) -> Arc<ScriptedModel> {
+    Arc::new(
+        ScriptedModel::new(replies.iter().copied()).with_capabilities(pae_core::Capabilities {
+            json_schema: true,
+            ..pae_core::Capabilities::default()
+        }),
+    )
+}
+
+#[tokio::test]
+async fn on_a_schema_model_the_answer_comes_last_after_the_explanation() {
+    let model = schema_model(&[
+        r#"{"explanation": "3 weeks are 3 * 7 * 24 = 504 hours.", "final_answer": "504 hours"}"#,
+    ]);
+    let executor = executor(&model, calculator());
+    let response = executor.step(&answer_input()).await.unwrap();
+    assert_eq!(
+        response.response,
+        "3 weeks are 3 * 7 * 24 = 504 hours.\nAnswer: 504 hours"
+    );
+    let request = &model.requests()[0];
+    assert_eq!(request.messages[0].content, SOLVER_JSON_SYSTEM_PROMPT);
+    let Some(pae_core::ResponseFormat::JsonSchema { schema, .. }) = &request.response_format else {
+        panic!(
+            "the solver asked for no schema: {:?}",
+            request.response_format
+        );
+    };
+    assert_eq!(
+        schema["required"],
+        json!(["explanation", "final_answer"]),
+        "{schema}"
+    );
+}
+
+#[tokio::test]
+async fn a_solver_reply_that_ignores_the_schema_is_the_answer_as_written() {
+    // A server that does not enforce the schema after all: the text stands.
+    let model = schema_model(&["There are 504 hours in 3 weeks."]);
+    let response = executor(&model, calculator())
+        .step(&answer_input())
+        .await
+        .unwrap();
+    assert_eq!(response.response, "There are 504 hours in 3 weeks.");
+    // A JSON reply without a final answer is not taken apart either.
+    let model = schema_model(&[r#"{"explanation": "504 hours", "final_answer": ""}"#]);
+    let response = executor(&model, calculator())
+        .step(&answer_input())
+        .await
+        .unwrap();
+    assert_eq!(
+        response.response,
+        r#"{"explanation": "504 hours", "final_answer": ""}"#
+    );
+    // Only the answer when there is no explanation.
+    let model = schema_model(&[r#"{"explanation": " ", "final_answer": 504}"#]);
+    let response = executor(&model, calculator())
+        .step(&answer_input())
+        .await
+        .unwrap();
+    assert_eq!(response.response, "504");
 }
 
 struct Fixed(Plan);

@@ -1789,7 +1789,7 @@ fn system_prompts() {
 
         You can use these tools:
 
-        - calculator: Evaluates an arithmetic expression written with the numbers of the current step and returns the result. Supports + - * / % ^, parentheses, decimals, pi, e, and sqrt, abs, round, floor, ceil, ln, log, exp, min, max, pow.
+        - calculator: Evaluates an arithmetic expression written with the numbers of the current step and returns the result. Supports + - * / % ^, parentheses, decimals, pi, e, and sqrt, abs, round, floor, ceil, ln, log, exp, min, max, pow, and sum, avg, count of a list of numbers.
           Arguments (JSON schema): {"type":"object","properties":{"expression":{"type":"string","description":"The arithmetic expression to evaluate, built from the step's own numbers.","minLength":1}},"required":["expression"],"additionalProperties":false}
 
         To act, write a short thought, then exactly one action: a JSON object in a fenced code block, with the key "action" (the name of a tool, or "Final Answer") and the key "action_input" (the tool's arguments as a JSON object matching its schema, or your answer for "Final Answer").

@@ -125,7 +125,7 @@ async fn calculator_rejects_bad_input() {
         ),
         (
             "foo(1)",
-            "unknown function \"foo\" (known: sqrt, cbrt, abs, round, floor, ceil, trunc, ln, log, log10, log2, exp, sin, cos, tan, asin, acos, atan, min, max, sum, avg, pow, factorial)",
+            "unknown function \"foo\" (known: sqrt, cbrt, abs, round, floor, ceil, trunc, ln, log, log10, log2, exp, sin, cos, tan, asin, acos, atan, min, max, sum, avg, count, pow, factorial)",
         ),
         ("sqrt(1, 2)", "sqrt takes one argument, got 2 argument(s)"),
         (
@@ -164,7 +164,7 @@ async fn calculator_rejects_bad_input() {
         ("1 x", "unexpected name \"x\" at position 3"),
         (
             "print(1)",
-            "unknown function \"print\" (known: sqrt, cbrt, abs, round, floor, ceil, trunc, ln, log, log10, log2, exp, sin, cos, tan, asin, acos, atan, min, max, sum, avg, pow, factorial)",
+            "unknown function \"print\" (known: sqrt, cbrt, abs, round, floor, ceil, trunc, ln, log, log10, log2, exp, sin, cos, tan, asin, acos, atan, min, max, sum, avg, count, pow, factorial)",
         ),
         (
             "12 * 7;",
