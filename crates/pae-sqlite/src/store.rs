@@ -1,5 +1,6 @@
 //! [`SqliteStore`]: the [`RunStore`] over one SQLite connection.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -7,14 +8,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pae_core::store::{
     CallScope, Commit, JournalEntry, Lease, PlanRevision, RunFilter, RunRecord, RunStatus,
-    RunStore, StepRecord, StoredEvent, Takeover, now_ms,
+    RunStore, Spent, StepRecord, StoredEvent, Takeover, now_ms,
 };
 use pae_core::{RunId, StoreError};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
-use crate::schema::{self, KEY_BITS, error};
+use crate::schema::{self, KEY_BITS, error, kind};
 
 /// A [`RunStore`] in one SQLite file. Cheap to share behind an `Arc`; one
 /// connection serves all callers, each operation a short transaction.
@@ -132,7 +133,7 @@ fn ttl_ms(ttl: Duration) -> u64 {
 }
 
 const RUN_COLUMNS: &str = "id, objective, inputs, settings, status, approval, budget, spent, \
-     ending, lease_owner, lease_epoch, lease_expires_at, created_at, updated_at";
+     ending, lease_owner, lease_epoch, lease_expires_at, created_at, updated_at, rid";
 
 /// The raw columns of a run row, parsed outside the row callback so a
 /// damaged row becomes `Corrupt` rather than a SQLite error.
@@ -143,6 +144,7 @@ struct RunRow {
     expires: i64,
     created: i64,
     updated: i64,
+    rid: i64,
 }
 
 fn run_row(row: &Row<'_>) -> rusqlite::Result<RunRow> {
@@ -163,10 +165,26 @@ fn run_row(row: &Row<'_>) -> rusqlite::Result<RunRow> {
         expires: row.get(11)?,
         created: row.get(12)?,
         updated: row.get(13)?,
+        rid: row.get(14)?,
     })
 }
 
-fn run_record(row: RunRow) -> Result<RunRecord, StoreError> {
+/// The run's record: its row, with the spending and time of its last
+/// commit (the log's last row) when it has one.
+fn run_record(conn: &Connection, row: RunRow) -> Result<RunRecord, StoreError> {
+    let rid = row.rid;
+    let mut record = run_row_record(row)?;
+    if let Some(last) = tail(conn, rid)?.commit {
+        let last: CommitRow = parse("a commit record", &last)?;
+        record.updated_at_ms = last.at;
+        if let Some(spent) = last.spent {
+            record.spent = spent;
+        }
+    }
+    Ok(record)
+}
+
+fn run_row_record(row: RunRow) -> Result<RunRecord, StoreError> {
     let [
         id,
         objective,
@@ -209,7 +227,58 @@ fn rid(conn: &Connection, id: &RunId) -> Result<i64, StoreError> {
         .ok_or_else(|| not_found(id))
 }
 
-/// The row key of a run's `n`th step or event: the run's `rid` above
+/// What the last row of every commit holds (the `body` of a
+/// [`kind::COMMIT`] row): the run's spending after the commit (`None`:
+/// the run row's) and when it was made.
+#[derive(Serialize, Deserialize)]
+struct CommitRow {
+    spent: Option<Spent>,
+    at: u64,
+}
+
+/// Where a run's log ends.
+struct Tail {
+    /// The number of its next log row.
+    next: u64,
+    /// The number of its last event.
+    event_seq: u64,
+    /// The body of its last commit row, if it has one.
+    commit: Option<String>,
+}
+
+/// Where the run's log ends: one step down the right edge of its key range.
+fn tail(conn: &Connection, rid: i64) -> Result<Tail, StoreError> {
+    let (low, high) = key_range(rid)?;
+    let last: Option<(i64, i64, i64, String)> = conn
+        .prepare_cached(
+            "SELECT key, kind, seq, body FROM log WHERE key BETWEEN ?1 AND ?2 \
+             ORDER BY key DESC LIMIT 1",
+        )
+        .and_then(|mut s| {
+            s.query_row([low, high], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()
+        })
+        .map_err(|e| error("reading a run's log", e))?;
+    match last {
+        None => Ok(Tail {
+            next: 1,
+            event_seq: 0,
+            commit: None,
+        }),
+        Some((key, kind::COMMIT, seq, body)) => Ok(Tail {
+            next: key_low(key) + 1,
+            event_seq: unsigned(seq),
+            commit: Some(body),
+        }),
+        Some(_) => Err(StoreError::corrupt(format!(
+            "run row {rid}: its log does not end with a commit record"
+        ))),
+    }
+}
+
+/// The row key of a run's `n`th step or log row: the run's `rid` above
 /// [`KEY_BITS`] bits of `n`.
 fn key(rid: i64, n: u64, what: &str) -> Result<i64, StoreError> {
     let low = (1_u64 << KEY_BITS) - 1;
@@ -226,7 +295,7 @@ fn key(rid: i64, n: u64, what: &str) -> Result<i64, StoreError> {
         .ok_or_else(|| StoreError::corrupt(format!("run row number {rid} is out of range")))
 }
 
-/// The smallest and largest row keys of a run's steps or events.
+/// The smallest and largest row keys of a run's steps or log rows.
 fn key_range(rid: i64) -> Result<(i64, i64), StoreError> {
     Ok((
         key(rid, 0, "a row")?,
@@ -234,7 +303,7 @@ fn key_range(rid: i64) -> Result<(i64, i64), StoreError> {
     ))
 }
 
-/// The step index or event number of a row key.
+/// The step index or log row number of a row key.
 fn key_low(key: i64) -> u64 {
     unsigned(key) & ((1_u64 << KEY_BITS) - 1)
 }
@@ -306,7 +375,7 @@ impl RunStore for SqliteStore {
             .and_then(|mut s| s.query_row([id.as_str()], run_row).optional())
             .map_err(|e| error("reading a run", e))?
             .ok_or_else(|| not_found(id))?;
-        run_record(row)
+        run_record(&conn, row)
     }
 
     async fn list(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
@@ -326,7 +395,7 @@ impl RunStore for SqliteStore {
                     .collect::<rusqlite::Result<_>>()
             })
             .map_err(|e| error("listing runs", e))?;
-        rows.into_iter().map(run_record).collect()
+        rows.into_iter().map(|row| run_record(&conn, row)).collect()
     }
 
     async fn plans(&self, id: &RunId) -> Result<Vec<PlanRevision>, StoreError> {
@@ -357,24 +426,70 @@ impl RunStore for SqliteStore {
         scope: &CallScope,
     ) -> Result<Vec<JournalEntry>, StoreError> {
         let conn = self.conn();
-        let rid = rid(&conn, id)?;
-        records(
-            &conn,
-            "journal entries",
-            "SELECT entry FROM journal WHERE run = ?1 AND scope = ?2 ORDER BY seq",
-            params![rid, scope.key()],
-        )
+        let (low, high) = key_range(rid(&conn, id)?)?;
+        // The run's rows of this scope in commit order: a later entry of a
+        // seq replaces an earlier one, a truncation drops what it covers.
+        let rows: Vec<(i64, u32, String)> = conn
+            .prepare_cached(
+                "SELECT kind, seq, body FROM log \
+                 WHERE key BETWEEN ?1 AND ?2 AND kind IN (?3, ?4) AND scope = ?5 ORDER BY key",
+            )
+            .and_then(|mut s| {
+                s.query_map(
+                    params![low, high, kind::JOURNAL, kind::TRUNCATE, scope.key()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?
+                .collect::<rusqlite::Result<_>>()
+            })
+            .map_err(|e| error("reading journal entries", e))?;
+        let mut entries = BTreeMap::new();
+        for (kind, seq, body) in rows {
+            if kind == kind::TRUNCATE {
+                entries.split_off(&seq);
+            } else {
+                entries.insert(seq, body);
+            }
+        }
+        entries
+            .values()
+            .map(|text| parse("journal entries", text))
+            .collect()
     }
 
     async fn journal_all(&self, id: &RunId) -> Result<Vec<JournalEntry>, StoreError> {
         let conn = self.conn();
-        let rid = rid(&conn, id)?;
-        records(
-            &conn,
-            "journal entries",
-            "SELECT entry FROM journal WHERE run = ?1 ORDER BY scope, seq",
-            [rid],
-        )
+        let (low, high) = key_range(rid(&conn, id)?)?;
+        let rows: Vec<(i64, String, u32, String)> = conn
+            .prepare_cached(
+                "SELECT kind, scope, seq, body FROM log \
+                 WHERE key BETWEEN ?1 AND ?2 AND kind IN (?3, ?4) ORDER BY key",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![low, high, kind::JOURNAL, kind::TRUNCATE], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
+                .collect::<rusqlite::Result<_>>()
+            })
+            .map_err(|e| error("reading journal entries", e))?;
+        // By scope key then seq, as version 2's index ordered them.
+        let mut entries: BTreeMap<(String, u32), String> = BTreeMap::new();
+        for (kind, scope, seq, body) in rows {
+            if kind == kind::TRUNCATE {
+                let dropped: Vec<_> = entries
+                    .range((scope.clone(), seq)..=(scope, u32::MAX))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for key in dropped {
+                    entries.remove(&key);
+                }
+            } else {
+                entries.insert((scope, seq), body);
+            }
+        }
+        entries
+            .values()
+            .map(|text| parse("journal entries", text))
+            .collect()
     }
 
     async fn events(&self, id: &RunId, after: Option<u64>) -> Result<Vec<StoredEvent>, StoreError> {
@@ -382,20 +497,25 @@ impl RunStore for SqliteStore {
         let rid = rid(&conn, id)?;
         let (low, high) = key_range(rid)?;
         let after = after.unwrap_or(0).min(key_low(high));
+        // Event `n` is at least the run's `n`th log row, so the rows up to
+        // number `after` hold no later event.
         let from = low | i64::try_from(after).unwrap_or_default();
         let rows: Vec<(i64, String)> = conn
             .prepare_cached(
-                "SELECT key, event FROM events WHERE key > ?1 AND key <= ?2 ORDER BY key",
+                "SELECT seq, body FROM log \
+                 WHERE key > ?1 AND key <= ?2 AND kind = ?3 AND seq > ?4 ORDER BY key",
             )
             .and_then(|mut s| {
-                s.query_map(params![from, high], |row| Ok((row.get(0)?, row.get(1)?)))?
-                    .collect::<rusqlite::Result<_>>()
+                s.query_map(params![from, high, kind::EVENT, ms(after)], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?
+                .collect::<rusqlite::Result<_>>()
             })
             .map_err(|e| error("reading events", e))?;
         rows.into_iter()
-            .map(|(key, text)| {
+            .map(|(seq, text)| {
                 Ok(StoredEvent {
-                    seq: key_low(key),
+                    seq: unsigned(seq),
                     event: parse("an event", &text)?,
                 })
             })
@@ -509,23 +629,20 @@ impl RunStore for SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| error("committing", e))?;
         let id = lease.run_id.as_str();
-        let fenced: Option<(i64, i64)> = tx
+        let fenced: Option<i64> = tx
             .prepare_cached(
-                "SELECT rid, event_seq FROM runs \
-                 WHERE id = ?1 AND lease_owner = ?2 AND lease_epoch = ?3",
+                "SELECT rid FROM runs WHERE id = ?1 AND lease_owner = ?2 AND lease_epoch = ?3",
             )
             .and_then(|mut s| {
-                s.query_row(params![id, lease.owner, ms(lease.epoch)], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .optional()
+                s.query_row(params![id, lease.owner, ms(lease.epoch)], |r| r.get(0))
+                    .optional()
             })
             .map_err(|e| error("committing", e))?;
-        let Some((rid, event_seq)) = fenced else {
+        let Some(rid) = fenced else {
             self::rid(&tx, &lease.run_id)?;
             return Err(lost(lease));
         };
-        let mut event_seq = unsigned(event_seq);
+        let tail = tail(&tx, rid)?;
         let conflict = |reason: String| StoreError::Conflict {
             id: id.to_owned(),
             reason,
@@ -579,27 +696,50 @@ impl RunStore for SqliteStore {
                 )));
             }
         }
-        for (scope, from) in &commit.truncate {
-            tx.prepare_cached("DELETE FROM journal WHERE run = ?1 AND scope = ?2 AND seq >= ?3")
-                .and_then(|mut s| s.execute(params![rid, scope.key(), from]))
-                .map_err(|e| error("truncating the journal", e))?;
-        }
-        for entry in &commit.journal {
-            let text = json(entry)?;
-            tx.prepare_cached(
-                "INSERT INTO journal (run, scope, seq, entry) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (run, scope, seq) DO UPDATE SET entry = excluded.entry",
-            )
-            .and_then(|mut s| s.execute(params![rid, entry.scope.key(), entry.seq, text]))
-            .map_err(|e| error("writing the journal", e))?;
-        }
-        for event in &commit.events {
-            event_seq += 1;
-            let key = key(rid, event_seq, "event")?;
-            let text = json(event)?;
-            tx.prepare_cached("INSERT INTO events (key, event) VALUES (?1, ?2)")
-                .and_then(|mut s| s.execute(params![key, text]))
-                .map_err(|e| error("storing events", e))?;
+        // Everything else is appended to the run's log, in this order:
+        // truncations before the entries written after them, then events,
+        // then the commit row.
+        let mut event_seq = tail.event_seq;
+        let spent = match (&commit.spent, &tail.commit) {
+            (Some(spent), _) => Some(spent.clone()),
+            (None, Some(last)) => parse::<CommitRow>("a commit record", last)?.spent,
+            (None, None) => None,
+        };
+        {
+            let mut append = tx
+                .prepare_cached(
+                    "INSERT INTO log (key, kind, scope, seq, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(|e| error("committing", e))?;
+            let mut next = tail.next;
+            let mut row = |kind: i64, scope: Option<String>, seq: u64, body: &str| {
+                let key = key(rid, next, "log row")?;
+                next += 1;
+                append
+                    .execute(params![key, kind, scope, ms(seq), body])
+                    .map_err(|e| error("committing", e))
+            };
+            for (scope, from) in &commit.truncate {
+                row(kind::TRUNCATE, Some(scope.key()), u64::from(*from), "")?;
+            }
+            for entry in &commit.journal {
+                let text = json(entry)?;
+                row(
+                    kind::JOURNAL,
+                    Some(entry.scope.key()),
+                    u64::from(entry.seq),
+                    &text,
+                )?;
+            }
+            for event in &commit.events {
+                event_seq += 1;
+                row(kind::EVENT, None, event_seq, &json(event)?)?;
+            }
+            let last = json(&CommitRow {
+                spent,
+                at: now_ms(),
+            })?;
+            row(kind::COMMIT, None, event_seq, &last)?;
         }
         if let Some(status) = commit.status {
             // Its own statement: the status index is written only when the
@@ -608,27 +748,17 @@ impl RunStore for SqliteStore {
                 .and_then(|mut s| s.execute(params![rid, status.as_str()]))
                 .map_err(|e| error("updating the run's status", e))?;
         }
-        let spent = commit.spent.as_ref().map(json).transpose()?;
         let ending = commit.ending.as_ref().map(json).transpose()?;
         let settings = commit.settings.as_ref().map(json).transpose()?;
         let budget = commit.budget.as_ref().map(json).transpose()?;
-        tx.prepare_cached(
-            "UPDATE runs SET spent = coalesce(?2, spent), \
-             ending = coalesce(?3, ending), settings = coalesce(?4, settings), \
-             budget = coalesce(?5, budget), event_seq = ?6, updated_at = ?7 WHERE rid = ?1",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                rid,
-                spent,
-                ending,
-                settings,
-                budget,
-                ms(event_seq),
-                ms(now_ms())
-            ])
-        })
-        .map_err(|e| error("updating the run", e))?;
+        if ending.is_some() || settings.is_some() || budget.is_some() {
+            tx.prepare_cached(
+                "UPDATE runs SET ending = coalesce(?2, ending), settings = coalesce(?3, settings), \
+                 budget = coalesce(?4, budget) WHERE rid = ?1",
+            )
+            .and_then(|mut s| s.execute(params![rid, ending, settings, budget]))
+            .map_err(|e| error("updating the run", e))?;
+        }
         tx.commit().map_err(|e| error("committing", e))?;
         Ok(event_seq)
     }
