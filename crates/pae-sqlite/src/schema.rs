@@ -27,7 +27,8 @@ CREATE TABLE pae_meta (
 /// What a row of the `log` table is (its `kind` column).
 pub(crate) mod kind {
     /// The last row of every commit: `seq` is the run's last event number,
-    /// `body` the run's spending and the commit's time.
+    /// `body` the run's spending, the indexes of its committed steps and
+    /// the commit's time.
     pub(crate) const COMMIT: i64 = 0;
     /// A journal entry (`scope`, `seq`); a later row of the same scope and
     /// seq replaces it.
@@ -37,6 +38,8 @@ pub(crate) mod kind {
     /// Drops the journal entries of `scope` numbered `seq` or more that
     /// come before it.
     pub(crate) const TRUNCATE: i64 = 3;
+    /// A committed step, its index in `seq`.
+    pub(crate) const STEP: i64 = 4;
 }
 
 /// The tables and indexes of the current version but the log (the same
@@ -46,16 +49,16 @@ pub(crate) mod kind {
 /// (high bits) with a per-run row number (low bits): a run's rows are
 /// contiguous and in commit order, and a commit of the newest run appends
 /// at the right edge of one b-tree, where SQLite fills the last leaf and
-/// adds a page without rebalancing its neighbours. The log holds journal
-/// entries (a rewritten entry is appended again and the later row wins, so
-/// there is no secondary index to keep up), journal truncations, events,
-/// and one commit row that ends every commit with the run's spending, last
-/// event number and time: the run row is not rewritten per step. Steps
-/// keep their own table, keyed by `rid` and step index, which is what
-/// makes a step committed twice a conflict. (Version 2 wrote the run row,
-/// the steps, journal and events tables and the journal's unique index in
-/// every commit: five pages, each a 4 KiB frame in the write-ahead log;
-/// version 1 keyed tables by run id text.)
+/// adds a page without rebalancing its neighbours. The log holds committed
+/// steps, journal entries (a rewritten entry is appended again and the
+/// later row wins, so there is no secondary index to keep up), journal
+/// truncations, events, and one commit row that ends every commit with the
+/// run's spending, last event number, committed step indexes (as ranges:
+/// a step committed twice is a conflict) and time. The run row is not
+/// rewritten per step. (Version 2 wrote the run row, the steps, journal
+/// and events tables and the journal's unique index in every commit: five
+/// pages, each a 4 KiB frame in the write-ahead log; version 1 keyed tables
+/// by run id text.)
 const TABLES: &str = "
 CREATE TABLE runs (
     rid              INTEGER PRIMARY KEY,
@@ -83,10 +86,6 @@ CREATE TABLE plans (
     record   TEXT NOT NULL,
     PRIMARY KEY (run, revision)
 ) WITHOUT ROWID;
-CREATE TABLE steps (
-    key    INTEGER PRIMARY KEY,
-    record TEXT NOT NULL
-);
 ";
 
 /// The log table, the one version 3 added.
@@ -100,9 +99,14 @@ CREATE TABLE log (
 );
 ";
 
-/// Version 2's `journal` and `events` tables, verbatim (its other tables
-/// are [`TABLES`]): what [`FROM_V1`] upgrades to before [`FROM_V2`].
+/// Version 2's `steps`, `journal` and `events` tables, verbatim (its
+/// other tables are [`TABLES`]): what [`FROM_V1`] upgrades to before
+/// [`FROM_V2`].
 const V2_TABLES: &str = "
+CREATE TABLE steps (
+    key    INTEGER PRIMARY KEY,
+    record TEXT NOT NULL
+);
 CREATE TABLE journal (
     key   INTEGER PRIMARY KEY,
     run   INTEGER NOT NULL REFERENCES runs (rid),
@@ -117,14 +121,17 @@ CREATE TABLE events (
 );
 ";
 
-/// Upgrades a version 2 database to version 3: the journal and events
+/// Upgrades a version 2 database to version 3: steps, journal and events
 /// move into the log, each run's journal entries first (by scope and seq),
-/// then its events (same numbers), then a commit row with the spending,
-/// last event number and time its run row held. Runs after [`LOG`].
+/// then its steps, then its events (same numbers), then a commit row with
+/// the spending, last event number and time its run row held and its
+/// step indexes. Runs after [`LOG`].
 const FROM_V2: &str = "
 CREATE TEMP TABLE upgrade_counts AS
     SELECT r.rid AS rid,
            (SELECT count(*) FROM journal j WHERE j.run = r.rid) AS entries,
+           (SELECT count(*) FROM steps s
+            WHERE s.key BETWEEN r.rid << 32 AND (r.rid << 32) | 4294967295) AS steps,
            coalesce((SELECT max(e.key & 4294967295) FROM events e
                      WHERE e.key BETWEEN r.rid << 32 AND (r.rid << 32) | 4294967295), 0) AS events
     FROM runs r;
@@ -133,13 +140,23 @@ INSERT INTO log (key, kind, scope, seq, body)
            1, scope, seq, entry
     FROM journal ORDER BY 1;
 INSERT INTO log (key, kind, scope, seq, body)
-    SELECT e.key + c.entries, 2, NULL, e.key & 4294967295, e.event
+    SELECT ((s.key >> 32) << 32)
+           | (c.entries + row_number() OVER (PARTITION BY s.key >> 32 ORDER BY s.key)),
+           4, NULL, s.key & 4294967295, s.record
+    FROM steps s JOIN upgrade_counts c ON c.rid = s.key >> 32 ORDER BY 1;
+INSERT INTO log (key, kind, scope, seq, body)
+    SELECT e.key + c.entries + c.steps, 2, NULL, e.key & 4294967295, e.event
     FROM events e JOIN upgrade_counts c ON c.rid = e.key >> 32 ORDER BY 1;
 INSERT INTO log (key, kind, scope, seq, body)
-    SELECT (r.rid << 32) | (c.entries + c.events + 1), 0, NULL, r.event_seq,
-           json_object('spent', json(r.spent), 'at', r.updated_at)
+    SELECT (r.rid << 32) | (c.entries + c.steps + c.events + 1), 0, NULL, r.event_seq,
+           json_object('spent', json(r.spent), 'at', r.updated_at, 'steps',
+               json((SELECT json_group_array(
+                         json_array(s.key & 4294967295, (s.key & 4294967295) + 1))
+                     FROM steps s
+                     WHERE s.key BETWEEN r.rid << 32 AND (r.rid << 32) | 4294967295)))
     FROM runs r JOIN upgrade_counts c ON c.rid = r.rid ORDER BY 1;
 DROP TABLE upgrade_counts;
+DROP TABLE steps;
 DROP TABLE events;
 DROP TABLE journal;
 UPDATE pae_meta SET value = '3' WHERE key = 'schema_version';

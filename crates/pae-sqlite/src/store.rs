@@ -229,11 +229,57 @@ fn rid(conn: &Connection, id: &RunId) -> Result<i64, StoreError> {
 
 /// What the last row of every commit holds (the `body` of a
 /// [`kind::COMMIT`] row): the run's spending after the commit (`None`:
-/// the run row's) and when it was made.
+/// the run row's), when it was made, and the indexes of the run's
+/// committed steps as sorted, disjoint, half-open ranges (a plan run in
+/// order is one range).
 #[derive(Serialize, Deserialize)]
 struct CommitRow {
     spent: Option<Spent>,
     at: u64,
+    #[serde(default)]
+    steps: Vec<(u64, u64)>,
+}
+
+/// Sorts half-open ranges and merges those that touch or overlap (an
+/// upgraded store lists one range per step).
+fn merge_ranges(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    ranges.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+    for (start, end) in ranges {
+        match merged.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => merged.push((start, end)),
+        }
+    }
+    merged
+}
+
+/// Adds `index` (below `u64::MAX`) to sorted, disjoint, non-touching,
+/// half-open `ranges`; false when it is in them already.
+fn add_step(ranges: &mut Vec<(u64, u64)>, index: u64) -> bool {
+    // The first range that ends at or after `index`.
+    let at = ranges.partition_point(|&(_, end)| end < index);
+    if let Some(&(start, end)) = ranges.get(at)
+        && start <= index
+        && index < end
+    {
+        return false;
+    }
+    let joins_left = ranges.get(at).is_some_and(|&(_, end)| end == index);
+    let right = if joins_left { at + 1 } else { at };
+    let joins_right = ranges
+        .get(right)
+        .is_some_and(|&(start, _)| start == index + 1);
+    match (joins_left, joins_right) {
+        (true, true) => {
+            ranges[at].1 = ranges[right].1;
+            ranges.remove(right);
+        }
+        (true, false) => ranges[at].1 = index + 1,
+        (false, true) => ranges[right].0 = index,
+        (false, false) => ranges.insert(at, (index, index + 1)),
+    }
+    true
 }
 
 /// Where a run's log ends.
@@ -415,8 +461,8 @@ impl RunStore for SqliteStore {
         records(
             &conn,
             "steps",
-            "SELECT record FROM steps WHERE key BETWEEN ?1 AND ?2 ORDER BY key",
-            [low, high],
+            "SELECT body FROM log WHERE key BETWEEN ?1 AND ?2 AND kind = ?3 ORDER BY seq",
+            [low, high, kind::STEP],
         )
     }
 
@@ -679,32 +725,31 @@ impl RunStore for SqliteStore {
                 .and_then(|mut s| s.execute(params![rid, revision, text]))
                 .map_err(|e| error("approving a plan", e))?;
         }
+        // Everything else is appended to the run's log, in this order:
+        // steps, truncations before the entries written after them, then
+        // events, then the commit row.
+        let mut event_seq = tail.event_seq;
+        let last = match &tail.commit {
+            Some(last) if commit.spent.is_none() || !commit.steps.is_empty() => {
+                Some(parse::<CommitRow>("a commit record", last)?)
+            }
+            _ => None,
+        };
+        let (spent, mut steps) = match last {
+            Some(last) => (last.spent, merge_ranges(last.steps)),
+            None => (None, Vec::new()),
+        };
+        let spent = commit.spent.clone().or(spent);
         for step in &commit.steps {
-            let text = json(step)?;
             let index = u64::try_from(step.index).unwrap_or(u64::MAX);
-            let key = key(rid, index, "step")?;
-            let inserted = tx
-                .prepare_cached(
-                    "INSERT INTO steps (key, record) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                )
-                .and_then(|mut s| s.execute(params![key, text]))
-                .map_err(|e| error("committing a step", e))?;
-            if inserted == 0 {
+            key(rid, index, "step")?;
+            if !add_step(&mut steps, index) {
                 return Err(conflict(format!(
                     "step {} is committed already",
                     step.index
                 )));
             }
         }
-        // Everything else is appended to the run's log, in this order:
-        // truncations before the entries written after them, then events,
-        // then the commit row.
-        let mut event_seq = tail.event_seq;
-        let spent = match (&commit.spent, &tail.commit) {
-            (Some(spent), _) => Some(spent.clone()),
-            (None, Some(last)) => parse::<CommitRow>("a commit record", last)?.spent,
-            (None, None) => None,
-        };
         {
             let mut append = tx
                 .prepare_cached(
@@ -719,6 +764,10 @@ impl RunStore for SqliteStore {
                     .execute(params![key, kind, scope, ms(seq), body])
                     .map_err(|e| error("committing", e))
             };
+            for step in &commit.steps {
+                let index = u64::try_from(step.index).unwrap_or(u64::MAX);
+                row(kind::STEP, None, index, &json(step)?)?;
+            }
             for (scope, from) in &commit.truncate {
                 row(kind::TRUNCATE, Some(scope.key()), u64::from(*from), "")?;
             }
@@ -738,6 +787,7 @@ impl RunStore for SqliteStore {
             let last = json(&CommitRow {
                 spent,
                 at: now_ms(),
+                steps,
             })?;
             row(kind::COMMIT, None, event_seq, &last)?;
         }
@@ -768,5 +818,30 @@ fn lost(lease: &Lease) -> StoreError {
     StoreError::LeaseLost {
         id: lease.run_id.to_string(),
         epoch: lease.epoch,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_ranges_merge_and_refuse_repeats() {
+        let mut ranges = Vec::new();
+        for index in [0, 1, 2, 5, 7, 6, 3] {
+            assert!(add_step(&mut ranges, index), "{index}");
+        }
+        assert_eq!(ranges, [(0, 4), (5, 8)]);
+        for index in [0, 3, 5, 7] {
+            assert!(!add_step(&mut ranges, index), "{index}");
+        }
+        assert!(add_step(&mut ranges, 4));
+        assert_eq!(ranges, [(0, 8)]);
+        assert!(add_step(&mut ranges, 10));
+        assert_eq!(ranges, [(0, 8), (10, 11)]);
+        let merged = merge_ranges(vec![(3, 4), (0, 1), (1, 2), (2, 3), (9, 10)]);
+        assert_eq!(merged, [(0, 4), (9, 10)]);
+        let mut merged = merged;
+        assert!(!add_step(&mut merged, 1));
     }
 }

@@ -157,10 +157,14 @@ CREATE TABLE events (
 ) WITHOUT ROWID;
 ";
 
-/// Version 2's journal and events tables, verbatim (its runs, plans and
-/// steps tables are version 3's): what files written by pae 0.x before the
+/// Version 2's steps, journal and events tables, verbatim (its runs and
+/// plans tables are version 3's): what files written by pae 0.x before the
 /// append-only log hold.
 const V2_TABLES: &str = "
+CREATE TABLE steps (
+    key    INTEGER PRIMARY KEY,
+    record TEXT NOT NULL
+);
 CREATE TABLE journal (
     key   INTEGER PRIMARY KEY,
     run   INTEGER NOT NULL REFERENCES runs (rid),
@@ -176,7 +180,7 @@ CREATE TABLE events (
 ";
 
 /// Rewrites a current store file in version 2's layout (the same records):
-/// the latest journal entry of each scope and seq, the events, and the
+/// the steps, the latest journal entry of each scope and seq, the events, and the
 /// spending, last event number and time of each run's last commit back in
 /// its run row. (The fixture truncates no journal.)
 fn rewrite_as_version_2(path: &std::path::Path) {
@@ -190,6 +194,8 @@ fn rewrite_as_version_2(path: &std::path::Path) {
                  WHERE m.kind = 1 AND m.key >> 32 = l.key >> 32
                  AND m.scope = l.scope AND m.seq = l.seq)
              ORDER BY l.key >> 32, l.scope, l.seq;
+         INSERT INTO steps (key, record)
+             SELECT ((key >> 32) << 32) | seq, body FROM log WHERE kind = 4 ORDER BY 1;
          INSERT INTO events (key, event)
              SELECT ((key >> 32) << 32) | seq, body FROM log WHERE kind = 2 ORDER BY 1;
          UPDATE runs SET
@@ -410,6 +416,22 @@ async fn check_upgraded(path: &std::path::Path, ids: &[RunId], before: &[serde_j
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].seq, last + 1);
     assert_eq!(store.run(&ids[0]).await.unwrap().spent.tool_calls, 30);
+    // Its committed steps stay committed: step 1 again is a conflict.
+    let mut steps = store.steps(&ids[0]).await.unwrap();
+    assert_eq!(steps.len(), 3);
+    let mut again = steps.swap_remove(1);
+    let mut commit = pae_core::store::Commit::new();
+    commit.steps = vec![again.clone()];
+    let conflict = store.commit(&lease, commit).await;
+    assert!(
+        matches!(conflict, Err(StoreError::Conflict { .. })),
+        "{conflict:?}"
+    );
+    again.index = 3;
+    let mut commit = pae_core::store::Commit::new();
+    commit.steps = vec![again];
+    store.commit(&lease, commit).await.unwrap();
+    assert_eq!(store.steps(&ids[0]).await.unwrap().len(), 4);
 }
 
 #[tokio::test]
