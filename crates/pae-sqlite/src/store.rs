@@ -292,6 +292,27 @@ struct Tail {
     commit: Option<String>,
 }
 
+/// Appends `rows` (kind, scope, seq, body) to the run's log from row
+/// number `next` on.
+fn append(
+    conn: &Connection,
+    rid: i64,
+    mut next: u64,
+    rows: &[(i64, Option<String>, u64, String)],
+) -> Result<(), StoreError> {
+    let mut insert = conn
+        .prepare_cached("INSERT INTO log (key, kind, scope, seq, body) VALUES (?1, ?2, ?3, ?4, ?5)")
+        .map_err(|e| error("committing", e))?;
+    for (kind, scope, seq, body) in rows {
+        let key = key(rid, next, "log row")?;
+        next += 1;
+        insert
+            .execute(params![key, kind, scope, ms(*seq), body])
+            .map_err(|e| error("committing", e))?;
+    }
+    Ok(())
+}
+
 /// Where the run's log ends: one step down the right edge of its key range.
 fn tail(conn: &Connection, rid: i64) -> Result<Tail, StoreError> {
     let (low, high) = key_range(rid)?;
@@ -750,47 +771,44 @@ impl RunStore for SqliteStore {
                 )));
             }
         }
-        {
-            let mut append = tx
-                .prepare_cached(
-                    "INSERT INTO log (key, kind, scope, seq, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .map_err(|e| error("committing", e))?;
-            let mut next = tail.next;
-            let mut row = |kind: i64, scope: Option<String>, seq: u64, body: &str| {
-                let key = key(rid, next, "log row")?;
-                next += 1;
-                append
-                    .execute(params![key, kind, scope, ms(seq), body])
-                    .map_err(|e| error("committing", e))
-            };
-            for step in &commit.steps {
-                let index = u64::try_from(step.index).unwrap_or(u64::MAX);
-                row(kind::STEP, None, index, &json(step)?)?;
-            }
-            for (scope, from) in &commit.truncate {
-                row(kind::TRUNCATE, Some(scope.key()), u64::from(*from), "")?;
-            }
-            for entry in &commit.journal {
-                let text = json(entry)?;
-                row(
-                    kind::JOURNAL,
-                    Some(entry.scope.key()),
-                    u64::from(entry.seq),
-                    &text,
-                )?;
-            }
-            for event in &commit.events {
-                event_seq += 1;
-                row(kind::EVENT, None, event_seq, &json(event)?)?;
-            }
-            let last = json(&CommitRow {
-                spent,
-                at: now_ms(),
-                steps,
-            })?;
-            row(kind::COMMIT, None, event_seq, &last)?;
+        let mut rows = Vec::with_capacity(
+            commit.steps.len()
+                + commit.truncate.len()
+                + commit.journal.len()
+                + commit.events.len()
+                + 1,
+        );
+        for step in &commit.steps {
+            let index = u64::try_from(step.index).unwrap_or(u64::MAX);
+            rows.push((kind::STEP, None, index, json(step)?));
         }
+        for (scope, from) in &commit.truncate {
+            rows.push((
+                kind::TRUNCATE,
+                Some(scope.key()),
+                u64::from(*from),
+                String::new(),
+            ));
+        }
+        for entry in &commit.journal {
+            rows.push((
+                kind::JOURNAL,
+                Some(entry.scope.key()),
+                u64::from(entry.seq),
+                json(entry)?,
+            ));
+        }
+        for event in &commit.events {
+            event_seq += 1;
+            rows.push((kind::EVENT, None, event_seq, json(event)?));
+        }
+        let last = CommitRow {
+            spent,
+            at: now_ms(),
+            steps,
+        };
+        rows.push((kind::COMMIT, None, event_seq, json(&last)?));
+        append(&tx, rid, tail.next, &rows)?;
         if let Some(status) = commit.status {
             // Its own statement: the status index is written only when the
             // status is.
