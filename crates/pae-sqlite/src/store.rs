@@ -328,22 +328,13 @@ fn tail(conn: &Connection, rid: i64) -> Result<Tail, StoreError> {
             .optional()
         })
         .map_err(|e| error("reading a run's log", e))?;
-    tail_of(rid, last)
-}
-
-/// The last row of a run's log: key, kind, seq, body.
-type LastRow = (i64, i64, i64, String);
-
-/// Where the run's log ends, given its last row.
-fn tail_of(rid: i64, last: Option<LastRow>) -> Result<Tail, StoreError> {
-    let (low, high) = key_range(rid)?;
     match last {
         None => Ok(Tail {
             next: 1,
             event_seq: 0,
             commit: None,
         }),
-        Some((key, kind::COMMIT, seq, body)) if (low..=high).contains(&key) => Ok(Tail {
+        Some((key, kind::COMMIT, seq, body)) => Ok(Tail {
             next: key_low(key) + 1,
             event_seq: unsigned(seq),
             commit: Some(body),
@@ -705,32 +696,20 @@ impl RunStore for SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| error("committing", e))?;
         let id = lease.run_id.as_str();
-        // The run, if the lease is still its lease, and the last row of its
-        // log, in one statement.
-        let fenced: Option<(i64, Option<i64>, Option<i64>, Option<i64>, Option<String>)> = tx
+        let fenced: Option<i64> = tx
             .prepare_cached(
-                "SELECT r.rid, l.key, l.kind, l.seq, l.body FROM runs r \
-                 LEFT JOIN log l ON l.key = (SELECT key FROM log \
-                     WHERE key BETWEEN r.rid << 32 AND (r.rid << 32) | 4294967295 \
-                     ORDER BY key DESC LIMIT 1) \
-                 WHERE r.id = ?1 AND r.lease_owner = ?2 AND r.lease_epoch = ?3",
+                "SELECT rid FROM runs WHERE id = ?1 AND lease_owner = ?2 AND lease_epoch = ?3",
             )
             .and_then(|mut s| {
-                s.query_row(params![id, lease.owner, ms(lease.epoch)], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })
-                .optional()
+                s.query_row(params![id, lease.owner, ms(lease.epoch)], |r| r.get(0))
+                    .optional()
             })
             .map_err(|e| error("committing", e))?;
-        let Some((rid, last_key, last_kind, last_seq, last_body)) = fenced else {
+        let Some(rid) = fenced else {
             self::rid(&tx, &lease.run_id)?;
             return Err(lost(lease));
         };
-        let last = match (last_key, last_kind, last_seq, last_body) {
-            (Some(key), Some(kind), Some(seq), Some(body)) => Some((key, kind, seq, body)),
-            _ => None,
-        };
-        let tail = tail_of(rid, last)?;
+        let tail = tail(&tx, rid)?;
         let conflict = |reason: String| StoreError::Conflict {
             id: id.to_owned(),
             reason,
