@@ -691,8 +691,10 @@ impl RunStore for SqliteStore {
     }
 
     async fn commit(&self, lease: &Lease, commit: Commit) -> Result<u64, StoreError> {
-        let conn = self.conn();
-        let tx = Immediate::begin(&conn).map_err(|e| error("committing", e))?;
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| error("committing", e))?;
         let id = lease.run_id.as_str();
         let fenced: Option<i64> = tx
             .prepare_cached(
@@ -827,48 +829,6 @@ impl RunStore for SqliteStore {
         }
         tx.commit().map_err(|e| error("committing", e))?;
         Ok(event_seq)
-    }
-}
-
-/// An immediate transaction begun and committed through cached statements
-/// (the per-step commit is short enough that preparing `BEGIN` and
-/// `COMMIT` each time shows); rolled back when dropped uncommitted.
-struct Immediate<'c> {
-    conn: &'c Connection,
-    committed: bool,
-}
-
-impl<'c> Immediate<'c> {
-    fn begin(conn: &'c Connection) -> rusqlite::Result<Self> {
-        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-        Ok(Self {
-            conn,
-            committed: false,
-        })
-    }
-
-    fn commit(mut self) -> rusqlite::Result<()> {
-        self.conn.prepare_cached("COMMIT")?.execute([])?;
-        self.committed = true;
-        Ok(())
-    }
-}
-
-impl std::ops::Deref for Immediate<'_> {
-    type Target = Connection;
-
-    fn deref(&self) -> &Connection {
-        self.conn
-    }
-}
-
-impl Drop for Immediate<'_> {
-    fn drop(&mut self) {
-        if !self.committed && !self.conn.is_autocommit() {
-            // Failing here leaves the transaction to the next BEGIN's
-            // error; nothing of it was committed.
-            let _ = self.conn.execute_batch("ROLLBACK");
-        }
     }
 }
 
