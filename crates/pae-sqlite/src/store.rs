@@ -1,6 +1,6 @@
 //! [`SqliteStore`]: the [`RunStore`] over one SQLite connection.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -25,6 +25,24 @@ use crate::schema::{self, KEY_BITS, error, kind};
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// Where each journal scope's rows are in the log of recently read
+    /// runs, by run id; locked only while `conn` is.
+    scopes: Mutex<HashMap<String, ScopeIndex>>,
+}
+
+/// The most runs whose [`ScopeIndex`] is kept.
+const SCOPE_INDEXES: usize = 64;
+
+/// Where one run's journal rows are, as far as its log has been read. The
+/// log is append-only, so rows up to `seen` never change: a lookup reads
+/// only the rows appended since the last one, not the whole run (a resumed
+/// run asks for each step's journal).
+#[derive(Debug, Default)]
+struct ScopeIndex {
+    /// The key of the last log row read (0: none).
+    seen: i64,
+    /// The keys of journal and truncation rows, by scope key, in order.
+    keys: HashMap<String, Vec<i64>>,
 }
 
 impl SqliteStore {
@@ -60,6 +78,7 @@ impl SqliteStore {
         Ok(Self {
             conn: Mutex::new(conn),
             path: PathBuf::from(":memory:"),
+            scopes: Mutex::default(),
         })
     }
 
@@ -83,6 +102,7 @@ impl SqliteStore {
         Ok(Self {
             conn: Mutex::new(conn),
             path: path.to_owned(),
+            scopes: Mutex::default(),
         })
     }
 
@@ -494,21 +514,52 @@ impl RunStore for SqliteStore {
     ) -> Result<Vec<JournalEntry>, StoreError> {
         let conn = self.conn();
         let (low, high) = key_range(rid(&conn, id)?)?;
-        // The run's rows of this scope in commit order: a later entry of a
-        // seq replaces an earlier one, a truncation drops what it covers.
-        let rows: Vec<(i64, u32, String)> = conn
+        let fail = |e| error("reading journal entries", e);
+        let last: i64 = conn
             .prepare_cached(
-                "SELECT kind, seq, body FROM log \
-                 WHERE key BETWEEN ?1 AND ?2 AND kind IN (?3, ?4) AND scope = ?5 ORDER BY key",
+                "SELECT key FROM log WHERE key BETWEEN ?1 AND ?2 ORDER BY key DESC LIMIT 1",
             )
-            .and_then(|mut s| {
-                s.query_map(
-                    params![low, high, kind::JOURNAL, kind::TRUNCATE, scope.key()],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )?
-                .collect::<rusqlite::Result<_>>()
-            })
-            .map_err(|e| error("reading journal entries", e))?;
+            .and_then(|mut s| s.query_row([low, high], |r| r.get(0)).optional())
+            .map_err(fail)?
+            .unwrap_or(0);
+        let keys = {
+            let mut indexes = self.scopes.lock().unwrap_or_else(PoisonError::into_inner);
+            if indexes.len() >= SCOPE_INDEXES && !indexes.contains_key(id.as_str()) {
+                indexes.clear();
+            }
+            let index = indexes.entry(id.as_str().to_owned()).or_default();
+            if last > index.seen {
+                // The journal rows appended since the last lookup.
+                let added: Vec<(i64, String)> = conn
+                    .prepare_cached(
+                        "SELECT key, scope FROM log \
+                         WHERE key > ?1 AND key <= ?2 AND kind IN (?3, ?4) ORDER BY key",
+                    )
+                    .and_then(|mut s| {
+                        s.query_map(
+                            params![index.seen.max(low), last, kind::JOURNAL, kind::TRUNCATE],
+                            |r| Ok((r.get(0)?, r.get(1)?)),
+                        )?
+                        .collect::<rusqlite::Result<_>>()
+                    })
+                    .map_err(fail)?;
+                for (key, scope) in added {
+                    index.keys.entry(scope).or_default().push(key);
+                }
+                index.seen = last;
+            }
+            index.keys.get(&scope.key()).cloned().unwrap_or_default()
+        };
+        // The scope's rows in commit order: a later entry of a seq
+        // replaces an earlier one, a truncation drops what it covers.
+        let mut rows: Vec<(i64, u32, String)> = Vec::with_capacity(keys.len());
+        for key in keys {
+            rows.push(
+                conn.prepare_cached("SELECT kind, seq, body FROM log WHERE key = ?1")
+                    .and_then(|mut s| s.query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
+                    .map_err(fail)?,
+            );
+        }
         let mut entries = BTreeMap::new();
         for (kind, seq, body) in rows {
             if kind == kind::TRUNCATE {

@@ -477,3 +477,70 @@ fn a_store_of_a_newer_version_is_refused_and_left_alone() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn journal_lookups_see_what_was_committed_since_the_last_one() {
+    use pae_core::store::{CallKind, CallScope, CallState, Commit, JournalEntry};
+    let store = SqliteStore::in_memory().unwrap();
+    let id = RunId::generate();
+    store
+        .create(&RunRecord::new(id.clone(), "journal"))
+        .await
+        .unwrap();
+    let ttl = std::time::Duration::from_secs(30);
+    let lease = store
+        .acquire(&id, "me", ttl, Takeover::IfExpired)
+        .await
+        .unwrap();
+    let entry = |index: usize, seq: u32, state: CallState| JournalEntry {
+        scope: CallScope::Step { revision: 0, index },
+        seq,
+        kind: CallKind::Tool,
+        name: "t".into(),
+        request_hash: format!("{index}/{seq}"),
+        idempotency_key: None,
+        state,
+        request: serde_json::Value::Null,
+        result: serde_json::Value::Null,
+        usage: pae_core::TokenUsage::default(),
+        started_at_ms: 1,
+        finished_at_ms: None,
+    };
+    let scope = |index| CallScope::Step { revision: 0, index };
+    let states = |entries: Vec<JournalEntry>| -> Vec<(u32, CallState)> {
+        entries.into_iter().map(|e| (e.seq, e.state)).collect()
+    };
+    let mut commit = Commit::new();
+    commit.journal = vec![
+        entry(0, 0, CallState::Done),
+        entry(0, 1, CallState::Started),
+    ];
+    store.commit(&lease, commit).await.unwrap();
+    assert_eq!(
+        states(store.journal(&id, &scope(0)).await.unwrap()),
+        [(0, CallState::Done), (1, CallState::Started)]
+    );
+    assert!(store.journal(&id, &scope(1)).await.unwrap().is_empty());
+    // Rewritten, then truncated and written again, and another scope.
+    let mut commit = Commit::new();
+    commit.journal = vec![entry(0, 1, CallState::Done), entry(1, 0, CallState::Done)];
+    store.commit(&lease, commit).await.unwrap();
+    assert_eq!(
+        states(store.journal(&id, &scope(0)).await.unwrap()),
+        [(0, CallState::Done), (1, CallState::Done)]
+    );
+    let mut commit = Commit::new();
+    commit.truncate = vec![(scope(0), 1)];
+    commit.journal = vec![entry(0, 2, CallState::Started)];
+    store.commit(&lease, commit).await.unwrap();
+    assert_eq!(
+        states(store.journal(&id, &scope(0)).await.unwrap()),
+        [(0, CallState::Done), (2, CallState::Started)]
+    );
+    assert_eq!(
+        states(store.journal(&id, &scope(1)).await.unwrap()),
+        [(0, CallState::Done)]
+    );
+    // The whole journal agrees: seq 1 of step 0 is gone, seq 2 is there.
+    assert_eq!(store.journal_all(&id).await.unwrap().len(), 3);
+}
