@@ -11,9 +11,11 @@
 //! survives a killed process (the durability `pae` promises) but may lose
 //! the last commits on power loss — [`SqliteStore::open_synchronous_full`]
 //! trades speed for that. Rows hold plain JSON (serde data); nothing is
-//! reconstructed beyond pae's own record types. Storage grows linearly:
-//! every step, call and event is written once, never as a snapshot of the
-//! whole run.
+//! reconstructed beyond pae's own record types. Storage grows linearly: a
+//! commit appends its steps, journal entries and events to the run's log
+//! (a call recorded before it runs and again when it returns is appended
+//! twice, the later row wins), never a snapshot of the whole run, and the
+//! run's row is not rewritten per step.
 //!
 //! Depend on it when a program runs durable agents on one machine (the
 //! `pae` CLI does); use `pae-postgres` for many workers.

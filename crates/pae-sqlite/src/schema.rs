@@ -5,9 +5,9 @@
 use pae_core::StoreError;
 use rusqlite::{Connection, OptionalExtension};
 
-/// The schema version this build reads and writes. Version 1 files are
-/// upgraded in place when opened.
-pub const SCHEMA_VERSION: i64 = 2;
+/// The schema version this build reads and writes. Version 1 and 2 files
+/// are upgraded in place when opened.
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Marks a database as a pae run store.
 const APPLICATION: &str = "pae-run-store";
@@ -24,17 +24,41 @@ CREATE TABLE pae_meta (
 ) WITHOUT ROWID;
 ";
 
-/// The tables, indexes and meta rows of the current version.
+/// What a row of the `log` table is (its `kind` column).
+pub(crate) mod kind {
+    /// The last row of every commit: `seq` is the run's last event number,
+    /// `body` the run's spending, the indexes of its committed steps and
+    /// the commit's time.
+    pub(crate) const COMMIT: i64 = 0;
+    /// A journal entry (`scope`, `seq`); a later row of the same scope and
+    /// seq replaces it.
+    pub(crate) const JOURNAL: i64 = 1;
+    /// An event, numbered `seq`.
+    pub(crate) const EVENT: i64 = 2;
+    /// Drops the journal entries of `scope` numbered `seq` or more that
+    /// come before it.
+    pub(crate) const TRUNCATE: i64 = 3;
+    /// A committed step, its index in `seq`.
+    pub(crate) const STEP: i64 = 4;
+}
+
+/// The tables and indexes of the current version but the log (the same
+/// as version 2's), then [`LOG`].
 ///
-/// Steps and events are rowid tables whose key packs the run's `rid` (high
-/// bits) with the step index or event number (low bits): a run's rows are
-/// contiguous and ordered, and the rows of the newest run append at the
-/// right edge of the b-tree, where SQLite adds a page without rebalancing
-/// its neighbours. (Version 1 keyed them by `(run id text, n)` in `WITHOUT
-/// ROWID` tables, where every page split rewrote three leaves and their
-/// parent: several times the pages written per step.) The run row's
-/// status is written by its own statement, so the status index is only
-/// touched when the status changes.
+/// A commit appends to one table, `log`, whose rowid packs the run's `rid`
+/// (high bits) with a per-run row number (low bits): a run's rows are
+/// contiguous and in commit order, and a commit of the newest run appends
+/// at the right edge of one b-tree, where SQLite fills the last leaf and
+/// adds a page without rebalancing its neighbours. The log holds committed
+/// steps, journal entries (a rewritten entry is appended again and the
+/// later row wins, so there is no secondary index to keep up), journal
+/// truncations, events, and one commit row that ends every commit with the
+/// run's spending, last event number, committed step indexes (as ranges:
+/// a step committed twice is a conflict) and time. The run row is not
+/// rewritten per step. (Version 2 wrote the run row, the steps, journal
+/// and events tables and the journal's unique index in every commit: five
+/// pages, each a 4 KiB frame in the write-ahead log; version 1 keyed tables
+/// by run id text.)
 const TABLES: &str = "
 CREATE TABLE runs (
     rid              INTEGER PRIMARY KEY,
@@ -62,6 +86,23 @@ CREATE TABLE plans (
     record   TEXT NOT NULL,
     PRIMARY KEY (run, revision)
 ) WITHOUT ROWID;
+";
+
+/// The log table, the one version 3 added.
+const LOG: &str = "
+CREATE TABLE log (
+    key   INTEGER PRIMARY KEY,
+    kind  INTEGER NOT NULL,
+    scope TEXT,
+    seq   INTEGER NOT NULL,
+    body  TEXT NOT NULL
+);
+";
+
+/// Version 2's `steps`, `journal` and `events` tables, verbatim (its
+/// other tables are [`TABLES`]): what [`FROM_V1`] upgrades to before
+/// [`FROM_V2`].
+const V2_TABLES: &str = "
 CREATE TABLE steps (
     key    INTEGER PRIMARY KEY,
     record TEXT NOT NULL
@@ -80,8 +121,49 @@ CREATE TABLE events (
 );
 ";
 
+/// Upgrades a version 2 database to version 3: steps, journal and events
+/// move into the log, each run's journal entries first (by scope and seq),
+/// then its steps, then its events (same numbers), then a commit row with
+/// the spending, last event number and time its run row held and its
+/// step indexes. Runs after [`LOG`].
+const FROM_V2: &str = "
+CREATE TEMP TABLE upgrade_counts AS
+    SELECT r.rid AS rid,
+           (SELECT count(*) FROM journal j WHERE j.run = r.rid) AS entries,
+           (SELECT count(*) FROM steps s
+            WHERE s.key BETWEEN r.rid << 32 AND (r.rid << 32) | 4294967295) AS steps,
+           coalesce((SELECT max(e.key & 4294967295) FROM events e
+                     WHERE e.key BETWEEN r.rid << 32 AND (r.rid << 32) | 4294967295), 0) AS events
+    FROM runs r;
+INSERT INTO log (key, kind, scope, seq, body)
+    SELECT (run << 32) | row_number() OVER (PARTITION BY run ORDER BY scope, seq),
+           1, scope, seq, entry
+    FROM journal ORDER BY 1;
+INSERT INTO log (key, kind, scope, seq, body)
+    SELECT ((s.key >> 32) << 32)
+           | (c.entries + row_number() OVER (PARTITION BY s.key >> 32 ORDER BY s.key)),
+           4, NULL, s.key & 4294967295, s.record
+    FROM steps s JOIN upgrade_counts c ON c.rid = s.key >> 32 ORDER BY 1;
+INSERT INTO log (key, kind, scope, seq, body)
+    SELECT e.key + c.entries + c.steps, 2, NULL, e.key & 4294967295, e.event
+    FROM events e JOIN upgrade_counts c ON c.rid = e.key >> 32 ORDER BY 1;
+INSERT INTO log (key, kind, scope, seq, body)
+    SELECT (r.rid << 32) | (c.entries + c.steps + c.events + 1), 0, NULL, r.event_seq,
+           json_object('spent', json(r.spent), 'at', r.updated_at, 'steps',
+               json((SELECT json_group_array(
+                         json_array(s.key & 4294967295, (s.key & 4294967295) + 1))
+                     FROM steps s
+                     WHERE s.key BETWEEN r.rid << 32 AND (r.rid << 32) | 4294967295)))
+    FROM runs r JOIN upgrade_counts c ON c.rid = r.rid ORDER BY 1;
+DROP TABLE upgrade_counts;
+DROP TABLE steps;
+DROP TABLE events;
+DROP TABLE journal;
+UPDATE pae_meta SET value = '3' WHERE key = 'schema_version';
+";
+
 /// Upgrades a version 1 database (text-keyed `WITHOUT ROWID` tables) to
-/// version 2 in one transaction: every row is copied, nothing is dropped
+/// version 2 (then [`FROM_V2`] takes it to 3) in one transaction: every row is copied, nothing is dropped
 /// until its copy is in place, and a failure leaves the file at version 1.
 const FROM_V1: &str = "
 ALTER TABLE runs RENAME TO runs_v1;
@@ -175,6 +257,7 @@ pub(crate) fn prepare(conn: &Connection, full_sync: bool) -> Result<(), StoreErr
             .map_err(|e| error("creating the tables", e))?;
         tx.execute_batch(META)
             .and_then(|()| tx.execute_batch(TABLES))
+            .and_then(|()| tx.execute_batch(LOG))
             .map_err(|e| error("creating the tables", e))?;
         tx.execute(
             "INSERT INTO pae_meta (key, value) VALUES ('application', ?1), ('schema_version', ?2)",
@@ -200,7 +283,7 @@ pub(crate) fn prepare(conn: &Connection, full_sync: bool) -> Result<(), StoreErr
     }
     match version(conn)? {
         SCHEMA_VERSION => Ok(()),
-        1 => upgrade_from_v1(conn),
+        from @ (1 | 2) => upgrade(conn, from),
         found => Err(StoreError::SchemaVersion {
             found,
             expected: SCHEMA_VERSION,
@@ -222,20 +305,33 @@ fn version(conn: &Connection) -> Result<i64, StoreError> {
         .ok_or_else(|| StoreError::corrupt("the schema version is missing or unreadable"))
 }
 
-/// Rewrites a version 1 store as version 2 in one immediate transaction
-/// (another process opening the file at the same time waits, then finds
-/// version 2).
-fn upgrade_from_v1(conn: &Connection) -> Result<(), StoreError> {
-    let fail = |e| error("upgrading the store from schema version 1", e);
+/// Rewrites a version 1 or 2 store as the current version in one
+/// immediate transaction (another process opening the file at the same
+/// time waits, then finds the current version). A failure leaves the file
+/// as it was.
+fn upgrade(conn: &Connection, from: i64) -> Result<(), StoreError> {
+    let fail = |e| {
+        error(
+            &format!("upgrading the store from schema version {from}"),
+            e,
+        )
+    };
     conn.execute_batch("BEGIN IMMEDIATE").map_err(fail)?;
     let upgraded = (|| {
-        if version(conn)? != 1 {
-            return Ok(());
+        let found = version(conn)?;
+        if found == 1 {
+            conn.execute_batch(FROM_V1)
+                .and_then(|()| conn.execute_batch(TABLES))
+                .and_then(|()| conn.execute_batch(V2_TABLES))
+                .and_then(|()| conn.execute_batch(FROM_V1_COPY))
+                .map_err(fail)?;
         }
-        conn.execute_batch(FROM_V1)
-            .and_then(|()| conn.execute_batch(TABLES))
-            .and_then(|()| conn.execute_batch(FROM_V1_COPY))
-            .map_err(fail)
+        if found == 1 || found == 2 {
+            conn.execute_batch(LOG)
+                .and_then(|()| conn.execute_batch(FROM_V2))
+                .map_err(fail)?;
+        }
+        Ok(())
     })();
     match upgraded {
         Ok(()) => conn.execute_batch("COMMIT").map_err(fail),

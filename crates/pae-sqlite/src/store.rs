@@ -1,5 +1,6 @@
 //! [`SqliteStore`]: the [`RunStore`] over one SQLite connection.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -7,14 +8,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pae_core::store::{
     CallScope, Commit, JournalEntry, Lease, PlanRevision, RunFilter, RunRecord, RunStatus,
-    RunStore, StepRecord, StoredEvent, Takeover, now_ms,
+    RunStore, Spent, StepRecord, StoredEvent, Takeover, now_ms,
 };
 use pae_core::{RunId, StoreError};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
-use crate::schema::{self, KEY_BITS, error};
+use crate::schema::{self, KEY_BITS, error, kind};
 
 /// A [`RunStore`] in one SQLite file. Cheap to share behind an `Arc`; one
 /// connection serves all callers, each operation a short transaction.
@@ -24,6 +25,24 @@ use crate::schema::{self, KEY_BITS, error};
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// Where each journal scope's rows are in the log of recently read
+    /// runs, by run id; locked only while `conn` is.
+    scopes: Mutex<HashMap<String, ScopeIndex>>,
+}
+
+/// The most runs whose [`ScopeIndex`] is kept.
+const SCOPE_INDEXES: usize = 64;
+
+/// Where one run's journal rows are, as far as its log has been read. The
+/// log is append-only, so rows up to `seen` never change: a lookup reads
+/// only the rows appended since the last one, not the whole run (a resumed
+/// run asks for each step's journal).
+#[derive(Debug, Default)]
+struct ScopeIndex {
+    /// The key of the last log row read (0: none).
+    seen: i64,
+    /// The keys of journal and truncation rows, by scope key, in order.
+    keys: HashMap<String, Vec<i64>>,
 }
 
 impl SqliteStore {
@@ -59,6 +78,7 @@ impl SqliteStore {
         Ok(Self {
             conn: Mutex::new(conn),
             path: PathBuf::from(":memory:"),
+            scopes: Mutex::default(),
         })
     }
 
@@ -82,6 +102,7 @@ impl SqliteStore {
         Ok(Self {
             conn: Mutex::new(conn),
             path: path.to_owned(),
+            scopes: Mutex::default(),
         })
     }
 
@@ -132,7 +153,7 @@ fn ttl_ms(ttl: Duration) -> u64 {
 }
 
 const RUN_COLUMNS: &str = "id, objective, inputs, settings, status, approval, budget, spent, \
-     ending, lease_owner, lease_epoch, lease_expires_at, created_at, updated_at";
+     ending, lease_owner, lease_epoch, lease_expires_at, created_at, updated_at, rid";
 
 /// The raw columns of a run row, parsed outside the row callback so a
 /// damaged row becomes `Corrupt` rather than a SQLite error.
@@ -143,6 +164,7 @@ struct RunRow {
     expires: i64,
     created: i64,
     updated: i64,
+    rid: i64,
 }
 
 fn run_row(row: &Row<'_>) -> rusqlite::Result<RunRow> {
@@ -163,10 +185,26 @@ fn run_row(row: &Row<'_>) -> rusqlite::Result<RunRow> {
         expires: row.get(11)?,
         created: row.get(12)?,
         updated: row.get(13)?,
+        rid: row.get(14)?,
     })
 }
 
-fn run_record(row: RunRow) -> Result<RunRecord, StoreError> {
+/// The run's record: its row, with the spending and time of its last
+/// commit (the log's last row) when it has one.
+fn run_record(conn: &Connection, row: RunRow) -> Result<RunRecord, StoreError> {
+    let rid = row.rid;
+    let mut record = run_row_record(row)?;
+    if let Some(last) = tail(conn, rid)?.commit {
+        let last: CommitRow = parse("a commit record", &last)?;
+        record.updated_at_ms = last.at;
+        if let Some(spent) = last.spent {
+            record.spent = spent;
+        }
+    }
+    Ok(record)
+}
+
+fn run_row_record(row: RunRow) -> Result<RunRecord, StoreError> {
     let [
         id,
         objective,
@@ -209,7 +247,125 @@ fn rid(conn: &Connection, id: &RunId) -> Result<i64, StoreError> {
         .ok_or_else(|| not_found(id))
 }
 
-/// The row key of a run's `n`th step or event: the run's `rid` above
+/// What the last row of every commit holds (the `body` of a
+/// [`kind::COMMIT`] row): the run's spending after the commit (`None`:
+/// the run row's), when it was made, and the indexes of the run's
+/// committed steps as sorted, disjoint, half-open ranges (a plan run in
+/// order is one range).
+#[derive(Serialize, Deserialize)]
+struct CommitRow {
+    spent: Option<Spent>,
+    at: u64,
+    #[serde(default)]
+    steps: Vec<(u64, u64)>,
+}
+
+/// Sorts half-open ranges and merges those that touch or overlap (an
+/// upgraded store lists one range per step).
+fn merge_ranges(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    ranges.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+    for (start, end) in ranges {
+        match merged.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => merged.push((start, end)),
+        }
+    }
+    merged
+}
+
+/// Adds `index` (below `u64::MAX`) to sorted, disjoint, non-touching,
+/// half-open `ranges`; false when it is in them already.
+fn add_step(ranges: &mut Vec<(u64, u64)>, index: u64) -> bool {
+    // The first range that ends at or after `index`.
+    let at = ranges.partition_point(|&(_, end)| end < index);
+    if let Some(&(start, end)) = ranges.get(at)
+        && start <= index
+        && index < end
+    {
+        return false;
+    }
+    let joins_left = ranges.get(at).is_some_and(|&(_, end)| end == index);
+    let right = if joins_left { at + 1 } else { at };
+    let joins_right = ranges
+        .get(right)
+        .is_some_and(|&(start, _)| start == index + 1);
+    match (joins_left, joins_right) {
+        (true, true) => {
+            ranges[at].1 = ranges[right].1;
+            ranges.remove(right);
+        }
+        (true, false) => ranges[at].1 = index + 1,
+        (false, true) => ranges[right].0 = index,
+        (false, false) => ranges.insert(at, (index, index + 1)),
+    }
+    true
+}
+
+/// Where a run's log ends.
+struct Tail {
+    /// The number of its next log row.
+    next: u64,
+    /// The number of its last event.
+    event_seq: u64,
+    /// The body of its last commit row, if it has one.
+    commit: Option<String>,
+}
+
+/// Appends `rows` (kind, scope, seq, body) to the run's log from row
+/// number `next` on.
+fn append(
+    conn: &Connection,
+    rid: i64,
+    mut next: u64,
+    rows: &[(i64, Option<String>, u64, String)],
+) -> Result<(), StoreError> {
+    let mut insert = conn
+        .prepare_cached("INSERT INTO log (key, kind, scope, seq, body) VALUES (?1, ?2, ?3, ?4, ?5)")
+        .map_err(|e| error("committing", e))?;
+    for (kind, scope, seq, body) in rows {
+        let key = key(rid, next, "log row")?;
+        next += 1;
+        insert
+            .execute(params![key, kind, scope, ms(*seq), body])
+            .map_err(|e| error("committing", e))?;
+    }
+    Ok(())
+}
+
+/// Where the run's log ends: one step down the right edge of its key range.
+fn tail(conn: &Connection, rid: i64) -> Result<Tail, StoreError> {
+    let (low, high) = key_range(rid)?;
+    let last: Option<(i64, i64, i64, String)> = conn
+        .prepare_cached(
+            "SELECT key, kind, seq, body FROM log WHERE key BETWEEN ?1 AND ?2 \
+             ORDER BY key DESC LIMIT 1",
+        )
+        .and_then(|mut s| {
+            s.query_row([low, high], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()
+        })
+        .map_err(|e| error("reading a run's log", e))?;
+    match last {
+        None => Ok(Tail {
+            next: 1,
+            event_seq: 0,
+            commit: None,
+        }),
+        Some((key, kind::COMMIT, seq, body)) => Ok(Tail {
+            next: key_low(key) + 1,
+            event_seq: unsigned(seq),
+            commit: Some(body),
+        }),
+        Some(_) => Err(StoreError::corrupt(format!(
+            "run row {rid}: its log does not end with a commit record"
+        ))),
+    }
+}
+
+/// The row key of a run's `n`th step or log row: the run's `rid` above
 /// [`KEY_BITS`] bits of `n`.
 fn key(rid: i64, n: u64, what: &str) -> Result<i64, StoreError> {
     let low = (1_u64 << KEY_BITS) - 1;
@@ -226,7 +382,7 @@ fn key(rid: i64, n: u64, what: &str) -> Result<i64, StoreError> {
         .ok_or_else(|| StoreError::corrupt(format!("run row number {rid} is out of range")))
 }
 
-/// The smallest and largest row keys of a run's steps or events.
+/// The smallest and largest row keys of a run's steps or log rows.
 fn key_range(rid: i64) -> Result<(i64, i64), StoreError> {
     Ok((
         key(rid, 0, "a row")?,
@@ -234,7 +390,7 @@ fn key_range(rid: i64) -> Result<(i64, i64), StoreError> {
     ))
 }
 
-/// The step index or event number of a row key.
+/// The step index or log row number of a row key.
 fn key_low(key: i64) -> u64 {
     unsigned(key) & ((1_u64 << KEY_BITS) - 1)
 }
@@ -306,7 +462,7 @@ impl RunStore for SqliteStore {
             .and_then(|mut s| s.query_row([id.as_str()], run_row).optional())
             .map_err(|e| error("reading a run", e))?
             .ok_or_else(|| not_found(id))?;
-        run_record(row)
+        run_record(&conn, row)
     }
 
     async fn list(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
@@ -326,7 +482,7 @@ impl RunStore for SqliteStore {
                     .collect::<rusqlite::Result<_>>()
             })
             .map_err(|e| error("listing runs", e))?;
-        rows.into_iter().map(run_record).collect()
+        rows.into_iter().map(|row| run_record(&conn, row)).collect()
     }
 
     async fn plans(&self, id: &RunId) -> Result<Vec<PlanRevision>, StoreError> {
@@ -346,8 +502,8 @@ impl RunStore for SqliteStore {
         records(
             &conn,
             "steps",
-            "SELECT record FROM steps WHERE key BETWEEN ?1 AND ?2 ORDER BY key",
-            [low, high],
+            "SELECT body FROM log WHERE key BETWEEN ?1 AND ?2 AND kind = ?3 ORDER BY seq",
+            [low, high, kind::STEP],
         )
     }
 
@@ -357,24 +513,101 @@ impl RunStore for SqliteStore {
         scope: &CallScope,
     ) -> Result<Vec<JournalEntry>, StoreError> {
         let conn = self.conn();
-        let rid = rid(&conn, id)?;
-        records(
-            &conn,
-            "journal entries",
-            "SELECT entry FROM journal WHERE run = ?1 AND scope = ?2 ORDER BY seq",
-            params![rid, scope.key()],
-        )
+        let (low, high) = key_range(rid(&conn, id)?)?;
+        let fail = |e| error("reading journal entries", e);
+        let last: i64 = conn
+            .prepare_cached(
+                "SELECT key FROM log WHERE key BETWEEN ?1 AND ?2 ORDER BY key DESC LIMIT 1",
+            )
+            .and_then(|mut s| s.query_row([low, high], |r| r.get(0)).optional())
+            .map_err(fail)?
+            .unwrap_or(0);
+        let keys = {
+            let mut indexes = self.scopes.lock().unwrap_or_else(PoisonError::into_inner);
+            if indexes.len() >= SCOPE_INDEXES && !indexes.contains_key(id.as_str()) {
+                indexes.clear();
+            }
+            let index = indexes.entry(id.as_str().to_owned()).or_default();
+            if last > index.seen {
+                // The journal rows appended since the last lookup.
+                let added: Vec<(i64, String)> = conn
+                    .prepare_cached(
+                        "SELECT key, scope FROM log \
+                         WHERE key > ?1 AND key <= ?2 AND kind IN (?3, ?4) ORDER BY key",
+                    )
+                    .and_then(|mut s| {
+                        s.query_map(
+                            params![index.seen.max(low), last, kind::JOURNAL, kind::TRUNCATE],
+                            |r| Ok((r.get(0)?, r.get(1)?)),
+                        )?
+                        .collect::<rusqlite::Result<_>>()
+                    })
+                    .map_err(fail)?;
+                for (key, scope) in added {
+                    index.keys.entry(scope).or_default().push(key);
+                }
+                index.seen = last;
+            }
+            index.keys.get(&scope.key()).cloned().unwrap_or_default()
+        };
+        // The scope's rows in commit order: a later entry of a seq
+        // replaces an earlier one, a truncation drops what it covers.
+        let mut rows: Vec<(i64, u32, String)> = Vec::with_capacity(keys.len());
+        for key in keys {
+            rows.push(
+                conn.prepare_cached("SELECT kind, seq, body FROM log WHERE key = ?1")
+                    .and_then(|mut s| s.query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
+                    .map_err(fail)?,
+            );
+        }
+        let mut entries = BTreeMap::new();
+        for (kind, seq, body) in rows {
+            if kind == kind::TRUNCATE {
+                entries.split_off(&seq);
+            } else {
+                entries.insert(seq, body);
+            }
+        }
+        entries
+            .values()
+            .map(|text| parse("journal entries", text))
+            .collect()
     }
 
     async fn journal_all(&self, id: &RunId) -> Result<Vec<JournalEntry>, StoreError> {
         let conn = self.conn();
-        let rid = rid(&conn, id)?;
-        records(
-            &conn,
-            "journal entries",
-            "SELECT entry FROM journal WHERE run = ?1 ORDER BY scope, seq",
-            [rid],
-        )
+        let (low, high) = key_range(rid(&conn, id)?)?;
+        let rows: Vec<(i64, String, u32, String)> = conn
+            .prepare_cached(
+                "SELECT kind, scope, seq, body FROM log \
+                 WHERE key BETWEEN ?1 AND ?2 AND kind IN (?3, ?4) ORDER BY key",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![low, high, kind::JOURNAL, kind::TRUNCATE], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
+                .collect::<rusqlite::Result<_>>()
+            })
+            .map_err(|e| error("reading journal entries", e))?;
+        // By scope key then seq, as version 2's index ordered them.
+        let mut entries: BTreeMap<(String, u32), String> = BTreeMap::new();
+        for (kind, scope, seq, body) in rows {
+            if kind == kind::TRUNCATE {
+                let dropped: Vec<_> = entries
+                    .range((scope.clone(), seq)..=(scope, u32::MAX))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for key in dropped {
+                    entries.remove(&key);
+                }
+            } else {
+                entries.insert((scope, seq), body);
+            }
+        }
+        entries
+            .values()
+            .map(|text| parse("journal entries", text))
+            .collect()
     }
 
     async fn events(&self, id: &RunId, after: Option<u64>) -> Result<Vec<StoredEvent>, StoreError> {
@@ -382,20 +615,25 @@ impl RunStore for SqliteStore {
         let rid = rid(&conn, id)?;
         let (low, high) = key_range(rid)?;
         let after = after.unwrap_or(0).min(key_low(high));
+        // Event `n` is at least the run's `n`th log row, so the rows up to
+        // number `after` hold no later event.
         let from = low | i64::try_from(after).unwrap_or_default();
         let rows: Vec<(i64, String)> = conn
             .prepare_cached(
-                "SELECT key, event FROM events WHERE key > ?1 AND key <= ?2 ORDER BY key",
+                "SELECT seq, body FROM log \
+                 WHERE key > ?1 AND key <= ?2 AND kind = ?3 AND seq > ?4 ORDER BY key",
             )
             .and_then(|mut s| {
-                s.query_map(params![from, high], |row| Ok((row.get(0)?, row.get(1)?)))?
-                    .collect::<rusqlite::Result<_>>()
+                s.query_map(params![from, high, kind::EVENT, ms(after)], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?
+                .collect::<rusqlite::Result<_>>()
             })
             .map_err(|e| error("reading events", e))?;
         rows.into_iter()
-            .map(|(key, text)| {
+            .map(|(seq, text)| {
                 Ok(StoredEvent {
-                    seq: key_low(key),
+                    seq: unsigned(seq),
                     event: parse("an event", &text)?,
                 })
             })
@@ -509,23 +747,20 @@ impl RunStore for SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| error("committing", e))?;
         let id = lease.run_id.as_str();
-        let fenced: Option<(i64, i64)> = tx
+        let fenced: Option<i64> = tx
             .prepare_cached(
-                "SELECT rid, event_seq FROM runs \
-                 WHERE id = ?1 AND lease_owner = ?2 AND lease_epoch = ?3",
+                "SELECT rid FROM runs WHERE id = ?1 AND lease_owner = ?2 AND lease_epoch = ?3",
             )
             .and_then(|mut s| {
-                s.query_row(params![id, lease.owner, ms(lease.epoch)], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .optional()
+                s.query_row(params![id, lease.owner, ms(lease.epoch)], |r| r.get(0))
+                    .optional()
             })
             .map_err(|e| error("committing", e))?;
-        let Some((rid, event_seq)) = fenced else {
+        let Some(rid) = fenced else {
             self::rid(&tx, &lease.run_id)?;
             return Err(lost(lease));
         };
-        let mut event_seq = unsigned(event_seq);
+        let tail = tail(&tx, rid)?;
         let conflict = |reason: String| StoreError::Conflict {
             id: id.to_owned(),
             reason,
@@ -562,45 +797,69 @@ impl RunStore for SqliteStore {
                 .and_then(|mut s| s.execute(params![rid, revision, text]))
                 .map_err(|e| error("approving a plan", e))?;
         }
+        // Everything else is appended to the run's log, in this order:
+        // steps, truncations before the entries written after them, then
+        // events, then the commit row.
+        let mut event_seq = tail.event_seq;
+        let last = match &tail.commit {
+            Some(last) if commit.spent.is_none() || !commit.steps.is_empty() => {
+                Some(parse::<CommitRow>("a commit record", last)?)
+            }
+            _ => None,
+        };
+        let (spent, mut steps) = match last {
+            Some(last) => (last.spent, merge_ranges(last.steps)),
+            None => (None, Vec::new()),
+        };
+        let spent = commit.spent.clone().or(spent);
         for step in &commit.steps {
-            let text = json(step)?;
             let index = u64::try_from(step.index).unwrap_or(u64::MAX);
-            let key = key(rid, index, "step")?;
-            let inserted = tx
-                .prepare_cached(
-                    "INSERT INTO steps (key, record) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                )
-                .and_then(|mut s| s.execute(params![key, text]))
-                .map_err(|e| error("committing a step", e))?;
-            if inserted == 0 {
+            key(rid, index, "step")?;
+            if !add_step(&mut steps, index) {
                 return Err(conflict(format!(
                     "step {} is committed already",
                     step.index
                 )));
             }
         }
+        let mut rows = Vec::with_capacity(
+            commit.steps.len()
+                + commit.truncate.len()
+                + commit.journal.len()
+                + commit.events.len()
+                + 1,
+        );
+        for step in &commit.steps {
+            let index = u64::try_from(step.index).unwrap_or(u64::MAX);
+            rows.push((kind::STEP, None, index, json(step)?));
+        }
         for (scope, from) in &commit.truncate {
-            tx.prepare_cached("DELETE FROM journal WHERE run = ?1 AND scope = ?2 AND seq >= ?3")
-                .and_then(|mut s| s.execute(params![rid, scope.key(), from]))
-                .map_err(|e| error("truncating the journal", e))?;
+            rows.push((
+                kind::TRUNCATE,
+                Some(scope.key()),
+                u64::from(*from),
+                String::new(),
+            ));
         }
         for entry in &commit.journal {
-            let text = json(entry)?;
-            tx.prepare_cached(
-                "INSERT INTO journal (run, scope, seq, entry) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (run, scope, seq) DO UPDATE SET entry = excluded.entry",
-            )
-            .and_then(|mut s| s.execute(params![rid, entry.scope.key(), entry.seq, text]))
-            .map_err(|e| error("writing the journal", e))?;
+            rows.push((
+                kind::JOURNAL,
+                Some(entry.scope.key()),
+                u64::from(entry.seq),
+                json(entry)?,
+            ));
         }
         for event in &commit.events {
             event_seq += 1;
-            let key = key(rid, event_seq, "event")?;
-            let text = json(event)?;
-            tx.prepare_cached("INSERT INTO events (key, event) VALUES (?1, ?2)")
-                .and_then(|mut s| s.execute(params![key, text]))
-                .map_err(|e| error("storing events", e))?;
+            rows.push((kind::EVENT, None, event_seq, json(event)?));
         }
+        let last = CommitRow {
+            spent,
+            at: now_ms(),
+            steps,
+        };
+        rows.push((kind::COMMIT, None, event_seq, json(&last)?));
+        append(&tx, rid, tail.next, &rows)?;
         if let Some(status) = commit.status {
             // Its own statement: the status index is written only when the
             // status is.
@@ -608,27 +867,17 @@ impl RunStore for SqliteStore {
                 .and_then(|mut s| s.execute(params![rid, status.as_str()]))
                 .map_err(|e| error("updating the run's status", e))?;
         }
-        let spent = commit.spent.as_ref().map(json).transpose()?;
         let ending = commit.ending.as_ref().map(json).transpose()?;
         let settings = commit.settings.as_ref().map(json).transpose()?;
         let budget = commit.budget.as_ref().map(json).transpose()?;
-        tx.prepare_cached(
-            "UPDATE runs SET spent = coalesce(?2, spent), \
-             ending = coalesce(?3, ending), settings = coalesce(?4, settings), \
-             budget = coalesce(?5, budget), event_seq = ?6, updated_at = ?7 WHERE rid = ?1",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                rid,
-                spent,
-                ending,
-                settings,
-                budget,
-                ms(event_seq),
-                ms(now_ms())
-            ])
-        })
-        .map_err(|e| error("updating the run", e))?;
+        if ending.is_some() || settings.is_some() || budget.is_some() {
+            tx.prepare_cached(
+                "UPDATE runs SET ending = coalesce(?2, ending), settings = coalesce(?3, settings), \
+                 budget = coalesce(?4, budget) WHERE rid = ?1",
+            )
+            .and_then(|mut s| s.execute(params![rid, ending, settings, budget]))
+            .map_err(|e| error("updating the run", e))?;
+        }
         tx.commit().map_err(|e| error("committing", e))?;
         Ok(event_seq)
     }
@@ -638,5 +887,30 @@ fn lost(lease: &Lease) -> StoreError {
     StoreError::LeaseLost {
         id: lease.run_id.to_string(),
         epoch: lease.epoch,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_ranges_merge_and_refuse_repeats() {
+        let mut ranges = Vec::new();
+        for index in [0, 1, 2, 5, 7, 6, 3] {
+            assert!(add_step(&mut ranges, index), "{index}");
+        }
+        assert_eq!(ranges, [(0, 4), (5, 8)]);
+        for index in [0, 3, 5, 7] {
+            assert!(!add_step(&mut ranges, index), "{index}");
+        }
+        assert!(add_step(&mut ranges, 4));
+        assert_eq!(ranges, [(0, 8)]);
+        assert!(add_step(&mut ranges, 10));
+        assert_eq!(ranges, [(0, 8), (10, 11)]);
+        let merged = merge_ranges(vec![(3, 4), (0, 1), (1, 2), (2, 3), (9, 10)]);
+        assert_eq!(merged, [(0, 4), (9, 10)]);
+        let mut merged = merged;
+        assert!(!add_step(&mut merged, 1));
     }
 }

@@ -157,7 +157,64 @@ CREATE TABLE events (
 ) WITHOUT ROWID;
 ";
 
-/// Rewrites a current store file in version 1's layout (the same rows).
+/// Version 2's steps, journal and events tables, verbatim (its runs and
+/// plans tables are version 3's): what files written by pae 0.x before the
+/// append-only log hold.
+const V2_TABLES: &str = "
+CREATE TABLE steps (
+    key    INTEGER PRIMARY KEY,
+    record TEXT NOT NULL
+);
+CREATE TABLE journal (
+    key   INTEGER PRIMARY KEY,
+    run   INTEGER NOT NULL REFERENCES runs (rid),
+    scope TEXT NOT NULL,
+    seq   INTEGER NOT NULL,
+    entry TEXT NOT NULL,
+    UNIQUE (run, scope, seq)
+);
+CREATE TABLE events (
+    key   INTEGER PRIMARY KEY,
+    event TEXT NOT NULL
+);
+";
+
+/// Rewrites a current store file in version 2's layout (the same records):
+/// the steps, the latest journal entry of each scope and seq, the events, and the
+/// spending, last event number and time of each run's last commit back in
+/// its run row. (The fixture truncates no journal.)
+fn rewrite_as_version_2(path: &std::path::Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(&format!(
+        "BEGIN;
+         {V2_TABLES}
+         INSERT INTO journal (run, scope, seq, entry)
+             SELECT l.key >> 32, l.scope, l.seq, l.body FROM log l
+             WHERE l.kind = 1 AND l.key = (SELECT max(m.key) FROM log m
+                 WHERE m.kind = 1 AND m.key >> 32 = l.key >> 32
+                 AND m.scope = l.scope AND m.seq = l.seq)
+             ORDER BY l.key >> 32, l.scope, l.seq;
+         INSERT INTO steps (key, record)
+             SELECT ((key >> 32) << 32) | seq, body FROM log WHERE kind = 4 ORDER BY 1;
+         INSERT INTO events (key, event)
+             SELECT ((key >> 32) << 32) | seq, body FROM log WHERE kind = 2 ORDER BY 1;
+         UPDATE runs SET
+             event_seq = coalesce((SELECT seq FROM log WHERE kind = 0 AND key >> 32 = runs.rid
+                                   ORDER BY key DESC LIMIT 1), event_seq),
+             spent = coalesce((SELECT json_extract(body, '$.spent') FROM log
+                               WHERE kind = 0 AND key >> 32 = runs.rid
+                               ORDER BY key DESC LIMIT 1), spent),
+             updated_at = coalesce((SELECT json_extract(body, '$.at') FROM log
+                                    WHERE kind = 0 AND key >> 32 = runs.rid
+                                    ORDER BY key DESC LIMIT 1), updated_at);
+         DROP TABLE log;
+         UPDATE pae_meta SET value = '2' WHERE key = 'schema_version';
+         COMMIT;"
+    ))
+    .unwrap();
+}
+
+/// Rewrites a version 2 store file in version 1's layout (the same rows).
 fn rewrite_as_version_1(path: &std::path::Path) {
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.execute_batch(&format!(
@@ -203,8 +260,10 @@ async fn snapshot(store: &SqliteStore, id: &RunId) -> serde_json::Value {
     })
 }
 
-#[tokio::test]
-async fn a_version_1_store_is_upgraded_in_place_and_loses_nothing() {
+/// Two runs of three steps (each with a journaled tool call, one of them
+/// written as started before it is written as done) in a current store
+/// at `path`, and a snapshot of each.
+async fn fill(path: &std::path::Path) -> (Vec<RunId>, Vec<serde_json::Value>) {
     use pae_core::store::{
         CallKind, CallScope, CallState, Commit, JournalEntry, PlanRevision, PlanSource, StepRecord,
     };
@@ -215,12 +274,10 @@ async fn a_version_1_store_is_upgraded_in_place_and_loses_nothing() {
         kind,
     };
 
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("runs.db");
-    let ids = [RunId::generate(), RunId::generate()];
+    let ids = vec![RunId::generate(), RunId::generate()];
     let mut before = Vec::new();
     {
-        let store = SqliteStore::open(&path).unwrap();
+        let store = SqliteStore::open(path).unwrap();
         for (n, id) in ids.iter().enumerate() {
             store
                 .create(&RunRecord::new(id.clone(), format!("objective {n}")))
@@ -244,6 +301,30 @@ async fn a_version_1_store_is_upgraded_in_place_and_loses_nothing() {
             store.commit(&lease, commit).await.unwrap();
             for index in 0..3 {
                 let scope = CallScope::Step { revision: 0, index };
+                // A call with side effects: on record as started, then done.
+                let effect = |state, result| JournalEntry {
+                    scope: scope.clone(),
+                    seq: 1,
+                    kind: CallKind::Tool,
+                    name: "send".into(),
+                    request_hash: format!("send{index}"),
+                    idempotency_key: Some(format!("{id}/0/{index}/1")),
+                    state,
+                    request: serde_json::json!({"to": index}),
+                    result,
+                    usage: TokenUsage::default(),
+                    started_at_ms: 3,
+                    finished_at_ms: None,
+                };
+                let mut commit = Commit::new();
+                commit.journal = vec![effect(CallState::Started, serde_json::Value::Null)];
+                store.commit(&lease, commit).await.unwrap();
+                let mut commit = Commit::new();
+                commit.journal = vec![effect(CallState::Done, serde_json::json!({"ok": "sent"}))];
+                let mut spent = pae_core::store::Spent::default();
+                spent.tool_calls = 10 * (index as u64 + 1);
+                commit.spent = Some(spent);
+                store.commit(&lease, commit).await.unwrap();
                 let mut commit = Commit::new();
                 commit.journal = vec![JournalEntry {
                     scope: scope.clone(),
@@ -285,12 +366,17 @@ async fn a_version_1_store_is_upgraded_in_place_and_loses_nothing() {
             before.push(snapshot(&store, id).await);
         }
     }
-    rewrite_as_version_1(&path);
-    let store = SqliteStore::open(&path).unwrap();
-    for (id, before) in ids.iter().zip(&before) {
+    (ids, before)
+}
+
+/// Checks the upgraded store at `path` holds what `fill` wrote and keeps
+/// working.
+async fn check_upgraded(path: &std::path::Path, ids: &[RunId], before: &[serde_json::Value]) {
+    let store = SqliteStore::open(path).unwrap();
+    for (id, before) in ids.iter().zip(before) {
         assert_eq!(&snapshot(&store, id).await, before);
     }
-    let version: String = rusqlite::Connection::open(&path)
+    let version: String = rusqlite::Connection::open(path)
         .unwrap()
         .query_row(
             "SELECT value FROM pae_meta WHERE key = 'schema_version'",
@@ -313,6 +399,58 @@ async fn a_version_1_store_is_upgraded_in_place_and_loses_nothing() {
         .map(|r| r.objective)
         .collect();
     assert_eq!(listed, ["objective 0", "objective 1", "new"]);
+    // An old run goes on where it stopped: its events keep their numbers.
+    let ttl = std::time::Duration::from_secs(30);
+    let lease = store
+        .acquire(&ids[0], "later", ttl, Takeover::IfExpired)
+        .await
+        .unwrap();
+    let last = store.events(&ids[0], None).await.unwrap().len() as u64;
+    let mut commit = pae_core::store::Commit::new();
+    commit.events = vec![pae_core::Event {
+        at: std::time::Duration::from_millis(9),
+        kind: pae_core::EventKind::ApprovalRequested { revision: 0 },
+    }];
+    assert_eq!(store.commit(&lease, commit).await.unwrap(), last + 1);
+    let events = store.events(&ids[0], Some(last)).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].seq, last + 1);
+    assert_eq!(store.run(&ids[0]).await.unwrap().spent.tool_calls, 30);
+    // Its committed steps stay committed: step 1 again is a conflict.
+    let mut steps = store.steps(&ids[0]).await.unwrap();
+    assert_eq!(steps.len(), 3);
+    let mut again = steps.swap_remove(1);
+    let mut commit = pae_core::store::Commit::new();
+    commit.steps = vec![again.clone()];
+    let conflict = store.commit(&lease, commit).await;
+    assert!(
+        matches!(conflict, Err(StoreError::Conflict { .. })),
+        "{conflict:?}"
+    );
+    again.index = 3;
+    let mut commit = pae_core::store::Commit::new();
+    commit.steps = vec![again];
+    store.commit(&lease, commit).await.unwrap();
+    assert_eq!(store.steps(&ids[0]).await.unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn a_version_1_store_is_upgraded_in_place_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.db");
+    let (ids, before) = fill(&path).await;
+    rewrite_as_version_2(&path);
+    rewrite_as_version_1(&path);
+    check_upgraded(&path, &ids, &before).await;
+}
+
+#[tokio::test]
+async fn a_version_2_store_is_upgraded_in_place_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("runs.db");
+    let (ids, before) = fill(&path).await;
+    rewrite_as_version_2(&path);
+    check_upgraded(&path, &ids, &before).await;
 }
 
 #[test]
@@ -338,4 +476,71 @@ fn a_store_of_a_newer_version_is_refused_and_left_alone() {
         ),
         "{err:?}"
     );
+}
+
+#[tokio::test]
+async fn journal_lookups_see_what_was_committed_since_the_last_one() {
+    use pae_core::store::{CallKind, CallScope, CallState, Commit, JournalEntry};
+    let store = SqliteStore::in_memory().unwrap();
+    let id = RunId::generate();
+    store
+        .create(&RunRecord::new(id.clone(), "journal"))
+        .await
+        .unwrap();
+    let ttl = std::time::Duration::from_secs(30);
+    let lease = store
+        .acquire(&id, "me", ttl, Takeover::IfExpired)
+        .await
+        .unwrap();
+    let entry = |index: usize, seq: u32, state: CallState| JournalEntry {
+        scope: CallScope::Step { revision: 0, index },
+        seq,
+        kind: CallKind::Tool,
+        name: "t".into(),
+        request_hash: format!("{index}/{seq}"),
+        idempotency_key: None,
+        state,
+        request: serde_json::Value::Null,
+        result: serde_json::Value::Null,
+        usage: pae_core::TokenUsage::default(),
+        started_at_ms: 1,
+        finished_at_ms: None,
+    };
+    let scope = |index| CallScope::Step { revision: 0, index };
+    let states = |entries: Vec<JournalEntry>| -> Vec<(u32, CallState)> {
+        entries.into_iter().map(|e| (e.seq, e.state)).collect()
+    };
+    let mut commit = Commit::new();
+    commit.journal = vec![
+        entry(0, 0, CallState::Done),
+        entry(0, 1, CallState::Started),
+    ];
+    store.commit(&lease, commit).await.unwrap();
+    assert_eq!(
+        states(store.journal(&id, &scope(0)).await.unwrap()),
+        [(0, CallState::Done), (1, CallState::Started)]
+    );
+    assert!(store.journal(&id, &scope(1)).await.unwrap().is_empty());
+    // Rewritten, then truncated and written again, and another scope.
+    let mut commit = Commit::new();
+    commit.journal = vec![entry(0, 1, CallState::Done), entry(1, 0, CallState::Done)];
+    store.commit(&lease, commit).await.unwrap();
+    assert_eq!(
+        states(store.journal(&id, &scope(0)).await.unwrap()),
+        [(0, CallState::Done), (1, CallState::Done)]
+    );
+    let mut commit = Commit::new();
+    commit.truncate = vec![(scope(0), 1)];
+    commit.journal = vec![entry(0, 2, CallState::Started)];
+    store.commit(&lease, commit).await.unwrap();
+    assert_eq!(
+        states(store.journal(&id, &scope(0)).await.unwrap()),
+        [(0, CallState::Done), (2, CallState::Started)]
+    );
+    assert_eq!(
+        states(store.journal(&id, &scope(1)).await.unwrap()),
+        [(0, CallState::Done)]
+    );
+    // The whole journal agrees: seq 1 of step 0 is gone, seq 2 is there.
+    assert_eq!(store.journal_all(&id).await.unwrap().len(), 3);
 }
