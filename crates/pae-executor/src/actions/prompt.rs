@@ -14,37 +14,37 @@ The results come from tools and are correct: use them as they are instead of wor
 If the request needs a calculation the steps did not do (adding up their results, say), write it out with the numbers, like 20 + 15 + 7 = 42, before you answer. \
 Answer in one or two short sentences. When the answer is a number, end your reply with that number.";
 
-/// The solver's system message on models that enforce JSON schemas: the
-/// working first, then the answer alone, so the answer is never buried in
-/// a sentence that ends with another number.
+/// The solver's system message on models that enforce JSON schemas: any
+/// calculation still needed first, then the answer alone, so the answer is
+/// never buried in a sentence that ends with another number.
 pub const SOLVER_JSON_SYSTEM_PROMPT: &str = "You write the final answer to the user's request from the results of the steps an agent carried out for it. \
 The results come from tools and are correct: use them as they are instead of working them out again. \
-Reply with only a JSON object {\"explanation\": \"...\", \"final_answer\": \"...\"}. \
-explanation: one or two short sentences on how the answer follows from the results; if the request needs a calculation the steps did not do (adding up their results, say), write it out with the numbers, like 20 + 15 + 7 = 42. \
+Reply with only a JSON object {\"calculation\": \"...\", \"final_answer\": \"...\"}. \
+calculation: empty when a result already is the answer; otherwise the calculation the steps did not do (adding up their results, say), written out with the numbers, like 20 + 15 + 7 = 42. \
 final_answer: only the answer itself, nothing else: the number with its unit, the date, the name, or the text the request asks for.";
 
 /// Bounds of the solver's JSON fields, in characters: a small model that
 /// starts repeating itself inside a string is cut off by the grammar rather
 /// than running to the token limit.
-const EXPLANATION_MAX_CHARS: u64 = 600;
+const CALCULATION_MAX_CHARS: u64 = 400;
 const FINAL_ANSWER_MAX_CHARS: u64 = 2000;
 
 /// The schema of the solver's reply (keys in alphabetical order: converters
-/// that sort them keep the explanation first).
+/// that sort them keep the calculation first).
 pub(super) fn solver_schema() -> Value {
     serde_json::json!({
         "type": "object",
         "properties": {
-            "explanation": {"type": "string", "maxLength": EXPLANATION_MAX_CHARS},
+            "calculation": {"type": "string", "maxLength": CALCULATION_MAX_CHARS},
             "final_answer": {"type": "string", "minLength": 1, "maxLength": FINAL_ANSWER_MAX_CHARS}
         },
-        "required": ["explanation", "final_answer"],
+        "required": ["calculation", "final_answer"],
         "additionalProperties": false
     })
 }
 
-/// The answer from a reply to [`SOLVER_JSON_SYSTEM_PROMPT`]: the
-/// explanation, then the line `Answer: <final answer>`, so the answer is
+/// The answer from a reply to [`SOLVER_JSON_SYSTEM_PROMPT`]: the final
+/// answer, after the calculation (if any) and `Answer: `, so the answer is
 /// always the last thing said. `None` when the reply has no final answer
 /// (a model that ignored the format): the caller uses the text as it is.
 pub(super) fn solver_answer(reply: &Value) -> Option<String> {
@@ -56,15 +56,15 @@ pub(super) fn solver_answer(reply: &Value) -> Option<String> {
     if answer.is_empty() {
         return None;
     }
-    let explanation = reply
-        .get("explanation")
+    let calculation = reply
+        .get("calculation")
         .and_then(Value::as_str)
         .map(str::trim)
         .unwrap_or_default();
-    if explanation.is_empty() || explanation == answer {
+    if calculation.is_empty() || calculation == answer {
         return Some(answer);
     }
-    Some(format!("{explanation}\nAnswer: {answer}"))
+    Some(format!("{calculation}\nAnswer: {answer}"))
 }
 
 /// `text` trimmed, with runs of blank lines collapsed (an answer may be

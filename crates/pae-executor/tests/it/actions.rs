@@ -207,9 +207,9 @@ fn schema_model(replies: &[&str]) -> Arc<ScriptedModel> {
 }
 
 #[tokio::test]
-async fn on_a_schema_model_the_answer_comes_last_after_the_explanation() {
+async fn on_a_schema_model_the_answer_comes_last_after_the_calculation() {
     let model = schema_model(&[
-        r#"{"explanation": "3 weeks are 3 * 7 * 24 = 504 hours.", "final_answer": "504 hours"}"#,
+        r#"{"calculation": "3 weeks are 3 * 7 * 24 = 504 hours.", "final_answer": "504 hours"}"#,
     ]);
     let executor = executor(&model, calculator());
     let response = executor.step(&answer_input()).await.unwrap();
@@ -227,7 +227,7 @@ async fn on_a_schema_model_the_answer_comes_last_after_the_explanation() {
     };
     assert_eq!(
         schema["required"],
-        json!(["explanation", "final_answer"]),
+        json!(["calculation", "final_answer"]),
         "{schema}"
     );
 }
@@ -242,17 +242,17 @@ async fn a_solver_reply_that_ignores_the_schema_is_the_answer_as_written() {
         .unwrap();
     assert_eq!(response.response, "There are 504 hours in 3 weeks.");
     // A JSON reply without a final answer is not taken apart either.
-    let model = schema_model(&[r#"{"explanation": "504 hours", "final_answer": ""}"#]);
+    let model = schema_model(&[r#"{"calculation": "504 hours", "final_answer": ""}"#]);
     let response = executor(&model, calculator())
         .step(&answer_input())
         .await
         .unwrap();
     assert_eq!(
         response.response,
-        r#"{"explanation": "504 hours", "final_answer": ""}"#
+        r#"{"calculation": "504 hours", "final_answer": ""}"#
     );
-    // Only the answer when there is no explanation.
-    let model = schema_model(&[r#"{"explanation": " ", "final_answer": 504}"#]);
+    // Only the answer when there is nothing to calculate.
+    let model = schema_model(&[r#"{"calculation": " ", "final_answer": 504}"#]);
     let response = executor(&model, calculator())
         .step(&answer_input())
         .await
