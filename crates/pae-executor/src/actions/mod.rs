@@ -185,15 +185,16 @@ impl ActionExecutor {
         let response = context.chat(self.model.as_ref(), request).await?;
         let usage = response.usage.unwrap_or_default();
         let text = strip_reasoning(&response.message.content).trim().to_owned();
-        let answer = if structured {
-            first_json_value(&text)
-                .ok()
-                .and_then(|reply| prompt::solver_answer(&reply))
-                .unwrap_or(text)
-        } else {
-            text
-        };
-        Ok(StepResponse::new(answer).with_usage(usage))
+        // The calculation is the model's working, kept as the step's data
+        // (shown by `pae show` and the report); the answer is the final
+        // answer alone.
+        if structured
+            && let Ok(reply) = first_json_value(&text)
+            && let Some(answer) = prompt::solver_answer(&reply)
+        {
+            return Ok(StepResponse::new(answer).with_data(reply).with_usage(usage));
+        }
+        Ok(StepResponse::new(text).with_usage(usage))
     }
 
     /// A planned tool call: run as given, or with arguments the model

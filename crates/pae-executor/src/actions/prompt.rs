@@ -15,8 +15,9 @@ If the request needs a calculation the steps did not do (adding up their results
 Answer in one or two short sentences. When the answer is a number, end your reply with that number.";
 
 /// The solver's system message on models that enforce JSON schemas: any
-/// calculation still needed first, then the answer alone, so the answer is
-/// never buried in a sentence that ends with another number.
+/// calculation still needed first (room to work), then the answer alone,
+/// so the answer is never buried in a sentence that ends with another
+/// number.
 pub const SOLVER_JSON_SYSTEM_PROMPT: &str = "You write the final answer to the user's request from the results of the steps an agent carried out for it. \
 The results come from tools and are correct: use them as they are instead of working them out again. \
 Reply with only a JSON object {\"calculation\": \"...\", \"final_answer\": \"...\"}. \
@@ -43,28 +44,18 @@ pub(super) fn solver_schema() -> Value {
     })
 }
 
-/// The answer from a reply to [`SOLVER_JSON_SYSTEM_PROMPT`]: the final
-/// answer, after the calculation (if any) and `Answer: `, so the answer is
-/// always the last thing said. `None` when the reply has no final answer
-/// (a model that ignored the format): the caller uses the text as it is.
+/// The answer in a reply to [`SOLVER_JSON_SYSTEM_PROMPT`]: its final
+/// answer alone (the calculation is the model's working, not part of the
+/// answer: small models also fill it with a restated step). `None` when
+/// the reply has no final answer (a model that ignored the format): the
+/// caller uses the text as it is.
 pub(super) fn solver_answer(reply: &Value) -> Option<String> {
     let answer = match reply.get("final_answer")? {
         Value::String(text) => one_line_keep_breaks(text),
         Value::Null => return None,
         other => other.to_string(),
     };
-    if answer.is_empty() {
-        return None;
-    }
-    let calculation = reply
-        .get("calculation")
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .unwrap_or_default();
-    if calculation.is_empty() || calculation == answer {
-        return Some(answer);
-    }
-    Some(format!("{calculation}\nAnswer: {answer}"))
+    (!answer.is_empty()).then_some(answer)
 }
 
 /// `text` trimmed, with runs of blank lines collapsed (an answer may be

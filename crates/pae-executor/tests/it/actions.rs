@@ -207,15 +207,20 @@ fn schema_model(replies: &[&str]) -> Arc<ScriptedModel> {
 }
 
 #[tokio::test]
-async fn on_a_schema_model_the_answer_comes_last_after_the_calculation() {
+async fn on_a_schema_model_the_answer_is_the_final_answer_alone() {
     let model = schema_model(&[
         r#"{"calculation": "3 weeks are 3 * 7 * 24 = 504 hours.", "final_answer": "504 hours"}"#,
     ]);
     let executor = executor(&model, calculator());
     let response = executor.step(&answer_input()).await.unwrap();
+    assert_eq!(response.response, "504 hours");
+    // The working is kept with the step.
     assert_eq!(
-        response.response,
-        "3 weeks are 3 * 7 * 24 = 504 hours.\nAnswer: 504 hours"
+        response
+            .data
+            .as_ref()
+            .and_then(|d| d["calculation"].as_str()),
+        Some("3 weeks are 3 * 7 * 24 = 504 hours.")
     );
     let request = &model.requests()[0];
     assert_eq!(request.messages[0].content, SOLVER_JSON_SYSTEM_PROMPT);
@@ -251,7 +256,7 @@ async fn a_solver_reply_that_ignores_the_schema_is_the_answer_as_written() {
         response.response,
         r#"{"calculation": "504 hours", "final_answer": ""}"#
     );
-    // Only the answer when there is nothing to calculate.
+    // A number as the final answer.
     let model = schema_model(&[r#"{"calculation": " ", "final_answer": 504}"#]);
     let response = executor(&model, calculator())
         .step(&answer_input())
