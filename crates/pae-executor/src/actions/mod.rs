@@ -59,8 +59,12 @@ pub const DEFAULT_MAX_RESULT_CHARS: usize = 6_000;
 ///   response ([`StepStatus::Stopped`]), and the answer step is told.
 /// - [`StepAction::Answer`]: one solver call that sees the objective and
 ///   every result the step can see (its dependencies, or every earlier step
-///   of a sequential run), and writes the answer. The answer never is a
-///   tool's output or an earlier step's text taken as it is.
+///   of a sequential run), and writes the answer. On models that enforce
+///   JSON schemas it replies `{"calculation", "final_answer"}` under a
+///   grammar ([`SOLVER_JSON_SYSTEM_PROMPT`]): the final answer alone is the
+///   step's response and the reply is its [`data`](StepResponse::data);
+///   a reply without a final answer is used as written. The answer never
+///   is a tool's output or an earlier step's text taken as it is.
 /// - none: the inner executor carries it out.
 ///
 /// Every model and tool call goes through the run context (journal,
