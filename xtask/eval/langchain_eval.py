@@ -11,6 +11,7 @@ Usage: python langchain_eval.py OBJECTIVES.json BASE_URL MODEL_ALIAS [ID ...]
 """
 
 import ast
+import re
 import datetime as dt
 import json
 import math
@@ -69,7 +70,9 @@ def calculator(expression: str) -> str:
     """Evaluates an arithmetic expression written with the numbers of the current step and
     returns the result. Supports + - * / % ^, parentheses, decimals, pi, e, and sqrt, abs,
     round, floor, ceil, ln, log, exp, min, max, pow, and sum, avg, count of a list of numbers."""
-    text = expression.replace("^", "**").replace("×", "*").replace("÷", "/").replace(",", "")
+    text = expression.replace("^", "**").replace("×", "*").replace("÷", "/")
+    # Thousands separators (1,200) go; commas between arguments stay.
+    text = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", text)
     value = evaluate(ast.parse(text.strip().strip("="), mode="eval"))
     value = round(float(value), 10)
     return str(int(value)) if value == int(value) else repr(value)
