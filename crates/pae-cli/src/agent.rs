@@ -31,14 +31,8 @@ pub(crate) fn tools_for(args: &AgentArgs) -> Result<Vec<Arc<dyn Tool>>, Failure>
         match tool {
             ToolName::Calculator => list.push(Arc::new(tools::Calculator::new())),
             ToolName::Time => {
-                let clock = match &args.now {
-                    Some(now) => {
-                        tools::CurrentTime::frozen_at(crate::clock::parse_rfc3339(now).map_err(
-                            |err| Failure::new(FailureKind::Usage, format!("--now: {err}")),
-                        )?)
-                    }
-                    None => tools::CurrentTime::new(),
-                };
+                let clock = crate::clock::time_tool(args.now.as_deref())
+                    .map_err(|err| Failure::new(FailureKind::Usage, format!("--now: {err}")))?;
                 list.push(Arc::new(clock));
             }
             ToolName::Files => {

@@ -3,6 +3,17 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use pae_executor::tools::CurrentTime;
+
+/// The `time` tool for a run: the system clock, or stopped at `now`
+/// (a `--now` value). The planner's date note reads the same clock.
+pub(crate) fn time_tool(now: Option<&str>) -> Result<CurrentTime, String> {
+    match now {
+        Some(now) => parse_rfc3339(now).map(CurrentTime::frozen_at),
+        None => Ok(CurrentTime::new()),
+    }
+}
+
 /// Checks a `--now` value; the flag keeps the text (it is stored with the
 /// run) and [`parse_rfc3339`] reads it when the tool is made.
 pub(crate) fn parse_rfc3339_flag(text: &str) -> Result<String, String> {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use pae_core::{ChatModel, Executor, Planner, Tool, ToolSpec};
 use pae_executor::ActionExecutor;
-use pae_executor::tools::CurrentTime;
 use pae_planner::{AnswerStepPlanner, ToolPlanner};
 use serde_json::json;
 
@@ -45,11 +44,10 @@ fn today(args: &AgentArgs) -> Option<String> {
     if !args.tools.contains(&ToolName::Time) {
         return None;
     }
-    let clock = match &args.now {
-        Some(now) => CurrentTime::frozen_at(crate::clock::parse_rfc3339(now).ok()?),
-        None => CurrentTime::new(),
-    };
-    let date = clock.now_formatted(None, Some("%A, %Y-%m-%d")).ok()?;
+    let date = crate::clock::time_tool(args.now.as_deref())
+        .ok()?
+        .now_formatted(None, Some("%A, %Y-%m-%d"))
+        .ok()?;
     Some(format!("Today is {date}."))
 }
 

@@ -270,42 +270,36 @@ const MAX_ARGUMENT_CHARS: u64 = 1000;
 /// the token limit and leaves JSON that cannot be read; with the bound the
 /// grammar closes the string and the plan stays readable.
 fn bounded(schema: &Value) -> Value {
-    match schema {
-        Value::Object(map) => {
-            let mut out: serde_json::Map<String, Value> = map
-                .iter()
-                .map(|(key, value)| {
-                    let value = match key.as_str() {
-                        // Schemas inside these keywords; `const`, `enum`,
-                        // `default` and examples are values, left alone.
-                        "properties" | "patternProperties" | "$defs" | "definitions" => match value
-                        {
-                            Value::Object(inner) => Value::Object(
-                                inner.iter().map(|(k, v)| (k.clone(), bounded(v))).collect(),
-                            ),
-                            other => other.clone(),
-                        },
-                        "items" | "additionalProperties" | "not" => bounded(value),
-                        "anyOf" | "oneOf" | "allOf" | "prefixItems" => match value {
-                            Value::Array(list) => Value::Array(list.iter().map(bounded).collect()),
-                            other => other.clone(),
-                        },
-                        _ => value.clone(),
-                    };
-                    (key.clone(), value)
-                })
-                .collect();
-            let is_string = match map.get("type") {
-                Some(Value::String(kind)) => kind == "string",
-                Some(Value::Array(kinds)) => kinds.iter().any(|k| k == "string"),
-                _ => false,
-            };
-            if is_string && !out.contains_key("maxLength") {
-                out.insert("maxLength".to_owned(), Value::from(MAX_ARGUMENT_CHARS));
-            }
-            Value::Object(out)
+    let Value::Object(map) = schema else {
+        return schema.clone();
+    };
+    let mut out: serde_json::Map<String, Value> = map
+        .iter()
+        .map(|(key, value)| (key.clone(), bounded_keyword(key, value)))
+        .collect();
+    let is_string = match map.get("type") {
+        Some(Value::String(kind)) => kind == "string",
+        Some(Value::Array(kinds)) => kinds.iter().any(|k| k == "string"),
+        _ => false,
+    };
+    if is_string && !out.contains_key("maxLength") {
+        out.insert("maxLength".to_owned(), Value::from(MAX_ARGUMENT_CHARS));
+    }
+    Value::Object(out)
+}
+
+/// The value of one keyword of a schema, with the schemas inside it
+/// bounded; `const`, `enum`, `default` and examples are values, left alone.
+fn bounded_keyword(key: &str, value: &Value) -> Value {
+    match (key, value) {
+        ("properties" | "patternProperties" | "$defs" | "definitions", Value::Object(inner)) => {
+            Value::Object(inner.iter().map(|(k, v)| (k.clone(), bounded(v))).collect())
         }
-        other => other.clone(),
+        ("anyOf" | "oneOf" | "allOf" | "prefixItems", Value::Array(list)) => {
+            Value::Array(list.iter().map(bounded).collect())
+        }
+        ("items" | "additionalProperties" | "not", _) => bounded(value),
+        _ => value.clone(),
     }
 }
 
@@ -578,6 +572,11 @@ mod tests {
         assert_eq!(
             items[1]["properties"]["with"]["properties"]["path"]["maxLength"],
             MAX_ARGUMENT_CHARS
+        );
+        let own = bounded(&json!({"type": "string", "maxLength": 8, "enum": ["a"]}));
+        assert_eq!(
+            own,
+            json!({"type": "string", "maxLength": 8, "enum": ["a"]})
         );
         let one = tool_plan_schema(&tools()[..1], 4);
         assert_eq!(

@@ -51,16 +51,16 @@ pub(super) fn solver_schema() -> Value {
 /// caller uses the text as it is.
 pub(super) fn solver_answer(reply: &Value) -> Option<String> {
     let answer = match reply.get("final_answer")? {
-        Value::String(text) => one_line_keep_breaks(text),
+        Value::String(text) => without_blank_lines(text),
         Value::Null => return None,
         other => other.to_string(),
     };
     (!answer.is_empty()).then_some(answer)
 }
 
-/// `text` trimmed, with runs of blank lines collapsed (an answer may be
-/// several lines, a list or a poem).
-fn one_line_keep_breaks(text: &str) -> String {
+/// `text` trimmed, without blank lines (an answer may be several lines, a
+/// list or a poem).
+fn without_blank_lines(text: &str) -> String {
     text.lines()
         .map(str::trim_end)
         .filter(|line| !line.trim().is_empty())
