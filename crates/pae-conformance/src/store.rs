@@ -579,9 +579,50 @@ async fn steps_and_revisions_are_written_once(store: &dyn RunStore) -> Outcome {
     let mut twice = Commit::new();
     twice.steps.push(step_record(3, "d"));
     match store.commit(&lease, twice).await {
-        Err(StoreError::Conflict { .. }) => Ok(()),
-        other => Err(format!("committing step 3 twice gave {other:?}")),
+        Err(StoreError::Conflict { .. }) => {}
+        other => return Err(format!("committing step 3 twice gave {other:?}")),
     }
+    // Commits without steps in between (a tool call recorded, spending
+    // updated) and a new lease do not make a committed step writable.
+    let mut spending = Commit::new();
+    let mut spent = Spent::default();
+    spent.tool_calls = 1;
+    spending.spent = Some(spent);
+    ok("commit spending", store.commit(&lease, spending).await)?;
+    ok("commit nothing", store.commit(&lease, Commit::new()).await)?;
+    let mut later = Commit::new();
+    later.steps.push(step_record(3, "d again"));
+    match store.commit(&lease, later).await {
+        Err(StoreError::Conflict { .. }) => {}
+        other => {
+            return Err(format!(
+                "committing step 3 again after a commit without steps gave {other:?}"
+            ));
+        }
+    }
+    ok("release", store.release(&lease).await)?;
+    let lease = ok(
+        "acquire again",
+        store
+            .acquire(&id, "suite", Duration::from_secs(30), Takeover::IfExpired)
+            .await,
+    )?;
+    let mut resumed = Commit::new();
+    resumed.steps.push(step_record(3, "d resumed"));
+    match store.commit(&lease, resumed).await {
+        Err(StoreError::Conflict { .. }) => {}
+        other => {
+            return Err(format!(
+                "committing step 3 again under a new lease gave {other:?}"
+            ));
+        }
+    }
+    let steps = ok("steps", store.steps(&id).await)?;
+    ensure!(
+        steps.len() == 1 && steps[0].response.response == "d done",
+        "step 3 was overwritten: {steps:?}"
+    );
+    Ok(())
 }
 
 async fn journal_upserts_and_truncates_by_scope(store: &dyn RunStore) -> Outcome {

@@ -10,7 +10,7 @@ use pae_core::store::{
     CallScope, Commit, JournalEntry, Lease, PlanRevision, RunFilter, RunRecord, RunStatus,
     RunStore, Spent, StepRecord, StoredEvent, Takeover, now_ms,
 };
-use pae_core::{RunId, StoreError};
+use pae_core::{Event, RunId, StoreError};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -28,6 +28,43 @@ pub struct SqliteStore {
     /// Where each journal scope's rows are in the log of recently read
     /// runs, by run id; locked only while `conn` is.
     scopes: Mutex<HashMap<String, ScopeIndex>>,
+    /// The end of the log of each run this store last committed to, by
+    /// `rid`, with the lease it committed under; locked only while `conn`
+    /// is. Only the lease holder appends to a run's log, and every lease
+    /// taken has a new epoch, so while the fenced lease is the one an
+    /// entry was written under the log ends where the entry says: the
+    /// commit need not read the tail back or parse the last commit row.
+    tails: Mutex<HashMap<i64, KnownTail>>,
+}
+
+/// The most runs whose [`KnownTail`] is kept.
+const KNOWN_TAILS: usize = 64;
+
+/// Where a run's log ended after this store's last commit to it.
+#[derive(Debug)]
+struct KnownTail {
+    /// The run it belongs to (a row number can be reused after a delete).
+    id: String,
+    /// The lease epoch the commit was made under.
+    epoch: u64,
+    /// Where the log ended.
+    end: LogEnd,
+}
+
+/// Where a run's log ends, and what its last commit row says.
+#[derive(Debug, Default)]
+struct LogEnd {
+    /// The number of its next log row.
+    next: u64,
+    /// The number of its last event.
+    event_seq: u64,
+    /// When its last commit was made; `None` before the first.
+    at: Option<u64>,
+    /// The spending recorded by its last commit.
+    spent: Option<Spent>,
+    /// Its committed steps: sorted, disjoint, non-touching half-open
+    /// ranges of step indexes.
+    steps: Vec<(u64, u64)>,
 }
 
 /// The most runs whose [`ScopeIndex`] is kept.
@@ -79,6 +116,7 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             path: PathBuf::from(":memory:"),
             scopes: Mutex::default(),
+            tails: Mutex::default(),
         })
     }
 
@@ -103,6 +141,7 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             path: path.to_owned(),
             scopes: Mutex::default(),
+            tails: Mutex::default(),
         })
     }
 
@@ -115,6 +154,27 @@ impl SqliteStore {
         // A panic mid-operation rolls its transaction back when the
         // transaction is dropped; the connection stays usable.
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes the known end of run `rid`'s log if it was written under the
+    /// lease `epoch` of run `id`; the caller holds `conn` and has fenced
+    /// that lease. Taken, not read: a commit that fails leaves none, and
+    /// the next one reads the file.
+    fn known_tail(&self, rid: i64, id: &str, epoch: u64) -> Option<LogEnd> {
+        let mut tails = self.tails.lock().unwrap_or_else(PoisonError::into_inner);
+        tails
+            .remove(&rid)
+            .filter(|known| known.epoch == epoch && known.id == id)
+            .map(|known| known.end)
+    }
+
+    /// Keeps where a run's log ends after a commit.
+    fn remember_tail(&self, rid: i64, known: KnownTail) {
+        let mut tails = self.tails.lock().unwrap_or_else(PoisonError::into_inner);
+        if tails.len() >= KNOWN_TAILS {
+            tails.clear();
+        }
+        tails.insert(rid, known);
     }
 }
 
@@ -194,10 +254,10 @@ fn run_row(row: &Row<'_>) -> rusqlite::Result<RunRow> {
 fn run_record(conn: &Connection, row: RunRow) -> Result<RunRecord, StoreError> {
     let rid = row.rid;
     let mut record = run_row_record(row)?;
-    if let Some(last) = tail(conn, rid)?.commit {
-        let last: CommitRow = parse("a commit record", &last)?;
-        record.updated_at_ms = last.at;
-        if let Some(spent) = last.spent {
+    let end = read_tail(conn, rid)?;
+    if let Some(at) = end.at {
+        record.updated_at_ms = at;
+        if let Some(spent) = end.spent {
             record.spent = spent;
         }
     }
@@ -302,39 +362,82 @@ fn add_step(ranges: &mut Vec<(u64, u64)>, index: u64) -> bool {
     true
 }
 
-/// Where a run's log ends.
-struct Tail {
-    /// The number of its next log row.
-    next: u64,
-    /// The number of its last event.
-    event_seq: u64,
-    /// The body of its last commit row, if it has one.
-    commit: Option<String>,
+/// One row to append to a run's log.
+enum LogRow<'a> {
+    Step(&'a StepRecord),
+    /// A truncation of a journal scope from a sequence number on.
+    Truncate(&'a CallScope, u32),
+    Journal(&'a JournalEntry),
+    /// An event and its number.
+    Event(u64, &'a Event),
+    /// The commit row and the number of the commit's last event.
+    Commit(u64, &'a CommitRow),
 }
 
-/// Appends `rows` (kind, scope, seq, body) to the run's log from row
-/// number `next` on.
+impl LogRow<'_> {
+    /// Its kind, journal scope and sequence number, with its body
+    /// written into `body` (JSON; empty for a truncation).
+    fn encode(&self, body: &mut Vec<u8>) -> Result<(i64, Option<String>, u64), StoreError> {
+        fn write<T: Serialize + ?Sized>(body: &mut Vec<u8>, value: &T) -> Result<(), StoreError> {
+            serde_json::to_writer(body, value)
+                .map_err(|e| StoreError::backend("encoding a record", e, false))
+        }
+        body.clear();
+        Ok(match self {
+            Self::Step(step) => {
+                write(body, step)?;
+                (
+                    kind::STEP,
+                    None,
+                    u64::try_from(step.index).unwrap_or(u64::MAX),
+                )
+            }
+            Self::Truncate(scope, from) => (kind::TRUNCATE, Some(scope.key()), u64::from(*from)),
+            Self::Journal(entry) => {
+                write(body, entry)?;
+                (kind::JOURNAL, Some(entry.scope.key()), u64::from(entry.seq))
+            }
+            Self::Event(seq, event) => {
+                write(body, event)?;
+                (kind::EVENT, None, *seq)
+            }
+            Self::Commit(seq, row) => {
+                write(body, row)?;
+                (kind::COMMIT, None, *seq)
+            }
+        })
+    }
+}
+
+/// Appends `rows` to the run's log from row number `next` on, encoding
+/// each into one reused buffer.
 fn append(
     conn: &Connection,
     rid: i64,
     mut next: u64,
-    rows: &[(i64, Option<String>, u64, String)],
+    rows: &[LogRow<'_>],
 ) -> Result<(), StoreError> {
     let mut insert = conn
         .prepare_cached("INSERT INTO log (key, kind, scope, seq, body) VALUES (?1, ?2, ?3, ?4, ?5)")
         .map_err(|e| error("committing", e))?;
-    for (kind, scope, seq, body) in rows {
+    let mut body = Vec::with_capacity(1024);
+    for row in rows {
         let key = key(rid, next, "log row")?;
         next += 1;
+        let (kind, scope, seq) = row.encode(&mut body)?;
+        // serde_json writes UTF-8 only.
+        let text = std::str::from_utf8(&body)
+            .map_err(|e| StoreError::backend("encoding a record", e, false))?;
         insert
-            .execute(params![key, kind, scope, ms(*seq), body])
+            .execute(params![key, kind, scope, ms(seq), text])
             .map_err(|e| error("committing", e))?;
     }
     Ok(())
 }
 
-/// Where the run's log ends: one step down the right edge of its key range.
-fn tail(conn: &Connection, rid: i64) -> Result<Tail, StoreError> {
+/// Where the run's log ends, read from the file: one step down the right
+/// edge of its key range, and its last commit row.
+fn read_tail(conn: &Connection, rid: i64) -> Result<LogEnd, StoreError> {
     let (low, high) = key_range(rid)?;
     let last: Option<(i64, i64, i64, String)> = conn
         .prepare_cached(
@@ -349,16 +452,20 @@ fn tail(conn: &Connection, rid: i64) -> Result<Tail, StoreError> {
         })
         .map_err(|e| error("reading a run's log", e))?;
     match last {
-        None => Ok(Tail {
+        None => Ok(LogEnd {
             next: 1,
-            event_seq: 0,
-            commit: None,
+            ..LogEnd::default()
         }),
-        Some((key, kind::COMMIT, seq, body)) => Ok(Tail {
-            next: key_low(key) + 1,
-            event_seq: unsigned(seq),
-            commit: Some(body),
-        }),
+        Some((key, kind::COMMIT, seq, body)) => {
+            let row: CommitRow = parse("a commit record", &body)?;
+            Ok(LogEnd {
+                next: key_low(key) + 1,
+                event_seq: unsigned(seq),
+                at: Some(row.at),
+                spent: row.spent,
+                steps: merge_ranges(row.steps),
+            })
+        }
         Some(_) => Err(StoreError::corrupt(format!(
             "run row {rid}: its log does not end with a commit record"
         ))),
@@ -760,7 +867,7 @@ impl RunStore for SqliteStore {
             self::rid(&tx, &lease.run_id)?;
             return Err(lost(lease));
         };
-        let tail = tail(&tx, rid)?;
+        let known = self.known_tail(rid, id, lease.epoch);
         let conflict = |reason: String| StoreError::Conflict {
             id: id.to_owned(),
             reason,
@@ -800,18 +907,13 @@ impl RunStore for SqliteStore {
         // Everything else is appended to the run's log, in this order:
         // steps, truncations before the entries written after them, then
         // events, then the commit row.
-        let mut event_seq = tail.event_seq;
-        let last = match &tail.commit {
-            Some(last) if commit.spent.is_none() || !commit.steps.is_empty() => {
-                Some(parse::<CommitRow>("a commit record", last)?)
-            }
-            _ => None,
+        let known = match known {
+            Some(known) => known,
+            None => read_tail(&tx, rid)?,
         };
-        let (spent, mut steps) = match last {
-            Some(last) => (last.spent, merge_ranges(last.steps)),
-            None => (None, Vec::new()),
-        };
-        let spent = commit.spent.clone().or(spent);
+        let mut event_seq = known.event_seq;
+        let mut steps = known.steps;
+        let spent = commit.spent.clone().or(known.spent);
         for step in &commit.steps {
             let index = u64::try_from(step.index).unwrap_or(u64::MAX);
             key(rid, index, "step")?;
@@ -829,37 +931,25 @@ impl RunStore for SqliteStore {
                 + commit.events.len()
                 + 1,
         );
-        for step in &commit.steps {
-            let index = u64::try_from(step.index).unwrap_or(u64::MAX);
-            rows.push((kind::STEP, None, index, json(step)?));
-        }
-        for (scope, from) in &commit.truncate {
-            rows.push((
-                kind::TRUNCATE,
-                Some(scope.key()),
-                u64::from(*from),
-                String::new(),
-            ));
-        }
-        for entry in &commit.journal {
-            rows.push((
-                kind::JOURNAL,
-                Some(entry.scope.key()),
-                u64::from(entry.seq),
-                json(entry)?,
-            ));
-        }
+        rows.extend(commit.steps.iter().map(LogRow::Step));
+        rows.extend(
+            commit
+                .truncate
+                .iter()
+                .map(|(scope, from)| LogRow::Truncate(scope, *from)),
+        );
+        rows.extend(commit.journal.iter().map(LogRow::Journal));
         for event in &commit.events {
             event_seq += 1;
-            rows.push((kind::EVENT, None, event_seq, json(event)?));
+            rows.push(LogRow::Event(event_seq, event));
         }
         let last = CommitRow {
             spent,
             at: now_ms(),
             steps,
         };
-        rows.push((kind::COMMIT, None, event_seq, json(&last)?));
-        append(&tx, rid, tail.next, &rows)?;
+        rows.push(LogRow::Commit(event_seq, &last));
+        append(&tx, rid, known.next, &rows)?;
         if let Some(status) = commit.status {
             // Its own statement: the status index is written only when the
             // status is.
@@ -879,6 +969,20 @@ impl RunStore for SqliteStore {
             .map_err(|e| error("updating the run", e))?;
         }
         tx.commit().map_err(|e| error("committing", e))?;
+        self.remember_tail(
+            rid,
+            KnownTail {
+                id: id.to_owned(),
+                epoch: lease.epoch,
+                end: LogEnd {
+                    next: known.next + rows.len() as u64,
+                    event_seq,
+                    at: Some(last.at),
+                    spent: last.spent,
+                    steps: last.steps,
+                },
+            },
+        );
         Ok(event_seq)
     }
 }
