@@ -10,7 +10,7 @@ use pae_core::store::{
     CallScope, Commit, JournalEntry, Lease, PlanRevision, RunFilter, RunRecord, RunStatus,
     RunStore, Spent, StepRecord, StoredEvent, Takeover, now_ms,
 };
-use pae_core::{Event, RunId, StoreError};
+use pae_core::{Event, RunId, StoreError, TokenUsage};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -314,10 +314,73 @@ fn rid(conn: &Connection, id: &RunId) -> Result<i64, StoreError> {
 /// order is one range).
 #[derive(Serialize, Deserialize)]
 struct CommitRow {
+    #[serde(serialize_with = "spent_without_zeros")]
     spent: Option<Spent>,
     at: u64,
     #[serde(default)]
     steps: Vec<(u64, u64)>,
+}
+
+/// [`Spent`] as a commit row writes it: its fields less the zero ones
+/// (three commit rows per effect-tool step would otherwise be a fifth of
+/// its bytes). Every field of [`Spent`] reads back as zero when missing;
+/// a test checks this lists them all.
+#[derive(Serialize)]
+struct SpentRow<'a> {
+    #[serde(skip_serializing_if = "no_tokens")]
+    usage: &'a TokenUsage,
+    #[serde(skip_serializing_if = "no_tokens")]
+    wasted: &'a TokenUsage,
+    #[serde(skip_serializing_if = "zero")]
+    model_calls: u64,
+    #[serde(skip_serializing_if = "zero")]
+    tool_calls: u64,
+    #[serde(skip_serializing_if = "zero")]
+    replayed_calls: u64,
+    #[serde(skip_serializing_if = "zero")]
+    wall_ms: u64,
+    #[serde(skip_serializing_if = "no_cost")]
+    cost: f64,
+    #[serde(skip_serializing_if = "zero")]
+    sessions: u64,
+}
+
+impl<'a> From<&'a Spent> for SpentRow<'a> {
+    fn from(spent: &'a Spent) -> Self {
+        Self {
+            usage: &spent.usage,
+            wasted: &spent.wasted,
+            model_calls: spent.model_calls,
+            tool_calls: spent.tool_calls,
+            replayed_calls: spent.replayed_calls,
+            wall_ms: spent.wall_ms,
+            cost: spent.cost,
+            sessions: u64::from(spent.sessions),
+        }
+    }
+}
+
+// serde's skip_serializing_if passes a reference.
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn zero(n: &u64) -> bool {
+    *n == 0
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn no_cost(cost: &f64) -> bool {
+    *cost == 0.0
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn no_tokens(usage: &&TokenUsage) -> bool {
+    **usage == TokenUsage::default()
+}
+
+fn spent_without_zeros<S: serde::Serializer>(
+    spent: &Option<Spent>,
+    to: S,
+) -> Result<S::Ok, S::Error> {
+    spent.as_ref().map(SpentRow::from).serialize(to)
 }
 
 /// Sorts half-open ranges and merges those that touch or overlap (an
@@ -997,6 +1060,53 @@ fn lost(lease: &Lease) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commit_rows_keep_every_field_of_spent() {
+        // Every field of `Spent` set to a distinct non-zero value, found
+        // through its serde form so a field added later is covered.
+        let mut n = 0.0;
+        let mut fields = serde_json::to_value(Spent::default()).unwrap();
+        fn fill(value: &mut serde_json::Value, n: &mut f64) {
+            match value {
+                serde_json::Value::Object(fields) => fields.values_mut().for_each(|v| fill(v, n)),
+                other => {
+                    *n += 1.0;
+                    *other = if other.is_f64() {
+                        serde_json::json!(*n + 0.5)
+                    } else {
+                        serde_json::json!(*n as u64)
+                    };
+                }
+            }
+        }
+        fill(&mut fields, &mut n);
+        let spent: Spent = serde_json::from_value(fields).unwrap();
+        let row = CommitRow {
+            spent: Some(spent.clone()),
+            at: 7,
+            steps: vec![(0, 3)],
+        };
+        let back: CommitRow = serde_json::from_str(&serde_json::to_string(&row).unwrap()).unwrap();
+        assert_eq!(back.spent, Some(spent));
+        // Zero counts are left out and read back as zero.
+        let row = CommitRow {
+            spent: Some(Spent::default()),
+            at: 7,
+            steps: Vec::new(),
+        };
+        let text = serde_json::to_string(&row).unwrap();
+        assert_eq!(text, r#"{"spent":{},"at":7,"steps":[]}"#);
+        let back: CommitRow = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.spent, Some(Spent::default()));
+        let none = CommitRow {
+            spent: None,
+            at: 7,
+            steps: Vec::new(),
+        };
+        let back: CommitRow = serde_json::from_str(&serde_json::to_string(&none).unwrap()).unwrap();
+        assert_eq!(back.spent, None);
+    }
 
     #[test]
     fn step_ranges_merge_and_refuse_repeats() {
