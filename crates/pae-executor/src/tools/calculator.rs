@@ -5,6 +5,8 @@ use async_trait::async_trait;
 use pae_core::{Tool, ToolError};
 use serde_json::{Value, json};
 
+use super::calendar::Date;
+
 /// The longest expression accepted, in characters.
 pub const MAX_EXPRESSION_CHARS: usize = 2000;
 
@@ -30,6 +32,11 @@ const MAX_DEPTH: usize = 64;
 /// remainder (`7 % 4` is 3); otherwise it is percent (`50 * 10%` is 5,
 /// `10% of 50` is 5). `100 + 10%` is refused as ambiguous (is it 100.1 or
 /// 110?) with a message saying how to write either.
+///
+/// ISO dates (`2026-12-25`) count as days: one date less another is the
+/// number of days between them (`2026-12-25 - 2026-03-14` is 286), a date
+/// plus or minus days is a date (`2026-03-14 + 30` is `2026-04-13`); other
+/// arithmetic on dates is refused rather than read as `2026 - 12 - 25`.
 ///
 /// `^` binds tighter than unary minus and is right-associative, so `-2^2`
 /// is -4 and `2^3^2` is 512. Bad input, division by zero, results that
@@ -62,31 +69,26 @@ impl Calculator {
     /// [`ToolError::Failed`] for division by zero, overflow and domain
     /// errors.
     pub fn evaluate(expression: &str) -> Result<f64, ToolError> {
-        if expression.chars().count() > MAX_EXPRESSION_CHARS {
-            return Err(ToolError::invalid_input(format!(
-                "the expression is longer than {MAX_EXPRESSION_CHARS} characters"
-            )));
+        match calculate(expression)? {
+            Answer::Number(value) => Ok(value),
+            Answer::Date(date) => Err(ToolError::invalid_input(format!(
+                "the result is the date {}, not a number",
+                iso(date)
+            ))),
         }
-        let mut chars: Vec<char> = expression.chars().collect();
-        blank_decorations(&mut chars);
-        let tokens = tokenize(&chars)?;
-        if tokens.is_empty() {
-            return Err(ToolError::invalid_input("the expression is empty"));
-        }
-        let mut parser = Parser {
-            tokens: &tokens,
-            pos: 0,
-            depth: 0,
-        };
-        let value = parser.expression()?;
-        if let Some(token) = parser.peek() {
-            return Err(ToolError::invalid_input(format!(
-                "unexpected {} at position {}",
-                token.kind.describe(),
-                token.at + 1
-            )));
-        }
-        Ok(value)
+    }
+
+    /// Evaluates an expression and writes the result as the tool returns
+    /// it: a number as [`format_number`](Self::format_number) writes it, a
+    /// date as `2026-12-25`.
+    ///
+    /// # Errors
+    /// As [`evaluate`](Self::evaluate).
+    pub fn calculate(expression: &str) -> Result<String, ToolError> {
+        Ok(match calculate(expression)? {
+            Answer::Number(value) => Self::format_number(value),
+            Answer::Date(date) => iso(date),
+        })
     }
 
     /// Formats a result: integers without a decimal point, others with at
@@ -149,7 +151,7 @@ floor, ceil, ln, log, exp, min, max, pow, and sum, avg, count of a list of numbe
                 .and_then(Value::as_str)
                 .ok_or_else(|| ToolError::invalid_input("expected {\"expression\": \"...\"}"))?,
         };
-        Self::evaluate(expression).map(Self::format_number)
+        Self::calculate(expression)
     }
 
     fn is_read_only(&self) -> bool {
@@ -159,6 +161,129 @@ floor, ceil, ln, log, exp, min, max, pow, and sum, avg, count of a list of numbe
     fn is_idempotent(&self) -> bool {
         true
     }
+}
+
+/// What an expression comes to.
+enum Answer {
+    Number(f64),
+    Date(Date),
+}
+
+/// Day numbers put in place of dates are offset by this, so the earliest
+/// four-digit date (0001-01-01) is day 1: never a minus sign in the text.
+const DAY_OFFSET: i64 = 719_163;
+
+/// How far the dates are moved to find how the result depends on them.
+const DATE_SHIFT: i64 = 1_000_000;
+
+/// Evaluates `expression`, where ISO dates (`2026-12-25`) count as days:
+/// one date less another is the number of days between them, a date plus
+/// or minus days is a date. The dates are put in as day numbers and the
+/// expression is evaluated three times with them moved by 0, 1 and 2
+/// [`DATE_SHIFT`]s: a result that does not move is a number (the dates
+/// cancel out), one that moves with them is a date, anything else (a date
+/// times two, two dates added) is refused.
+fn calculate(expression: &str) -> Result<Answer, ToolError> {
+    if expression.chars().count() > MAX_EXPRESSION_CHARS {
+        return Err(ToolError::invalid_input(format!(
+            "the expression is longer than {MAX_EXPRESSION_CHARS} characters"
+        )));
+    }
+    let mut chars: Vec<char> = expression.chars().collect();
+    blank_decorations(&mut chars);
+    let dates = find_dates(&chars);
+    if dates.is_empty() {
+        return evaluate_chars(&chars).map(Answer::Number);
+    }
+    let moved = |shift: i64| {
+        let mut text = chars.clone();
+        for &(at, date) in &dates {
+            // Ten characters, like the date: error positions stay right.
+            let number = format!("{:<10}", date.days() + DAY_OFFSET + shift);
+            text.splice(at..at + 10, number.chars());
+        }
+        evaluate_chars(&text)
+    };
+    let base = moved(0)?;
+    let once = moved(DATE_SHIFT)?;
+    let twice = moved(2 * DATE_SHIFT)?;
+    let slope = (once - base) / DATE_SHIFT as f64;
+    let linear = ((twice - once) / DATE_SHIFT as f64 - slope).abs() < 1e-9;
+    let refused = || {
+        ToolError::invalid_input(
+            "dates can only be subtracted from each other (giving the days between them) or \
+             have days added or subtracted (giving a date)",
+        )
+    };
+    if !linear {
+        return Err(refused());
+    }
+    if slope.abs() < 1e-9 {
+        return Ok(Answer::Number(base));
+    }
+    if (slope - 1.0).abs() > 1e-9 {
+        return Err(refused());
+    }
+    if base.fract() != 0.0 {
+        return Err(ToolError::invalid_input(
+            "a date can only have whole days added or subtracted",
+        ));
+    }
+    // 0001-01-01 is day 1 here, 9999-12-31 day 3_652_059.
+    if !(1.0..=3_652_059.0).contains(&base) {
+        return Err(ToolError::invalid_input(
+            "the resulting date is outside the years 1 to 9999",
+        ));
+    }
+    Ok(Answer::Date(Date::from_days(base as i64 - DAY_OFFSET)))
+}
+
+/// Where ISO dates stand in `chars`: four, two and two digits joined by
+/// `-`, not part of a longer number, a real calendar date.
+fn find_dates(chars: &[char]) -> Vec<(usize, Date)> {
+    let mut dates = Vec::new();
+    let mut at = 0;
+    while at + 10 <= chars.len() {
+        let before = at.checked_sub(1).and_then(|i| chars.get(i));
+        let joined = before.is_some_and(|c| c.is_ascii_digit() || *c == '.');
+        let after = chars
+            .get(at + 10)
+            .is_some_and(|c| c.is_ascii_digit() || *c == '.');
+        match Date::iso_prefix(&chars[at..]) {
+            Some(date) if !joined && !after => {
+                dates.push((at, date));
+                at += 10;
+            }
+            _ => at += 1,
+        }
+    }
+    dates
+}
+
+fn iso(date: Date) -> String {
+    format!("{:04}-{:02}-{:02}", date.year, date.month, date.day)
+}
+
+/// Evaluates an expression whose decorations are blanked out.
+fn evaluate_chars(chars: &[char]) -> Result<f64, ToolError> {
+    let tokens = tokenize(chars)?;
+    if tokens.is_empty() {
+        return Err(ToolError::invalid_input("the expression is empty"));
+    }
+    let mut parser = Parser {
+        tokens: &tokens,
+        pos: 0,
+        depth: 0,
+    };
+    let value = parser.expression()?;
+    if let Some(token) = parser.peek() {
+        return Err(ToolError::invalid_input(format!(
+            "unexpected {} at position {}",
+            token.kind.describe(),
+            token.at + 1
+        )));
+    }
+    Ok(value)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -894,6 +1019,45 @@ mod tests {
         assert_eq!(eval("pow(2, 8)"), 256.0);
         assert!((eval("PI") - std::f64::consts::PI).abs() < 1e-12);
         assert!((eval("ln(e)") - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn dates_count_as_days() {
+        let calc = |text: &str| Calculator::calculate(text);
+        assert_eq!(calc("2026-12-25 - 2026-03-14").unwrap(), "286");
+        assert_eq!(calc("2026-03-14 - 2026-12-25").unwrap(), "-286");
+        assert_eq!(
+            calc("(2027-01-01 - 2026-03-14) / 7").unwrap(),
+            "41.8571428571"
+        );
+        assert_eq!(calc("2026-03-14 + 30").unwrap(), "2026-04-13");
+        assert_eq!(calc("2026-03-14 - 1").unwrap(), "2026-03-13");
+        assert_eq!(calc("10 + 2024-12-31").unwrap(), "2025-01-10");
+        assert_eq!(calc("min(2026-05-01, 2026-04-01)").unwrap(), "2026-04-01");
+        assert_eq!(calc("abs(2024-01-01 - 2025-01-01)").unwrap(), "366");
+        assert_eq!(
+            Calculator::evaluate("2026-12-25 - 2026-12-24").unwrap(),
+            1.0
+        );
+        assert!(Calculator::evaluate("2026-12-25 + 1").is_err());
+        assert!(calc("2026-12-25 + 1e10").is_err());
+        assert!(calc("2026-12-25 - 1e7").is_err());
+        assert_eq!(calc("9999-12-31 - 0001-01-01").unwrap(), "3652058");
+        for refused in [
+            "2026-12-25 + 2026-12-24",
+            "2026-12-25 * 2",
+            "2026-12-25 * 2026-12-24",
+            "2026-12-25 + 0.5",
+        ] {
+            assert!(calc(refused).is_err(), "{refused}");
+        }
+        // Not dates: other shapes, invalid days, part of a longer number.
+        assert_eq!(calc("2026-13-01").unwrap(), "2012");
+        assert_eq!(calc("2026-1-1").unwrap(), "2024");
+        assert_eq!(calc("12026-12-25").unwrap(), "11989");
+        // Positions in errors are those of the expression as written.
+        let error = calc("2026-12-25 - 2026-03-14 $ 1").unwrap_err().to_string();
+        assert!(error.contains("position 25"), "{error}");
     }
 
     #[test]

@@ -39,6 +39,42 @@ impl Date {
         era * 146_097 + doe - 719_468
     }
 
+    /// The date `days` days after 1970-01-01 (Howard Hinnant's
+    /// civil-from-days).
+    pub(super) fn from_days(days: i64) -> Self {
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        Self {
+            year: yoe + era * 400 + i64::from(month <= 2),
+            month,
+            day,
+        }
+    }
+
+    /// An ISO date (`2026-12-25`) at the start of `chars`: exactly four,
+    /// two and two digits, a real calendar date.
+    pub(super) fn iso_prefix(chars: &[char]) -> Option<Self> {
+        let digit = |i: usize| chars.get(i).and_then(|c| c.to_digit(10));
+        let number = |from: usize, len: usize| {
+            (from..from + len).try_fold(0_u32, |n, i| digit(i).map(|d| n * 10 + d))
+        };
+        if chars.get(4) != Some(&'-') || chars.get(7) != Some(&'-') {
+            return None;
+        }
+        let date = Self {
+            year: i64::from(number(0, 4)?),
+            month: number(5, 2)?,
+            day: number(8, 2)?,
+        };
+        date.is_valid().then_some(date)
+    }
+
     /// 0 = Monday.
     pub(super) fn weekday(self) -> usize {
         // 1970-01-01 was a Thursday (index 3); the result is in 0..7.
@@ -143,6 +179,31 @@ mod tests {
 
     fn date(year: i64, month: u32, day: u32) -> Date {
         Date { year, month, day }
+    }
+
+    #[test]
+    fn days_and_back() {
+        for days in [-800_000, -1, 0, 1, 59, 10_957, 20_447, 2_932_896] {
+            assert_eq!(Date::from_days(days).days(), days, "{days}");
+        }
+        assert_eq!(Date::from_days(20_447), date(2025, 12, 25));
+        assert_eq!(
+            Date::iso_prefix(&"2026-12-25 - x".chars().collect::<Vec<_>>()),
+            Some(date(2026, 12, 25))
+        );
+        for text in [
+            "2026-13-01",
+            "2026-02-29",
+            "2026-1-01",
+            "26-12-25",
+            "2026-12-2",
+        ] {
+            assert_eq!(
+                Date::iso_prefix(&text.chars().collect::<Vec<_>>()),
+                None,
+                "{text}"
+            );
+        }
     }
 
     #[test]
