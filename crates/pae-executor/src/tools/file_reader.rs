@@ -11,6 +11,8 @@ use cap_std::fs::{Dir, OpenOptions};
 use pae_core::{Tool, ToolError};
 use serde_json::{Value, json};
 
+use super::table;
+
 /// The default most bytes returned from one file.
 pub const DEFAULT_MAX_BYTES: u64 = 64 * 1024;
 
@@ -361,7 +363,8 @@ impl Tool for FileReader {
 
     fn description(&self) -> &str {
         "Reads a UTF-8 text file. The path is relative to the working directory; absolute paths \
-and \"..\" are refused."
+and \"..\" are refused. Give column to get only one column of a table, or key to get only one \
+setting's value."
     }
 
     fn parameters(&self) -> Value {
@@ -372,6 +375,14 @@ and \"..\" are refused."
                     "type": "string",
                     "description": "The path of the file the request or step names, relative to the working directory.",
                     "minLength": 1
+                },
+                "column": {
+                    "type": "string",
+                    "description": "Only for a table (CSV, or columns separated by spaces): the column to return, by its header or its number from 1. Its values come back separated by commas."
+                },
+                "key": {
+                    "type": "string",
+                    "description": "Only for a file of settings (name = value, or name: value): the name whose value to return."
                 }
             },
             "required": ["path"],
@@ -387,7 +398,21 @@ and \"..\" are refused."
                 .and_then(Value::as_str)
                 .ok_or_else(|| ToolError::invalid_input("expected {\"path\": \"...\"}"))?,
         };
-        self.read(path)
+        let part = |name: &str| {
+            input
+                .get(name)
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|text| !text.is_empty())
+        };
+        match (part("column"), part("key")) {
+            (None, None) => self.read(path),
+            (Some(column), None) => table::column(&self.read(path)?, path, column),
+            (None, Some(key)) => table::setting(&self.read(path)?, path, key),
+            (Some(_), Some(_)) => Err(ToolError::invalid_input(
+                "give either column or key, not both",
+            )),
+        }
     }
 
     fn is_read_only(&self) -> bool {

@@ -6,6 +6,7 @@ mod calculator;
 mod calendar;
 mod file_reader;
 mod function;
+mod table;
 mod time;
 
 pub use calculator::{Calculator, MAX_EXPRESSION_CHARS};
