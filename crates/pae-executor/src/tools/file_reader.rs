@@ -378,11 +378,13 @@ setting's value."
                 },
                 "column": {
                     "type": "string",
-                    "description": "Only for a table (CSV, or columns separated by spaces): the column to return, by its header or its number from 1. Its values come back separated by commas."
+                    "description": "Only for a table (CSV, or columns separated by spaces): the column to return, by its header or its number from 1. Its values come back separated by commas.",
+                    "maxLength": 100
                 },
                 "key": {
                     "type": "string",
-                    "description": "Only for a file of settings (name = value, or name: value): the name whose value to return."
+                    "description": "Only for a file of settings (name = value, or name: value): the name whose value to return.",
+                    "maxLength": 100
                 }
             },
             "required": ["path"],

@@ -196,15 +196,18 @@ give a UTC offset or a format only when the step names one."
             "properties": {
                 "utc_offset": {
                     "type": "string",
-                    "description": "Offset from UTC as +HH:MM or -HH:MM; leave out for UTC."
+                    "description": "Offset from UTC as +HH:MM or -HH:MM; leave out for UTC.",
+                    "maxLength": 6
                 },
                 "format": {
                     "type": "string",
-                    "description": "Leave this out: the answer then has the date, the time and the weekday. Give it only when the step asks for a custom layout, written with % codes."
+                    "description": "Leave this out: the answer then has the date, the time and the weekday. Give it only when the step asks for a custom layout, written with % codes.",
+                    "maxLength": 64
                 },
                 "until": {
                     "type": "string",
-                    "description": "A date as YYYY-MM-DD, or MM-DD for its next occurrence: the answer then also says how many days from today to it."
+                    "description": "A date as YYYY-MM-DD, or MM-DD for its next occurrence: the answer then also says how many days from today to it.",
+                    "maxLength": 32
                 }
             },
             "additionalProperties": false
