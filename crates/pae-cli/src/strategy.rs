@@ -62,9 +62,9 @@ pub(crate) fn executor(
 }
 
 /// Worked examples for the tool planner: how later steps use earlier
-/// results (`#E1`) and how the last step combines them, and how a
-/// calculation on values still to be read is written (the executor has the
-/// model fill it in once the values are there). Small models copy the
+/// results (`#E1`) and how the last step combines them, and how values
+/// are taken from a file: a table's column read as a list the calculator
+/// takes as it is (no model call writes the expression). Small models copy the
 /// surface of an example (an example about days until a holiday made
 /// them count days from today for any question with "days" in it), so
 /// there are few, each as plain as its point; the time tool's own
@@ -93,8 +93,8 @@ fn examples(tools: &[ToolName]) -> Vec<(&'static str, serde_json::Value)> {
         out.push((
             "What do the bills in bills.csv add up to?",
             json!({"steps": [
-                {"step": "Read the bills", "tool": "read_file", "with": {"path": "bills.csv"}},
-                {"step": "Add up the amounts", "tool": "calculator", "with": {"expression": "sum of the amounts in #E1"}}
+                {"step": "Read the amounts of the bills", "tool": "read_file", "with": {"path": "bills.csv", "column": "amount"}},
+                {"step": "Add up the amounts", "tool": "calculator", "with": {"expression": "sum(#E1)"}}
             ]}),
         ));
     }

@@ -10,6 +10,10 @@ use serde_json::Value;
 /// results (a file's text) are for the model to read.
 const MAX_INLINE_CHARS: usize = 120;
 
+/// The longest list of numbers put into arguments as it is (a column of a
+/// table for the calculator's `sum` or `avg`), in characters.
+const MAX_INLINE_LIST_CHARS: usize = 1500;
+
 /// A tool call's arguments after references were filled in.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Filled {
@@ -106,15 +110,26 @@ fn find_step<'a>(
         .filter(|(step, _)| step.id.is_none())
 }
 
+/// Whether `text` is numbers separated by commas (`12.5, 40, 7.25`).
+fn is_number_list(text: &str) -> bool {
+    text.split(',')
+        .all(|item| item.trim().parse::<f64>().is_ok_and(f64::is_finite))
+}
+
 /// A completed result short enough to stand in an argument: one line, at
-/// most [`MAX_INLINE_CHARS`]. A negative number is put in parentheses, so
-/// `10 - #E1` stays an expression.
+/// most [`MAX_INLINE_CHARS`], or a list of numbers separated by commas (a
+/// table's column) of at most [`MAX_INLINE_LIST_CHARS`]. A negative number
+/// is put in parentheses, so `10 - #E1` stays an expression.
 fn inline_value(response: &StepResponse) -> Option<String> {
     if !response.status.is_completed() {
         return None;
     }
     let text = response.response.trim();
-    if text.is_empty() || text.contains('\n') || text.chars().count() > MAX_INLINE_CHARS {
+    if text.is_empty() || text.contains('\n') {
+        return None;
+    }
+    let chars = text.chars().count();
+    if chars > MAX_INLINE_CHARS && (chars > MAX_INLINE_LIST_CHARS || !is_number_list(text)) {
         return None;
     }
     if text.starts_with('-') && text[1..].trim().parse::<f64>().is_ok() {
@@ -131,6 +146,27 @@ mod tests {
 
     fn done(id: &str, text: &str) -> (Step, StepResponse) {
         (Step::new("s").with_id(id), StepResponse::new(text))
+    }
+
+    #[test]
+    fn lists_of_numbers_are_put_in_place_when_long() {
+        let column: Vec<String> = (0..60).map(|n| format!("{n}.25")).collect();
+        let column = column.join(", ");
+        assert!(column.len() > MAX_INLINE_CHARS);
+        let previous = [done("E1", &column)];
+        assert_eq!(
+            fill_references(&json!({"expression": "avg(#E1)"}), &previous),
+            Filled::Given(json!({"expression": format!("avg({column})")}))
+        );
+        // Long prose, or a long list with words in it, is for the model.
+        let words = format!("{column}, many more");
+        for text in [words.as_str(), &"word ".repeat(40)] {
+            let previous = [done("E1", text)];
+            assert!(matches!(
+                fill_references(&json!({"expression": "avg(#E1)"}), &previous),
+                Filled::Open { .. }
+            ));
+        }
     }
 
     #[test]
