@@ -227,7 +227,13 @@ impl ActionExecutor {
                 }
                 Attempt::Refused(error) => {
                     step.record(entry, args.clone(), &error, true);
-                    Problem::Failed { args, error }
+                    // The step is shown as planned (`#E1 / 7`): with a
+                    // result put in, a small model copies it whole.
+                    Problem::Failed {
+                        args,
+                        error,
+                        planned: Some(planned.clone()),
+                    }
                 }
                 Attempt::Stopped(error) => return Err(tool_error(entry, error)),
             },
@@ -245,6 +251,7 @@ impl ActionExecutor {
                     problem = Problem::Failed {
                         args: Value::String(text),
                         error,
+                        planned: None,
                     };
                     continue;
                 }
@@ -256,7 +263,11 @@ impl ActionExecutor {
                 }
                 Attempt::Refused(error) => {
                     step.record(entry, args.clone(), &error, true);
-                    problem = Problem::Failed { args, error };
+                    problem = Problem::Failed {
+                        args,
+                        error,
+                        planned: None,
+                    };
                 }
                 Attempt::Stopped(error) => return Err(tool_error(entry, error)),
             }
@@ -312,9 +323,13 @@ impl ActionExecutor {
         problem: &Problem,
     ) -> Result<(Value, TokenUsage), Written> {
         let results = prompt::results(&input.previous_steps, self.max_result_chars);
-        let (attempt, error, refused) = match problem {
-            Problem::Open { args, reason } => (args, reason.as_str(), false),
-            Problem::Failed { args, error } => (args, error.as_str(), true),
+        let (attempt, error, refused, planned) = match problem {
+            Problem::Open { args, reason } => (args, reason.as_str(), false, args),
+            Problem::Failed {
+                args,
+                error,
+                planned,
+            } => (args, error.as_str(), true, planned.as_ref().unwrap_or(args)),
         };
         let message = prompt::arguments_message(&prompt::ArgumentsPrompt {
             objective: &input.objective,
@@ -323,6 +338,7 @@ impl ActionExecutor {
             tool: &entry.spec.name,
             description: &entry.spec.description,
             attempt,
+            planned,
             error,
             refused,
         });
@@ -354,8 +370,13 @@ impl ActionExecutor {
 enum Problem {
     /// It refers to results that must be read first.
     Open { args: Value, reason: String },
-    /// The tool refused it (or it did not fit the schema).
-    Failed { args: Value, error: String },
+    /// The tool refused it (or it did not fit the schema); `planned` is
+    /// the plan's arguments when the refused ones had results put in.
+    Failed {
+        args: Value,
+        error: String,
+        planned: Option<Value>,
+    },
 }
 
 /// What calling the tool gave.

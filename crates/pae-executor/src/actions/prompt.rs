@@ -129,6 +129,9 @@ pub(super) struct ArgumentsPrompt<'a> {
     pub(super) tool: &'a str,
     pub(super) description: &'a str,
     pub(super) attempt: &'a Value,
+    /// The step's arguments as planned (with `#E1` references), shown
+    /// with the step.
+    pub(super) planned: &'a Value,
     pub(super) error: &'a str,
     /// Whether the attempt was made and refused (else the plan left it
     /// open).
@@ -139,10 +142,11 @@ pub(super) struct ArgumentsPrompt<'a> {
 /// step computes (`sum of the prices in #E1`); a refused attempt is shown
 /// with the tool's error.
 pub(super) fn arguments_message(prompt: &ArgumentsPrompt<'_>) -> String {
-    let attempt = match prompt.attempt {
+    let written = |value: &Value| match value {
         Value::String(text) => text.clone(),
         other => compact_input(other),
     };
+    let attempt = written(prompt.attempt);
     let problem = if prompt.refused {
         format!("\nA call with {attempt} was refused: {}", prompt.error)
     } else {
@@ -154,7 +158,7 @@ Write the arguments of {} for this step, with the actual values from the request
         prompt.objective.trim(),
         prompt.results,
         one_line(prompt.step),
-        one_line(&attempt),
+        one_line(&written(prompt.planned)),
         prompt.tool,
         one_line(prompt.description),
         prompt.tool,
@@ -227,5 +231,27 @@ Step 2: Read it\nResult (not finished: iteration limit):\na\nb"
         );
         assert_eq!(results(&[], 10), "(no steps were carried out)");
         assert_eq!(cut("abcdef", 3), "abc\n[... cut at 3 characters]");
+    }
+
+    #[test]
+    fn a_refused_call_is_shown_with_the_step_as_planned() {
+        let message = arguments_message(&ArgumentsPrompt {
+            objective: "How many weeks until the 25th?",
+            results: "#E1: Days until the 25th\nResult: 2026-03-14 is 286 days before it",
+            step: "Weeks",
+            tool: "calculator",
+            description: "Evaluates arithmetic.",
+            attempt: &json!({"expression": "2026-03-14 is 286 days before it / 7"}),
+            planned: &json!({"expression": "#E1 / 7"}),
+            error: "unexpected character",
+            refused: true,
+        });
+        assert!(message.contains("Step: Weeks (#E1 / 7)"), "{message}");
+        assert!(
+            message.contains(
+                "A call with 2026-03-14 is 286 days before it / 7 was refused: unexpected character"
+            ),
+            "{message}"
+        );
     }
 }

@@ -43,7 +43,8 @@ pub(super) fn column(text: &str, file: &str, column: &str) -> Result<String, Too
         })?,
         Err(_) => {
             return Err(ToolError::invalid_input(format!(
-                "{file:?} has no header row; give the column's number, 1 to {widest}"
+                "{file:?} has no header row; give the column's number: {}",
+                samples(&rows, widest)
             )));
         }
     };
@@ -53,6 +54,22 @@ pub(super) fn column(text: &str, file: &str, column: &str) -> Result<String, Too
         .filter_map(|row| row.get(index).map(String::as_str))
         .collect();
     Ok(values.join(", "))
+}
+
+/// Each column's number with its first values: `1 (milk, bread, ...)`.
+fn samples(rows: &[Vec<String>], widest: usize) -> String {
+    (0..widest)
+        .map(|index| {
+            let values: Vec<&str> = rows
+                .iter()
+                .filter_map(|row| row.get(index).map(String::as_str))
+                .take(3)
+                .collect();
+            let more = if rows.len() > 3 { ", ..." } else { "" };
+            format!("{} ({}{more})", index + 1, values.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The value of the setting `key` in `text`: lines `name = value` or
@@ -182,7 +199,10 @@ mod tests {
         let groceries = "milk 2.49\nbread   3.15\n# a comment\neggs 4.20\n";
         assert_eq!(column(groceries, "g.txt", "2").unwrap(), "2.49, 3.15, 4.20");
         let error = column(groceries, "g.txt", "price").unwrap_err().to_string();
-        assert!(error.contains("no header row"), "{error}");
+        assert!(
+            error.ends_with("no header row; give the column's number: 1 (milk, bread, eggs), 2 (2.49, 3.15, 4.20)"),
+            "{error}"
+        );
         assert_eq!(column("12.4\n15.1\n", "r.txt", "1").unwrap(), "12.4, 15.1");
         assert!(column("\n\n", "empty.txt", "1").is_err());
     }
