@@ -41,12 +41,14 @@ pub(super) fn column(text: &str, file: &str, column: &str) -> Result<String, Too
                 first.join(", ")
             ))
         })?,
-        Err(_) => {
-            return Err(ToolError::invalid_input(format!(
+        // A name for a table without a header: the one column of numbers
+        // when there is exactly one (a list of readings, `milk 2.49`).
+        Err(_) => only_numbers(&rows, widest).ok_or_else(|| {
+            ToolError::invalid_input(format!(
                 "{file:?} has no header row; give the column's number: {}",
                 samples(&rows, widest)
-            )));
-        }
+            ))
+        })?,
     };
     let values: Vec<&str> = rows
         .iter()
@@ -54,6 +56,19 @@ pub(super) fn column(text: &str, file: &str, column: &str) -> Result<String, Too
         .filter_map(|row| row.get(index).map(String::as_str))
         .collect();
     Ok(values.join(", "))
+}
+
+/// The index of the only column whose every field is a number, if exactly
+/// one is.
+fn only_numbers(rows: &[Vec<String>], widest: usize) -> Option<usize> {
+    let mut numeric = (0..widest).filter(|&index| {
+        rows.iter()
+            .all(|row| row.get(index).is_some_and(|field| number(field).is_some()))
+    });
+    match (numeric.next(), numeric.next()) {
+        (Some(index), None) => Some(index),
+        _ => None,
+    }
 }
 
 /// Each column's number with its first values: `1 (milk, bread, ...)`.
@@ -147,7 +162,8 @@ fn number(field: &str) -> Option<f64> {
 }
 
 /// Where `wanted` is among `names`: equal ignoring case, spaces, `_` and
-/// `-`, or else the only name containing it.
+/// `-`; or else the only name containing it; or else the only name it
+/// contains (`units sold` for a column `units`).
 fn find(names: &[String], wanted: &str) -> Option<usize> {
     let plain = |text: &str| -> String {
         text.chars()
@@ -163,14 +179,13 @@ fn find(names: &[String], wanted: &str) -> Option<usize> {
     if let Some(index) = names.iter().position(|n| *n == wanted) {
         return Some(index);
     }
-    let mut containing = names
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| n.contains(&wanted));
-    match (containing.next(), containing.next()) {
-        (Some((index, _)), None) => Some(index),
+    let only = |found: &mut dyn Iterator<Item = usize>| match (found.next(), found.next()) {
+        (Some(index), None) => Some(index),
         _ => None,
-    }
+    };
+    only(&mut (0..names.len()).filter(|&i| names[i].contains(&wanted))).or_else(|| {
+        only(&mut (0..names.len()).filter(|&i| !names[i].is_empty() && wanted.contains(&names[i])))
+    })
 }
 
 #[cfg(test)]
@@ -198,12 +213,25 @@ mod tests {
     fn tables_split_at_spaces_without_a_header() {
         let groceries = "milk 2.49\nbread   3.15\n# a comment\neggs 4.20\n";
         assert_eq!(column(groceries, "g.txt", "2").unwrap(), "2.49, 3.15, 4.20");
-        let error = column(groceries, "g.txt", "price").unwrap_err().to_string();
+        // A name picks the one column of numbers.
+        assert_eq!(
+            column(groceries, "g.txt", "price").unwrap(),
+            "2.49, 3.15, 4.20"
+        );
+        let mixed = "milk 2.49 2\nbread 3.15 1\n";
+        let error = column(mixed, "m.txt", "price").unwrap_err().to_string();
         assert!(
-            error.ends_with("no header row; give the column's number: 1 (milk, bread, eggs), 2 (2.49, 3.15, 4.20)"),
+            error.ends_with(
+                "no header row; give the column's number: 1 (milk, bread), 2 (2.49, 3.15), 3 (2, 1)"
+            ),
             "{error}"
         );
+        assert_eq!(column(mixed, "m.txt", "3").unwrap(), "2, 1");
         assert_eq!(column("12.4\n15.1\n", "r.txt", "1").unwrap(), "12.4, 15.1");
+        assert_eq!(
+            column("12.4\n15.1\n", "r.txt", "value").unwrap(),
+            "12.4, 15.1"
+        );
         assert!(column("\n\n", "empty.txt", "1").is_err());
     }
 
@@ -229,5 +257,8 @@ mod tests {
         let table = "units_jan,units_feb\n1,2\n";
         assert!(column(table, "u.csv", "units").is_err());
         assert_eq!(column(table, "u.csv", "units feb").unwrap(), "2");
+        // A longer name that holds exactly one header.
+        assert_eq!(column(TEAM, "team.csv", "age_years").unwrap(), "34, 29, 41");
+        assert!(column("ab,a\n1,2\n", "x.csv", "abc").is_err());
     }
 }
