@@ -47,7 +47,8 @@ pub const DEFAULT_MAX_RESULT_CHARS: usize = 6_000;
 /// For a step whose [`action`](pae_core::Step::action) is
 /// - [`StepAction::Tool`]: references to earlier results in the arguments
 ///   (`#E1`) are replaced with those results when they are short values (a
-///   number, a date). When nothing is left open, the tool runs at once; its
+///   number, a date), or lists of numbers (a table's column) where a list
+///   goes (`sum(#E1)`, or the whole argument). When nothing is left open, the tool runs at once; its
 ///   output is the step's response, with no model call. When the arguments
 ///   refer to a longer result (a file's text), name an unknown step, do
 ///   not fit the tool's schema, or the tool refuses them, the model writes

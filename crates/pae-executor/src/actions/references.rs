@@ -69,6 +69,18 @@ fn fill_text(text: &str, previous: &[(Step, StepResponse)], open: &mut Vec<Strin
             continue;
         };
         match inline_value(response) {
+            // A list stands as it is only where a list goes: the whole
+            // argument, or the arguments of a call (`sum(#E1)`); in
+            // `28 * #E1` how its items combine is for the model to write.
+            Some(value)
+                if value.contains(", ")
+                    && is_number_list(&value)
+                    && !stands_alone(text, reference.span.clone()) =>
+            {
+                open.push(format!(
+                    "{written} is a list of numbers ({value}): write how they are combined"
+                ));
+            }
             Some(value) => {
                 out.push_str(&text[copied..reference.span.start]);
                 out.push_str(&value);
@@ -108,6 +120,14 @@ fn find_step<'a>(
     previous
         .get(position.checked_sub(1)?)
         .filter(|(step, _)| step.id.is_none())
+}
+
+/// Whether the reference at `span` is all of `text`, or all between a
+/// pair of parentheses (spaces aside).
+fn stands_alone(text: &str, span: std::ops::Range<usize>) -> bool {
+    let before = text[..span.start].trim_end();
+    let after = text[span.end..].trim_start();
+    (before.is_empty() && after.is_empty()) || (before.ends_with('(') && after.starts_with(')'))
 }
 
 /// Whether `text` is numbers separated by commas (`12.5, 40, 7.25`).
@@ -158,6 +178,25 @@ mod tests {
             fill_references(&json!({"expression": "avg(#E1)"}), &previous),
             Filled::Given(json!({"expression": format!("avg({column})")}))
         );
+        // A number with thousands separators is one number.
+        assert_eq!(
+            fill_references(&json!({"expression": "10 * #E1"}), &[done("E1", "1,200")]),
+            Filled::Given(json!({"expression": "10 * 1,200"}))
+        );
+        // Inside other arithmetic a list is for the model to combine.
+        let short = [done("E1", "38, 42, 35")];
+        assert_eq!(
+            fill_references(&json!({"expression": "sum( #E1 )"}), &short),
+            Filled::Given(json!({"expression": "sum( 38, 42, 35 )"}))
+        );
+        assert_eq!(
+            fill_references(&json!({"values": "#E1"}), &short),
+            Filled::Given(json!({"values": "38, 42, 35"}))
+        );
+        assert!(matches!(
+            fill_references(&json!({"expression": "28 * #E1"}), &short),
+            Filled::Open { reason, .. } if reason.contains("is a list of numbers (38, 42, 35)")
+        ));
         // Long prose, or a long list with words in it, is for the model.
         let words = format!("{column}, many more");
         for text in [words.as_str(), &"word ".repeat(40)] {
