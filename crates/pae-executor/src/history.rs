@@ -181,14 +181,21 @@ fn render_last_k(steps: &[(Step, StepResponse)], k: usize) -> String {
 }
 
 /// How one step appears in a digest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Shown {
     /// In full, at this index.
     Full(usize),
-    /// As one line, at this index.
-    Line(usize),
+    /// As one line, the one written at this range of the digest's lines.
+    Line(std::ops::Range<usize>),
     /// Steps `from..to` left out.
     Omitted { from: usize, to: usize },
+}
+
+/// A digest line written ahead: the step's index and where its text is.
+struct Written {
+    index: usize,
+    start: usize,
+    end: usize,
 }
 
 fn render_digest(
@@ -204,22 +211,31 @@ fn render_digest(
 
     // Lines from the newest older step backwards, within the budget. Only
     // the steps that get a line are looked at, so rendering costs the same
-    // at step 10 and at step 10,000. Lines are measured here and written
-    // straight into the text below, never held on their own.
+    // at step 10 and at step 10,000. Each line is written once, newest
+    // first, into `written` (which holds no more than the budget), and
+    // copied into the text below in plan order.
     let line_chars = limits.line_chars.max(24);
-    let mut lines: Vec<usize> = Vec::with_capacity((limits.max_chars / 24).min(recent_from) + 1);
+    let mut lines: Vec<Written> = Vec::with_capacity((limits.max_chars / 24).min(recent_from) + 1);
+    // Lines are counted in characters, which are at most 4 bytes each.
+    let mut written = String::with_capacity((limits.max_chars.min(line_chars * recent_from)) * 2);
     let mut used = 0usize;
     let mut first_line = recent_from;
     for index in (0..recent_from).rev() {
         if referenced.binary_search(&index).is_ok() {
             continue;
         }
-        let chars = write_digest_line(&mut CharCount(0), index + 1, &steps[index], line_chars) + 1;
+        let start = written.len();
+        let chars = write_digest_line(&mut written, index + 1, &steps[index], line_chars) + 1;
         if used + chars > limits.max_chars {
+            written.truncate(start);
             break;
         }
         used += chars;
-        lines.push(index);
+        lines.push(Written {
+            index,
+            start,
+            end: written.len(),
+        });
         first_line = index;
     }
     lines.reverse();
@@ -244,14 +260,14 @@ fn render_digest(
         });
     }
     let mut referenced_after = referenced.iter().filter(|&&i| i >= first_line).peekable();
-    for &index in &lines {
+    for line in &lines {
         while let Some(&&r) = referenced_after.peek()
-            && r < index
+            && r < line.index
         {
             plan.push(Shown::Full(r));
             referenced_after.next();
         }
-        plan.push(Shown::Line(index));
+        plan.push(Shown::Line(line.start..line.end));
     }
     plan.extend(referenced_after.map(|&r| Shown::Full(r)));
     plan.extend((recent_from..steps.len()).map(Shown::Full));
@@ -266,8 +282,7 @@ fn render_digest(
             _ => 0,
         })
         .sum();
-    // Lines are counted in characters, which are at most 4 bytes each.
-    let mut out = String::with_capacity(used * 2 + full_chars + 64);
+    let mut out = String::with_capacity(written.len() + full_chars + 64);
     let mut previous_was_line = false;
     for shown in plan {
         let is_line = matches!(shown, Shown::Line(_) | Shown::Omitted { .. });
@@ -283,9 +298,7 @@ fn render_digest(
                 let (step, response) = &steps[index];
                 push_full(&mut out, index + 1, step, response);
             }
-            Shown::Line(index) => {
-                write_digest_line(&mut out, index + 1, &steps[index], line_chars);
-            }
+            Shown::Line(range) => out.push_str(&written[range]),
             Shown::Omitted { from, to } if to - from == 1 => {
                 out.push_str("(Step ");
                 push_number(&mut out, to);
@@ -343,7 +356,8 @@ fn referenced_steps(steps: &[(Step, StepResponse)], current: &Step) -> Vec<usize
     found
 }
 
-/// Where digest text goes: a string, or a counter of its characters.
+/// Where digest text goes: a string (or, in tests, a counter of its
+/// characters).
 trait Sink {
     /// Appends text known to be ASCII.
     fn push_ascii(&mut self, text: &str);
@@ -357,19 +371,6 @@ impl Sink for String {
 
     fn push(&mut self, c: char) {
         String::push(self, c);
-    }
-}
-
-/// Counts the characters it is given.
-struct CharCount(usize);
-
-impl Sink for CharCount {
-    fn push_ascii(&mut self, text: &str) {
-        self.0 += text.len();
-    }
-
-    fn push(&mut self, _: char) {
-        self.0 += 1;
     }
 }
 
@@ -539,6 +540,19 @@ fn push_response(out: &mut String, response: &StepResponse) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Counts the characters it is given.
+    struct CharCount(usize);
+
+    impl Sink for CharCount {
+        fn push_ascii(&mut self, text: &str) {
+            self.0 += text.len();
+        }
+
+        fn push(&mut self, _: char) {
+            self.0 += 1;
+        }
+    }
 
     fn steps(n: usize) -> Vec<(Step, StepResponse)> {
         (1..=n)
