@@ -47,10 +47,13 @@ pub(crate) fn digit_value(c: char) -> Option<u64> {
 pub(crate) fn strip_step_word(s: &str) -> Option<&str> {
     STEP_WORDS.iter().find_map(|word| {
         let head = s.get(..word.len())?;
+        // Compared a character at a time: no lowercased copy of every line
+        // for every word (no step word has a final sigma, the one place
+        // where lowercasing a string differs from lowercasing its chars).
         let same = if word.is_ascii() {
             head.eq_ignore_ascii_case(word)
         } else {
-            head.to_lowercase() == *word
+            head.chars().flat_map(char::to_lowercase).eq(word.chars())
         };
         if !same {
             return None;
