@@ -107,7 +107,9 @@ pub(super) struct StepRun {
     pub(super) succeeded: HashMap<u64, Vec<usize>>,
 }
 
-fn call_key(name: &str, args: &Value) -> u64 {
+/// The key of a call in [`StepRun::succeeded`]: a hash of the tool name as
+/// written and the arguments as sent.
+pub(super) fn call_key(name: &str, args: &Value) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     name.hash(&mut hasher);
     hash_value(args, &mut hasher);
@@ -157,27 +159,23 @@ fn hash_value(value: &Value, state: &mut impl Hasher) {
 }
 
 impl StepRun {
-    /// Whether a call to `name` with `args` succeeded before in this step.
-    pub(super) fn succeeded_before(&self, name: &str, args: &Value) -> bool {
-        self.succeeded
-            .get(&call_key(name, args))
-            .is_some_and(|positions| {
-                positions.iter().any(|&i| {
-                    self.calls
-                        .get(i)
-                        .is_some_and(|call| call.tool == name && call.input == *args)
-                })
+    /// Whether a call to `name` with `args` (whose [`call_key`] is `key`)
+    /// succeeded before in this step.
+    pub(super) fn succeeded_before(&self, key: u64, name: &str, args: &Value) -> bool {
+        self.succeeded.get(&key).is_some_and(|positions| {
+            positions.iter().any(|&i| {
+                self.calls
+                    .get(i)
+                    .is_some_and(|call| call.tool == name && call.input == *args)
             })
+        })
     }
 
-    /// Notes that the call about to be recorded (the next in `calls`)
-    /// succeeded.
-    pub(super) fn record_success(&mut self, name: &str, args: &Value) {
+    /// Notes that the call about to be recorded (the next in `calls`),
+    /// whose [`call_key`] is `key`, succeeded.
+    pub(super) fn record_success(&mut self, key: u64) {
         let position = self.calls.len();
-        self.succeeded
-            .entry(call_key(name, args))
-            .or_default()
-            .push(position);
+        self.succeeded.entry(key).or_default().push(position);
     }
 
     pub(super) fn add_usage(&mut self, response: &ChatResponse) {
