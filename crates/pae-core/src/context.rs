@@ -848,7 +848,9 @@ impl RunContext {
             // A call with side effects is on record before it runs, so a
             // crash during it is known on resume.
             self.queue(entry.clone());
-            self.flush(Commit::new())
+            // Boxed: the flush (a store commit) is large and only durable
+            // runs make it; inline, every tool call's future carried it.
+            Box::pin(self.flush(Commit::new()))
                 .await
                 .map_err(|e| ToolError::Stopped {
                     reason: e.to_string(),
@@ -886,7 +888,7 @@ impl RunContext {
             if guarded {
                 // The result goes on record at once: the window in which a
                 // crash makes this call run again is one commit long.
-                self.flush(Commit::new())
+                Box::pin(self.flush(Commit::new()))
                     .await
                     .map_err(|e| ToolError::Stopped {
                         reason: e.to_string(),
