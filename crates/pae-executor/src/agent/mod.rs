@@ -506,10 +506,7 @@ impl Executor for AgentExecutor {
             step_number: &step_number,
             inputs: &input.inputs,
         };
-        let mut run = StepRun {
-            context: input.context.in_step(input.index),
-            ..StepRun::default()
-        };
+        let mut run = StepRun::new(input.context.in_step(input.index));
         let outcome = match self.settings.max_execution_time {
             None => self.drive(input, &step, &mut run).await?,
             Some(limit) => {

@@ -80,7 +80,6 @@ pub(super) struct PendingCall {
 }
 
 /// The state of one step's loop.
-#[derive(Default)]
 pub(super) struct StepRun {
     /// The run context scoped to this step: every model and tool call goes
     /// through it.
@@ -159,6 +158,26 @@ fn hash_value(value: &Value, state: &mut impl Hasher) {
 }
 
 impl StepRun {
+    /// A loop that has not started, with every call going through
+    /// `context`. (Not `..Default::default()`: that would make a whole run
+    /// context, clock reading included, only to drop it.)
+    pub(super) fn new(context: RunContext) -> Self {
+        Self {
+            context,
+            calls: Vec::new(),
+            scratchpad: String::new(),
+            messages: Vec::new(),
+            usage: TokenUsage::default(),
+            iterations: 0,
+            parse_failures: 0,
+            pending: None,
+            gave_up: None,
+            last_result: None,
+            repeats: 0,
+            succeeded: HashMap::new(),
+        }
+    }
+
     /// Whether a call to `name` with `args` (whose [`call_key`] is `key`)
     /// succeeded before in this step.
     pub(super) fn succeeded_before(&self, key: u64, name: &str, args: &Value) -> bool {
