@@ -443,7 +443,7 @@ fn decimal(buffer: &mut [u8; 20], number: usize) -> &[u8] {
 /// `max` characters (the last one `…` when cut). Reads no further than it
 /// writes. Returns the characters written.
 fn push_one_line(out: &mut impl Sink, text: &str, max: usize) -> usize {
-    let text = text.trim();
+    let text = trim(text);
     // The common case, short ASCII text already on one line, is copied
     // whole (every history rendering writes dozens of these lines).
     if text.len() <= max && is_plain_line(text.as_bytes()) {
@@ -477,6 +477,16 @@ fn push_one_line(out: &mut impl Sink, text: &str, max: usize) -> usize {
     written
 }
 
+/// `text.trim()`, answered at once when both ends are visible ASCII (no
+/// whitespace there, ASCII or not).
+fn trim(text: &str) -> &str {
+    let bytes = text.as_bytes();
+    match (bytes.first(), bytes.last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => text,
+        _ => text.trim(),
+    }
+}
+
 /// Whether text is printable ASCII without two spaces in a row: one line
 /// that needs no rewriting.
 fn is_plain_line(bytes: &[u8]) -> bool {
@@ -507,7 +517,7 @@ fn push_step_line(out: &mut String, number: usize, step: &Step) {
     out.push_str("Step ");
     push_number(out, number);
     out.push_str(": ");
-    out.push_str(step.value.trim());
+    out.push_str(trim(&step.value));
 }
 
 fn push_full(out: &mut String, number: usize, step: &Step, response: &StepResponse) {
@@ -520,7 +530,7 @@ fn push_response(out: &mut String, response: &StepResponse) {
     match &response.status {
         StepStatus::Completed => {
             out.push_str("Response: ");
-            out.push_str(response.response.trim());
+            out.push_str(trim(&response.response));
         }
         StepStatus::Stopped { reason } => {
             out.push_str("Response (stopped: ");
@@ -741,6 +751,24 @@ mod tests {
         push_number(&mut number, 0);
         push_number(&mut number, 1_234_567);
         assert_eq!(number, "01234567");
+    }
+
+    #[test]
+    fn the_quick_trim_is_trim() {
+        for text in [
+            "",
+            " ",
+            "a",
+            " a ",
+            "a\t",
+            "\u{a0}a",
+            "a\u{3000}",
+            "é",
+            "x y",
+            "\n",
+        ] {
+            assert_eq!(trim(text), text.trim(), "{text:?}");
+        }
     }
 
     #[test]
