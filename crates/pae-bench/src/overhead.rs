@@ -218,7 +218,12 @@ fn has_observation(request: &ChatRequest) -> bool {
     };
     let bytes = last.content.as_bytes();
     let tail = &bytes[bytes.len().saturating_sub(256)..];
-    tail.windows(14).any(|w| w == b"\nObservation: ")
+    // At each line break of the tail rather than at every byte: the model
+    // is meant to cost next to nothing.
+    tail.iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b'\n')
+        .any(|(i, _)| tail[i..].starts_with(b"\nObservation: "))
 }
 
 fn scripted_model(steps: usize, variant: Variant, counters: Arc<Counters>) -> ScriptedModel {

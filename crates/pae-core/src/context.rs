@@ -30,6 +30,22 @@ mod ambient;
 
 pub(crate) use ambient::{Scoped, with_current};
 
+/// Appends the decimal digits of `number`.
+fn push_decimal(out: &mut String, number: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = number;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A poisoned lock only means a callback panicked mid-update; the data
     // is still meaningful.
@@ -595,8 +611,10 @@ impl RunContext {
             });
             return Ok(response);
         }
-        let started = tokio::time::Instant::now();
-        let started_ms = now_ms();
+        // Clocks are read only for what is recorded: the latency for the
+        // event, the start time for the journal.
+        let started = listened.then(tokio::time::Instant::now);
+        let started_ms = if durable { now_ms() } else { 0 };
         let call = Scoped::new(self.clone(), model.chat(request));
         let response = match self.cancel_token().run_until_cancelled(call).await {
             Some(response) => response?,
@@ -636,7 +654,7 @@ impl RunContext {
             step_index: self.scope.step_index(),
             model: name,
             usage,
-            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+            latency_ms: started.map_or(0.0, |started| started.elapsed().as_secs_f64() * 1000.0),
             replayed: false,
             call: seq,
             request: summary,
@@ -673,7 +691,17 @@ impl RunContext {
     fn idempotency_key(&self, seq: u32) -> String {
         let run = self.run_id().map_or("-", RunId::as_str);
         match &self.scope {
-            CallScope::Step { revision, index } => format!("{run}/{revision}/{index}/{seq}"),
+            // Written by hand: one per tool call, and `format!` costs more
+            // than the digits.
+            CallScope::Step { revision, index } => {
+                let mut key = String::with_capacity(run.len() + 3 * 11);
+                key.push_str(run);
+                for number in [u64::from(*revision), *index as u64, u64::from(seq)] {
+                    key.push('/');
+                    push_decimal(&mut key, number);
+                }
+                key
+            }
             other => format!("{run}/{}/{seq}", other.key()),
         }
     }
@@ -820,7 +848,9 @@ impl RunContext {
             // A call with side effects is on record before it runs, so a
             // crash during it is known on resume.
             self.queue(entry.clone());
-            self.flush(Commit::new())
+            // Boxed: the flush (a store commit) is large and only durable
+            // runs make it; inline, every tool call's future carried it.
+            Box::pin(self.flush(Commit::new()))
                 .await
                 .map_err(|e| ToolError::Stopped {
                     reason: e.to_string(),
@@ -858,7 +888,7 @@ impl RunContext {
             if guarded {
                 // The result goes on record at once: the window in which a
                 // crash makes this call run again is one commit long.
-                self.flush(Commit::new())
+                Box::pin(self.flush(Commit::new()))
                     .await
                     .map_err(|e| ToolError::Stopped {
                         reason: e.to_string(),
@@ -1001,6 +1031,12 @@ mod tests {
         }))
         .unwrap_or_default();
         assert_eq!(scoped.idempotency_key(3), "run1/2/5/3");
+        let far = futures::executor::block_on(context.scoped(CallScope::Step {
+            revision: 0,
+            index: 1_234_567,
+        }))
+        .unwrap_or_default();
+        assert_eq!(far.idempotency_key(u32::MAX), "run1/0/1234567/4294967295");
         let planning =
             futures::executor::block_on(context.scoped(CallScope::Plan)).unwrap_or_default();
         assert_eq!(planning.idempotency_key(0), "run1/plan/0");

@@ -181,15 +181,23 @@ impl PromptTemplate {
     /// [`TemplateError::MissingVariable`] naming the first placeholder
     /// without a value.
     pub fn format(&self, values: &dyn PromptValues) -> Result<String, TemplateError> {
-        let mut out = String::new();
+        // Sized first, so the text (a step prompt is kilobytes) is written
+        // into one allocation instead of being copied as it grows.
+        let mut len = 0;
+        for segment in &self.segments {
+            len += match segment {
+                Segment::Text(t) => t.len(),
+                Segment::Var(name) => values
+                    .value(name)
+                    .ok_or_else(|| TemplateError::MissingVariable { name: name.clone() })?
+                    .len(),
+            };
+        }
+        let mut out = String::with_capacity(len);
         for segment in &self.segments {
             match segment {
                 Segment::Text(t) => out.push_str(t),
-                Segment::Var(name) => out.push_str(
-                    values
-                        .value(name)
-                        .ok_or_else(|| TemplateError::MissingVariable { name: name.clone() })?,
-                ),
+                Segment::Var(name) => out.push_str(values.value(name).unwrap_or_default()),
             }
         }
         Ok(out)

@@ -156,6 +156,9 @@ pub fn parse_action(text: &str) -> Result<Action, ActionParseError> {
         if !looks_like_json || body.is_empty() {
             continue;
         }
+        if let Some(action) = canonical_action(body) {
+            return Ok(action);
+        }
         let parsed = parse_json_prefix(body).or_else(|error| {
             // A closed block is the whole value: a missing closing brace or
             // two (small models miscount them) can be supplied.
@@ -188,6 +191,9 @@ pub fn parse_action(text: &str) -> Result<Action, ActionParseError> {
         let candidate = &text[start..];
         // Only candidates that mention an action count as attempts: prose
         // may contain braces ("the set {1, 2}") without meaning anything.
+        if let Some(action) = canonical_action(candidate) {
+            return Ok(action);
+        }
         let attempted = mentions_action(candidate);
         match parse_json_prefix(candidate) {
             Ok(value) => match action_from_value(value, 0) {
@@ -392,7 +398,12 @@ fn action_from_value(value: Value, depth: usize) -> Result<Action, ActionParseEr
             input = arguments.values().next().cloned();
         }
     }
-    if is_final_answer(name) {
+    named_action(name_text, input)
+}
+
+/// The action named `name` (trimmed) with its input, if it has one.
+fn named_action(name: String, input: Option<Value>) -> Result<Action, ActionParseError> {
+    if is_final_answer(&name) {
         return match input {
             Some(answer) => Ok(Action::Final { answer }),
             None => Err(ActionParseError::NotAnAction {
@@ -408,9 +419,39 @@ fn action_from_value(value: Value, depth: usize) -> Result<Action, ActionParseEr
         });
     }
     Ok(Action::Tool {
-        name: name_text,
+        name,
         input: input.unwrap_or_else(|| Value::Object(Map::new())),
     })
+}
+
+/// An action written exactly as the prompt asks: a JSON object with the
+/// keys `action` (a string) and `action_input`, each once, and no other.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Canonical {
+    action: String,
+    action_input: Value,
+}
+
+/// The action at the start of `text` when it is written exactly as the
+/// prompt asks ([`Canonical`]) and is valid: what [`action_from_value`]
+/// makes of such an object, read straight into its parts rather than
+/// through a map that is then searched for every spelling of every key.
+/// `None` for anything else (an invalid action included), which the
+/// general path reads and reports.
+fn canonical_action(text: &str) -> Option<Action> {
+    let mut values = serde_json::Deserializer::from_str(text).into_iter::<Canonical>();
+    let Canonical {
+        action,
+        action_input,
+    } = values.next()?.ok()?;
+    let trimmed = action.trim();
+    let name = if trimmed.len() == action.len() {
+        action
+    } else {
+        trimmed.to_owned()
+    };
+    named_action(name, Some(action_input)).ok()
 }
 
 /// A key found in an object: one of the names asked for, or the object's
@@ -622,6 +663,49 @@ fn react_input(text: &str, final_answer: bool) -> Result<Value, ActionParseError
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_canonical_shortcut_reads_what_the_general_path_reads() {
+        for text in [
+            r#"{"action": "calculator", "action_input": {"expression": "6 * 7"}}"#,
+            r#"{"action": " calculator ", "action_input": "6*7"} trailing prose"#,
+            r#"{"action": "Final Answer", "action_input": {"total": 42}}"#,
+            r#"{"action": "final_answer", "action_input": null}"#,
+        ] {
+            let general = first_json_value(text)
+                .map_err(|message| ActionParseError::InvalidJson { message })
+                .and_then(|value| action_from_value(value, 0));
+            assert_eq!(
+                canonical_action(text).ok_or(()),
+                general.map_err(|_| ()),
+                "{text}"
+            );
+        }
+        // Anything else is left to the general path.
+        for text in [
+            r#"{"action": "", "action_input": {}}"#,
+            r#"{"action": "calculator"}"#,
+            r#"{"Action": "calculator", "action_input": {}}"#,
+            r#"{"action": "calculator", "action_input": {}, "thought": "x"}"#,
+            r#"{"action": "a", "action": "b", "action_input": {}}"#,
+            r#"{"action": 3, "action_input": {}}"#,
+            r#"[{"action": "calculator", "action_input": {}}]"#,
+            r#"{'action': 'calculator', 'action_input': {}}"#,
+        ] {
+            assert_eq!(canonical_action(text), None, "{text}");
+        }
+        assert_eq!(
+            parse_action(
+                r#"```json
+{"action": "a", "action": "b", "action_input": {}}
+```"#
+            ),
+            Ok(Action::Tool {
+                name: "b".into(),
+                input: json!({})
+            })
+        );
+    }
 
     #[test]
     fn final_answer_names() {

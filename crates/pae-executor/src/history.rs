@@ -181,14 +181,21 @@ fn render_last_k(steps: &[(Step, StepResponse)], k: usize) -> String {
 }
 
 /// How one step appears in a digest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Shown {
     /// In full, at this index.
     Full(usize),
-    /// As one line, at this index.
-    Line(usize),
+    /// As one line, the one written at this range of the digest's lines.
+    Line(std::ops::Range<usize>),
     /// Steps `from..to` left out.
     Omitted { from: usize, to: usize },
+}
+
+/// A digest line written ahead: the step's index and where its text is.
+struct Written {
+    index: usize,
+    start: usize,
+    end: usize,
 }
 
 fn render_digest(
@@ -204,22 +211,31 @@ fn render_digest(
 
     // Lines from the newest older step backwards, within the budget. Only
     // the steps that get a line are looked at, so rendering costs the same
-    // at step 10 and at step 10,000. Lines are measured here and written
-    // straight into the text below, never held on their own.
+    // at step 10 and at step 10,000. Each line is written once, newest
+    // first, into `written` (which holds no more than the budget), and
+    // copied into the text below in plan order.
     let line_chars = limits.line_chars.max(24);
-    let mut lines: Vec<usize> = Vec::with_capacity((limits.max_chars / 24).min(recent_from) + 1);
+    let mut lines: Vec<Written> = Vec::with_capacity((limits.max_chars / 24).min(recent_from) + 1);
+    // Lines are counted in characters, which are at most 4 bytes each.
+    let mut written = String::with_capacity((limits.max_chars.min(line_chars * recent_from)) * 2);
     let mut used = 0usize;
     let mut first_line = recent_from;
     for index in (0..recent_from).rev() {
         if referenced.binary_search(&index).is_ok() {
             continue;
         }
-        let chars = write_digest_line(&mut CharCount(0), index + 1, &steps[index], line_chars) + 1;
+        let start = written.len();
+        let chars = write_digest_line(&mut written, index + 1, &steps[index], line_chars) + 1;
         if used + chars > limits.max_chars {
+            written.truncate(start);
             break;
         }
         used += chars;
-        lines.push(index);
+        lines.push(Written {
+            index,
+            start,
+            end: written.len(),
+        });
         first_line = index;
     }
     lines.reverse();
@@ -244,14 +260,14 @@ fn render_digest(
         });
     }
     let mut referenced_after = referenced.iter().filter(|&&i| i >= first_line).peekable();
-    for &index in &lines {
+    for line in &lines {
         while let Some(&&r) = referenced_after.peek()
-            && r < index
+            && r < line.index
         {
             plan.push(Shown::Full(r));
             referenced_after.next();
         }
-        plan.push(Shown::Line(index));
+        plan.push(Shown::Line(line.start..line.end));
     }
     plan.extend(referenced_after.map(|&r| Shown::Full(r)));
     plan.extend((recent_from..steps.len()).map(Shown::Full));
@@ -266,8 +282,7 @@ fn render_digest(
             _ => 0,
         })
         .sum();
-    // Lines are counted in characters, which are at most 4 bytes each.
-    let mut out = String::with_capacity(used * 2 + full_chars + 64);
+    let mut out = String::with_capacity(written.len() + full_chars + 64);
     let mut previous_was_line = false;
     for shown in plan {
         let is_line = matches!(shown, Shown::Line(_) | Shown::Omitted { .. });
@@ -283,9 +298,7 @@ fn render_digest(
                 let (step, response) = &steps[index];
                 push_full(&mut out, index + 1, step, response);
             }
-            Shown::Line(index) => {
-                write_digest_line(&mut out, index + 1, &steps[index], line_chars);
-            }
+            Shown::Line(range) => out.push_str(&written[range]),
             Shown::Omitted { from, to } if to - from == 1 => {
                 out.push_str("(Step ");
                 push_number(&mut out, to);
@@ -343,7 +356,8 @@ fn referenced_steps(steps: &[(Step, StepResponse)], current: &Step) -> Vec<usize
     found
 }
 
-/// Where digest text goes: a string, or a counter of its characters.
+/// Where digest text goes: a string (or, in tests, a counter of its
+/// characters).
 trait Sink {
     /// Appends text known to be ASCII.
     fn push_ascii(&mut self, text: &str);
@@ -357,19 +371,6 @@ impl Sink for String {
 
     fn push(&mut self, c: char) {
         String::push(self, c);
-    }
-}
-
-/// Counts the characters it is given.
-struct CharCount(usize);
-
-impl Sink for CharCount {
-    fn push_ascii(&mut self, text: &str) {
-        self.0 += text.len();
-    }
-
-    fn push(&mut self, _: char) {
-        self.0 += 1;
     }
 }
 
@@ -442,7 +443,7 @@ fn decimal(buffer: &mut [u8; 20], number: usize) -> &[u8] {
 /// `max` characters (the last one `…` when cut). Reads no further than it
 /// writes. Returns the characters written.
 fn push_one_line(out: &mut impl Sink, text: &str, max: usize) -> usize {
-    let text = text.trim();
+    let text = trim(text);
     // The common case, short ASCII text already on one line, is copied
     // whole (every history rendering writes dozens of these lines).
     if text.len() <= max && is_plain_line(text.as_bytes()) {
@@ -476,6 +477,16 @@ fn push_one_line(out: &mut impl Sink, text: &str, max: usize) -> usize {
     written
 }
 
+/// `text.trim()`, answered at once when both ends are visible ASCII (no
+/// whitespace there, ASCII or not).
+fn trim(text: &str) -> &str {
+    let bytes = text.as_bytes();
+    match (bytes.first(), bytes.last()) {
+        (Some(first), Some(last)) if first.is_ascii_graphic() && last.is_ascii_graphic() => text,
+        _ => text.trim(),
+    }
+}
+
 /// Whether text is printable ASCII without two spaces in a row: one line
 /// that needs no rewriting.
 fn is_plain_line(bytes: &[u8]) -> bool {
@@ -484,10 +495,14 @@ fn is_plain_line(bytes: &[u8]) -> bool {
     let printable = bytes
         .iter()
         .fold(true, |ok, &b| ok & (b.wrapping_sub(b' ') <= b'~' - b' '));
-    let double_space = bytes
-        .iter()
-        .zip(bytes.iter().skip(1))
-        .fold(false, |found, (&a, &b)| found | ((a == b' ') & (b == b' ')));
+    // Zipped as two slices (not `skip(1)`), which the compiler vectorises.
+    let double_space = match bytes.split_first() {
+        Some((_, rest)) => bytes
+            .iter()
+            .zip(rest)
+            .fold(false, |found, (&a, &b)| found | ((a == b' ') & (b == b' '))),
+        None => false,
+    };
     printable && !double_space
 }
 
@@ -502,7 +517,7 @@ fn push_step_line(out: &mut String, number: usize, step: &Step) {
     out.push_str("Step ");
     push_number(out, number);
     out.push_str(": ");
-    out.push_str(step.value.trim());
+    out.push_str(trim(&step.value));
 }
 
 fn push_full(out: &mut String, number: usize, step: &Step, response: &StepResponse) {
@@ -515,7 +530,7 @@ fn push_response(out: &mut String, response: &StepResponse) {
     match &response.status {
         StepStatus::Completed => {
             out.push_str("Response: ");
-            out.push_str(response.response.trim());
+            out.push_str(trim(&response.response));
         }
         StepStatus::Stopped { reason } => {
             out.push_str("Response (stopped: ");
@@ -539,6 +554,19 @@ fn push_response(out: &mut String, response: &StepResponse) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Counts the characters it is given.
+    struct CharCount(usize);
+
+    impl Sink for CharCount {
+        fn push_ascii(&mut self, text: &str) {
+            self.0 += text.len();
+        }
+
+        fn push(&mut self, _: char) {
+            self.0 += 1;
+        }
+    }
 
     fn steps(n: usize) -> Vec<(Step, StepResponse)> {
         (1..=n)
@@ -723,6 +751,24 @@ mod tests {
         push_number(&mut number, 0);
         push_number(&mut number, 1_234_567);
         assert_eq!(number, "01234567");
+    }
+
+    #[test]
+    fn the_quick_trim_is_trim() {
+        for text in [
+            "",
+            " ",
+            "a",
+            " a ",
+            "a\t",
+            "\u{a0}a",
+            "a\u{3000}",
+            "é",
+            "x y",
+            "\n",
+        ] {
+            assert_eq!(trim(text), text.trim(), "{text:?}");
+        }
     }
 
     #[test]

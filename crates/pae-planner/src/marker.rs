@@ -45,12 +45,22 @@ pub(crate) fn digit_value(c: char) -> Option<u64> {
 /// The text after a step word at the start of `s` (`Step 1`, `Paso #2`,
 /// `步骤1`), from the number on; `None` unless a number follows the word.
 pub(crate) fn strip_step_word(s: &str) -> Option<&str> {
+    // An ASCII character lowercases to an ASCII one, so text that starts
+    // with one (a numbered line, most lines) cannot start with a word that
+    // starts with another character.
+    let ascii_start = s.as_bytes().first().is_some_and(u8::is_ascii);
     STEP_WORDS.iter().find_map(|word| {
+        if ascii_start && !word.as_bytes().first().is_some_and(u8::is_ascii) {
+            return None;
+        }
         let head = s.get(..word.len())?;
+        // Compared a character at a time: no lowercased copy of every line
+        // for every word (no step word has a final sigma, the one place
+        // where lowercasing a string differs from lowercasing its chars).
         let same = if word.is_ascii() {
             head.eq_ignore_ascii_case(word)
         } else {
-            head.to_lowercase() == *word
+            head.chars().flat_map(char::to_lowercase).eq(word.chars())
         };
         if !same {
             return None;
@@ -393,6 +403,27 @@ fn parse_numbered(s: &str, hash_label: bool) -> Option<(u64, String, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn step_words_in_every_script_and_case() {
+        for (text, rest) in [
+            ("Step 1: a", "1: a"),
+            ("ÉTAPE 2 a", "2 a"),
+            ("étape #3", "3"),
+            ("Шаг 4", "4"),
+            ("ADIM 5", "5"),
+            ("Adım 6", "6"),
+            ("ステップ7", "7"),
+            ("步骤 8", "8"),
+            ("الخطوة 9", "9"),
+            ("चरण 1", "1"),
+        ] {
+            assert_eq!(strip_step_word(text), Some(rest), "{text}");
+        }
+        for text in ["1. Step 2", "Steps 2", "step x", "", "шагать 2"] {
+            assert_eq!(strip_step_word(text), None, "{text}");
+        }
+    }
 
     #[test]
     fn markers_and_non_markers() {

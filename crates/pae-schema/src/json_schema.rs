@@ -112,6 +112,16 @@ fn article(name: &str) -> &'static str {
     }
 }
 
+/// `map[key]`. Schemas and arguments are small objects: up to a few
+/// entries, comparing keys beats hashing the key (serde_json's maps hash
+/// with SipHash), and a check asks for a dozen keywords per level.
+fn keyword<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    if map.len() <= 8 {
+        return map.iter().find_map(|(k, v)| (k == key).then_some(v));
+    }
+    map.get(key)
+}
+
 fn check(
     schema: &Value,
     value: &Value,
@@ -131,7 +141,7 @@ fn check(
         return;
     };
 
-    if let Some(types) = schema.get("type") {
+    if let Some(types) = keyword(schema, "type") {
         let names: Vec<&str> = match types {
             Value::String(s) => vec![s.as_str()],
             Value::Array(list) => list.iter().filter_map(Value::as_str).collect(),
@@ -153,7 +163,7 @@ fn check(
         }
     }
 
-    if let Some(Value::Array(allowed)) = schema.get("enum")
+    if let Some(Value::Array(allowed)) = keyword(schema, "enum")
         && !allowed.contains(value)
     {
         let list = allowed
@@ -167,7 +177,7 @@ fn check(
             format!("must be one of {list}, got {}", describe(value)),
         );
     }
-    if let Some(expected) = schema.get("const")
+    if let Some(expected) = keyword(schema, "const")
         && expected != value
     {
         push(
@@ -177,8 +187,8 @@ fn check(
         );
     }
 
-    for keyword in ["anyOf", "oneOf"] {
-        if let Some(Value::Array(branches)) = schema.get(keyword) {
+    for name in ["anyOf", "oneOf"] {
+        if let Some(Value::Array(branches)) = keyword(schema, name) {
             let matches_one = branches.iter().any(|branch| {
                 let mut scratch = Vec::new();
                 check(branch, value, &mut path.clone(), depth + 1, &mut scratch);
@@ -210,7 +220,7 @@ fn check_number(
     out: &mut Vec<SchemaViolation>,
 ) {
     let Some(n) = n else { return };
-    let bound = |key: &str| schema.get(key).and_then(Value::as_f64);
+    let bound = |key: &str| keyword(schema, key).and_then(Value::as_f64);
     if let Some(min) = bound("minimum")
         && n < min
     {
@@ -235,7 +245,7 @@ fn check_number(
 
 fn check_string(schema: &Map<String, Value>, s: &str, path: &str, out: &mut Vec<SchemaViolation>) {
     let len = s.chars().count() as u64;
-    if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
+    if let Some(min) = keyword(schema, "minLength").and_then(Value::as_u64)
         && len < min
     {
         push(
@@ -244,7 +254,7 @@ fn check_string(schema: &Map<String, Value>, s: &str, path: &str, out: &mut Vec<
             format!("must be at least {min} characters long, got {len}"),
         );
     }
-    if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+    if let Some(max) = keyword(schema, "maxLength").and_then(Value::as_u64)
         && len > max
     {
         push(
@@ -263,7 +273,7 @@ fn check_array(
     out: &mut Vec<SchemaViolation>,
 ) {
     let len = items.len() as u64;
-    if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
+    if let Some(min) = keyword(schema, "minItems").and_then(Value::as_u64)
         && len < min
     {
         push(
@@ -272,7 +282,7 @@ fn check_array(
             format!("must have at least {min} items, got {len}"),
         );
     }
-    if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
+    if let Some(max) = keyword(schema, "maxItems").and_then(Value::as_u64)
         && len > max
     {
         push(
@@ -281,7 +291,7 @@ fn check_array(
             format!("must have at most {max} items, got {len}"),
         );
     }
-    if let Some(item_schema) = schema.get("items") {
+    if let Some(item_schema) = keyword(schema, "items") {
         for (i, item) in items.iter().enumerate() {
             let mark = path.len();
             path.push_str(&format!("[{i}]"));
@@ -298,10 +308,10 @@ fn check_object(
     depth: usize,
     out: &mut Vec<SchemaViolation>,
 ) {
-    let properties = schema.get("properties").and_then(Value::as_object);
-    if let Some(Value::Array(required)) = schema.get("required") {
+    let properties = keyword(schema, "properties").and_then(Value::as_object);
+    if let Some(Value::Array(required)) = keyword(schema, "required") {
         for name in required.iter().filter_map(Value::as_str) {
-            if !object.contains_key(name) {
+            if keyword(object, name).is_none() {
                 push(
                     out,
                     path,
@@ -317,9 +327,9 @@ fn check_object(
     for (key, item) in entries {
         let mark = path.len();
         push_key(path, key);
-        match properties.and_then(|p| p.get(key)) {
+        match properties.and_then(|p| keyword(p, key)) {
             Some(property_schema) => check(property_schema, item, path, depth + 1, out),
-            None => match schema.get("additionalProperties") {
+            None => match keyword(schema, "additionalProperties") {
                 Some(Value::Bool(false)) => {
                     let known = properties
                         .map(|p| {

@@ -62,7 +62,10 @@ pub fn find_references(text: &str) -> Vec<StepReference> {
                 });
                 i = end;
             }
-            None => i += text[i..].chars().next().map_or(1, char::len_utf8),
+            // A byte at a time: every reference starts with an ASCII byte,
+            // which never occurs inside a multi-byte character, so no
+            // character needs decoding on the way.
+            None => i += 1,
         }
     }
     found
@@ -248,6 +251,25 @@ mod tests {
                 ("6".into(), false),
             ]
         );
+    }
+
+    #[test]
+    fn finds_references_among_other_scripts() {
+        let text = "é$1 ü#E2 步骤 step 3 — ${x} 価格$4.5 schritt";
+        assert_eq!(
+            ids(text),
+            vec![
+                ("1".into(), true),
+                ("E2".into(), true),
+                ("3".into(), false),
+                ("x".into(), true),
+            ]
+        );
+        let spans: Vec<&str> = find_references(text)
+            .into_iter()
+            .map(|r| &text[r.span])
+            .collect();
+        assert_eq!(spans, ["$1", "#E2", "step 3", "${x}"]);
     }
 
     #[test]

@@ -99,6 +99,16 @@ impl Plan {
         if let Some(index) = self.steps.iter().position(|s| s.value.trim().is_empty()) {
             return Err(PlanValidationError::EmptyStep { index });
         }
+        // Steps named only by their positions, none depending on another
+        // (a plain list, the common case): no id can repeat and there is
+        // nothing to order, so the map of ids is not built.
+        if self
+            .steps
+            .iter()
+            .all(|s| s.id.is_none() && s.depends_on.is_empty())
+        {
+            return Ok(());
+        }
         self.topological_order().map(|_| ())
     }
 

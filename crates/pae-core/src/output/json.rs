@@ -39,10 +39,10 @@ pub struct FencedBlock<'a> {
 pub fn fenced_blocks(text: &str) -> impl Iterator<Item = FencedBlock<'_>> {
     let mut rest = text;
     std::iter::from_fn(move || {
-        let open = rest.find("```")?;
+        let open = find_fence(rest)?;
         // A longer opening run (```` ```` ````) is one fence.
         let after = rest[open..].trim_start_matches('`');
-        let (inner, next, closed) = match after.find("```") {
+        let (inner, next, closed) = match find_fence(after) {
             Some(close) => (
                 &after[..close],
                 after[close..].trim_start_matches('`'),
@@ -59,6 +59,22 @@ pub fn fenced_blocks(text: &str) -> impl Iterator<Item = FencedBlock<'_>> {
 /// Splits a leading language tag (`json`, `JSON`, `json5`, ...) from a
 /// fenced block's inner text. The tag may be followed by a newline, spaces
 /// or the JSON itself (```` ```json{...}``` ````).
+/// Where the first ```` ``` ```` in `text` starts: `text.find("```")`
+/// without setting up a general substring search for every fence of every
+/// reply (linear: each backtick is looked at most three times).
+fn find_fence(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(at) = text[from..].find('`') {
+        let at = from + at;
+        if bytes[at..].starts_with(b"```") {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
 fn strip_fence_tag(inner: &str) -> (&str, &str) {
     let trimmed = inner.trim_start_matches([' ', '\t']);
     let tag_len = trimmed
@@ -208,6 +224,23 @@ pub fn close_json_brackets(text: &str) -> Option<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn fences_are_found_where_find_finds_them() {
+        for text in [
+            "",
+            "`",
+            "``",
+            "```",
+            "a``b```c",
+            "`` ``` ",
+            "é```",
+            "``\n```x```",
+            "no fence",
+        ] {
+            assert_eq!(find_fence(text), text.find("```"), "{text:?}");
+        }
+    }
 
     #[test]
     fn fence_tags_are_stripped() {

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use futures::channel::mpsc;
 use futures::{Stream, StreamExt};
-use pae_schema::{ListStepContainer, Plan, PlanLimits, StepContainer};
+use pae_schema::{Plan, PlanLimits, StepContainer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -275,7 +275,9 @@ pub struct PlanAndExecute {
     max_steps: usize,
     plan_limits: PlanLimits,
     callbacks: Vec<EventCallback>,
-    container: ContainerFactory,
+    /// `None`: the default [`ListStepContainer`](pae_schema::ListStepContainer), whose part the run's
+    /// history plays, so each step is held once, not twice.
+    container: Option<ContainerFactory>,
     max_concurrency: usize,
     scheduling: Scheduling,
     failure_policy: FailurePolicy,
@@ -316,7 +318,7 @@ pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
 
 impl PlanAndExecute {
     /// An agent with this planner and executor, no replanning, at most
-    /// [`DEFAULT_MAX_STEPS`] steps and a [`ListStepContainer`] per run.
+    /// [`DEFAULT_MAX_STEPS`] steps and a [`ListStepContainer`](pae_schema::ListStepContainer) per run.
     /// Takes the parts by value or as `Arc`s (`Arc<dyn Planner>` included).
     pub fn new(planner: impl Planner + 'static, executor: impl Executor + 'static) -> Self {
         Self {
@@ -331,7 +333,7 @@ impl PlanAndExecute {
                 max_steps: DEFAULT_MAX_STEPS,
             },
             callbacks: Vec::new(),
-            container: Arc::new(|| Box::new(ListStepContainer::new())),
+            container: None,
             max_concurrency: 1,
             scheduling: Scheduling::Auto,
             failure_policy: FailurePolicy::SkipDependents,
@@ -396,7 +398,7 @@ impl PlanAndExecute {
         mut self,
         factory: impl Fn() -> Box<dyn StepContainer> + Send + Sync + 'static,
     ) -> Self {
-        self.container = Arc::new(factory);
+        self.container = Some(Arc::new(factory));
         self
     }
 

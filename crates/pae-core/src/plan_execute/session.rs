@@ -272,7 +272,7 @@ impl PlanAndExecute {
             .collect();
         let mut run = RunState {
             plans: plans.iter().map(|p| p.plan.clone()).collect(),
-            container: (self.container)(),
+            container: self.container.as_ref().map(|make| make()),
             history: StepHistory::new(),
             executed: 0,
             context,
@@ -303,9 +303,8 @@ impl PlanAndExecute {
                 String::new(),
             ));
         }
-        let plan = run.plans.last().cloned().unwrap_or_default();
         let graph = match self.scheduling {
-            Scheduling::Auto => plan.has_dependencies(),
+            Scheduling::Auto => run.plans.last().is_some_and(Plan::has_dependencies),
             Scheduling::Graph => true,
             Scheduling::Sequential => false,
         };
@@ -325,8 +324,13 @@ impl PlanAndExecute {
                 last_finished = Some(record.finished_at_ms);
                 run.store(record.step, record.response);
             }
-            let mut remaining: VecDeque<_> =
-                plan.steps.iter().skip(run.executed).cloned().collect();
+            // The steps to run, copied once (each is moved into the history
+            // as it finishes); the plan itself is not copied.
+            let mut remaining: VecDeque<_> = run
+                .plans
+                .last()
+                .map(|plan| plan.steps.iter().skip(run.executed).cloned().collect())
+                .unwrap_or_default();
             if let Some(finished) = last_finished
                 && let Some(revision) = self.replan_missed(&mut run, &plans, finished).await?
             {
@@ -452,7 +456,6 @@ impl PlanAndExecute {
         let output = match answer {
             Some(answer) => answer,
             None => run
-                .container
                 .final_response()
                 .map(|r: &StepResponse| r.response.clone())
                 .ok_or(RunError::EmptyPlan)?,
@@ -460,7 +463,7 @@ impl PlanAndExecute {
         // An answer that is no answer must not pass as a completed run.
         let outcome = match outcome {
             RunOutcome::Completed if from_steps => {
-                match super::answer_problems(run.container.steps(), &output)
+                match super::answer_problems(run.steps(), &output)
                     .into_iter()
                     .find(super::AnswerProblem::is_about_the_answer)
                 {
@@ -476,16 +479,21 @@ impl PlanAndExecute {
             usage,
         });
         let mut result = self.result_without_steps(run, outcome, output);
+        // The run ends here: its plans and steps move into the result
+        // rather than being copied.
+        result.plans = std::mem::take(&mut run.plans);
         result.steps = take_steps(run);
         Ok(result)
     }
 
     fn result(&self, run: &RunState, outcome: RunOutcome, output: String) -> RunResult {
         let mut result = self.result_without_steps(run, outcome, output);
-        result.steps = run.container.steps().to_vec();
+        result.plans = run.plans.clone();
+        result.steps = run.steps().to_vec();
         result
     }
 
+    /// The result without its plans and steps.
     fn result_without_steps(
         &self,
         run: &RunState,
@@ -496,7 +504,7 @@ impl PlanAndExecute {
             run_id: run.context.run_id().cloned(),
             output,
             steps: Vec::new(),
-            plans: run.plans.clone(),
+            plans: Vec::new(),
             outcome,
             usage: run.usage(),
             spent: run.context.spent(),
@@ -651,14 +659,14 @@ impl PlanAndExecute {
 }
 
 /// The steps of a finished run, for its result: moved out of the history
-/// when it holds what the container holds (it always does with the
-/// default container), so a long run's steps are not copied once more at
-/// the end; else copied from the container.
+/// when it holds what the container holds (it is the container, for the
+/// default one), so a long run's steps are not copied once more at the
+/// end; else copied from the container.
 fn take_steps(run: &mut RunState) -> Vec<(pae_schema::Step, StepResponse)> {
-    if *run.history == *run.container.steps() {
+    if run.container.is_none() || *run.history == *run.steps() {
         return std::mem::take(&mut run.history).into_vec();
     }
-    run.container.steps().to_vec()
+    run.steps().to_vec()
 }
 
 /// The interruption an error stands for, when the run is left resumable.

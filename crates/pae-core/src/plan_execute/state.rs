@@ -45,7 +45,10 @@ pub(super) fn failed_response(source: &ExecError) -> StepResponse {
 /// The state of one run.
 pub(super) struct RunState {
     pub(super) plans: Vec<Plan>,
-    pub(super) container: Box<dyn StepContainer>,
+    /// The container `with_container` asked for; `None` for the default
+    /// list, which would hold exactly what the history holds: the history
+    /// is then the container, and each step is kept once.
+    pub(super) container: Option<Box<dyn StepContainer>>,
     /// The same pairs as the container, shared cheaply with each step.
     pub(super) history: StepHistory,
     pub(super) executed: usize,
@@ -140,9 +143,31 @@ impl RunState {
 
     /// Records a step in the container and the history.
     pub(super) fn store(&mut self, step: Step, response: StepResponse) {
-        self.history.push(step.clone(), response.clone());
-        self.container.add_step(step, response);
+        match &mut self.container {
+            Some(container) => {
+                self.history.push(step.clone(), response.clone());
+                container.add_step(step, response);
+            }
+            None => self.history.push(step, response),
+        }
         self.executed += 1;
+    }
+
+    /// The container's steps (the history's, for the default container).
+    pub(super) fn steps(&self) -> &[(Step, StepResponse)] {
+        match &self.container {
+            Some(container) => container.steps(),
+            None => &self.history,
+        }
+    }
+
+    /// The container's final response (the last step's, for the default
+    /// container).
+    pub(super) fn final_response(&self) -> Option<&StepResponse> {
+        match &self.container {
+            Some(container) => container.final_response(),
+            None => self.history.last().map(|(_, response)| response),
+        }
     }
 
     /// Tokens of every model call the run made: what the components
@@ -150,15 +175,13 @@ impl RunState {
     /// one door for model calls when that is more — it also counts calls of
     /// steps that failed, of retries and of earlier sessions.
     pub(super) fn usage(&self) -> TokenUsage {
-        let reported =
-            self.context.usage() + self.container.steps().iter().map(|(_, r)| r.usage).sum();
+        let reported = self.context.usage() + self.steps().iter().map(|(_, r)| r.usage).sum();
         more_tokens(reported, self.context.spent().usage)
     }
 
     /// The error for a failed step (the last recorded) nothing could recover.
     pub(super) fn unrecovered(&self, index: usize, source: ExecError) -> RunError {
         let step = self
-            .container
             .steps()
             .last()
             .map(|(s, _)| s.clone())
@@ -174,7 +197,7 @@ impl RunState {
     pub(super) fn partial(&self) -> PartialRun {
         PartialRun {
             plans: self.plans.clone(),
-            steps: self.container.steps().to_vec(),
+            steps: self.steps().to_vec(),
             usage: self.usage(),
         }
     }

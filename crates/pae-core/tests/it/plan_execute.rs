@@ -94,6 +94,47 @@ async fn executor_receives_objective_step_and_previous_steps_in_order() {
     assert_eq!(result.usage, TokenUsage::new(30, 3));
 }
 
+/// A container that answers with the first step's response, so the test
+/// can tell it from the default (the last step's).
+#[derive(Default)]
+struct FirstAnswers(Vec<(Step, StepResponse)>);
+
+impl pae_core::StepContainer for FirstAnswers {
+    fn add_step(&mut self, step: Step, response: StepResponse) {
+        self.0.push((step, response));
+    }
+
+    fn steps(&self) -> &[(Step, StepResponse)] {
+        &self.0
+    }
+
+    fn final_response(&self) -> Option<&StepResponse> {
+        self.0.first().map(|(_, response)| response)
+    }
+}
+
+#[tokio::test]
+async fn a_custom_container_gets_every_step_and_gives_the_answer() {
+    let recorder = Arc::new(Recorder::default());
+    let agent = PlanAndExecute::new(
+        Arc::new(planner_returning(Plan::new(["a", "b"]))),
+        recorder.clone(),
+    )
+    .with_container(|| Box::new(FirstAnswers::default()));
+    let result = agent.run("the objective").await.unwrap();
+
+    assert_eq!(result.output, "a-done");
+    let steps: Vec<_> = result
+        .steps
+        .iter()
+        .map(|(s, r)| (s.value.as_str(), r.response.as_str()))
+        .collect();
+    assert_eq!(steps, [("a", "a-done"), ("b", "b-done")]);
+    // The executor still sees the run's history.
+    assert_eq!(recorder.seen.lock().unwrap()[1].previous_steps.len(), 1);
+    assert_eq!(result.usage, TokenUsage::new(20, 2));
+}
+
 #[tokio::test]
 async fn planner_is_called_before_the_executor_with_the_run_inputs() {
     let mut seq = Sequence::new();

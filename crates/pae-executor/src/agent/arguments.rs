@@ -76,7 +76,7 @@ fn decoded_object(text: &str, schema: &Value) -> Option<Value> {
     if schema::validate(schema, &fitted).is_empty() {
         return Some(fitted);
     }
-    let properties = schema.get("properties").and_then(Value::as_object)?;
+    let properties = field(schema, "properties").and_then(Value::as_object)?;
     let object = value.as_object()?;
     (!object.is_empty() && object.keys().all(|k| properties.contains_key(k))).then_some(value)
 }
@@ -87,7 +87,7 @@ fn fit_to_single_argument(args: Value, schema: &Value) -> Value {
     let Some((name, property)) = single_argument(schema) else {
         return args;
     };
-    let expected = property.get("type").and_then(Value::as_str);
+    let expected = field(property, "type").and_then(Value::as_str);
     let wrap = |value: Value| Value::Object(Map::from_iter([(name.to_owned(), value)]));
     match args {
         Value::String(text) => match expected {
@@ -110,15 +110,14 @@ fn fit_to_single_argument(args: Value, schema: &Value) -> Value {
             _ => Value::Bool(flag),
         },
         Value::Object(mut object) => {
-            let required = schema
-                .get("required")
+            let required = field(schema, "required")
                 .and_then(Value::as_array)
                 .is_some_and(|r| r.iter().any(|n| n.as_str() == Some(name)));
-            let properties = schema.get("properties").and_then(Value::as_object);
+            let properties = field(schema, "properties").and_then(Value::as_object);
             let misnamed = object.len() == 1
                 && required
                 && properties.is_some_and(|p| p.len() == 1)
-                && !object.contains_key(name);
+                && !object.keys().any(|key| key == name);
             if misnamed
                 && let Some(key) = object.keys().next().cloned()
                 && let Some(value) = object.remove(&key)
@@ -134,15 +133,25 @@ fn fit_to_single_argument(args: Value, schema: &Value) -> Value {
     }
 }
 
+/// `value[key]` for an object. Schemas are small objects: comparing a few
+/// keys beats hashing the key (serde_json's maps hash with SipHash), and
+/// every tool call asks for several.
+fn field<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
+    let object = value.as_object()?;
+    if object.len() <= 8 {
+        return object.iter().find_map(|(k, v)| (k == key).then_some(v));
+    }
+    object.get(key)
+}
+
 /// The tool's one argument, if it has exactly one: its only property, or
 /// its only required property.
 fn single_argument(schema: &Value) -> Option<(&str, &Value)> {
-    let properties = schema.get("properties")?.as_object()?;
+    let properties = field(schema, "properties")?.as_object()?;
     if properties.len() == 1 {
         return properties.iter().next().map(|(k, v)| (k.as_str(), v));
     }
-    let required: Vec<&str> = schema
-        .get("required")?
+    let required: Vec<&str> = field(schema, "required")?
         .as_array()?
         .iter()
         .filter_map(Value::as_str)

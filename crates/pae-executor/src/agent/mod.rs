@@ -361,7 +361,8 @@ impl AgentExecutor {
             run.last_result = Some(observation.clone());
             // Small models tend to repeat a call whose result they already
             // have; say so, so they move on instead of burning iterations.
-            if run.succeeded_before(name, &args) {
+            let key = state::call_key(name, &args);
+            if run.succeeded_before(key, name, &args) {
                 observation.push_str(&self.protocol.repeated_call_note(name));
                 run.repeats += 1;
                 if let Some(max) = self.settings.max_repeated_calls
@@ -372,7 +373,7 @@ impl AgentExecutor {
                     run.gave_up = Some(format!("repeated call ({} {times})", run.repeats));
                 }
             } else {
-                run.record_success(name, &args);
+                run.record_success(key);
             }
         }
         if rejected {
@@ -505,10 +506,7 @@ impl Executor for AgentExecutor {
             step_number: &step_number,
             inputs: &input.inputs,
         };
-        let mut run = StepRun {
-            context: input.context.in_step(input.index),
-            ..StepRun::default()
-        };
+        let mut run = StepRun::new(input.context.in_step(input.index));
         let outcome = match self.settings.max_execution_time {
             None => self.drive(input, &step, &mut run).await?,
             Some(limit) => {

@@ -80,7 +80,6 @@ pub(super) struct PendingCall {
 }
 
 /// The state of one step's loop.
-#[derive(Default)]
 pub(super) struct StepRun {
     /// The run context scoped to this step: every model and tool call goes
     /// through it.
@@ -107,35 +106,95 @@ pub(super) struct StepRun {
     pub(super) succeeded: HashMap<u64, Vec<usize>>,
 }
 
-fn call_key(name: &str, args: &Value) -> u64 {
+/// The key of a call in [`StepRun::succeeded`]: a hash of the tool name as
+/// written and the arguments as sent.
+pub(super) fn call_key(name: &str, args: &Value) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     name.hash(&mut hasher);
-    args.hash(&mut hasher);
+    hash_value(args, &mut hasher);
     hasher.finish()
 }
 
+/// Hashes a JSON value consistently with its equality, which ignores the
+/// order of object keys. serde_json's own `Hash` gets that by copying and
+/// sorting every object's entries; here each entry is hashed on its own
+/// and the results are summed, which no order changes, and nothing is
+/// allocated.
+fn hash_value(value: &Value, state: &mut impl Hasher) {
+    match value {
+        Value::Null => state.write_u8(0),
+        Value::Bool(flag) => {
+            state.write_u8(1);
+            flag.hash(state);
+        }
+        Value::Number(number) => {
+            state.write_u8(2);
+            number.hash(state);
+        }
+        Value::String(text) => {
+            state.write_u8(3);
+            text.hash(state);
+        }
+        Value::Array(items) => {
+            state.write_u8(4);
+            state.write_usize(items.len());
+            for item in items {
+                hash_value(item, state);
+            }
+        }
+        Value::Object(object) => {
+            state.write_u8(5);
+            state.write_usize(object.len());
+            let mut sum = 0u64;
+            for (key, item) in object {
+                let mut entry = std::collections::hash_map::DefaultHasher::new();
+                key.hash(&mut entry);
+                hash_value(item, &mut entry);
+                sum = sum.wrapping_add(entry.finish());
+            }
+            state.write_u64(sum);
+        }
+    }
+}
+
 impl StepRun {
-    /// Whether a call to `name` with `args` succeeded before in this step.
-    pub(super) fn succeeded_before(&self, name: &str, args: &Value) -> bool {
-        self.succeeded
-            .get(&call_key(name, args))
-            .is_some_and(|positions| {
-                positions.iter().any(|&i| {
-                    self.calls
-                        .get(i)
-                        .is_some_and(|call| call.tool == name && call.input == *args)
-                })
-            })
+    /// A loop that has not started, with every call going through
+    /// `context`. (Not `..Default::default()`: that would make a whole run
+    /// context, clock reading included, only to drop it.)
+    pub(super) fn new(context: RunContext) -> Self {
+        Self {
+            context,
+            calls: Vec::new(),
+            scratchpad: String::new(),
+            messages: Vec::new(),
+            usage: TokenUsage::default(),
+            iterations: 0,
+            parse_failures: 0,
+            pending: None,
+            gave_up: None,
+            last_result: None,
+            repeats: 0,
+            succeeded: HashMap::new(),
+        }
     }
 
-    /// Notes that the call about to be recorded (the next in `calls`)
-    /// succeeded.
-    pub(super) fn record_success(&mut self, name: &str, args: &Value) {
+    /// Whether a call to `name` with `args` (whose [`call_key`] is `key`)
+    /// succeeded before in this step.
+    pub(super) fn succeeded_before(&self, key: u64, name: &str, args: &Value) -> bool {
+        self.succeeded.get(&key).is_some_and(|positions| {
+            positions.iter().any(|&i| {
+                self.calls
+                    .get(i)
+                    .is_some_and(|call| call.tool == name && call.input == *args)
+            })
+        })
+    }
+
+    /// Notes that the call about to be recorded (the next in `calls`),
+    /// whose [`call_key`] is `key`, succeeded.
+    pub(super) fn record_success(&mut self, key: u64) {
         let position = self.calls.len();
-        self.succeeded
-            .entry(call_key(name, args))
-            .or_default()
-            .push(position);
+        self.succeeded.entry(key).or_default().push(position);
     }
 
     pub(super) fn add_usage(&mut self, response: &ChatResponse) {
@@ -164,5 +223,30 @@ impl StepRun {
             is_error: true,
             duration_ms: Some(duration_ms),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn call_keys_follow_json_equality() {
+        let a = json!({"x": 1, "y": [1, "two", null, {"z": true}]});
+        let b: Value =
+            serde_json::from_str(r#"{"y": [1, "two", null, {"z": true}], "x": 1}"#).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(call_key("calc", &a), call_key("calc", &b));
+        assert_ne!(call_key("calc", &a), call_key("other", &a));
+        assert_ne!(
+            call_key("calc", &json!({"x": 1})),
+            call_key("calc", &json!({"x": 2}))
+        );
+        assert_ne!(
+            call_key("calc", &json!([1, 2])),
+            call_key("calc", &json!([2, 1]))
+        );
+        assert_ne!(call_key("calc", &json!("1")), call_key("calc", &json!(1)));
     }
 }

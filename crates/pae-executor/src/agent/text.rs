@@ -13,7 +13,6 @@
 
 use std::borrow::Cow;
 
-use pae_core::adapter::cut_at_stop;
 use pae_core::{ChatRequest, ExecError, Message, StepInput};
 
 use super::AgentExecutor;
@@ -82,7 +81,7 @@ pub(super) async fn on_reply(
     content: &str,
 ) -> Result<Option<Finish>, ExecError> {
     let text = visible_text(content);
-    let text = text.as_str();
+    let text = text.as_ref();
     match parse_action(text) {
         Ok(Action::Final { answer }) => Ok(Some(Finish::from_value(answer))),
         Ok(Action::Tool { name, input: args }) => {
@@ -108,10 +107,25 @@ pub(super) async fn on_reply(
 /// would otherwise cut it short), and cut at an `Observation:` it wrote
 /// itself (providers that ignore stop sequences would let it invent one;
 /// the thoughts may mention one).
-fn visible_text(content: &str) -> String {
+fn visible_text(content: &str) -> Cow<'_, str> {
     let visible = strip_reasoning(content);
-    let own = without_observation_blocks(&visible);
-    cut_at_stop(&own, &[String::from(OBSERVATION_STOP)]).to_owned()
+    let rewritten = match without_observation_blocks(&visible) {
+        Cow::Borrowed(_) => None,
+        Cow::Owned(own) => Some(own),
+    };
+    let own = rewritten.map_or(visible, Cow::Owned);
+    // `cut_at_stop` with the one stop sequence, without making a list of it
+    // for every reply; a reply that needs no cut is not copied.
+    match own.find(OBSERVATION_STOP) {
+        None => own,
+        Some(end) => match own {
+            Cow::Borrowed(text) => Cow::Borrowed(&text[..end]),
+            Cow::Owned(mut text) => {
+                text.truncate(end);
+                Cow::Owned(text)
+            }
+        },
+    }
 }
 
 /// The answer in the reply to the "generate" request: its final answer,

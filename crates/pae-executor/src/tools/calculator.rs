@@ -146,8 +146,15 @@ floor, ceil, ln, log, exp, min, max, pow, and sum, avg, count of a list of numbe
     async fn call(&self, input: Value) -> Result<String, ToolError> {
         let expression = match &input {
             Value::String(s) => s.as_str(),
+            // Found by comparing keys: a one-key object is the usual input,
+            // and a map lookup would hash the key first.
             other => other
-                .get("expression")
+                .as_object()
+                .and_then(|object| {
+                    object
+                        .iter()
+                        .find_map(|(key, value)| (key == "expression").then_some(value))
+                })
                 .and_then(Value::as_str)
                 .ok_or_else(|| ToolError::invalid_input("expected {\"expression\": \"...\"}"))?,
         };
@@ -184,7 +191,9 @@ const DATE_SHIFT: i64 = 1_000_000;
 /// cancel out), one that moves with them is a date, anything else (a date
 /// times two, two dates added) is refused.
 fn calculate(expression: &str) -> Result<Answer, ToolError> {
-    if expression.chars().count() > MAX_EXPRESSION_CHARS {
+    // No more bytes than the limit: no more characters either.
+    if expression.len() > MAX_EXPRESSION_CHARS && expression.chars().count() > MAX_EXPRESSION_CHARS
+    {
         return Err(ToolError::invalid_input(format!(
             "the expression is longer than {MAX_EXPRESSION_CHARS} characters"
         )));

@@ -16,6 +16,11 @@ pub(super) fn is_fence(line: &str) -> bool {
 /// Newlines as `\n` only, without a leading byte-order mark.
 pub(super) fn normalize(text: &str) -> String {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // Text with no `\r` and no lead byte of U+0085, U+2028 or U+2029 (most
+    // plans) has nothing to rewrite: copied whole, not a character at a time.
+    if !text.bytes().any(|b| matches!(b, b'\r' | 0xC2 | 0xE2)) {
+        return text.to_owned();
+    }
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
@@ -336,6 +341,19 @@ pub(super) fn is_chatter(content: &str) -> bool {
 mod tests {
     use super::*;
     use crate::prompts::END_OF_PLAN;
+
+    #[test]
+    fn line_breaks_are_normalized() {
+        assert_eq!(
+            normalize("\u{feff}a\r\nb\rc\u{2028}d\u{2029}e\u{85}f"),
+            "a\nb\nc\nd\ne\nf"
+        );
+        assert_eq!(
+            normalize("1. plain\n2. ünïcode – dash\n"),
+            "1. plain\n2. ünïcode – dash\n"
+        );
+        assert_eq!(normalize("\u{feff}1. a"), "1. a");
+    }
 
     #[test]
     fn end_marker_variants_are_cut() {
