@@ -10,6 +10,9 @@ use super::calendar::Date;
 /// The longest expression accepted, in characters.
 pub const MAX_EXPRESSION_CHARS: usize = 2000;
 
+/// The most numbers one `range(...)` may stand for.
+const MAX_RANGE_ITEMS: i64 = 100_000;
+
 /// Parentheses and function calls nested deeper than this are refused.
 const MAX_DEPTH: usize = 64;
 
@@ -21,7 +24,9 @@ const MAX_DEPTH: usize = 64;
 /// second argument), `log10`, `log2`, `exp`, `sin`, `cos`, `tan`, `asin`,
 /// `acos`, `atan` (radians), `min`, `max`, `sum`, `avg`, `count` (how many
 /// arguments), `pow` and
-/// `factorial`.
+/// `factorial`; `range(start, stop)` (or `range(stop)`, or with a step) as
+/// an argument of `sum`, `count`, `avg`, `min` or `max` stands for its
+/// numbers, `stop` excluded as in Python (`sum(range(1, 51))` is 1275).
 ///
 /// It also reads what models write: `×`, `·`, `x` between numbers (`12 x
 /// 7`) and `÷` as operators, `−` and `–` as minus, `√16`, `2²`, thousands
@@ -820,13 +825,79 @@ impl Parser<'_> {
         }
     }
 
+    /// `range(stop)`, `range(start, stop)` or `range(start, stop, step)`
+    /// as an argument of a function of a list (`sum(range(1, 51))`, as
+    /// models write it from Python): its numbers, `stop` excluded. `None`
+    /// when the next argument is not a range.
+    fn range_here(&mut self, function: &str) -> Result<Option<Vec<f64>>, ToolError> {
+        let is_range = matches!(self.peek(), Some(Token { kind: Kind::Ident(name), .. }) if name == "range")
+            && self
+                .tokens
+                .get(self.pos + 1)
+                .is_some_and(|t| t.kind == Kind::LParen);
+        if !is_range {
+            return Ok(None);
+        }
+        let at = self.peek().map_or(0, |t| t.at);
+        if !matches!(function, "sum" | "count" | "avg" | "mean" | "min" | "max") {
+            return Err(ToolError::invalid_input(format!(
+                "range at position {} can only be an argument of sum, count, avg, min or max",
+                at + 1
+            )));
+        }
+        self.pos += 2;
+        let bounds = self.arguments("range", at)?;
+        let whole = |v: f64| (v.fract() == 0.0 && v.abs() < 1e15).then_some(v as i64);
+        let ints: Option<Vec<i64>> = bounds.iter().map(|&v| whole(v)).collect();
+        let (start, stop, step) = match ints.as_deref() {
+            Some(&[stop]) => (0, stop, 1),
+            Some(&[start, stop]) => (start, stop, 1),
+            Some(&[start, stop, step]) if step != 0 => (start, stop, step),
+            _ => {
+                return Err(ToolError::invalid_input(format!(
+                    "range at position {} takes one to three whole numbers (start, stop, step), \
+                     the step not 0",
+                    at + 1
+                )));
+            }
+        };
+        let count = if step > 0 {
+            (stop - start + step - 1).max(0) / step
+        } else {
+            (start - stop - step - 1).max(0) / -step
+        };
+        if count > MAX_RANGE_ITEMS {
+            return Err(ToolError::invalid_input(format!(
+                "range at position {} has more than {MAX_RANGE_ITEMS} numbers",
+                at + 1
+            )));
+        }
+        let items = (0..count).map(|i| (start + i * step) as f64).collect();
+        if !matches!(
+            self.peek(),
+            Some(Token {
+                kind: Kind::Comma | Kind::RParen,
+                ..
+            })
+        ) {
+            return Err(ToolError::invalid_input(format!(
+                "range at position {} can only stand as a whole argument, as in sum(range(1, 51))",
+                at + 1
+            )));
+        }
+        Ok(Some(items))
+    }
+
     fn arguments(&mut self, name: &str, at: usize) -> Result<Vec<f64>, ToolError> {
         let mut args = Vec::new();
         if self.eat(&Kind::RParen) {
             return Ok(args);
         }
         loop {
-            args.push(self.expression()?);
+            match self.range_here(name)? {
+                Some(items) => args.extend(items),
+                None => args.push(self.expression()?),
+            }
             if self.eat(&Kind::Comma) {
                 continue;
             }
@@ -1028,6 +1099,28 @@ mod tests {
         assert_eq!(eval("pow(2, 8)"), 256.0);
         assert!((eval("PI") - std::f64::consts::PI).abs() < 1e-12);
         assert!((eval("ln(e)") - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn ranges_in_list_functions() {
+        assert_eq!(eval("sum(range(1, 51))"), 1275.0);
+        assert_eq!(eval("count(range(10))"), 10.0);
+        assert_eq!(eval("avg(range(2, 11, 2))"), 6.0);
+        assert_eq!(eval("sum(range(10, 0, -3), 100)"), 122.0);
+        assert_eq!(eval("sum(range(5, 5))"), 0.0);
+        assert_eq!(eval("2 * sum(range(1, 4)) + 1"), 13.0);
+        for refused in [
+            "range(1, 5)",
+            "sqrt(range(1, 5))",
+            "sum(range(1, 5) + 1)",
+            "sum(range(1, 5, 0))",
+            "sum(range(1.5, 5))",
+            "sum(range(1, 2, 3, 4))",
+            "sum(range(0, 1e9))",
+            "sum(range(1, 5)",
+        ] {
+            assert!(Calculator::evaluate(refused).is_err(), "{refused}");
+        }
     }
 
     #[test]
