@@ -30,22 +30,6 @@ mod ambient;
 
 pub(crate) use ambient::{Scoped, with_current};
 
-/// Appends the decimal digits of `number`.
-fn push_decimal(out: &mut String, number: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = number;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend(digits[at..].iter().map(|&d| char::from(d)));
-}
-
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A poisoned lock only means a callback panicked mid-update; the data
     // is still meaningful.
@@ -691,14 +675,13 @@ impl RunContext {
     fn idempotency_key(&self, seq: u32) -> String {
         let run = self.run_id().map_or("-", RunId::as_str);
         match &self.scope {
-            // Written by hand: one per tool call, and `format!` costs more
-            // than the digits.
+            // Written into one sized string: one per tool call.
             CallScope::Step { revision, index } => {
+                use std::fmt::Write as _;
                 let mut key = String::with_capacity(run.len() + 3 * 11);
                 key.push_str(run);
                 for number in [u64::from(*revision), *index as u64, u64::from(seq)] {
-                    key.push('/');
-                    push_decimal(&mut key, number);
+                    let _ = write!(key, "/{number}");
                 }
                 key
             }

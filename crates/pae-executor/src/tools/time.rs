@@ -317,21 +317,11 @@ impl Civil {
     fn from_unix(seconds: i64) -> Self {
         let days = seconds.div_euclid(86_400);
         let of_day = seconds.rem_euclid(86_400);
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
+        let Date { year, month, day } = Date::from_days(days);
         let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
         const BEFORE_MONTH: [u32; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
-        // Values below are bounded by construction (month 1..=12, day
-        // 1..=31, of_day < 86400), so the conversions cannot truncate.
-        let month = month as u32;
-        let day = day as u32;
+        // Bounded by construction (of_day < 86400): the conversions below
+        // cannot truncate.
         let ordinal = BEFORE_MONTH[(month - 1) as usize] + day + u32::from(leap && month > 2);
         Self {
             year,
