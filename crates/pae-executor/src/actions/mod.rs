@@ -244,7 +244,11 @@ impl ActionExecutor {
             let args = match self.write_arguments(input, &context, entry, &problem).await {
                 Ok((args, usage)) => {
                     step.usage += usage;
-                    args
+                    // The model is shown results by their ids and may write
+                    // `#E1` itself: those are filled in like the plan's.
+                    match fill_references(&args, &input.previous_steps) {
+                        Filled::Given(args) | Filled::Open { args, .. } => args,
+                    }
                 }
                 Err(Written::Provider(error)) => return Err(error.into()),
                 Err(Written::Unreadable { text, usage, error }) => {

@@ -42,6 +42,9 @@ const MAX_DEPTH: usize = 64;
 /// number of days between them (`2026-12-25 - 2026-03-14` is 286), a date
 /// plus or minus days is a date (`2026-03-14 + 30` is `2026-04-13`); other
 /// arithmetic on dates is refused rather than read as `2026 - 12 - 25`.
+/// Dates may be quoted and may carry a time of day and a weekday as other
+/// tools write them (`'2026-12-25'`, `2026-03-14 10:00:00 Saturday`): dates
+/// count as whole days, so the time is passed over.
 ///
 /// `^` binds tighter than unary minus and is right-associative, so `-2^2`
 /// is -4 and `2^3^2` is 512. Bad input, division by zero, results that
@@ -206,6 +209,9 @@ fn calculate(expression: &str) -> Result<Answer, ToolError> {
     let mut chars: Vec<char> = expression.chars().collect();
     blank_decorations(&mut chars);
     let dates = find_dates(&chars);
+    for &(at, _) in &dates {
+        blank_date_decorations(&mut chars, at);
+    }
     if dates.is_empty() {
         return evaluate_chars(&chars).map(Answer::Number);
     }
@@ -272,6 +278,73 @@ fn find_dates(chars: &[char]) -> Vec<(usize, Date)> {
         }
     }
     dates
+}
+
+/// Blanks what stands around the date at `at` as other tools write dates:
+/// quotes around it (`'2026-12-25'`), and a time of day and a weekday
+/// after it (`2026-03-14 10:00:00 Saturday`, `2026-03-14T10:00`). Dates
+/// count as whole days, so the time does not change a result.
+fn blank_date_decorations(chars: &mut [char], at: usize) {
+    let end = at + 10;
+    if let (Some(i), Some(&close)) = (at.checked_sub(1), chars.get(end))
+        && matches!(chars[i], '"' | '\'' | '`')
+        && close == chars[i]
+    {
+        chars[i] = ' ';
+        chars[end] = ' ';
+    }
+    let mut from = end;
+    // A time: `T` or spaces, then hh:mm or hh:mm:ss (a fraction of a
+    // second and a `Z` may follow).
+    let mut i = from;
+    if chars.get(i) == Some(&'T') {
+        i += 1;
+    } else {
+        while chars.get(i).is_some_and(|c| *c == ' ') {
+            i += 1;
+        }
+    }
+    let digits = |chars: &[char], at: usize| {
+        chars.get(at).is_some_and(char::is_ascii_digit)
+            && chars.get(at + 1).is_some_and(char::is_ascii_digit)
+    };
+    if i > from && digits(chars, i) && chars.get(i + 2) == Some(&':') && digits(chars, i + 3) {
+        let mut stop = i + 5;
+        if chars.get(stop) == Some(&':') && digits(chars, stop + 1) {
+            stop += 3;
+            if chars.get(stop) == Some(&'.') {
+                stop += 1;
+                while chars.get(stop).is_some_and(char::is_ascii_digit) {
+                    stop += 1;
+                }
+            }
+        }
+        if chars.get(stop) == Some(&'Z') {
+            stop += 1;
+        }
+        if !chars.get(stop).is_some_and(char::is_ascii_alphanumeric) {
+            chars[from..stop].fill(' ');
+            from = stop;
+        }
+    }
+    // A weekday's name, whole or cut to three letters.
+    let mut i = from;
+    while chars.get(i).is_some_and(|c| *c == ' ') {
+        i += 1;
+    }
+    let word_end = i + chars[i.min(chars.len())..]
+        .iter()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .count();
+    if word_end > i {
+        let word: String = chars[i..word_end].iter().collect::<String>().to_ascii_lowercase();
+        const DAYS: [&str; 7] = [
+            "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
+        ];
+        if DAYS.iter().any(|d| *d == word || (word.len() == 3 && d.starts_with(&word))) {
+            chars[from..word_end].fill(' ');
+        }
+    }
 }
 
 fn iso(date: Date) -> String {
@@ -1153,6 +1226,20 @@ mod tests {
         ] {
             assert!(calc(refused).is_err(), "{refused}");
         }
+        // Dates as the time tool and people write them: quoted, with a
+        // time of day or a weekday after them.
+        assert_eq!(
+            calc("2026-03-14 10:00:00 Saturday - '2026-12-25'").unwrap(),
+            "-286"
+        );
+        assert_eq!(calc("\"2026-12-25\" - 2026-03-14T09:30").unwrap(), "286");
+        assert_eq!(calc("2026-12-25 Fri - 2026-03-14 10:00").unwrap(), "286");
+        assert_eq!(calc("2026-03-14 23:59:59.5Z + 1").unwrap(), "2026-03-15");
+        assert_eq!(calc("(2026-12-25 - 2026-03-14 Sat) / 7").unwrap(), "40.8571428571");
+        // Not a time or a weekday: left for the parser, which refuses it.
+        assert!(calc("2026-03-14 10:00x - 2026-03-13").is_err());
+        assert!(calc("2026-03-14 Someday - 2026-03-13").is_err());
+        assert!(calc("'2026-03-14 - 2026-03-13").is_err());
         // Not dates: other shapes, invalid days, part of a longer number.
         assert_eq!(calc("2026-13-01").unwrap(), "2012");
         assert_eq!(calc("2026-1-1").unwrap(), "2024");

@@ -102,6 +102,32 @@ async fn symbolic_input_is_rewritten_by_the_model_with_the_error_shown() {
 }
 
 #[tokio::test]
+async fn references_the_model_writes_are_filled_in_too() {
+    // The planned input is refused; the model rewrites it and, shown the
+    // results by id, writes `#E1` itself.
+    let model = Arc::new(ScriptedModel::new([r#"{"expression": "2026-12-31 - #E1"}"#]));
+    let executor = executor(&model, calculator());
+    let step = tool_step(
+        "E2",
+        "Days left in this year",
+        "calculator",
+        json!({"expression": "365 - #E1"}),
+    );
+    let input = StepInput::new("How many days are left this year?", step)
+        .with_previous_steps(vec![(
+            Step::new("Today").with_id("E1"),
+            StepResponse::new("2026-03-14"),
+        )]);
+    let response = executor.step(&input).await.unwrap();
+    assert_eq!(response.status, StepStatus::Completed);
+    assert_eq!(response.response, "292");
+    assert_eq!(
+        response.tool_calls[1].input,
+        json!({"expression": "2026-12-31 - 2026-03-14"})
+    );
+}
+
+#[tokio::test]
 async fn a_file_read_earlier_is_given_to_the_model_to_write_the_expression() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("prices.txt"), "tea 3.5\ncake 4.25\n").unwrap();
