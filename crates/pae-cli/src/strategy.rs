@@ -88,6 +88,14 @@ fn examples(tools: &[ToolName]) -> Vec<(&'static str, serde_json::Value)> {
                 {"step": "Seconds in 2 hours and 15 minutes", "tool": "calculator", "with": {"expression": "2 * 60 * 60 + 15 * 60"}}
             ]}),
         ));
+        // The whole request in one expression, the part that is combined
+        // first in parentheses, down to the last operation it asks for.
+        out.push((
+            "Four friends share a 72 dollar order and a 9 dollar delivery fee equally. How much does each of them pay?",
+            json!({"steps": [
+                {"step": "Each friend's share of the order and the fee", "tool": "calculator", "with": {"expression": "(72 + 9) / 4"}}
+            ]}),
+        ));
     }
     if tools.contains(&ToolName::Files) && tools.contains(&ToolName::Calculator) {
         out.push((
