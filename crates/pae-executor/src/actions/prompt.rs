@@ -21,7 +21,7 @@ Answer in one or two short sentences. When the answer is a number, end your repl
 pub const SOLVER_JSON_SYSTEM_PROMPT: &str = "You write the final answer to the user's request from the results of the steps an agent carried out for it. \
 The results come from tools and are correct: use them as they are instead of working them out again. \
 Reply with only a JSON object {\"calculation\": \"...\", \"final_answer\": \"...\"}. \
-calculation: empty when a result already is the answer; otherwise the calculation the steps did not do (adding up their results, say), written out with the numbers, like 20 + 15 + 7 = 42. \
+calculation: empty when a result already is what the request asks for; when the results are only part of it (a change but not the new total, a total but not the share asked for), the calculation the steps did not do, written out with the numbers, like 20 + 15 + 7 = 42. \
 final_answer: only the answer itself, nothing else: the number with its unit, the date, the name, or the text the request asks for.";
 
 /// Bounds of the solver's JSON fields, in characters: a small model that
@@ -108,9 +108,35 @@ pub(super) fn results(steps: &[(Step, StepResponse)], max_chars: usize) -> Strin
             let _ = write!(out, "\n{head}:\n{text}");
         } else {
             let _ = write!(out, "\n{head}: {text}");
+            // Small models miscount lists (six groceries read as five): a
+            // tool's list output is shown with its count.
+            let from_tool = response
+                .tool_calls
+                .iter()
+                .any(|c| !c.is_error && c.observation.trim() == response.response.trim());
+            if let Some(items) = list_items(&text).filter(|_| from_tool) {
+                let _ = write!(out, " ({items} items)");
+            }
         }
     }
     out
+}
+
+/// The number of items of a one-line list such as a column read from a
+/// table (`milk, bread, eggs`, `12.5, 40, 7`): two or more items separated
+/// by `, `, none empty, long or holding a sentence's punctuation. `None`
+/// for anything else, prose included.
+fn list_items(text: &str) -> Option<usize> {
+    const MAX_ITEM_CHARS: usize = 40;
+    let items: Vec<&str> = text.split(", ").collect();
+    let is_item = |item: &&str| {
+        let item = item.trim();
+        !item.is_empty()
+            && item.chars().count() <= MAX_ITEM_CHARS
+            && !item.contains([':', ';', '(', ')', '.', '!', '?', ','])
+            || item.parse::<f64>().is_ok()
+    };
+    (items.len() >= 2 && items.iter().all(is_item)).then_some(items.len())
 }
 
 /// The solver's user message.
@@ -205,6 +231,33 @@ mod tests {
     use super::*;
     use pae_core::ToolInvocation;
     use serde_json::json;
+
+    #[test]
+    fn lists_are_counted_and_prose_is_not() {
+        assert_eq!(list_items("milk, bread, eggs, apples, coffee, cheese"), Some(6));
+        assert_eq!(list_items("12.5, 40, -7, 0.25"), Some(4));
+        assert_eq!(list_items("Alice Smith, Bob"), Some(2));
+        for not_a_list in [
+            "391",
+            "1,200",
+            "2026-03-14; 2027-01-01 (Friday) is 293 days from today",
+            "Yes, the file is there. It lists milk, bread and eggs.",
+            "a, , b",
+            "Dear John, thanks for the note, it came in time: see you",
+        ] {
+            assert_eq!(list_items(not_a_list), None, "{not_a_list}");
+        }
+        let read = ToolInvocation::new("read_file", json!({"path": "list.txt"}), "milk, bread, eggs");
+        let steps = vec![(
+            Step::new("Read the items").with_id("E1"),
+            StepResponse::new("milk, bread, eggs").with_tool_calls(vec![read]),
+        )];
+        let shown = results(&steps, 1000);
+        assert!(shown.ends_with("Result: milk, bread, eggs (3 items)"), "{shown}");
+        // A model's words are not counted.
+        let steps = vec![(Step::new("Say"), StepResponse::new("yes, I agree, it works"))];
+        assert!(results(&steps, 1000).ends_with("Result: yes, I agree, it works"));
+    }
 
     #[test]
     fn results_show_step_tool_input_and_result() {
