@@ -234,7 +234,10 @@ mod tests {
 
     #[test]
     fn lists_are_counted_and_prose_is_not() {
-        assert_eq!(list_items("milk, bread, eggs, apples, coffee, cheese"), Some(6));
+        assert_eq!(
+            list_items("milk, bread, eggs, apples, coffee, cheese"),
+            Some(6)
+        );
         assert_eq!(list_items("12.5, 40, -7, 0.25"), Some(4));
         assert_eq!(list_items("Alice Smith, Bob"), Some(2));
         for not_a_list in [
@@ -247,15 +250,25 @@ mod tests {
         ] {
             assert_eq!(list_items(not_a_list), None, "{not_a_list}");
         }
-        let read = ToolInvocation::new("read_file", json!({"path": "list.txt"}), "milk, bread, eggs");
+        let read = ToolInvocation::new(
+            "read_file",
+            json!({"path": "list.txt"}),
+            "milk, bread, eggs",
+        );
         let steps = vec![(
             Step::new("Read the items").with_id("E1"),
             StepResponse::new("milk, bread, eggs").with_tool_calls(vec![read]),
         )];
         let shown = results(&steps, 1000);
-        assert!(shown.ends_with("Result: milk, bread, eggs (3 items)"), "{shown}");
+        assert!(
+            shown.ends_with("Result: milk, bread, eggs (3 items)"),
+            "{shown}"
+        );
         // A model's words are not counted.
-        let steps = vec![(Step::new("Say"), StepResponse::new("yes, I agree, it works"))];
+        let steps = vec![(
+            Step::new("Say"),
+            StepResponse::new("yes, I agree, it works"),
+        )];
         assert!(results(&steps, 1000).ends_with("Result: yes, I agree, it works"));
     }
 

@@ -337,11 +337,23 @@ fn blank_date_decorations(chars: &mut [char], at: usize) {
         .take_while(|c| c.is_ascii_alphabetic())
         .count();
     if word_end > i {
-        let word: String = chars[i..word_end].iter().collect::<String>().to_ascii_lowercase();
+        let word: String = chars[i..word_end]
+            .iter()
+            .collect::<String>()
+            .to_ascii_lowercase();
         const DAYS: [&str; 7] = [
-            "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday",
+            "monday",
+            "tuesday",
+            "wednesday",
+            "thursday",
+            "friday",
+            "saturday",
+            "sunday",
         ];
-        if DAYS.iter().any(|d| *d == word || (word.len() == 3 && d.starts_with(&word))) {
+        if DAYS
+            .iter()
+            .any(|d| *d == word || (word.len() == 3 && d.starts_with(&word)))
+        {
             chars[from..word_end].fill(' ');
         }
     }
@@ -1235,7 +1247,10 @@ mod tests {
         assert_eq!(calc("\"2026-12-25\" - 2026-03-14T09:30").unwrap(), "286");
         assert_eq!(calc("2026-12-25 Fri - 2026-03-14 10:00").unwrap(), "286");
         assert_eq!(calc("2026-03-14 23:59:59.5Z + 1").unwrap(), "2026-03-15");
-        assert_eq!(calc("(2026-12-25 - 2026-03-14 Sat) / 7").unwrap(), "40.8571428571");
+        assert_eq!(
+            calc("(2026-12-25 - 2026-03-14 Sat) / 7").unwrap(),
+            "40.8571428571"
+        );
         // Not a time or a weekday: left for the parser, which refuses it.
         assert!(calc("2026-03-14 10:00x - 2026-03-13").is_err());
         assert!(calc("2026-03-14 Someday - 2026-03-13").is_err());

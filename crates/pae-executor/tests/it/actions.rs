@@ -105,7 +105,9 @@ async fn symbolic_input_is_rewritten_by_the_model_with_the_error_shown() {
 async fn references_the_model_writes_are_filled_in_too() {
     // The planned input is refused; the model rewrites it and, shown the
     // results by id, writes `#E1` itself.
-    let model = Arc::new(ScriptedModel::new([r#"{"expression": "2026-12-31 - #E1"}"#]));
+    let model = Arc::new(ScriptedModel::new([
+        r#"{"expression": "2026-12-31 - #E1"}"#,
+    ]));
     let executor = executor(&model, calculator());
     let step = tool_step(
         "E2",
@@ -113,8 +115,8 @@ async fn references_the_model_writes_are_filled_in_too() {
         "calculator",
         json!({"expression": "365 - #E1"}),
     );
-    let input = StepInput::new("How many days are left this year?", step)
-        .with_previous_steps(vec![(
+    let input =
+        StepInput::new("How many days are left this year?", step).with_previous_steps(vec![(
             Step::new("Today").with_id("E1"),
             StepResponse::new("2026-03-14"),
         )]);
