@@ -29,8 +29,8 @@ pub struct SqliteStore {
     /// runs, by run id; locked only while `conn` is.
     scopes: Mutex<HashMap<String, ScopeIndex>>,
     /// The row number and end of the log of each run this store last
-    /// committed to, by run id, with the lease it committed under; locked only while `conn`
-    /// is. Only the lease holder appends to a run's log, and every lease
+    /// committed to, by run id, with the lease it committed under; locked
+    /// only while `conn` is. Only the lease holder appends to a run's log, and every lease
     /// taken has a new epoch, so while the fenced lease is the one an
     /// entry was written under the log ends where the entry says: the
     /// commit need not read the tail back or parse the last commit row.
