@@ -110,11 +110,12 @@ pub(super) fn results(steps: &[(Step, StepResponse)], max_chars: usize) -> Strin
             let _ = write!(out, "\n{head}: {text}");
             // Small models miscount lists (six groceries read as five): a
             // tool's list output is shown with its count.
-            let from_tool = response
-                .tool_calls
-                .iter()
-                .any(|c| !c.is_error && c.observation.trim() == response.response.trim());
-            if let Some(items) = list_items(&text).filter(|_| from_tool) {
+            if let Some(items) = list_items(&text)
+                && response
+                    .tool_calls
+                    .iter()
+                    .any(|c| !c.is_error && c.observation.trim() == response.response.trim())
+            {
                 let _ = write!(out, " ({items} items)");
             }
         }

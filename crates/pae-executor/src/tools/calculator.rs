@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use pae_core::{Tool, ToolError};
 use serde_json::{Value, json};
 
-use super::calendar::Date;
+use super::calendar::{Date, is_weekday_name};
 
 /// The longest expression accepted, in characters.
 pub const MAX_EXPRESSION_CHARS: usize = 2000;
@@ -337,23 +337,8 @@ fn blank_date_decorations(chars: &mut [char], at: usize) {
         .take_while(|c| c.is_ascii_alphabetic())
         .count();
     if word_end > i {
-        let word: String = chars[i..word_end]
-            .iter()
-            .collect::<String>()
-            .to_ascii_lowercase();
-        const DAYS: [&str; 7] = [
-            "monday",
-            "tuesday",
-            "wednesday",
-            "thursday",
-            "friday",
-            "saturday",
-            "sunday",
-        ];
-        if DAYS
-            .iter()
-            .any(|d| *d == word || (word.len() == 3 && d.starts_with(&word)))
-        {
+        let word: String = chars[i..word_end].iter().collect();
+        if is_weekday_name(&word) {
             chars[from..word_end].fill(' ');
         }
     }

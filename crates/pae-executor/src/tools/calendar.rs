@@ -18,6 +18,25 @@ const MONTHS: [&str; 12] = [
     "december",
 ];
 
+/// The days of the week, Monday first (as [`Date::weekday`] counts them).
+pub(super) const WEEKDAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+
+/// Whether `word` names a day of the week, whole or cut to three letters,
+/// in any case (`Saturday`, `sat`).
+pub(super) fn is_weekday_name(word: &str) -> bool {
+    WEEKDAYS.iter().any(|day| {
+        day.eq_ignore_ascii_case(word) || (word.len() == 3 && day[..3].eq_ignore_ascii_case(word))
+    })
+}
+
 /// A calendar date (proleptic Gregorian).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Date {

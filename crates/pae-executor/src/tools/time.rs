@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use pae_core::{Tool, ToolError};
 use serde_json::{Value, json};
 
-use super::calendar::{Date, parse_date};
+use super::calendar::{Date, WEEKDAYS, parse_date};
 
 /// Tells the current date and time.
 ///
@@ -37,15 +37,6 @@ pub struct CurrentTime {
     default_offset_minutes: i32,
 }
 
-const WEEKDAYS: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
 const MONTHS: [&str; 12] = [
     "January",
     "February",
