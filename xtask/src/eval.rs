@@ -346,14 +346,23 @@ fn run_pae(
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or(Value::Null);
+    // Tool calls that returned a result, in steps or while planning (the
+    // planner asks the time tool for today's date).
     let mut used = BTreeSet::new();
-    for step in record["steps"].as_array().into_iter().flatten() {
-        for call in step["tool_calls"].as_array().into_iter().flatten() {
-            if call["is_error"] != Value::Bool(true)
-                && let Some(tool) = call["tool"].as_str()
-            {
-                used.insert(tool.to_owned());
-            }
+    let step_calls = record["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|step| step["tool_calls"].as_array().into_iter().flatten());
+    let planner_calls = record["planner_tool_calls"]
+        .as_array()
+        .into_iter()
+        .flatten();
+    for call in step_calls.chain(planner_calls) {
+        if call["is_error"] != Value::Bool(true)
+            && let Some(tool) = call["tool"].as_str()
+        {
+            used.insert(tool.to_owned());
         }
     }
     let model_calls = record["events"].as_array().map_or(0, |events| {

@@ -303,7 +303,9 @@ pub fn child(args: &ChildArgs) -> Result<(), BenchError> {
             .with_max_concurrency(4)
             .with_callback(move |event| match &event.kind {
                 EventKind::ToolFinished {
-                    step_index, call, ..
+                    step_index: Some(step_index),
+                    call,
+                    ..
                 } => {
                     // The event comes after the result is committed.
                     let started = returned

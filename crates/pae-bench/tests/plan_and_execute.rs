@@ -151,6 +151,6 @@ Current step: Given the above steps taken, respond to the user's original questi
     assert_eq!(tool_events.len(), 2);
     assert!(matches!(
         tool_events[1],
-        EventKind::ToolFinished { step_index: 1, observation, is_error: false, .. } if observation == "84"
+        EventKind::ToolFinished { step_index: Some(1), observation, is_error: false, .. } if observation == "84"
     ));
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use pae_core::{ChatModel, Executor, Planner, Tool, ToolSpec};
 use pae_executor::ActionExecutor;
+use pae_executor::tools::CurrentTime;
 use pae_planner::{AnswerStepPlanner, ToolPlanner};
 use serde_json::json;
 
@@ -29,27 +30,25 @@ pub(crate) fn planner(
             for (request, plan) in examples(&args.tools) {
                 planner = planner.with_example(request, &plan);
             }
-            if let Some(today) = today(args) {
-                planner = planner.with_note(today);
+            if let Some(clock) = tools.iter().find(|t| t.name() == CurrentTime::NAME) {
+                planner = planner.with_tool_note(
+                    Arc::clone(clock),
+                    json!({ "format": TODAY_FORMAT }),
+                    |date| format!("Today is {date}."),
+                );
             }
             Arc::new(planner)
         }
     }
 }
 
-/// `Today is Saturday, 2026-03-14.` on the clock of the time tool (the
-/// system clock or `--now`), when the run has that tool: without it small
-/// models plan date questions in the year their training data ended.
-fn today(args: &AgentArgs) -> Option<String> {
-    if !args.tools.contains(&ToolName::Time) {
-        return None;
-    }
-    let date = crate::clock::time_tool(args.now.as_deref())
-        .ok()?
-        .now_formatted(None, Some("%A, %Y-%m-%d"))
-        .ok()?;
-    Some(format!("Today is {date}."))
-}
+/// The layout of today's date for the planner: the weekday, then the ISO
+/// date. When the run has the time tool, the planner first asks it for
+/// the date (`Today is Saturday, 2026-03-14.`, on the system clock or
+/// `--now`), as a call of the run that events and the transcript show:
+/// without the date small models plan date questions in the year their
+/// training data ended.
+const TODAY_FORMAT: &str = "%A, %Y-%m-%d";
 
 /// The executor of both modes: planned tool calls and the answer step
 /// directly, other steps with `agent`.

@@ -157,17 +157,20 @@ fn plan_record(revision: usize, event: &Event, plan: &Plan) -> PlanRecord {
     }
 }
 
-/// Plans, steps and the model calls outside steps, from the events.
+/// Plans, steps and the model and tool calls outside steps, from the
+/// events.
 pub(crate) struct Folded {
     pub(crate) plans: Vec<PlanRecord>,
     pub(crate) steps: Vec<StepRecord>,
     pub(crate) planner_calls: Vec<ModelCallRecord>,
+    pub(crate) planner_tool_calls: Vec<ToolCallRecord>,
 }
 
 pub(crate) fn fold(events: &[Event]) -> Folded {
     let mut plans = Vec::new();
     let mut steps: Vec<StepRecord> = Vec::new();
     let mut planner_calls = Vec::new();
+    let mut planner_tool_calls = Vec::new();
     let mut revision = 0;
     for event in events {
         match &event.kind {
@@ -238,18 +241,24 @@ pub(crate) fn fold(events: &[Event]) -> Folded {
                 tool,
                 input,
             } => {
-                if let Some(step) = open_step(&mut steps, *step_index) {
-                    step.tool_calls.push(ToolCallRecord {
-                        call: *call,
-                        tool: tool.clone(),
-                        input: input.clone(),
-                        observation: None,
-                        is_error: false,
-                        started_ms: ms(event),
-                        finished_ms: None,
-                        duration_ms: None,
-                        replayed: false,
-                    });
+                let record = ToolCallRecord {
+                    call: *call,
+                    tool: tool.clone(),
+                    input: input.clone(),
+                    observation: None,
+                    is_error: false,
+                    started_ms: ms(event),
+                    finished_ms: None,
+                    duration_ms: None,
+                    replayed: false,
+                };
+                match step_index {
+                    Some(index) => {
+                        if let Some(step) = open_step(&mut steps, *index) {
+                            step.tool_calls.push(record);
+                        }
+                    }
+                    None => planner_tool_calls.push(record),
                 }
             }
             EventKind::ToolFinished {
@@ -261,8 +270,12 @@ pub(crate) fn fold(events: &[Event]) -> Folded {
                 duration_ms,
                 replayed,
             } => {
-                let open = open_step(&mut steps, *step_index).and_then(|s| {
-                    s.tool_calls
+                let calls = match step_index {
+                    Some(index) => open_step(&mut steps, *index).map(|s| &mut s.tool_calls),
+                    None => Some(&mut planner_tool_calls),
+                };
+                let open = calls.and_then(|calls| {
+                    calls
                         .iter_mut()
                         .rev()
                         .find(|c| c.call == *call && &c.tool == tool && c.finished_ms.is_none())
@@ -297,6 +310,7 @@ pub(crate) fn fold(events: &[Event]) -> Folded {
         plans,
         steps,
         planner_calls,
+        planner_tool_calls,
     }
 }
 
@@ -318,6 +332,7 @@ pub(crate) fn transcript(record: &TranscriptRecord<'_>) -> Transcript {
         plans,
         steps,
         planner_calls,
+        planner_tool_calls,
     } = fold(record.events);
     let model = record.model;
     Transcript {
@@ -336,6 +351,7 @@ pub(crate) fn transcript(record: &TranscriptRecord<'_>) -> Transcript {
         plans,
         steps,
         planner_calls,
+        planner_tool_calls,
         usage: usage(record.usage),
         timings: Timings {
             model_load_ms: model.load_ms,
@@ -437,7 +453,7 @@ mod tests {
             at(
                 7,
                 EventKind::ToolStarted {
-                    step_index: 0,
+                    step_index: Some(0),
                     call: 0,
                     tool: "calculator".into(),
                     input: serde_json::json!({"expression": "1+1"}),
@@ -446,7 +462,7 @@ mod tests {
             at(
                 8,
                 EventKind::ToolFinished {
-                    step_index: 0,
+                    step_index: Some(0),
                     call: 0,
                     tool: "calculator".into(),
                     observation: "2".into(),
@@ -473,5 +489,58 @@ mod tests {
         assert_eq!(steps[0].tool_calls[0].finished_ms, Some(8.0));
         assert_eq!(steps[0].tool_calls[0].duration_ms, Some(1.0));
         assert_eq!(steps[0].status, StepState::Completed);
+    }
+
+    #[test]
+    fn tool_calls_made_while_planning_are_the_planners() {
+        let events = vec![
+            at(
+                1,
+                EventKind::ToolStarted {
+                    step_index: None,
+                    call: 0,
+                    tool: "current_time".into(),
+                    input: serde_json::json!({"format": "%A, %Y-%m-%d"}),
+                },
+            ),
+            at(
+                2,
+                EventKind::ToolFinished {
+                    step_index: None,
+                    call: 0,
+                    tool: "current_time".into(),
+                    observation: "Saturday, 2026-03-14".into(),
+                    is_error: false,
+                    duration_ms: 0.5,
+                    replayed: false,
+                },
+            ),
+            at(
+                3,
+                EventKind::PlanCreated {
+                    plan: Plan::new(["answer"]),
+                },
+            ),
+            at(
+                4,
+                EventKind::StepStarted {
+                    step_index: 0,
+                    step: Step::new("answer"),
+                },
+            ),
+        ];
+        let Folded {
+            steps,
+            planner_tool_calls,
+            ..
+        } = fold(&events);
+        assert_eq!(planner_tool_calls.len(), 1);
+        assert_eq!(planner_tool_calls[0].tool, "current_time");
+        assert_eq!(
+            planner_tool_calls[0].observation.as_deref(),
+            Some("Saturday, 2026-03-14")
+        );
+        assert_eq!(planner_tool_calls[0].finished_ms, Some(2.0));
+        assert!(steps[0].tool_calls.is_empty());
     }
 }

@@ -325,7 +325,7 @@ impl RunContext {
     /// asked for is in the event stream once.
     pub fn record_refused_call(&self, tool: &str, input: Value, observation: &str) {
         let call = self.calls.fetch_add(1, Ordering::SeqCst);
-        let step_index = self.scope.step_index().unwrap_or_default();
+        let step_index = self.scope.step_index();
         self.emit(EventKind::ToolStarted {
             step_index,
             call,
@@ -349,7 +349,7 @@ impl RunContext {
     pub fn record_abandoned_call(&self, tool: &str, observation: &str, duration_ms: f64) {
         let call = self.calls.load(Ordering::SeqCst).saturating_sub(1);
         self.emit(EventKind::ToolFinished {
-            step_index: self.scope.step_index().unwrap_or_default(),
+            step_index: self.scope.step_index(),
             call,
             tool: tool.to_owned(),
             observation: observation.to_owned(),
@@ -766,13 +766,13 @@ impl RunContext {
                 lock(&self.shared.spent).replayed_calls += 1;
                 span.record("pae.replayed", true);
                 self.emit(EventKind::ToolStarted {
-                    step_index: self.scope.step_index().unwrap_or_default(),
+                    step_index: self.scope.step_index(),
                     call: seq,
                     tool: name.clone(),
                     input,
                 });
                 self.emit(EventKind::ToolFinished {
-                    step_index: self.scope.step_index().unwrap_or_default(),
+                    step_index: self.scope.step_index(),
                     call: seq,
                     tool: name,
                     observation: match &result {
@@ -821,7 +821,7 @@ impl RunContext {
         });
         if observed {
             self.emit(EventKind::ToolStarted {
-                step_index: self.scope.step_index().unwrap_or_default(),
+                step_index: self.scope.step_index(),
                 call: seq,
                 tool: name.clone(),
                 input: input.clone(),
@@ -880,7 +880,7 @@ impl RunContext {
         }
         if let Some(started) = started {
             self.emit(EventKind::ToolFinished {
-                step_index: self.scope.step_index().unwrap_or_default(),
+                step_index: self.scope.step_index(),
                 call: seq,
                 tool: name,
                 observation: match &result {

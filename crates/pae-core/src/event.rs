@@ -103,8 +103,10 @@ pub enum EventKind {
     },
     /// An executor is calling a tool.
     ToolStarted {
-        /// The step the call belongs to.
-        step_index: usize,
+        /// The step the call belongs to; `None` for a call made while
+        /// planning or replanning (a planner's tool note).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step_index: Option<usize>,
         /// The call's number within the step (from 0).
         #[serde(default)]
         call: u32,
@@ -115,8 +117,9 @@ pub enum EventKind {
     },
     /// A long tool reported progress.
     ToolProgress {
-        /// The step the call belongs to.
-        step_index: usize,
+        /// The step the call belongs to; `None` outside steps.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step_index: Option<usize>,
         /// The call's number within the step.
         call: u32,
         /// What the tool said.
@@ -124,8 +127,9 @@ pub enum EventKind {
     },
     /// A tool call returned.
     ToolFinished {
-        /// The step the call belongs to.
-        step_index: usize,
+        /// The step the call belongs to; `None` outside steps.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step_index: Option<usize>,
         /// The call's number within the step.
         #[serde(default)]
         call: u32,

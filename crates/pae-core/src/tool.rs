@@ -75,7 +75,7 @@ impl ToolContext {
     /// [`ToolProgress`](EventKind::ToolProgress) event.
     pub fn progress(&self, message: impl Into<String>) {
         self.events.emit(EventKind::ToolProgress {
-            step_index: self.step_index.unwrap_or_default(),
+            step_index: self.step_index,
             call: self.call,
             message: message.into(),
         });

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use pae_core::{
     ChatModel, ChatRequest, Message, Plan, PlanError, PlanLimits, PlanParseError, PlanRequest,
-    Planner, ResponseFormat, Sampling, Step, StepAction, ToolSpec,
+    Planner, ProviderError, ResponseFormat, RunContext, Sampling, Step, StepAction, Tool,
+    ToolError, ToolSpec,
 };
 use serde_json::{Map, Value, json};
 
@@ -95,6 +96,15 @@ pub struct ToolPlanner {
     sampling: Sampling,
     limits: PlanLimits,
     notes: Vec<String>,
+    tool_notes: Vec<ToolNote>,
+}
+
+/// A note made, before each plan, from a tool call of the run.
+#[derive(Clone)]
+struct ToolNote {
+    tool: Arc<dyn Tool>,
+    input: Value,
+    note: Arc<dyn Fn(&str) -> String + Send + Sync>,
 }
 
 impl fmt::Debug for ToolPlanner {
@@ -107,6 +117,14 @@ impl fmt::Debug for ToolPlanner {
             )
             .field("max_tool_steps", &self.max_tool_steps)
             .field("max_retries", &self.max_retries)
+            .field(
+                "tool_notes",
+                &self
+                    .tool_notes
+                    .iter()
+                    .map(|n| n.tool.name())
+                    .collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -126,6 +144,7 @@ impl ToolPlanner {
             sampling: Sampling::default(),
             limits: PlanLimits::default(),
             notes: Vec::new(),
+            tool_notes: Vec::new(),
         }
     }
 
@@ -138,6 +157,32 @@ impl ToolPlanner {
         if !note.trim().is_empty() {
             self.notes.push(one_line(&note));
         }
+        self
+    }
+
+    /// Adds a note made from a tool call: before each plan, `tool` is
+    /// called with `input` as part of the run, through
+    /// [`RunContext::call_tool`] (so the call is an event, is journaled on
+    /// a durable run and answered from the journal on resume), and
+    /// `note(result)` is added after the notes of [`Self::with_note`]. For
+    /// example, the time tool's date: the plan's date then comes from the
+    /// clock the steps use, and the run shows where it came from.
+    ///
+    /// A call that fails leaves its note out (the failure is in the run's
+    /// events); a call the run stopped (cancelled, a budget) ends planning
+    /// with [`ProviderError::Stopped`].
+    #[must_use]
+    pub fn with_tool_note(
+        mut self,
+        tool: Arc<dyn Tool>,
+        input: Value,
+        note: impl Fn(&str) -> String + Send + Sync + 'static,
+    ) -> Self {
+        self.tool_notes.push(ToolNote {
+            tool,
+            input,
+            note: Arc::new(note),
+        });
         self
     }
 
@@ -189,8 +234,13 @@ impl ToolPlanner {
     /// The system message: the prompt, the notes, the tools with their
     /// arguments, and the examples.
     pub fn system_message(&self) -> String {
+        self.system_message_noted(&[])
+    }
+
+    /// The system message with `more` notes after the planner's own.
+    fn system_message_noted(&self, more: &[String]) -> String {
         let mut out = self.system_prompt.trim_end().to_owned();
-        for note in &self.notes {
+        for note in self.notes.iter().chain(more) {
             out.push('\n');
             out.push_str(note);
         }
@@ -222,8 +272,13 @@ impl ToolPlanner {
 
     /// The request this planner sends for `objective`.
     pub fn chat_request(&self, objective: &str) -> ChatRequest {
+        self.chat_request_noted(objective, &[])
+    }
+
+    /// The request for `objective` with `more` notes.
+    fn chat_request_noted(&self, objective: &str, more: &[String]) -> ChatRequest {
         let mut request = ChatRequest::new(vec![
-            Message::system(self.system_message()),
+            Message::system(self.system_message_noted(more)),
             Message::user(objective.trim()),
         ])
         .with_sampling(self.sampling);
@@ -235,12 +290,36 @@ impl ToolPlanner {
         }
         request
     }
+
+    /// The notes of [`Self::with_tool_note`], from their tool calls.
+    async fn tool_notes(&self, context: &RunContext) -> Result<Vec<String>, PlanError> {
+        let mut notes = Vec::new();
+        for call in &self.tool_notes {
+            match context
+                .call_tool(call.tool.as_ref(), call.input.clone())
+                .await
+            {
+                Ok(result) => {
+                    let note = one_line(&(call.note)(&result));
+                    if !note.is_empty() {
+                        notes.push(note);
+                    }
+                }
+                Err(ToolError::Stopped { reason }) => {
+                    return Err(PlanError::Provider(ProviderError::Stopped { reason }));
+                }
+                Err(_) => {}
+            }
+        }
+        Ok(notes)
+    }
 }
 
 #[async_trait]
 impl Planner for ToolPlanner {
     async fn plan(&self, request: &PlanRequest) -> Result<Plan, PlanError> {
-        let chat = self.chat_request(&request.objective);
+        let notes = self.tool_notes(&request.context).await?;
+        let chat = self.chat_request_noted(&request.objective, &notes);
         let parser = ToolPlanParser::new(self.tools.clone());
         let limits = self.limits;
         call_until_accepted(
@@ -615,5 +694,94 @@ mod tests {
         let today = message.find("\nToday is Saturday, 2026-03-14.\n\nTools:\n");
         assert!(today.is_some(), "{message}");
         assert!(message.starts_with(TOOL_PLANNER_SYSTEM_PROMPT), "{message}");
+    }
+
+    /// A clock that answers its input's `format`, or fails.
+    struct Clock {
+        fails: bool,
+    }
+
+    #[async_trait]
+    impl Tool for Clock {
+        fn name(&self) -> &str {
+            "clock"
+        }
+
+        fn description(&self) -> &str {
+            "The date."
+        }
+
+        async fn call(&self, input: Value) -> Result<String, ToolError> {
+            if self.fails {
+                return Err(ToolError::failed("no clock"));
+            }
+            Ok(format!("Saturday, 2026-03-14 ({})", input["format"]))
+        }
+    }
+
+    fn planned_with_clock(fails: bool) -> (String, Vec<pae_core::EventKind>) {
+        use std::sync::Mutex;
+        let model = Arc::new(pae_core::test_util::ScriptedModel::new([
+            r#"{"steps": [{"step": "Now", "tool": "calculator", "with": {"expression": "1"}}]}"#,
+        ]));
+        let planner = ToolPlanner::new(model.clone(), tools())
+            .with_note("First note.")
+            .with_tool_note(Arc::new(Clock { fails }), json!({"format": "%F"}), |d| {
+                format!("Today is {d}.")
+            });
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&events);
+        let mut request = PlanRequest::new("What is the date?");
+        request.context = RunContext::new(pae_core::EventSink::new(vec![Arc::new(
+            move |e: &pae_core::Event| seen.lock().unwrap().push(e.kind.clone()),
+        )]));
+        let plan = futures::executor::block_on(planner.plan(&request)).unwrap();
+        assert_eq!(plan.len(), 2);
+        let system = model.requests()[0].messages[0].content.clone();
+        let events = events.lock().unwrap().clone();
+        (system, events)
+    }
+
+    #[test]
+    fn a_tool_note_comes_from_a_call_of_the_run_outside_any_step() {
+        let (system, events) = planned_with_clock(false);
+        assert!(
+            system.contains("First note.\nToday is Saturday, 2026-03-14 (\"%F\").\n\nTools:"),
+            "{system}"
+        );
+        assert!(
+            matches!(
+                &events[0],
+                pae_core::EventKind::ToolStarted { step_index: None, tool, input, .. }
+                    if tool == "clock" && input["format"] == "%F"
+            ),
+            "{events:?}"
+        );
+        assert!(
+            matches!(
+                &events[1],
+                pae_core::EventKind::ToolFinished {
+                    step_index: None,
+                    is_error: false,
+                    ..
+                }
+            ),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn a_failed_tool_note_is_left_out_and_planning_goes_on() {
+        let (system, events) = planned_with_clock(true);
+        assert!(system.contains("First note.\n\nTools:"), "{system}");
+        assert!(!system.contains("Today is"), "{system}");
+        assert!(events.iter().any(|e| matches!(
+            e,
+            pae_core::EventKind::ToolFinished {
+                step_index: None,
+                is_error: true,
+                ..
+            }
+        )));
     }
 }

@@ -109,6 +109,10 @@ pub struct Transcript {
     /// Model calls outside any step (planning and replanning), in order.
     #[serde(default)]
     pub planner_calls: Vec<ModelCallRecord>,
+    /// Tool calls outside any step (made while planning or replanning,
+    /// such as the time tool's date for the planner), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub planner_tool_calls: Vec<ToolCallRecord>,
     /// Tokens the run spent.
     pub usage: Usage,
     /// How long things took.

@@ -437,6 +437,60 @@ fn check_schema(transcript: &Value) {
 }
 
 #[test]
+fn the_planner_asks_the_time_tool_for_the_date_and_the_transcript_shows_it() {
+    let dir = scratch("planner-clock");
+    let script = dir.join("script.json");
+    std::fs::write(
+        &script,
+        r#"[
+            "{\"steps\": [{\"step\": \"Years\", \"tool\": \"calculator\", \"with\": {\"expression\": \"2026 + 15\"}}]}",
+            "2041"
+        ]"#,
+    )
+    .unwrap();
+    let path = dir.join("run.json");
+    let (code, stdout, stderr) = run(pae(&dir)
+        .args([
+            "run",
+            "What year will it be 15 years from now?",
+            "--provider",
+            "scripted",
+            "--mode",
+            "plan-and-solve",
+            "--tools",
+            "calculator,time",
+            "--now",
+            "2026-03-14T10:00:00Z",
+            "--capture-content",
+            "--json",
+        ])
+        .arg(&path)
+        .arg("--script")
+        .arg(&script));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.trim(), "2041");
+    let text = std::fs::read_to_string(&path).unwrap();
+    check_schema(&serde_json::from_str(&text).unwrap());
+    let transcript = pae_transcript::from_str(&text).unwrap();
+    let calls = &transcript.planner_tool_calls;
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].tool, "current_time");
+    assert_eq!(
+        calls[0].observation.as_deref(),
+        Some("Saturday, 2026-03-14")
+    );
+    assert!(!calls[0].is_error);
+    let prompt = transcript.planner_calls[0].prompt.as_ref().unwrap();
+    let system = prompt[0]["content"].as_str().unwrap();
+    assert!(
+        system.contains("\nToday is Saturday, 2026-03-14.\n"),
+        "{system}"
+    );
+    // The steps' own calls stay theirs.
+    assert_eq!(transcript.steps[0].tool_calls[0].tool, "calculator");
+}
+
+#[test]
 fn the_transcript_follows_its_schema_and_records_each_call_once() {
     let dir = scratch("transcript");
     let script = three_step_script(&dir);

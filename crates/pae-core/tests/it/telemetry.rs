@@ -370,13 +370,19 @@ async fn a_run_yields_the_expected_span_tree_and_event_sequence() {
                 call,
                 tool,
                 ..
-            } => format!("tool_started step={step_index} call={call} {tool}"),
+            } => format!(
+                "tool_started step={} call={call} {tool}",
+                step_index.map_or_else(|| "none".to_owned(), |i| i.to_string())
+            ),
             EventKind::ToolFinished {
                 step_index,
                 call,
                 observation,
                 ..
-            } => format!("tool_finished step={step_index} call={call} {observation}"),
+            } => format!(
+                "tool_finished step={} call={call} {observation}",
+                step_index.map_or_else(|| "none".to_owned(), |i| i.to_string())
+            ),
             EventKind::StepFinished {
                 step_index,
                 response,

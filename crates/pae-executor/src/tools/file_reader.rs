@@ -363,8 +363,8 @@ impl Tool for FileReader {
 
     fn description(&self) -> &str {
         "Reads a UTF-8 text file. The path is relative to the working directory; absolute paths \
-and \"..\" are refused. Give column to get only one column of a table, or key to get only one \
-setting's value."
+and \"..\" are refused. Give column to get only one column of a table, key to get only one \
+setting's value or one row of a table, or both to get one value of a table."
     }
 
     fn parameters(&self) -> Value {
@@ -378,12 +378,12 @@ setting's value."
                 },
                 "column": {
                     "type": "string",
-                    "description": "Only for a table (CSV, or columns separated by spaces): the column to return, by its header or its number from 1. Its values come back separated by commas.",
+                    "description": "Only for a table (CSV, or columns separated by spaces): the column to return, by its header or its number from 1. Its values come back separated by commas; with key, only the value in that row.",
                     "maxLength": 100
                 },
                 "key": {
                     "type": "string",
-                    "description": "Only for a file of settings (name = value, or name: value): the name whose value to return.",
+                    "description": "For a file of settings (name = value, or name: value): the name whose value to return. For a table: the row whose first field is key.",
                     "maxLength": 100
                 }
             },
@@ -410,10 +410,14 @@ setting's value."
         match (part("column"), part("key")) {
             (None, None) => self.read(path),
             (Some(column), None) => table::column(&self.read(path)?, path, column),
-            (None, Some(key)) => table::setting(&self.read(path)?, path, key),
-            (Some(_), Some(_)) => Err(ToolError::invalid_input(
-                "give either column or key, not both",
-            )),
+            (column, Some(key)) => {
+                let text = self.read(path)?;
+                if column.is_none() && !table::is_table(&text) {
+                    table::setting(&text, path, key)
+                } else {
+                    table::row(&text, path, key, column)
+                }
+            }
         }
     }
 

@@ -20,42 +20,148 @@ use pae_core::ToolError;
 /// [`ToolError::InvalidInput`] naming the columns there are, when `column`
 /// is none of them; or when the file has no rows.
 pub(super) fn column(text: &str, file: &str, column: &str) -> Result<String, ToolError> {
-    let rows = rows(text)?;
-    let Some(first) = rows.first() else {
-        return Err(ToolError::invalid_input(format!(
-            "{file:?} has no rows to take a column from"
-        )));
-    };
-    let header = first.iter().all(|field| number(field).is_none());
-    let widest = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let index = match column.trim().parse::<usize>() {
-        Ok(n) if (1..=widest).contains(&n) => n - 1,
-        Ok(_) => {
-            return Err(ToolError::invalid_input(format!(
-                "{file:?} has columns 1 to {widest}"
-            )));
-        }
-        Err(_) if header => find(first, column).ok_or_else(|| {
-            ToolError::invalid_input(format!(
-                "{file:?} has no column {column:?}; its columns are: {}",
-                first.join(", ")
-            ))
-        })?,
-        // A name for a table without a header: the one column of numbers
-        // when there is exactly one (a list of readings, `milk 2.49`).
-        Err(_) => only_numbers(&rows, widest).ok_or_else(|| {
-            ToolError::invalid_input(format!(
-                "{file:?} has no header row; give the column's number: {}",
-                samples(&rows, widest)
-            ))
-        })?,
-    };
-    let values: Vec<&str> = rows
+    let table = Table::read(text, file, "a column")?;
+    let index = table.column(column)?;
+    let values: Vec<&str> = table
+        .body()
         .iter()
-        .skip(usize::from(header))
         .filter_map(|row| row.get(index).map(String::as_str))
         .collect();
     Ok(values.join(", "))
+}
+
+/// The row of the table in `text` whose first field is `key` (matched as
+/// [`column`] matches headers; failing that, the one row with a field
+/// equal to `key` ignoring case, spaces, `_` and `-`), as `header: value` pairs joined by `", "` (the fields
+/// alone when the table has no header); with `column`, only that row's
+/// value in the column.
+///
+/// # Errors
+/// [`ToolError::InvalidInput`] naming the rows' first fields when no row
+/// is `key`, or the columns when `column` is none of them.
+pub(super) fn row(
+    text: &str,
+    file: &str,
+    key: &str,
+    column: Option<&str>,
+) -> Result<String, ToolError> {
+    let table = Table::read(text, file, "a row")?;
+    let index = column.map(|c| table.column(c)).transpose()?;
+    let body = table.body();
+    let firsts: Vec<String> = body
+        .iter()
+        .map(|row| row.first().cloned().unwrap_or_default())
+        .collect();
+    let wanted = plain(key);
+    if firsts.iter().filter(|first| plain(first) == wanted).count() > 1 {
+        return Err(ToolError::invalid_input(format!(
+            "{file:?} has several rows {key:?}; give a column instead"
+        )));
+    }
+    let found = find(&firsts, key).or_else(|| {
+        let mut with_key = (0..body.len()).filter(|&i| find_equal(&body[i], key).is_some());
+        match (with_key.next(), with_key.next()) {
+            (Some(only), None) => Some(only),
+            _ => None,
+        }
+    });
+    let Some(found) = found else {
+        return Err(ToolError::invalid_input(format!(
+            "{file:?} has no row {key:?}; its rows start with: {}",
+            firsts.join(", ")
+        )));
+    };
+    let fields = &body[found];
+    if let Some(index) = index {
+        return fields.get(index).cloned().ok_or_else(|| {
+            ToolError::invalid_input(format!(
+                "{file:?}: the row {key:?} has no field in column {}",
+                index + 1
+            ))
+        });
+    }
+    Ok(match table.header() {
+        Some(names) => fields
+            .iter()
+            .enumerate()
+            .map(|(i, value)| match names.get(i) {
+                Some(name) => format!("{name}: {value}"),
+                None => value.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        None => fields.join(", "),
+    })
+}
+
+/// Whether `text` reads as a table rather than settings: its first row
+/// splits at `,`, tab or `;` and holds no `=` or `:`.
+pub(super) fn is_table(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty() && !line.starts_with('#'))
+        .is_some_and(|first| first.contains([',', '\t', ';']) && !first.contains(['=', ':']))
+}
+
+/// A table's rows, and whether the first is a header.
+struct Table<'a> {
+    file: &'a str,
+    rows: Vec<Vec<String>>,
+    has_header: bool,
+}
+
+impl<'a> Table<'a> {
+    /// The table in `text`; `what` names what was asked for, for the
+    /// error on a file without rows.
+    fn read(text: &str, file: &'a str, what: &str) -> Result<Self, ToolError> {
+        let rows = rows(text)?;
+        let Some(first) = rows.first() else {
+            return Err(ToolError::invalid_input(format!(
+                "{file:?} has no rows to take {what} from"
+            )));
+        };
+        let has_header = first.iter().all(|field| number(field).is_none());
+        Ok(Self {
+            file,
+            rows,
+            has_header,
+        })
+    }
+
+    fn header(&self) -> Option<&[String]> {
+        self.has_header.then(|| self.rows[0].as_slice())
+    }
+
+    fn body(&self) -> &[Vec<String>] {
+        &self.rows[usize::from(self.has_header)..]
+    }
+
+    /// The index of `column`: a header name, or a number from 1.
+    fn column(&self, column: &str) -> Result<usize, ToolError> {
+        let file = self.file;
+        let widest = self.rows.iter().map(Vec::len).max().unwrap_or(0);
+        match (column.trim().parse::<usize>(), self.header()) {
+            (Ok(n), _) if (1..=widest).contains(&n) => Ok(n - 1),
+            (Ok(_), _) => Err(ToolError::invalid_input(format!(
+                "{file:?} has columns 1 to {widest}"
+            ))),
+            (Err(_), Some(names)) => find(names, column).ok_or_else(|| {
+                ToolError::invalid_input(format!(
+                    "{file:?} has no column {column:?}; its columns are: {}",
+                    names.join(", ")
+                ))
+            }),
+            // A name for a table without a header: the one column of
+            // numbers when there is exactly one (a list of readings,
+            // `milk 2.49`).
+            (Err(_), None) => only_numbers(&self.rows, widest).ok_or_else(|| {
+                ToolError::invalid_input(format!(
+                    "{file:?} has no header row; give the column's number: {}",
+                    samples(&self.rows, widest)
+                ))
+            }),
+        }
+    }
 }
 
 /// The index of the only column whose every field is a number, if exactly
@@ -161,16 +267,27 @@ fn number(field: &str) -> Option<f64> {
         .ok()
 }
 
+/// `text` lowercased, without spaces, `_` and `-`.
+fn plain(text: &str) -> String {
+    text.chars()
+        .filter(|c| !matches!(c, ' ' | '_' | '-'))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Where `wanted` is among `names`, equal ignoring case, spaces, `_` and
+/// `-`.
+fn find_equal(names: &[String], wanted: &str) -> Option<usize> {
+    let wanted = plain(wanted);
+    (!wanted.is_empty())
+        .then(|| names.iter().position(|n| plain(n) == wanted))
+        .flatten()
+}
+
 /// Where `wanted` is among `names`: equal ignoring case, spaces, `_` and
 /// `-`; or else the only name containing it; or else the only name it
 /// contains (`units sold` for a column `units`).
 fn find(names: &[String], wanted: &str) -> Option<usize> {
-    let plain = |text: &str| -> String {
-        text.chars()
-            .filter(|c| !matches!(c, ' ' | '_' | '-'))
-            .flat_map(char::to_lowercase)
-            .collect()
-    };
     let wanted = plain(wanted);
     if wanted.is_empty() {
         return None;
@@ -250,6 +367,46 @@ mod tests {
             "{error}"
         );
         assert!(setting("just text\n", "x.txt", "a").is_err());
+    }
+
+    #[test]
+    fn rows_and_values_by_key() {
+        let sales = "month,units,price\nJanuary,120,15.50\nMarch,140,14.00\n";
+        assert_eq!(
+            row(sales, "sales.csv", "march", None).unwrap(),
+            "month: March, units: 140, price: 14.00"
+        );
+        assert_eq!(
+            row(sales, "sales.csv", "March", Some("units")).unwrap(),
+            "140"
+        );
+        assert_eq!(row(sales, "sales.csv", "Jan", Some("3")).unwrap(), "15.50");
+        let error = row(sales, "sales.csv", "May", Some("units"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("January, March"), "{error}");
+        let error = row(sales, "sales.csv", "March", Some("revenue"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("month, units, price"), "{error}");
+        // A key that is not in the first column: the one row holding it.
+        assert_eq!(row(TEAM, "team.csv", "42", Some("name")).unwrap(), "Ben");
+        assert!(row("a,b\n1,2\n1,3\n", "x.csv", "1", Some("b")).is_err());
+        // Without a header, the fields alone.
+        assert_eq!(
+            row("milk 2.49\nbread 3.15\n", "g.txt", "bread", None).unwrap(),
+            "bread, 3.15"
+        );
+    }
+
+    #[test]
+    fn tables_and_settings_are_told_apart() {
+        assert!(is_table("# sales\nmonth,units\nMay,3\n"));
+        assert!(is_table("a\tb\n1\t2\n"));
+        assert!(!is_table("income: 4200\nrent: 1350\n"));
+        assert!(!is_table("tags = a, b\n"));
+        assert!(!is_table("milk 2.49\n"));
+        assert!(!is_table(""));
     }
 
     #[test]

@@ -57,6 +57,9 @@ const MONTHS: [&str; 12] = [
 const MAX_OFFSET_MINUTES: i32 = 18 * 60;
 
 impl CurrentTime {
+    /// The tool's name: `current_time`.
+    pub const NAME: &'static str = "current_time";
+
     /// A tool that reads the system clock, reporting UTC by default.
     pub fn new() -> Self {
         Self::default()
@@ -170,7 +173,7 @@ impl CurrentTime {
 #[async_trait]
 impl Tool for CurrentTime {
     fn name(&self) -> &str {
-        "current_time"
+        Self::NAME
     }
 
     fn description(&self) -> &str {

@@ -705,13 +705,13 @@ async fn events_surround_every_tool_call() {
         events,
         vec![
             EventKind::ToolStarted {
-                step_index: 4,
+                step_index: Some(4),
                 call: 1,
                 tool: "calculator".into(),
                 input: json!({"expression": "1/0"})
             },
             EventKind::ToolFinished {
-                step_index: 4,
+                step_index: Some(4),
                 call: 1,
                 duration_ms: 0.0,
                 replayed: false,
@@ -720,13 +720,13 @@ async fn events_surround_every_tool_call() {
                 is_error: true
             },
             EventKind::ToolStarted {
-                step_index: 4,
+                step_index: Some(4),
                 call: 3,
                 tool: "nope".into(),
                 input: json!({})
             },
             EventKind::ToolFinished {
-                step_index: 4,
+                step_index: Some(4),
                 call: 3,
                 duration_ms: 0.0,
                 replayed: false,

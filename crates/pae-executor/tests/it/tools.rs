@@ -331,6 +331,47 @@ async fn file_reader_reads_inside_the_root() {
 }
 
 #[tokio::test]
+async fn file_reader_takes_a_column_a_setting_a_row_or_one_value() {
+    let (scratch, reader) = fixture();
+    let root = scratch.path().join("root");
+    std::fs::write(
+        root.join("sales.csv"),
+        "month,units,price\nMarch,140,14.00\nApril,110,16.25\n",
+    )
+    .expect("write sales.csv");
+    std::fs::write(root.join("app.conf"), "name = sync\nport: 8080\n").expect("write app.conf");
+    let call = |input: serde_json::Value| reader.call(input);
+    assert_eq!(
+        call(json!({"path": "sales.csv", "column": "units"}))
+            .await
+            .as_deref(),
+        Ok("140, 110")
+    );
+    assert_eq!(
+        call(json!({"path": "app.conf", "key": "port"}))
+            .await
+            .as_deref(),
+        Ok("8080")
+    );
+    assert_eq!(
+        call(json!({"path": "sales.csv", "key": "April"}))
+            .await
+            .as_deref(),
+        Ok("month: April, units: 110, price: 16.25")
+    );
+    assert_eq!(
+        call(json!({"path": "sales.csv", "key": "march", "column": "price"}))
+            .await
+            .as_deref(),
+        Ok("14.00")
+    );
+    assert!(matches!(
+        call(json!({"path": "sales.csv", "key": "May", "column": "price"})).await,
+        Err(ToolError::InvalidInput { message }) if message.contains("March, April")
+    ));
+}
+
+#[tokio::test]
 async fn file_reader_refuses_parent_components() {
     let (_scratch, reader) = fixture();
     for path in [
