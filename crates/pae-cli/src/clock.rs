@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use pae_executor::tools::CurrentTime;
 
 /// The `time` tool for a run: the system clock, or stopped at `now`
-/// (a `--now` value). The planner's date note reads the same clock.
+/// (a `--now` value). The planner asks the same tool for the date.
 pub(crate) fn time_tool(now: Option<&str>) -> Result<CurrentTime, String> {
     match now {
         Some(now) => parse_rfc3339(now).map(CurrentTime::frozen_at),
