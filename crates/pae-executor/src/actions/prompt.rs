@@ -174,18 +174,27 @@ pub(super) fn arguments_message(prompt: &ArgumentsPrompt<'_>) -> String {
         other => compact_input(other),
     };
     let attempt = written(prompt.attempt);
-    let problem = if prompt.refused {
-        format!("\nA call with {attempt} was refused: {}", prompt.error)
-    } else {
+    // A refused call of the plan's own arguments is shown once, as
+    // refused: shown twice, a small model writes it a third time.
+    let planned = if prompt.refused && prompt.planned == prompt.attempt {
         String::new()
+    } else {
+        format!(" ({})", one_line(&written(prompt.planned)))
+    };
+    let (problem, ask) = if prompt.refused {
+        (
+            format!("\nA call with {attempt} was refused: {}", prompt.error),
+            "The same arguments would be refused again: change what the error names. ",
+        )
+    } else {
+        (String::new(), "")
     };
     format!(
-        "Request: {}\n\nResults of earlier steps:\n{}\n\nStep: {} ({})\nTool: {}: {}{problem}\n\n\
-Write the arguments of {} for this step, with the actual values from the request and the results above in place of any description or reference.",
+        "Request: {}\n\nResults of earlier steps:\n{}\n\nStep: {}{planned}\nTool: {}: {}{problem}\n\n\
+{ask}Write the arguments of {} for this step, with the actual values from the request and the results above in place of any description or reference.",
         prompt.objective.trim(),
         prompt.results,
         one_line(prompt.step),
-        one_line(&written(prompt.planned)),
         prompt.tool,
         one_line(prompt.description),
         prompt.tool,
@@ -319,6 +328,47 @@ Step 2: Read it\nResult (not finished: iteration limit):\na\nb"
                 "A call with 2026-03-14 is 286 days before it / 7 was refused: unexpected character"
             ),
             "{message}"
+        );
+        assert!(
+            message.contains("\n\nThe same arguments would be refused again: change what the error names. Write the arguments of calculator"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_refused_planned_call_is_shown_once() {
+        let planned = json!({"path": "sales.csv", "column": "revenue"});
+        let message = arguments_message(&ArgumentsPrompt {
+            objective: "What was the revenue in March?",
+            results: "(no steps were carried out)",
+            step: "Read the revenue",
+            tool: "read_file",
+            description: "Reads a file.",
+            attempt: &planned,
+            planned: &planned,
+            error: "no column \"revenue\"; its columns are: month, units, price",
+            refused: true,
+        });
+        assert!(
+            message.contains("Step: Read the revenue\nTool: read_file"),
+            "{message}"
+        );
+        assert_eq!(message.matches("revenue\"}").count(), 1, "{message}");
+        // Arguments the plan left open are shown with the step.
+        let open = arguments_message(&ArgumentsPrompt {
+            objective: "o",
+            results: "r",
+            step: "Sum",
+            tool: "calculator",
+            description: "d",
+            attempt: &json!({"expression": "sum(#E1)"}),
+            planned: &json!({"expression": "sum(#E1)"}),
+            error: "it refers to #E1",
+            refused: false,
+        });
+        assert!(
+            open.contains("Step: Sum (sum(#E1))\nTool: calculator: d\n\nWrite"),
+            "{open}"
         );
     }
 }
