@@ -288,6 +288,19 @@ pub enum ToolError {
         /// What is wrong with the input.
         message: String,
     },
+    /// An argument is none of the values the tool knows (a column of the
+    /// file, a setting's name); `allowed` lists them, so a model asked to
+    /// write the call again can be held to them. Reads like
+    /// [`ToolError::InvalidInput`].
+    #[error("invalid input: {message}")]
+    NotOneOf {
+        /// The argument's name.
+        argument: String,
+        /// The values it may take.
+        allowed: Vec<String>,
+        /// What is wrong, naming the values.
+        message: String,
+    },
     /// The tool refused for safety reasons (for example a path outside its
     /// root directory).
     #[error("refused: {message}")]
@@ -329,6 +342,30 @@ impl ToolError {
     pub fn failed(message: impl Into<String>) -> Self {
         Self::Failed {
             message: message.into(),
+        }
+    }
+
+    /// An argument that is none of `allowed`.
+    pub fn not_one_of(
+        argument: impl Into<String>,
+        allowed: Vec<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self::NotOneOf {
+            argument: argument.into(),
+            allowed,
+            message: message.into(),
+        }
+    }
+
+    /// The argument and the values it may take, for
+    /// [`ToolError::NotOneOf`].
+    pub fn allowed(&self) -> Option<(&str, &[String])> {
+        match self {
+            Self::NotOneOf {
+                argument, allowed, ..
+            } => Some((argument, allowed)),
+            _ => None,
         }
     }
 

@@ -32,7 +32,9 @@ pub(crate) fn provider_error_type(error: &crate::ProviderError) -> String {
 /// The `error.type` of a tool error.
 pub(crate) fn tool_error_type(error: &crate::ToolError) -> &'static str {
     match error {
-        crate::ToolError::InvalidInput { .. } => "invalid_input",
+        crate::ToolError::InvalidInput { .. } | crate::ToolError::NotOneOf { .. } => {
+            "invalid_input"
+        }
         crate::ToolError::Refused { .. } => "refused",
         crate::ToolError::Failed { .. } => "failed",
         crate::ToolError::Timeout { .. } => "timeout",

@@ -226,7 +226,7 @@ impl ActionExecutor {
                     step.record(entry, args, &output, false);
                     return Ok(step.done(output));
                 }
-                Attempt::Refused(error) => {
+                Attempt::Refused(error, allowed) => {
                     step.record(entry, args.clone(), &error, true);
                     // The step is shown as planned (`#E1 / 7`): with a
                     // result put in, a small model copies it whole.
@@ -234,6 +234,7 @@ impl ActionExecutor {
                         args,
                         error,
                         planned: Some(planned.clone()),
+                        allowed,
                     }
                 }
                 Attempt::Stopped(error) => return Err(tool_error(entry, error)),
@@ -257,6 +258,7 @@ impl ActionExecutor {
                         args: Value::String(text),
                         error,
                         planned: None,
+                        allowed: None,
                     };
                     continue;
                 }
@@ -266,12 +268,13 @@ impl ActionExecutor {
                     step.record(entry, args, &output, false);
                     return Ok(step.done(output));
                 }
-                Attempt::Refused(error) => {
+                Attempt::Refused(error, allowed) => {
                     step.record(entry, args.clone(), &error, true);
                     problem = Problem::Failed {
                         args,
                         error,
                         planned: None,
+                        allowed,
                     };
                 }
                 Attempt::Stopped(error) => return Err(tool_error(entry, error)),
@@ -298,7 +301,7 @@ impl ActionExecutor {
             Ok(args) => args,
             Err(error) => {
                 context.record_refused_call(&entry.spec.name, args, &error);
-                return Attempt::Refused(error);
+                return Attempt::Refused(error, None);
             }
         };
         let violations = schema::validate(params, &args);
@@ -306,7 +309,7 @@ impl ActionExecutor {
             let problems: Vec<String> = violations.iter().map(ToString::to_string).collect();
             let error = problems.join("; ");
             context.record_refused_call(&entry.spec.name, args, &error);
-            return Attempt::Refused(error);
+            return Attempt::Refused(error, None);
         }
         let _exclusive = match &entry.exclusive {
             Some(lock) => Some(lock.lock().await),
@@ -315,7 +318,13 @@ impl ActionExecutor {
         match context.call_tool(entry.tool.as_ref(), args).await {
             Ok(output) => Attempt::Output(output),
             Err(error) if error.is_stopped() => Attempt::Stopped(error),
-            Err(error) => Attempt::Refused(error.to_string()),
+            Err(error) => {
+                let allowed = error.allowed().map(|(argument, values)| Allowed {
+                    argument: argument.to_owned(),
+                    values: values.to_vec(),
+                });
+                Attempt::Refused(error.to_string(), allowed)
+            }
         }
     }
 
@@ -328,13 +337,20 @@ impl ActionExecutor {
         problem: &Problem,
     ) -> Result<(Value, TokenUsage), Written> {
         let results = prompt::results(&input.previous_steps, self.max_result_chars);
-        let (attempt, error, refused, planned) = match problem {
-            Problem::Open { args, reason } => (args, reason.as_str(), false, args),
+        let (attempt, error, refused, planned, allowed) = match problem {
+            Problem::Open { args, reason } => (args, reason.as_str(), false, args, None),
             Problem::Failed {
                 args,
                 error,
                 planned,
-            } => (args, error.as_str(), true, planned.as_ref().unwrap_or(args)),
+                allowed,
+            } => (
+                args,
+                error.as_str(),
+                true,
+                planned.as_ref().unwrap_or(args),
+                allowed.as_ref(),
+            ),
         };
         let message = prompt::arguments_message(&prompt::ArgumentsPrompt {
             objective: &input.objective,
@@ -353,10 +369,12 @@ impl ActionExecutor {
         ])
         .with_sampling(self.sampling);
         if self.model.capabilities().json_schema {
-            request = request.with_response_format(ResponseFormat::json_schema(
-                "arguments",
-                entry.spec.parameters.clone(),
-            ));
+            let mut schema = entry.spec.parameters.clone();
+            if let Some(allowed) = allowed {
+                allowed.restrict(&mut schema);
+            }
+            request =
+                request.with_response_format(ResponseFormat::json_schema("arguments", schema));
         }
         let response = context
             .chat(self.model.as_ref(), request)
@@ -371,6 +389,41 @@ impl ActionExecutor {
     }
 }
 
+/// The values a tool said one of its arguments may take
+/// ([`pae_core::ToolError::NotOneOf`]).
+#[derive(Debug, Clone)]
+struct Allowed {
+    argument: String,
+    values: Vec<String>,
+}
+
+impl Allowed {
+    /// Holds `schema`'s property for the argument to the values (a JSON
+    /// schema `enum`), so a model that writes the call again under the
+    /// schema cannot repeat a value the tool refused. A schema without
+    /// that string property is left alone.
+    fn restrict(&self, schema: &mut Value) {
+        let Some(property) = schema
+            .get_mut("properties")
+            .and_then(|p| p.get_mut(&self.argument))
+            .and_then(Value::as_object_mut)
+        else {
+            return;
+        };
+        if property.get("type").and_then(Value::as_str) != Some("string") {
+            return;
+        }
+        property.insert(
+            "enum".to_owned(),
+            Value::Array(self.values.iter().cloned().map(Value::String).collect()),
+        );
+        // Bounds on the text no longer apply to a choice.
+        property.remove("maxLength");
+        property.remove("minLength");
+        property.remove("pattern");
+    }
+}
+
 /// Why a tool step's planned input cannot be used as it is.
 enum Problem {
     /// It refers to results that must be read first.
@@ -381,13 +434,17 @@ enum Problem {
         args: Value,
         error: String,
         planned: Option<Value>,
+        /// The values the tool said an argument may take.
+        allowed: Option<Allowed>,
     },
 }
 
 /// What calling the tool gave.
 enum Attempt {
     Output(String),
-    Refused(String),
+    /// The tool or the schema refused the arguments; the tool may name
+    /// the values an argument can take.
+    Refused(String, Option<Allowed>),
     /// The run stopped the call (cancelled, a budget, a call in doubt).
     Stopped(pae_core::ToolError),
 }

@@ -66,10 +66,14 @@ pub(super) fn row(
         }
     });
     let Some(found) = found else {
-        return Err(ToolError::invalid_input(format!(
-            "{file:?} has no row {key:?}; its rows start with: {}",
-            firsts.join(", ")
-        )));
+        return Err(none_of(
+            "key",
+            &firsts,
+            format!(
+                "{file:?} has no row {key:?}; its rows start with: {}",
+                firsts.join(", ")
+            ),
+        ));
     };
     let fields = &body[found];
     if let Some(index) = index {
@@ -146,10 +150,14 @@ impl<'a> Table<'a> {
                 "{file:?} has columns 1 to {widest}"
             ))),
             (Err(_), Some(names)) => find(names, column).ok_or_else(|| {
-                ToolError::invalid_input(format!(
-                    "{file:?} has no column {column:?}; its columns are: {}",
-                    names.join(", ")
-                ))
+                none_of(
+                    "column",
+                    names,
+                    format!(
+                        "{file:?} has no column {column:?}; its columns are: {}",
+                        names.join(", ")
+                    ),
+                )
             }),
             // A name for a table without a header: the one column of
             // numbers when there is exactly one (a list of readings,
@@ -215,11 +223,34 @@ pub(super) fn setting(text: &str, file: &str, key: &str) -> Result<String, ToolE
         None if names.is_empty() => Err(ToolError::invalid_input(format!(
             "{file:?} has no \"name = value\" or \"name: value\" lines"
         ))),
-        None => Err(ToolError::invalid_input(format!(
-            "{file:?} has no setting {key:?}; its settings are: {}",
-            names.join(", ")
-        ))),
+        None => Err(none_of(
+            "key",
+            &names,
+            format!(
+                "{file:?} has no setting {key:?}; its settings are: {}",
+                names.join(", ")
+            ),
+        )),
     }
+}
+
+/// The most values an error lists as the ones an argument may take.
+const MAX_ALLOWED: usize = 100;
+
+/// An argument that is none of `names`: [`ToolError::NotOneOf`] with the
+/// distinct names, or a plain invalid input when there are too many to
+/// hold a model to.
+fn none_of(argument: &str, names: &[String], message: String) -> ToolError {
+    let mut allowed: Vec<String> = Vec::new();
+    for name in names {
+        if !name.is_empty() && !allowed.contains(name) {
+            allowed.push(name.clone());
+        }
+    }
+    if allowed.is_empty() || allowed.len() > MAX_ALLOWED {
+        return ToolError::invalid_input(message);
+    }
+    ToolError::not_one_of(argument, allowed, message)
 }
 
 /// The table's rows, each a list of trimmed fields.
@@ -316,7 +347,16 @@ mod tests {
         assert_eq!(column(TEAM, "team.csv", "age").unwrap(), "34, 29, 41");
         assert_eq!(column(TEAM, "team.csv", " Hours ").unwrap(), "38, 42, 35");
         assert_eq!(column(TEAM, "team.csv", "1").unwrap(), "Ana, Ben, Chloe");
-        let error = column(TEAM, "team.csv", "salary").unwrap_err().to_string();
+        let error = column(TEAM, "team.csv", "salary").unwrap_err();
+        assert_eq!(
+            error.allowed(),
+            Some((
+                "column",
+                &["name".to_owned(), "age".into(), "hours".into()][..]
+            ))
+        );
+        let error = error.to_string();
+        assert!(error.starts_with("invalid input: "), "{error}");
         assert!(error.contains("name, age, hours"), "{error}");
         assert!(column(TEAM, "team.csv", "4").is_err());
         // Quoted fields keep their delimiter; tabs and semicolons split.
@@ -381,10 +421,12 @@ mod tests {
             "140"
         );
         assert_eq!(row(sales, "sales.csv", "Jan", Some("3")).unwrap(), "15.50");
-        let error = row(sales, "sales.csv", "May", Some("units"))
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("January, March"), "{error}");
+        let error = row(sales, "sales.csv", "May", Some("units")).unwrap_err();
+        assert_eq!(
+            error.allowed(),
+            Some(("key", &["January".to_owned(), "March".into()][..]))
+        );
+        assert!(error.to_string().contains("January, March"), "{error}");
         let error = row(sales, "sales.csv", "March", Some("revenue"))
             .unwrap_err()
             .to_string();

@@ -167,6 +167,43 @@ async fn a_file_read_earlier_is_given_to_the_model_to_write_the_expression() {
 }
 
 #[tokio::test]
+async fn a_value_the_tool_refused_cannot_be_written_again_under_a_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("sales.csv"),
+        "month,units,price\nMarch,140,14.00\n",
+    )
+    .unwrap();
+    let tools: Vec<Arc<dyn Tool>> = vec![Arc::new(FileReader::new(dir.path()).unwrap())];
+    let model = schema_model(&[r#"{"path": "sales.csv", "column": "units"}"#]);
+    let executor = executor(&model, tools);
+    let read = tool_step(
+        "E1",
+        "Read the revenue",
+        "read_file",
+        json!({"path": "sales.csv", "column": "revenue"}),
+    );
+    let response = executor
+        .step(&StepInput::new("Revenue?", read))
+        .await
+        .unwrap();
+    assert_eq!(response.response, "140");
+    assert_eq!(response.tool_calls.len(), 2);
+    let request = &model.requests()[0];
+    let Some(pae_core::ResponseFormat::JsonSchema { schema, .. }) = &request.response_format else {
+        panic!("no schema: {:?}", request.response_format);
+    };
+    // The column is one of the file's; the other arguments stay free.
+    assert_eq!(
+        schema["properties"]["column"]["enum"],
+        json!(["month", "units", "price"])
+    );
+    assert!(schema["properties"]["column"].get("maxLength").is_none());
+    assert!(schema["properties"]["path"].get("enum").is_none());
+    assert_eq!(schema["properties"]["path"]["type"], "string");
+}
+
+#[tokio::test]
 async fn a_tool_step_that_keeps_failing_stops_with_the_error() {
     let model = Arc::new(ScriptedModel::new([
         r#"{"expression": "x + 1"}"#,

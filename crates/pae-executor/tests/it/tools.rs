@@ -365,10 +365,14 @@ async fn file_reader_takes_a_column_a_setting_a_row_or_one_value() {
             .as_deref(),
         Ok("14.00")
     );
-    assert!(matches!(
-        call(json!({"path": "sales.csv", "key": "May", "column": "price"})).await,
-        Err(ToolError::InvalidInput { message }) if message.contains("March, April")
-    ));
+    let error = call(json!({"path": "sales.csv", "key": "May", "column": "price"}))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("March, April"), "{error}");
+    assert_eq!(
+        error.allowed(),
+        Some(("key", &["March".to_owned(), "April".into()][..]))
+    );
 }
 
 #[tokio::test]
