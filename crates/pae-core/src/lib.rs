@@ -116,6 +116,6 @@ pub use tool::{Tool, ToolContext};
 
 pub use pae_schema::{
     ContainerError, ListStepContainer, Plan, PlanLimits, PlanOutputParser, PlanParseError,
-    PlanValidationError, ReferenceKind, Step, StepAction, StepContainer, StepReference,
-    StepResponse, StepStatus, TokenUsage, ToolInvocation, find_references,
+    PlanValidationError, Step, StepAction, StepContainer, StepResponse, StepStatus, TokenUsage,
+    ToolInvocation,
 };

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use pae_core::{
     ChatModel, ChatRequest, Message, Plan, PlanError, PlanLimits, PlanParseError, PlanRequest,
-    Planner, ProviderError, ReferenceKind, ResponseFormat, RunContext, Sampling, Step, StepAction,
-    Tool, ToolError, ToolSpec, find_references,
+    Planner, ProviderError, ResponseFormat, RunContext, Sampling, Step, StepAction, Tool,
+    ToolError, ToolSpec,
 };
 use serde_json::{Map, Value, json};
 
@@ -512,17 +512,6 @@ impl ToolPlanParser {
                 ));
             }
         };
-        if let Some(written) = later_reference(&input, index) {
-            return Err(format!(
-                "step {} uses {written}, which is not the result of a step before it: a step can use only the results of earlier steps ({})",
-                index + 1,
-                match index {
-                    0 => "the first step has none".to_owned(),
-                    1 => "#E1".to_owned(),
-                    _ => format!("#E1 to #E{index}"),
-                }
-            ));
-        }
         let text = TEXT_KEYS
             .iter()
             .filter_map(|&k| get_key(map, k))
@@ -579,20 +568,6 @@ fn properties(schema: &Value) -> Vec<(&str, &Value, bool)> {
         .collect();
     out.sort_by_key(|(_, _, required)| !*required);
     out
-}
-
-/// The first `#E<n>` in `input`'s strings that names step `index + 1`
-/// itself or a later step, as written.
-fn later_reference(input: &Value, index: usize) -> Option<String> {
-    match input {
-        Value::String(text) => find_references(text).into_iter().find_map(|r| {
-            let number = r.id.strip_prefix(['E', 'e'])?.parse::<usize>().ok()?;
-            (r.kind == ReferenceKind::Variable && number > index).then(|| text[r.span].to_owned())
-        }),
-        Value::Array(items) => items.iter().find_map(|v| later_reference(v, index)),
-        Value::Object(map) => map.values().find_map(|v| later_reference(v, index)),
-        _ => None,
-    }
 }
 
 fn one_line(text: &str) -> String {
@@ -707,37 +682,6 @@ mod tests {
             "{message}"
         );
         assert!(!message.contains("Today"), "{message}");
-    }
-
-    #[test]
-    fn a_step_that_uses_its_own_or_a_later_result_is_sent_back() {
-        let parser = ToolPlanParser::new(tools());
-        let error = parser
-            .parse(
-                r##"{"steps": [{"step": "a", "tool": "calculator", "with": {"expression": "2 * 3"}},
-                {"step": "b", "tool": "calculator", "with": {"expression": "sum(#E1) * #E2"}}]}"##,
-            )
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("step 2 uses #E2, which is not the result of a step before it"),
-            "{error}"
-        );
-        assert!(error.ends_with("(#E1)"), "{error}");
-        let error = parser
-            .parse(r##"{"steps": [{"step": "a", "tool": "calculator", "with": {"expression": "#e3 + 1"}}]}"##)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("step 1 uses #e3") && error.ends_with("(the first step has none)"),
-            "{error}"
-        );
-        // Earlier results, and numbers that only look like references, pass.
-        let plan = parser
-            .parse(r##"{"steps": [{"step": "a", "tool": "calculator", "with": {"expression": "#3 + 1"}},
-                {"step": "b", "tool": "calculator", "with": {"expression": "#E1 * 2"}}]}"##)
-            .unwrap();
-        assert_eq!(plan.len(), 3);
     }
 
     #[test]
