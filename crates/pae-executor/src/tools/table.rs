@@ -32,13 +32,14 @@ pub(super) fn column(text: &str, file: &str, column: &str) -> Result<String, Too
 
 /// The row of the table in `text` whose first field is `key` (matched as
 /// [`column`] matches headers; failing that, the one row with a field
-/// equal to `key` ignoring case, spaces, `_` and `-`), as `header: value` pairs joined by `", "` (the fields
-/// alone when the table has no header); with `column`, only that row's
-/// value in the column.
+/// equal to `key` ignoring case, spaces, `_` and `-`), as `header: value`
+/// pairs joined by `", "` (the fields alone when the table has no header);
+/// with `column`, only that row's value in the column.
 ///
 /// # Errors
-/// [`ToolError::InvalidInput`] naming the rows' first fields when no row
-/// is `key`, or the columns when `column` is none of them.
+/// [`ToolError::NotOneOf`] naming the rows' first fields when no row is
+/// `key`, or the columns when `column` is none of them;
+/// [`ToolError::InvalidInput`] when several rows start with `key`.
 pub(super) fn row(
     text: &str,
     file: &str,
@@ -59,11 +60,8 @@ pub(super) fn row(
         )));
     }
     let found = find(&firsts, key).or_else(|| {
-        let mut with_key = (0..body.len()).filter(|&i| find_equal(&body[i], key).is_some());
-        match (with_key.next(), with_key.next()) {
-            (Some(only), None) => Some(only),
-            _ => None,
-        }
+        let holds_key = |row: &Vec<String>| row.iter().any(|field| plain(field) == wanted);
+        only((0..body.len()).filter(|&i| !wanted.is_empty() && holds_key(&body[i])))
     });
     let Some(found) = found else {
         return Err(none_of(
@@ -175,11 +173,15 @@ impl<'a> Table<'a> {
 /// The index of the only column whose every field is a number, if exactly
 /// one is.
 fn only_numbers(rows: &[Vec<String>], widest: usize) -> Option<usize> {
-    let mut numeric = (0..widest).filter(|&index| {
+    only((0..widest).filter(|&index| {
         rows.iter()
             .all(|row| row.get(index).is_some_and(|field| number(field).is_some()))
-    });
-    match (numeric.next(), numeric.next()) {
+    }))
+}
+
+/// The one index `found` yields, if it yields exactly one.
+fn only(mut found: impl Iterator<Item = usize>) -> Option<usize> {
+    match (found.next(), found.next()) {
         (Some(index), None) => Some(index),
         _ => None,
     }
@@ -306,15 +308,6 @@ fn plain(text: &str) -> String {
         .collect()
 }
 
-/// Where `wanted` is among `names`, equal ignoring case, spaces, `_` and
-/// `-`.
-fn find_equal(names: &[String], wanted: &str) -> Option<usize> {
-    let wanted = plain(wanted);
-    (!wanted.is_empty())
-        .then(|| names.iter().position(|n| plain(n) == wanted))
-        .flatten()
-}
-
 /// Where `wanted` is among `names`: equal ignoring case, spaces, `_` and
 /// `-`; or else the only name containing it; or else the only name it
 /// contains (`units sold` for a column `units`).
@@ -327,12 +320,8 @@ fn find(names: &[String], wanted: &str) -> Option<usize> {
     if let Some(index) = names.iter().position(|n| *n == wanted) {
         return Some(index);
     }
-    let only = |found: &mut dyn Iterator<Item = usize>| match (found.next(), found.next()) {
-        (Some(index), None) => Some(index),
-        _ => None,
-    };
-    only(&mut (0..names.len()).filter(|&i| names[i].contains(&wanted))).or_else(|| {
-        only(&mut (0..names.len()).filter(|&i| !names[i].is_empty() && wanted.contains(&names[i])))
+    only((0..names.len()).filter(|&i| names[i].contains(&wanted))).or_else(|| {
+        only((0..names.len()).filter(|&i| !names[i].is_empty() && wanted.contains(&names[i])))
     })
 }
 
