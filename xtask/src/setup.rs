@@ -217,11 +217,48 @@ pub(crate) fn venv_python() -> PathBuf {
     cache_dir().join("venv").join("bin").join("python")
 }
 
-/// Creates the venv with llama-cpp-python's server unless it already works.
-/// The compiled wheel is kept in $PAE_CACHE_DIR/wheels (and pip's own
-/// cache), so only the first run on a machine compiles llama.cpp.
+/// How llama-cpp-python's llama.cpp is compiled: for x86-64-v3 (AVX2, FMA,
+/// F16C, BMI2), the instruction sets pae-llamacpp is built for
+/// (`.cargo/config.toml`), instead of its default `-march=native`.
+///
+/// A native build is neither portable nor always safe on the machine that
+/// built it: a VM whose CPU reports AMX without the hypervisor allowing it
+/// compiles ggml's AMX kernels, and the server then dies of SIGILL on its
+/// first request (seen on this project's CI machines). It also makes the
+/// cached wheel invalid on the next machine.
+const LLAMA_CPP_CMAKE_ARGS: &str = if cfg!(target_arch = "x86_64") {
+    "-DGGML_NATIVE=OFF -DGGML_SSE42=ON -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_BMI2=ON \
+     -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF \
+     -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+} else {
+    "-DGGML_NATIVE=OFF"
+};
+
+/// The name of the build flavour, used as the wheel cache's subdirectory.
+const LLAMA_CPP_FLAVOUR: &str = if cfg!(target_arch = "x86_64") {
+    "x86-64-v3"
+} else {
+    "generic"
+};
+
+/// The file in the venv that records which build of llama-cpp-python it
+/// holds.
+const LLAMA_CPP_STAMP: &str = "pae-llama-cpp-build.txt";
+
+/// What the stamp file holds for the build this code makes.
+fn llama_cpp_stamp() -> String {
+    format!("llama-cpp-python=={LLAMA_CPP_PYTHON}\nCMAKE_ARGS={LLAMA_CPP_CMAKE_ARGS}\n")
+}
+
+/// Creates the venv with llama-cpp-python's server unless it already works
+/// and holds this build of it (a stamp file in the venv says which). The
+/// compiled wheel is kept in $PAE_CACHE_DIR/wheels/<flavour>, so only the
+/// first run on a machine compiles llama.cpp; pip's own cache is bypassed,
+/// as its key does not include the build flags.
 pub(crate) fn python_env() -> Result<()> {
     let python = venv_python();
+    let venv = cache_dir().join("venv");
+    let stamp = venv.join(LLAMA_CPP_STAMP);
     let ready = || {
         succeeds(Command::new(&python).args([
             "-c",
@@ -230,24 +267,43 @@ pub(crate) fn python_env() -> Result<()> {
             ),
         ]))
     };
-    if python.exists() && ready() {
+    let stamped = || fs::read_to_string(&stamp).is_ok_and(|s| s == llama_cpp_stamp());
+    if python.exists() && stamped() && ready() {
         return Ok(());
     }
     step(&format!(
-        "setting up the Python test servers (llama-cpp-python {LLAMA_CPP_PYTHON})"
+        "setting up the Python test servers (llama-cpp-python {LLAMA_CPP_PYTHON}, {LLAMA_CPP_FLAVOUR})"
     ));
-    let venv = cache_dir().join("venv");
+    if venv.exists() && !stamped() {
+        // An older venv (a native build, or another version): start over
+        // rather than install over it.
+        eprintln!(
+            "replacing {}: it holds another build of llama-cpp-python",
+            venv.display()
+        );
+        fs::remove_dir_all(&venv)?;
+    }
     if !python.exists() {
         run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
     }
-    let wheels = cache_dir().join("wheels");
+    let wheels = cache_dir().join("wheels").join(LLAMA_CPP_FLAVOUR);
     fs::create_dir_all(&wheels)?;
     let wheel = match find_wheel(&wheels)? {
         Some(wheel) => wheel,
         None => {
-            eprintln!("compiling llama-cpp-python (about 8 minutes on 2 cores, once per machine)");
+            eprintln!(
+                "compiling llama-cpp-python for {LLAMA_CPP_FLAVOUR} (about 8 minutes on 2 cores, once per machine)"
+            );
             run(Command::new(&python)
-                .args(["-m", "pip", "wheel", "--no-deps", "--quiet"])
+                .env("CMAKE_ARGS", LLAMA_CPP_CMAKE_ARGS)
+                .args([
+                    "-m",
+                    "pip",
+                    "wheel",
+                    "--no-deps",
+                    "--no-cache-dir",
+                    "--quiet",
+                ])
                 .arg(format!("llama-cpp-python=={LLAMA_CPP_PYTHON}"))
                 .arg("-w")
                 .arg(&wheels))?;
@@ -255,9 +311,10 @@ pub(crate) fn python_env() -> Result<()> {
         }
     };
     run(Command::new(&python)
-        .args(["-m", "pip", "install", "--quiet"])
+        .args(["-m", "pip", "install", "--quiet", "--force-reinstall"])
         .arg(format!("{}[server]", wheel.display())))?;
     if ready() {
+        fs::write(&stamp, llama_cpp_stamp())?;
         Ok(())
     } else {
         Err("llama-cpp-python was installed but does not import".into())
