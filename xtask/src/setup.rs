@@ -252,7 +252,7 @@ fn llama_cpp_stamp() -> String {
 
 /// Creates the venv with llama-cpp-python's server unless it already works
 /// and holds this build of it (a stamp file in the venv says which). The
-/// compiled wheel is kept in $PAE_CACHE_DIR/wheels/<flavour>, so only the
+/// compiled wheel is kept in `$PAE_CACHE_DIR/wheels/<flavour>`, so only the
 /// first run on a machine compiles llama.cpp; pip's own cache is bypassed,
 /// as its key does not include the build flags.
 pub(crate) fn python_env() -> Result<()> {
