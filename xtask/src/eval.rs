@@ -28,7 +28,8 @@ const MODES: &[&str] = &["plan-and-solve", "plan-and-execute", "langchain"];
 
 const HELP: &str = "\
 cargo xtask eval [--models 1.5b,0.5b] [--modes plan-and-solve,plan-and-execute,langchain]
-                 [--sample N] [--limit N] [--only ID,ID] [--keep DIR]
+                 [--history all,digest] [--sample N] [--limit N] [--only ID,ID]
+                 [--keep DIR]
 
 Runs `pae run` (release build) on every objective of xtask/eval/objectives.json
 for each model and mode, and LangChain's PlanAndExecute on the same model through
@@ -36,6 +37,10 @@ llama-cpp-python's server, and prints one table. Defaults: the default model (th
 first of --models' names), every mode, every objective.
   --models   models by name: 1.5b (the default model), 0.5b
   --modes    plan-and-solve, plan-and-execute (pae's two modes), langchain
+  --history  `pae run --history` values (all, last:K, digest, digest:K): each
+             pae mode runs once per value, one row each (default: the CLI's
+             own default, no flag passed). Only plan-and-execute's agent
+             executor reads it.
   --sample N every Nth objective of the set (the 1st, the N+1st, ...): a
              reproducible subset; the table says so
   --limit N  only the first N objectives (after --sample)
@@ -76,6 +81,8 @@ struct Row {
 struct Options {
     models: Vec<String>,
     modes: Vec<String>,
+    /// `pae run --history` values; empty: the CLI's default.
+    histories: Vec<String>,
     sample: Option<usize>,
     limit: Option<usize>,
     only: Vec<String>,
@@ -95,6 +102,7 @@ fn options(args: &[String]) -> Result<Options> {
     let mut options = Options {
         models: vec![setup::RUN_MODELS[0].0.to_owned()],
         modes: MODES.iter().map(|m| (*m).to_owned()).collect(),
+        histories: Vec::new(),
         sample: None,
         limit: None,
         only: Vec::new(),
@@ -112,6 +120,7 @@ fn options(args: &[String]) -> Result<Options> {
                     );
                 }
             }
+            "--history" => options.histories = list(args.next(), arg)?,
             "--sample" => {
                 options.sample = Some(
                     args.next()
@@ -187,24 +196,46 @@ pub(crate) fn eval(args: &[String]) -> Result<()> {
     let load_before = load_average();
     let started = Instant::now();
     let mut rows = Vec::new();
+    // `None`: no --history flag, the CLI's default.
+    let histories: Vec<Option<&str>> = if options.histories.is_empty() {
+        vec![None]
+    } else {
+        options.histories.iter().map(|h| Some(h.as_str())).collect()
+    };
     for (name, path) in &models {
         for mode in &pae_modes {
-            let pae = pae.as_ref().ok_or("pae was not built")?;
-            step(&format!(
-                "pae {mode}, model {name}: {} objectives",
-                objectives.len()
-            ));
-            let mut outcomes = Vec::new();
-            for objective in &objectives {
-                let outcome = run_pae(pae, path, mode, &now, &files, &scratch, name, objective)?;
-                print_outcome(&outcome);
-                outcomes.push(outcome);
+            for &history in &histories {
+                let pae = pae.as_ref().ok_or("pae was not built")?;
+                let label = match history {
+                    Some(history) => format!("{mode} (history {history})"),
+                    None => (*mode).clone(),
+                };
+                step(&format!(
+                    "pae {label}, model {name}: {} objectives",
+                    objectives.len()
+                ));
+                let run = PaeRun {
+                    pae,
+                    model: path,
+                    mode,
+                    history,
+                    now: &now,
+                    files: &files,
+                    scratch: &scratch,
+                    model_name: name,
+                };
+                let mut outcomes = Vec::new();
+                for objective in &objectives {
+                    let outcome = run_pae(&run, objective)?;
+                    print_outcome(&outcome);
+                    outcomes.push(outcome);
+                }
+                rows.push(Row {
+                    model: name.clone(),
+                    mode: label,
+                    outcomes,
+                });
             }
-            rows.push(Row {
-                model: name.clone(),
-                mode: (*mode).clone(),
-                outcomes,
-            });
         }
         if langchain {
             step(&format!(
@@ -306,21 +337,39 @@ fn tool_name(kind: &str) -> &str {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_pae(
-    pae: &Path,
-    model: &Path,
-    mode: &str,
-    now: &str,
-    files: &Path,
-    scratch: &Path,
-    model_name: &str,
-    objective: &Objective,
-) -> Result<Outcome> {
-    let transcript = scratch.join(format!("{model_name}-{mode}-{}.json", objective.id));
+/// What every `pae run` of one row shares.
+struct PaeRun<'a> {
+    pae: &'a Path,
+    model: &'a Path,
+    mode: &'a str,
+    /// `--history`, when given.
+    history: Option<&'a str>,
+    now: &'a str,
+    files: &'a Path,
+    scratch: &'a Path,
+    model_name: &'a str,
+}
+
+fn run_pae(run: &PaeRun<'_>, objective: &Objective) -> Result<Outcome> {
+    let PaeRun {
+        pae,
+        model,
+        mode,
+        history,
+        now,
+        files,
+        scratch,
+        model_name,
+    } = *run;
+    let history_part = history.map_or_else(String::new, |h| format!("-{}", h.replace(':', "")));
+    let transcript = scratch.join(format!(
+        "{model_name}-{mode}{history_part}-{}.json",
+        objective.id
+    ));
     let _ = fs::remove_file(&transcript);
     let started = Instant::now();
-    let output = Command::new(pae)
+    let mut command = Command::new(pae);
+    command
         .arg("run")
         .arg(&objective.text)
         .args([
@@ -338,8 +387,11 @@ fn run_pae(
         .arg(&transcript)
         .arg("--store")
         .arg(scratch.join("runs.db"))
-        .env("PAE_NOW", now)
-        .output()?;
+        .env("PAE_NOW", now);
+    if let Some(history) = history {
+        command.args(["--history", history]);
+    }
+    let output = command.output()?;
     let seconds = started.elapsed().as_secs_f64();
     let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
     let record: Value = fs::read_to_string(&transcript)
