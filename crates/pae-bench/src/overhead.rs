@@ -216,14 +216,15 @@ fn has_observation(request: &ChatRequest) -> bool {
     let Some(last) = request.messages.iter().rev().find(|m| m.role == Role::User) else {
         return false;
     };
-    let bytes = last.content.as_bytes();
-    let tail = &bytes[bytes.len().saturating_sub(256)..];
-    // At each line break of the tail rather than at every byte: the model
-    // is meant to cost next to nothing.
-    tail.iter()
-        .enumerate()
-        .filter(|&(_, &b)| b == b'\n')
-        .any(|(i, _)| tail[i..].starts_with(b"\nObservation: "))
+    // The last 256 bytes (from a character boundary), as the LangChain
+    // side looks at `text[-256:]`; std's substring search is the analogue
+    // of Python's `in`.
+    let text = last.content.as_str();
+    let mut start = text.len().saturating_sub(256);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    text[start..].contains("\nObservation: ")
 }
 
 fn scripted_model(steps: usize, variant: Variant, counters: Arc<Counters>) -> ScriptedModel {

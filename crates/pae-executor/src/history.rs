@@ -383,10 +383,7 @@ fn write_digest_line(
     (step, response): &(Step, StepResponse),
     max: usize,
 ) -> usize {
-    let mut head = [0u8; 32];
-    let head = step_label(&mut head, number);
-    out.push_ascii(head);
-    let head = head.len();
+    let head = push_step_label(out, number);
     let text_budget = (max / 2).saturating_sub(head).max(8);
     let text_used = push_one_line(out, &step.value, text_budget);
     out.push_ascii(" -> ");
@@ -413,15 +410,16 @@ fn write_digest_line(
     head + text_used + 4 + tail
 }
 
-/// `Step n: ` written into `buffer`.
-fn step_label(buffer: &mut [u8; 32], number: usize) -> &str {
+/// Writes `Step n: `; returns its characters.
+fn push_step_label(out: &mut impl Sink, number: usize) -> usize {
     let mut digits = [0u8; 20];
     let digits = decimal(&mut digits, number);
-    let len = 5 + digits.len() + 2;
-    buffer[..5].copy_from_slice(b"Step ");
-    buffer[5..5 + digits.len()].copy_from_slice(digits);
-    buffer[5 + digits.len()..len].copy_from_slice(b": ");
-    std::str::from_utf8(&buffer[..len]).unwrap_or("Step : ")
+    out.push_ascii("Step ");
+    for &digit in digits {
+        out.push(char::from(digit));
+    }
+    out.push_ascii(": ");
+    5 + digits.len() + 2
 }
 
 /// The decimal digits of `number`, written at the end of `buffer`.
@@ -489,21 +487,50 @@ fn trim(text: &str) -> &str {
 
 /// Whether text is printable ASCII without two spaces in a row: one line
 /// that needs no rewriting.
+///
+/// Eight bytes at a time (every history rendering checks dozens of short
+/// lines): a byte outside `' '..='~'` or two spaces in a row, within a word
+/// or across two, ends the check.
 fn is_plain_line(bytes: &[u8]) -> bool {
-    // Without early exits, so that both loops vectorise: the lines are
-    // short, and every history rendering checks dozens of them.
-    let printable = bytes
-        .iter()
-        .fold(true, |ok, &b| ok & (b.wrapping_sub(b' ') <= b'~' - b' '));
-    // Zipped as two slices (not `skip(1)`), which the compiler vectorises.
-    let double_space = match bytes.split_first() {
-        Some((_, rest)) => bytes
-            .iter()
-            .zip(rest)
-            .fold(false, |found, (&a, &b)| found | ((a == b' ') & (b == b' '))),
-        None => false,
-    };
-    printable && !double_space
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const LOWS: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    /// 0x80 in each byte of `word` that is zero, and nowhere else (exact:
+    /// no false positives from a borrow).
+    fn zero_bytes(word: u64) -> u64 {
+        !(((word & LOWS) + LOWS) | word | LOWS)
+    }
+    let mut chunks = bytes.chunks_exact(8);
+    // Whether the byte before the current word was a space.
+    let mut space_before = false;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        // Not ASCII, a control byte (below 0x20: subtracting 0x20 borrows
+        // into the high bit), or DEL.
+        // A borrow out of a byte below 0x20 can only mark bytes above it,
+        // and one such byte already fails the check.
+        let outside = (word | word.wrapping_sub(ONES * 0x20)) & HIGHS;
+        if outside != 0 || zero_bytes(word ^ (ONES * 0x7f)) != 0 {
+            return false;
+        }
+        let spaces = zero_bytes(word ^ (ONES * 0x20));
+        // Byte i and byte i + 1 both spaces (little-endian: the next byte
+        // is 8 bits up), or the first byte a space after a space.
+        if spaces & (spaces >> 8) != 0 || (space_before && spaces & 0x80 != 0) {
+            return false;
+        }
+        space_before = spaces >> 56 != 0;
+    }
+    for &b in chunks.remainder() {
+        let space = b == b' ';
+        if !(b' '..=b'~').contains(&b) || (space && space_before) {
+            return false;
+        }
+        space_before = space;
+    }
+    true
 }
 
 fn push_number(out: &mut String, number: usize) {
@@ -751,6 +778,40 @@ mod tests {
         push_number(&mut number, 0);
         push_number(&mut number, 1_234_567);
         assert_eq!(number, "01234567");
+    }
+
+    #[test]
+    fn the_word_at_a_time_check_is_the_plain_definition() {
+        fn plain(bytes: &[u8]) -> bool {
+            bytes.iter().all(|b| (b' '..=b'~').contains(b)) && !bytes.windows(2).any(|w| w == b"  ")
+        }
+        let mut cases: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"Step 12: Compute the subtotal for item 12 and note it.".to_vec(),
+            "caf\u{e9} au lait, first".as_bytes().to_vec(),
+        ];
+        // Every position of a space pair, a control byte, DEL and a
+        // non-ASCII byte in texts of 1 to 24 bytes, across word borders.
+        for len in 1..=24 {
+            let base = vec![b'a'; len];
+            cases.push(base.clone());
+            for at in 0..len {
+                for bad in [b'\n', b'\t', 0x00, 0x1f, 0x7f, 0x80, 0xff, b' ', b'~'] {
+                    let mut case = base.clone();
+                    case[at] = bad;
+                    cases.push(case);
+                }
+                if at + 1 < len {
+                    let mut case = base.clone();
+                    case[at] = b' ';
+                    case[at + 1] = b' ';
+                    cases.push(case);
+                }
+            }
+        }
+        for case in &cases {
+            assert_eq!(is_plain_line(case), plain(case), "{case:?}");
+        }
     }
 
     #[test]
