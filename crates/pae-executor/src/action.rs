@@ -114,12 +114,24 @@ pub enum ActionParseError {
 /// Whether `name` means the final answer: `Final Answer` ignoring case,
 /// whitespace, `_` and `-`, and a trailing `:` or `.` (`Final Answer:`).
 pub fn is_final_answer(name: &str) -> bool {
+    const WORDS: &[u8] = b"finalanswer";
     let name = name.trim().trim_end_matches([':', '.']);
+    if name.is_ascii() {
+        // Every action name is checked: no Unicode lowercasing for ASCII.
+        let mut letters = name
+            .bytes()
+            .filter(|&b| !char::from(b).is_whitespace() && b != b'_' && b != b'-')
+            .map(|b| b.to_ascii_lowercase());
+        return WORDS.iter().all(|&c| letters.next() == Some(c)) && letters.next().is_none();
+    }
     let mut normalized = name
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '_' && *c != '-')
         .flat_map(char::to_lowercase);
-    "finalanswer".chars().all(|c| normalized.next() == Some(c)) && normalized.next().is_none()
+    WORDS
+        .iter()
+        .all(|&c| normalized.next() == Some(char::from(c)))
+        && normalized.next().is_none()
 }
 
 /// Parses one action out of a model's reply.
@@ -721,6 +733,11 @@ mod tests {
         for no in ["Final", "answer", "final answers", "", "calculator"] {
             assert!(!is_final_answer(no), "{no:?}");
         }
+        // The ASCII path and the Unicode one agree: a vertical tab is
+        // whitespace to both, and a non-ASCII spelling still counts.
+        assert!(is_final_answer("final\u{b}answer:"));
+        assert!(is_final_answer("Final\u{a0}Answer"));
+        assert!(!is_final_answer("final answer é"));
     }
 
     #[test]
