@@ -34,12 +34,13 @@ pub(super) fn column(text: &str, file: &str, column: &str) -> Result<String, Too
 /// [`column`] matches headers; failing that, the one row with a field
 /// equal to `key` ignoring case, spaces, `_` and `-`), as `header: value`
 /// pairs joined by `", "` (the fields alone when the table has no header);
-/// with `column`, only that row's value in the column.
+/// with `column`, only that row's value in the column. When several rows
+/// start with `key`, all of them, one per line (with `column`, their
+/// values joined by `", "`, as [`column`] gives a column).
 ///
 /// # Errors
 /// [`ToolError::NotOneOf`] naming the rows' first fields when no row is
-/// `key`, or the columns when `column` is none of them;
-/// [`ToolError::InvalidInput`] when several rows start with `key`.
+/// `key`, or the columns when `column` is none of them.
 pub(super) fn row(
     text: &str,
     file: &str,
@@ -54,10 +55,15 @@ pub(super) fn row(
         .map(|row| row.first().cloned().unwrap_or_default())
         .collect();
     let wanted = plain(key);
-    if firsts.iter().filter(|first| plain(first) == wanted).count() > 1 {
-        return Err(ToolError::invalid_input(format!(
-            "{file:?} has several rows {key:?}; give a column instead"
-        )));
+    let starting: Vec<usize> = (0..firsts.len())
+        .filter(|&i| plain(&firsts[i]) == wanted)
+        .collect();
+    if starting.len() > 1 {
+        let shown = starting
+            .iter()
+            .map(|&i| show_row(&table, &body[i], file, key, index))
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(shown.join(if index.is_some() { ", " } else { "\n" }));
     }
     let found = find(&firsts, key).or_else(|| {
         let holds_key = |row: &Vec<String>| row.iter().any(|field| plain(field) == wanted);
@@ -73,7 +79,18 @@ pub(super) fn row(
             ),
         ));
     };
-    let fields = &body[found];
+    show_row(&table, &body[found], file, key, index)
+}
+
+/// One row of [`row`]'s answer: its value in column `index`, or all of it
+/// as `header: value` pairs.
+fn show_row(
+    table: &Table<'_>,
+    fields: &[String],
+    file: &str,
+    key: &str,
+    index: Option<usize>,
+) -> Result<String, ToolError> {
     if let Some(index) = index {
         return fields.get(index).cloned().ok_or_else(|| {
             ToolError::invalid_input(format!(
@@ -422,7 +439,15 @@ mod tests {
         assert!(error.contains("month, units, price"), "{error}");
         // A key that is not in the first column: the one row holding it.
         assert_eq!(row(TEAM, "team.csv", "42", Some("name")).unwrap(), "Ben");
-        assert!(row("a,b\n1,2\n1,3\n", "x.csv", "1", Some("b")).is_err());
+        // Several rows with the key: all of them.
+        assert_eq!(
+            row("a,b\n1,2\n1,3\n", "x.csv", "1", Some("b")).unwrap(),
+            "2, 3"
+        );
+        assert_eq!(
+            row("a,b\n1,2\n2,5\n1,3\n", "x.csv", "1", None).unwrap(),
+            "a: 1, b: 2\na: 1, b: 3"
+        );
         // Without a header, the fields alone.
         assert_eq!(
             row("milk 2.49\nbread 3.15\n", "g.txt", "bread", None).unwrap(),
