@@ -3,19 +3,20 @@
 
 use pae_core::ToolError;
 
-const MONTHS: [&str; 12] = [
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
+/// The months, January first.
+pub(super) const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ];
 
 /// The days of the week, Monday first (as [`Date::weekday`] counts them).
@@ -134,7 +135,11 @@ pub(super) fn parse_date(text: &str, today: Date) -> Result<Date, ToolError> {
     let month_name = |w: &str| {
         let w = w.trim_end_matches("st").trim_end_matches('.');
         (w.len() >= 3)
-            .then(|| MONTHS.iter().position(|m| m.starts_with(w)))
+            .then(|| {
+                MONTHS
+                    .iter()
+                    .position(|m| m.get(..w.len()).is_some_and(|p| p.eq_ignore_ascii_case(w)))
+            })
             .flatten()
             .map(|i| i as u32 + 1)
     };

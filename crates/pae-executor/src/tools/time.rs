@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use pae_core::{Tool, ToolError};
 use serde_json::{Value, json};
 
-use super::calendar::{Date, WEEKDAYS, parse_date};
+use super::calendar::{Date, MONTHS, WEEKDAYS, parse_date};
 
 /// Tells the current date and time.
 ///
@@ -36,21 +36,6 @@ pub struct CurrentTime {
     frozen: Option<SystemTime>,
     default_offset_minutes: i32,
 }
-
-const MONTHS: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
 
 /// The largest offset accepted (UTC-14:00 to UTC+14:00 are used on Earth;
 /// allow a little more).
