@@ -453,11 +453,13 @@ pub(crate) struct AgentArgs {
     #[arg(long, value_enum, default_value_t = EarlyStop::Generate)]
     pub(crate) early_stopping: EarlyStop,
 
-    /// Which previous steps the executor sees in full: `all`, `last:K`, or
-    /// `digest` (the steps the current one refers to and the last 3 in
-    /// full, older ones one short line each within a fixed budget, so
-    /// prompts stay bounded on long plans; `digest:K` for the last K).
-    #[arg(long, default_value = "all", value_parser = parse_history)]
+    /// Which previous steps the executor sees in full (plan-and-execute
+    /// mode): `digest` (the steps the current one refers to and the last 3
+    /// in full, older ones one short line each within a fixed budget, so
+    /// prompts stay bounded on long plans; `digest:K` for the last K),
+    /// `all` (LangChain's: every step, prompts grow with the plan) or
+    /// `last:K`.
+    #[arg(long, default_value = "digest", value_parser = parse_history)]
     pub(crate) history: History,
 
     /// When the plan is revised.
@@ -840,7 +842,7 @@ mod tests {
         assert_eq!(args.model.provider, None, "local unless given");
         assert_eq!(args.agent.planner, PlannerMode::Structured);
         assert_eq!(args.agent.tools, [ToolName::Calculator, ToolName::Time]);
-        assert_eq!(args.agent.history, History::All);
+        assert_eq!(args.agent.history, History::Digest(None));
     }
 
     #[test]
