@@ -55,8 +55,10 @@ pub(super) fn row(
         .map(|row| row.first().cloned().unwrap_or_default())
         .collect();
     let wanted = plain(key);
+    // The rows whose first field is the key: `find`'s first test, done
+    // once here since several rows may pass it.
     let starting: Vec<usize> = (0..firsts.len())
-        .filter(|&i| plain(&firsts[i]) == wanted)
+        .filter(|&i| !wanted.is_empty() && plain(&firsts[i]) == wanted)
         .collect();
     if starting.len() > 1 {
         let shown = starting
@@ -65,10 +67,14 @@ pub(super) fn row(
             .collect::<Result<Vec<_>, _>>()?;
         return Ok(shown.join(if index.is_some() { ", " } else { "\n" }));
     }
-    let found = find(&firsts, key).or_else(|| {
-        let holds_key = |row: &Vec<String>| row.iter().any(|field| plain(field) == wanted);
-        only((0..body.len()).filter(|&i| !wanted.is_empty() && holds_key(&body[i])))
-    });
+    let found = starting
+        .first()
+        .copied()
+        .or_else(|| find(&firsts, key))
+        .or_else(|| {
+            let holds_key = |row: &Vec<String>| row.iter().any(|field| plain(field) == wanted);
+            only((0..body.len()).filter(|&i| !wanted.is_empty() && holds_key(&body[i])))
+        });
     let Some(found) = found else {
         return Err(none_of(
             "key",
