@@ -144,13 +144,152 @@ pub fn render_history(
     current: Option<&Step>,
     policy: HistoryPolicy,
 ) -> String {
+    render_with(steps, current, policy, None)
+}
+
+fn render_with(
+    steps: &[(Step, StepResponse)],
+    current: Option<&Step>,
+    policy: HistoryPolicy,
+    cache: Option<&mut LineCache>,
+) -> String {
     if steps.is_empty() {
         return String::from(NO_PREVIOUS_STEPS);
     }
     match policy {
         HistoryPolicy::All => render_last_k(steps, steps.len()),
         HistoryPolicy::LastK(k) => render_last_k(steps, k),
-        HistoryPolicy::Digest(limits) => render_digest(steps, current, limits),
+        HistoryPolicy::Digest(limits) => render_digest(steps, current, limits, cache),
+    }
+}
+
+/// Renders histories as [`render_history`] does, remembering the digest
+/// line of every step it shows.
+///
+/// A finished step's line never changes, and a digest shows each older
+/// step's line again in every prompt until the budget drops it (about 16
+/// prompts with the default limits): the line is written once and copied
+/// after that. Every remembered line keeps the text it was made from and
+/// is used only while the step at that position still reads the same, so
+/// sharing one cache between runs, or between the parallel steps of a
+/// dependency plan (whose histories hold other steps), costs hits, never
+/// correctness. A render that finds the cache in use by another thread
+/// does without it rather than wait.
+#[derive(Debug, Default)]
+pub(crate) struct HistoryRenderer {
+    lines: std::sync::Mutex<LineCache>,
+}
+
+impl Clone for HistoryRenderer {
+    /// A clone starts with an empty cache.
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl HistoryRenderer {
+    /// [`render_history`], with the digest lines cached.
+    pub(crate) fn render(
+        &self,
+        steps: &[(Step, StepResponse)],
+        current: Option<&Step>,
+        policy: HistoryPolicy,
+    ) -> String {
+        if !matches!(policy, HistoryPolicy::Digest(_)) {
+            return render_with(steps, current, policy, None);
+        }
+        match self.lines.try_lock() {
+            Ok(mut cache) => render_with(steps, current, policy, Some(&mut cache)),
+            // A panic elsewhere while it was held: every entry is checked
+            // against its step before use, so the cache is still sound.
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => {
+                render_with(steps, current, policy, Some(&mut poisoned.into_inner()))
+            }
+            Err(std::sync::TryLockError::WouldBlock) => render_with(steps, current, policy, None),
+        }
+    }
+}
+
+/// The slots of a [`LineCache`]: the lines of a window of this many
+/// consecutive steps can be cached at once.
+const LINE_CACHE_SLOTS: usize = 64;
+
+/// Steps whose text and response together are longer than this (in bytes)
+/// are not cached: an entry keeps a copy of both.
+const LINE_CACHE_MAX_SOURCE: usize = 2048;
+
+/// Digest lines by step position, in `LINE_CACHE_SLOTS` slots (position
+/// modulo the slot count).
+#[derive(Debug, Default)]
+struct LineCache {
+    slots: Vec<Option<CachedLine>>,
+}
+
+/// One remembered digest line and what it was made from.
+#[derive(Debug)]
+struct CachedLine {
+    index: usize,
+    line_chars: usize,
+    step: Box<str>,
+    response: Box<str>,
+    status: StepStatus,
+    line: Box<str>,
+    chars: usize,
+}
+
+impl LineCache {
+    /// The characters of the cached line of the step at `index`, when the
+    /// cache holds one made from this very step with these limits.
+    fn find(
+        &self,
+        index: usize,
+        (step, response): &(Step, StepResponse),
+        line_chars: usize,
+    ) -> Option<usize> {
+        let entry = self.slots.get(index % LINE_CACHE_SLOTS)?.as_ref()?;
+        let same = entry.index == index
+            && entry.line_chars == line_chars
+            && *entry.step == *step.value
+            && *entry.response == *response.response
+            && entry.status == response.status;
+        same.then_some(entry.chars)
+    }
+
+    /// The line in the slot of `index` (after [`find`](Self::find) or
+    /// [`insert`](Self::insert) for that index).
+    fn line(&self, index: usize) -> &str {
+        self.slots
+            .get(index % LINE_CACHE_SLOTS)
+            .and_then(Option::as_ref)
+            .map_or("", |entry| &entry.line)
+    }
+
+    /// Remembers the line of the step at `index`; whether it was (a step
+    /// too long to keep a copy of is not).
+    fn insert(
+        &mut self,
+        index: usize,
+        (step, response): &(Step, StepResponse),
+        line_chars: usize,
+        line: &str,
+        chars: usize,
+    ) -> bool {
+        if step.value.len() + response.response.len() > LINE_CACHE_MAX_SOURCE {
+            return false;
+        }
+        if self.slots.is_empty() {
+            self.slots.resize_with(LINE_CACHE_SLOTS, || None);
+        }
+        self.slots[index % LINE_CACHE_SLOTS] = Some(CachedLine {
+            index,
+            line_chars,
+            step: step.value.as_str().into(),
+            response: response.response.as_str().into(),
+            status: response.status.clone(),
+            line: line.into(),
+            chars,
+        });
+        true
     }
 }
 
@@ -185,23 +324,31 @@ fn render_last_k(steps: &[(Step, StepResponse)], k: usize) -> String {
 enum Shown {
     /// In full, at this index.
     Full(usize),
-    /// As one line, the one written at this range of the digest's lines.
-    Line(std::ops::Range<usize>),
+    /// As one line, the one at this position of the digest's lines.
+    Line(usize),
     /// Steps `from..to` left out.
     Omitted { from: usize, to: usize },
 }
 
-/// A digest line written ahead: the step's index and where its text is.
+/// A digest line chosen ahead: the step's index and where its text is.
 struct Written {
     index: usize,
-    start: usize,
-    end: usize,
+    text: LineText,
+}
+
+/// Where a chosen digest line's text is.
+enum LineText {
+    /// In the cache's slot for the step.
+    Cached,
+    /// At this range of the lines written for this render.
+    Here(std::ops::Range<usize>),
 }
 
 fn render_digest(
     steps: &[(Step, StepResponse)],
     current: Option<&Step>,
     limits: DigestLimits,
+    mut cache: Option<&mut LineCache>,
 ) -> String {
     let recent_from = steps.len().saturating_sub(limits.recent);
     let mut referenced = current.map_or_else(Vec::new, |step| referenced_steps(steps, step));
@@ -211,34 +358,69 @@ fn render_digest(
 
     // Lines from the newest older step backwards, within the budget. Only
     // the steps that get a line are looked at, so rendering costs the same
-    // at step 10 and at step 10,000. Each line is written once, newest
-    // first, into `written` (which holds no more than the budget), and
-    // copied into the text below in plan order.
+    // at step 10 and at step 10,000. A line the cache does not have is
+    // written once, newest first, into `written` (which holds no more than
+    // the budget); every line is copied into the text below in plan order.
     let line_chars = limits.line_chars.max(24);
     let mut lines: Vec<Written> = Vec::with_capacity((limits.max_chars / 24).min(recent_from) + 1);
     // Lines are counted in characters, which are at most 4 bytes each.
-    let mut written = String::with_capacity((limits.max_chars.min(line_chars * recent_from)) * 2);
+    let mut written = if cache.is_some() {
+        String::new()
+    } else {
+        String::with_capacity((limits.max_chars.min(line_chars * recent_from)) * 2)
+    };
     let mut used = 0usize;
     let mut first_line = recent_from;
     for index in (0..recent_from).rev() {
         if referenced.binary_search(&index).is_ok() {
             continue;
         }
-        let start = written.len();
-        let chars = write_digest_line(&mut written, index + 1, &steps[index], line_chars) + 1;
-        if used + chars > limits.max_chars {
-            written.truncate(start);
+        let step = &steps[index];
+        // The lines of one window of steps never share a slot.
+        let cacheable = recent_from - index <= LINE_CACHE_SLOTS;
+        let hit = match cache.as_deref() {
+            Some(cache) if cacheable => cache.find(index, step, line_chars),
+            _ => None,
+        };
+        let (chars, text) = match hit {
+            Some(chars) => (chars, LineText::Cached),
+            None => {
+                // A line is at most `line_chars` characters of 4 bytes and
+                // its label: one allocation for the lines the cache misses.
+                written.reserve(line_chars * 4 + 32);
+                let start = written.len();
+                let chars = write_digest_line(&mut written, index + 1, step, line_chars);
+                (chars, LineText::Here(start..written.len()))
+            }
+        };
+        if used + chars + 1 > limits.max_chars {
+            if let LineText::Here(range) = text {
+                written.truncate(range.start);
+            }
             break;
         }
-        used += chars;
-        lines.push(Written {
-            index,
-            start,
-            end: written.len(),
-        });
+        used += chars + 1;
+        let text = match (text, cache.as_deref_mut()) {
+            (LineText::Here(range), Some(cache)) if cacheable => {
+                if cache.insert(index, step, line_chars, &written[range.clone()], chars) {
+                    written.truncate(range.start);
+                    LineText::Cached
+                } else {
+                    LineText::Here(range)
+                }
+            }
+            (text, _) => text,
+        };
+        lines.push(Written { index, text });
         first_line = index;
     }
     lines.reverse();
+    let cache = cache.as_deref();
+    let line_text = |line: &Written| match (&line.text, cache) {
+        (LineText::Cached, Some(cache)) => cache.line(line.index),
+        (LineText::Here(range), _) => &written[range.clone()],
+        (LineText::Cached, None) => "",
+    };
 
     let shown = lines.len() + referenced.len() * 2 + (steps.len() - recent_from) + 2;
     let mut plan: Vec<Shown> = Vec::with_capacity(shown);
@@ -260,29 +442,30 @@ fn render_digest(
         });
     }
     let mut referenced_after = referenced.iter().filter(|&&i| i >= first_line).peekable();
-    for line in &lines {
+    for (at, line) in lines.iter().enumerate() {
         while let Some(&&r) = referenced_after.peek()
             && r < line.index
         {
             plan.push(Shown::Full(r));
             referenced_after.next();
         }
-        plan.push(Shown::Line(line.start..line.end));
+        plan.push(Shown::Line(at));
     }
     plan.extend(referenced_after.map(|&r| Shown::Full(r)));
     plan.extend((recent_from..steps.len()).map(Shown::Full));
 
-    let full_chars: usize = plan
+    let chars: usize = plan
         .iter()
         .map(|shown| match shown {
             Shown::Full(index) => {
                 let (step, response) = &steps[*index];
                 step.value.len() + response.response.len() + 32
             }
-            _ => 0,
+            Shown::Line(at) => line_text(&lines[*at]).len() + 2,
+            Shown::Omitted { .. } => 48,
         })
         .sum();
-    let mut out = String::with_capacity(written.len() + full_chars + 64);
+    let mut out = String::with_capacity(chars);
     let mut previous_was_line = false;
     for shown in plan {
         let is_line = matches!(shown, Shown::Line(_) | Shown::Omitted { .. });
@@ -298,7 +481,7 @@ fn render_digest(
                 let (step, response) = &steps[index];
                 push_full(&mut out, index + 1, step, response);
             }
-            Shown::Line(range) => out.push_str(&written[range]),
+            Shown::Line(at) => out.push_str(line_text(&lines[at])),
             Shown::Omitted { from, to } if to - from == 1 => {
                 out.push_str("(Step ");
                 push_number(&mut out, to);
@@ -829,6 +1012,93 @@ mod tests {
             "\n",
         ] {
             assert_eq!(trim(text), text.trim(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn cached_lines_render_exactly_what_rendering_afresh_does() {
+        let renderer = HistoryRenderer::default();
+        let policies = [
+            HistoryPolicy::digest(),
+            // More lines than the cache has slots: the oldest are written
+            // afresh every time.
+            HistoryPolicy::Digest(DigestLimits {
+                recent: 2,
+                line_chars: 24,
+                max_chars: 10_000,
+            }),
+            HistoryPolicy::All,
+        ];
+        let text = |i: usize| match i % 5 {
+            0 => format!("Compute the subtotal for item {i} and note it."),
+            1 => format!("Look  up\nitem {i}, caf\u{e9} {}", "long ".repeat(i % 40)),
+            2 => "x".repeat(3000),
+            _ => format!("Step {i}"),
+        };
+        let mut done: Vec<(Step, StepResponse)> = Vec::new();
+        for i in 0..150 {
+            let current = Step::new(format!("Use step {} and #E{}", i / 2, i / 3 + 1));
+            for policy in policies {
+                assert_eq!(
+                    renderer.render(&done, Some(&current), policy),
+                    render_history(&done, Some(&current), policy),
+                    "after {i} steps, {policy:?}"
+                );
+            }
+            let status = match i % 7 {
+                3 => StepStatus::Failed {
+                    error: format!("boom {i}"),
+                },
+                5 => StepStatus::Stopped {
+                    reason: "limit".into(),
+                },
+                _ => StepStatus::Completed,
+            };
+            done.push((
+                Step::new(text(i)),
+                StepResponse::new(format!("Result {i}")).with_status(status),
+            ));
+        }
+        // The same positions holding other steps (another run, or the
+        // dependencies of a parallel step) are never shown the old lines.
+        let other: Vec<(Step, StepResponse)> = done
+            .iter()
+            .map(|(step, response)| {
+                let mut response = response.clone();
+                response.response.push('!');
+                (step.clone(), response)
+            })
+            .collect();
+        for policy in policies {
+            for history in [&done, &other, &done, &other] {
+                assert_eq!(
+                    renderer.render(history, None, policy),
+                    render_history(history, None, policy),
+                    "{policy:?}"
+                );
+            }
+        }
+        let mut changed = done.clone();
+        changed[140].1.status = StepStatus::Skipped {
+            reason: "no".into(),
+        };
+        changed[143].0.value.push_str(" again");
+        renderer.render(&done, None, HistoryPolicy::digest());
+        assert_eq!(
+            renderer.render(&changed, None, HistoryPolicy::digest()),
+            render_history(&changed, None, HistoryPolicy::digest())
+        );
+        // Other limits give other lines for the same steps.
+        let narrow = HistoryPolicy::Digest(DigestLimits::DEFAULT.with_recent(1));
+        let narrower = HistoryPolicy::Digest(DigestLimits {
+            line_chars: 30,
+            ..DigestLimits::DEFAULT
+        });
+        for policy in [narrow, narrower, HistoryPolicy::digest()] {
+            assert_eq!(
+                renderer.render(&done, None, policy),
+                render_history(&done, None, policy)
+            );
         }
     }
 

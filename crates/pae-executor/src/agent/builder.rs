@@ -250,6 +250,7 @@ impl AgentExecutorBuilder {
             protocol,
             system_prompt,
             step_template,
+            history: crate::history::HistoryRenderer::default(),
         })
     }
 }

@@ -41,7 +41,7 @@ use toolbox::Toolbox;
 
 use crate::action::ActionParseError;
 use crate::error::ConfigError;
-use crate::history::render_history;
+use crate::history::HistoryRenderer;
 use crate::{prompt, schema};
 
 /// A tool-using agent that carries out one plan step (LangChain's
@@ -100,6 +100,8 @@ pub struct AgentExecutor {
     protocol: Protocol,
     system_prompt: String,
     step_template: PromptTemplate,
+    /// Renders the previous steps, remembering digest lines.
+    history: HistoryRenderer,
 }
 
 impl fmt::Debug for AgentExecutor {
@@ -493,7 +495,7 @@ enum Invoked {
 #[async_trait]
 impl Executor for AgentExecutor {
     async fn step(&self, input: &StepInput) -> Result<StepResponse, ExecError> {
-        let previous_steps = render_history(
+        let previous_steps = self.history.render(
             &input.previous_steps,
             Some(&input.current_step),
             self.settings.history,
