@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -70,6 +70,9 @@ struct Shared {
     /// Wall time of earlier sessions, in milliseconds.
     wall_base_ms: u64,
     halt: Mutex<Option<Halt>>,
+    /// Whether `halt` holds a reason: every call checks, and almost none
+    /// finds one, so the check takes no lock.
+    halted: AtomicBool,
     durable: Option<Durable>,
     /// The idempotency key of a call in doubt that a person, by resuming,
     /// allowed to be made again.
@@ -266,6 +269,7 @@ impl RunContext {
                 spent: Mutex::new(lock(&old.spent).clone()),
                 wall_base_ms: old.wall_base_ms,
                 halt: Mutex::new(lock(&old.halt).clone()),
+                halted: AtomicBool::new(old.halted.load(Ordering::SeqCst)),
                 durable: None,
                 retry_in_doubt: old.retry_in_doubt.clone(),
                 message_content: old.message_content,
@@ -439,11 +443,17 @@ impl RunContext {
 
     /// Why the run must stop, once a call found out.
     pub(crate) fn halt(&self) -> Option<Halt> {
+        if !self.shared.halted.load(Ordering::Acquire) {
+            return None;
+        }
         lock(&self.shared.halt).clone()
     }
 
     fn set_halt(&self, halt: Halt) -> String {
-        lock(&self.shared.halt).get_or_insert(halt).to_string()
+        let mut slot = lock(&self.shared.halt);
+        let reason = slot.get_or_insert(halt).to_string();
+        self.shared.halted.store(true, Ordering::Release);
+        reason
     }
 
     /// Checks cancellation, an earlier halt and the budget before a call.
@@ -634,18 +644,20 @@ impl RunContext {
                 finished_at_ms: Some(now_ms()),
             });
         }
-        self.emit(EventKind::ModelCalled {
-            step_index: self.scope.step_index(),
-            model: name,
-            usage,
-            latency_ms: started.map_or(0.0, |started| started.elapsed().as_secs_f64() * 1000.0),
-            replayed: false,
-            call: seq,
-            request: summary,
-            finish_reason: Some(response.finish_reason.clone()),
-            reply: prompt.is_some().then(|| response.message.clone()),
-            prompt,
-        });
+        if listened {
+            self.emit(EventKind::ModelCalled {
+                step_index: self.scope.step_index(),
+                model: name,
+                usage,
+                latency_ms: started.map_or(0.0, |started| started.elapsed().as_secs_f64() * 1000.0),
+                replayed: false,
+                call: seq,
+                request: summary,
+                finish_reason: Some(response.finish_reason.clone()),
+                reply: prompt.is_some().then(|| response.message.clone()),
+                prompt,
+            });
+        }
         Ok(response)
     }
 

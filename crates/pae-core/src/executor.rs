@@ -39,6 +39,11 @@ impl StepInput {
         }
     }
 
+    /// The step, the rest dropped.
+    pub(crate) fn into_step(self) -> Step {
+        self.current_step
+    }
+
     /// Sets the previous steps.
     #[must_use]
     pub fn with_previous_steps(mut self, previous: impl Into<StepHistory>) -> Self {

@@ -45,9 +45,7 @@ impl PlanAndExecute {
                 });
             }
             let started_at = now_ms();
-            let input = run
-                .step_input(index, step.clone(), run.history.clone())
-                .await?;
+            let input = run.step_input(index, step, run.history.clone()).await?;
             let span = telemetry::step_span(index, run.revision());
             let executing = Scoped::new(input.context.clone(), self.executor.step(&input))
                 .instrument(span.clone());
@@ -62,7 +60,7 @@ impl PlanAndExecute {
             }
             // Release this step's handle on the history before recording, so
             // appending does not copy it.
-            drop(input);
+            let step = input.into_step();
             let Some(result) = result else {
                 return Err(run.cancelled());
             };
