@@ -56,7 +56,10 @@ impl fmt::Display for SchemaViolation {
 /// ```
 pub fn validate(schema: &Value, value: &Value) -> Vec<SchemaViolation> {
     let mut out = Vec::new();
-    check(schema, value, &mut String::from("$"), 0, &mut out);
+    // Room for the paths of most arguments: no copy as they are pushed.
+    let mut path = String::with_capacity(64);
+    path.push('$');
+    check(schema, value, &mut path, 0, &mut out);
     out.truncate(MAX_VIOLATIONS);
     out
 }
@@ -142,14 +145,27 @@ fn check(
     };
 
     if let Some(types) = keyword(schema, "type") {
-        let names: Vec<&str> = match types {
-            Value::String(s) => vec![s.as_str()],
-            Value::Array(list) => list.iter().filter_map(Value::as_str).collect(),
-            _ => Vec::new(),
+        // `"type": "x"` or `"type": ["x", "y"]`, read without collecting
+        // (every tool call checks its arguments).
+        let listed = match types {
+            Value::Array(list) => list.as_slice(),
+            _ => &[],
         };
-        if !names.is_empty() && !names.iter().any(|n| type_matches(n, value)) {
+        let names = types
+            .as_str()
+            .into_iter()
+            .chain(listed.iter().filter_map(Value::as_str));
+        let mut named = false;
+        let mut matched = false;
+        for name in names.clone() {
+            named = true;
+            if type_matches(name, value) {
+                matched = true;
+                break;
+            }
+        }
+        if named && !matched {
             let expected = names
-                .iter()
                 .map(|n| format!("{} {n}", article(n)))
                 .collect::<Vec<_>>()
                 .join(" or ");

@@ -382,7 +382,7 @@ impl AgentExecutor {
             run.context
                 .record_refused_call(name, args.clone(), &observation);
         }
-        run.calls.push(ToolInvocation {
+        run.record(ToolInvocation {
             tool: name.to_owned(),
             input: args,
             observation: observation.clone(),
@@ -461,7 +461,7 @@ impl AgentExecutor {
             });
         }
         let observation = self.protocol.parse_feedback(error);
-        run.calls.push(ToolInvocation {
+        run.record(ToolInvocation {
             tool: INVALID_REPLY.to_owned(),
             input: Value::String(text.to_owned()),
             observation: observation.clone(),

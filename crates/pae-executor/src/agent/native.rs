@@ -256,7 +256,7 @@ fn refuse_final_call(
     };
     run.context
         .record_refused_call(&call.name, call.arguments.clone(), &observation);
-    run.calls.push(ToolInvocation {
+    run.record(ToolInvocation {
         tool: call.name.clone(),
         input: call.arguments.clone(),
         observation: observation.clone(),

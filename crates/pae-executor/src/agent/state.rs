@@ -2,7 +2,6 @@
 //! around (the fixed parts of the step prompt, a final answer, how the
 //! loop ended).
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 use pae_core::{
@@ -99,11 +98,11 @@ pub(super) struct StepRun {
     pub(super) last_result: Option<String>,
     /// Identical successful calls made again.
     pub(super) repeats: usize,
-    /// The successful calls, by a hash of (tool name as written, arguments
-    /// as sent): the positions in `calls` of those with that hash, so
-    /// spotting a repeat costs the same however many came before, and
-    /// nothing is copied to do it.
-    pub(super) succeeded: HashMap<u64, Vec<usize>>,
+    /// The successful calls: a hash of (tool name as written, arguments as
+    /// sent) and the position in `calls`. Spotting a repeat compares hashes
+    /// (a step makes a handful of calls, bounded by the iteration limit)
+    /// and copies nothing.
+    pub(super) succeeded: Vec<(u64, usize)>,
 }
 
 /// The key of a call in [`StepRun::succeeded`]: a hash of the tool name as
@@ -174,19 +173,19 @@ impl StepRun {
             gave_up: None,
             last_result: None,
             repeats: 0,
-            succeeded: HashMap::new(),
+            succeeded: Vec::new(),
         }
     }
 
     /// Whether a call to `name` with `args` (whose [`call_key`] is `key`)
     /// succeeded before in this step.
     pub(super) fn succeeded_before(&self, key: u64, name: &str, args: &Value) -> bool {
-        self.succeeded.get(&key).is_some_and(|positions| {
-            positions.iter().any(|&i| {
-                self.calls
+        self.succeeded.iter().any(|&(hash, i)| {
+            hash == key
+                && self
+                    .calls
                     .get(i)
                     .is_some_and(|call| call.tool == name && call.input == *args)
-            })
         })
     }
 
@@ -194,7 +193,17 @@ impl StepRun {
     /// whose [`call_key`] is `key`, succeeded.
     pub(super) fn record_success(&mut self, key: u64) {
         let position = self.calls.len();
-        self.succeeded.entry(key).or_default().push(position);
+        self.succeeded.push((key, position));
+    }
+
+    /// Records a tool call. The list is kept for the rest of the run, so
+    /// it starts with room for one call (most steps make one or none) and
+    /// is seldom left with spare room to give back.
+    pub(super) fn record(&mut self, call: ToolInvocation) {
+        if self.calls.capacity() == 0 {
+            self.calls.reserve_exact(1);
+        }
+        self.calls.push(call);
     }
 
     pub(super) fn add_usage(&mut self, response: &ChatResponse) {
@@ -215,7 +224,7 @@ impl StepRun {
             prompt::TOOL_CANCELLED,
             elapsed.as_secs_f64() * 1000.0,
         );
-        self.calls.push(ToolInvocation {
+        self.record(ToolInvocation {
             tool: pending.tool,
             input: pending.input,
             observation: prompt::TOOL_CANCELLED.to_owned(),

@@ -154,8 +154,15 @@ pub(super) fn strip_thought_label(text: &str) -> &str {
 /// scratchpad. An observation of one line follows `Observation: ` on the
 /// same line; one of several lines is fenced (see the module docs).
 fn push_turn(scratchpad: &mut String, log: &str, observation: &str) {
+    // Sized for the turn (the fenced form adds a few labels per line): the
+    // scratchpad is copied into every later prompt of the step anyway, but
+    // growing it would copy it again.
+    let needed = log.len() + observation.len() + 64;
     if scratchpad.is_empty() {
+        scratchpad.reserve(prompt::SCRATCHPAD_HEADING.len() + needed);
         scratchpad.push_str(prompt::SCRATCHPAD_HEADING);
+    } else {
+        scratchpad.reserve(needed);
     }
     scratchpad.push('\n');
     scratchpad.push_str(log.trim());
