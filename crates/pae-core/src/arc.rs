@@ -17,7 +17,12 @@ use crate::model::ToolSpec;
 use crate::planner::{PlanRequest, Planner, ReplanDecision, ReplanRequest, Replanner};
 use crate::tool::{Tool, ToolContext};
 
-#[async_trait]
+/// What `async_trait` methods return.
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+// The async methods are written out as `async_trait` expands them, to hand
+// back the inner future instead of boxing another around it (see the
+// `Executor` impl below).
 impl<T: Tool + ?Sized> Tool for Arc<T> {
     fn name(&self) -> &str {
         (**self).name()
@@ -28,15 +33,27 @@ impl<T: Tool + ?Sized> Tool for Arc<T> {
     fn parameters(&self) -> Value {
         (**self).parameters()
     }
-    async fn call(&self, input: Value) -> Result<String, ToolError> {
-        (**self).call(input).await
-    }
-    async fn call_with_context(
-        &self,
+    fn call<'life0, 'async_trait>(
+        &'life0 self,
         input: Value,
-        context: &ToolContext,
-    ) -> Result<String, ToolError> {
-        (**self).call_with_context(input, context).await
+    ) -> BoxFuture<'async_trait, Result<String, ToolError>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        (**self).call(input)
+    }
+    fn call_with_context<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        input: Value,
+        context: &'life1 ToolContext,
+    ) -> BoxFuture<'async_trait, Result<String, ToolError>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        (**self).call_with_context(input, context)
     }
     fn is_read_only(&self) -> bool {
         (**self).is_read_only()
@@ -63,10 +80,20 @@ impl<T: Replanner + ?Sized> Replanner for Arc<T> {
     }
 }
 
-#[async_trait]
+// Written out as `async_trait` expands it, to hand back the inner future as
+// it is: an `async fn` here would box a second future around it (a copy
+// of the whole step's state) on every step.
 impl<T: Executor + ?Sized> Executor for Arc<T> {
-    async fn step(&self, input: &StepInput) -> Result<StepResponse, ExecError> {
-        (**self).step(input).await
+    fn step<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        input: &'life1 StepInput,
+    ) -> BoxFuture<'async_trait, Result<StepResponse, ExecError>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        (**self).step(input)
     }
 }
 

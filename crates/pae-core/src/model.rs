@@ -640,14 +640,32 @@ pub fn chunk_from_response(response: ChatResponse) -> ChatChunk {
     }
 }
 
-#[async_trait]
+/// What `async_trait` methods return.
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+// The async methods are written out as `async_trait` expands them, to hand
+// back the inner future instead of boxing another around it on every call.
 impl<M: ChatModel + ?Sized> ChatModel for std::sync::Arc<M> {
-    async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, ProviderError> {
-        (**self).chat(request).await
+    fn chat<'life0, 'async_trait>(
+        &'life0 self,
+        request: ChatRequest,
+    ) -> BoxFuture<'async_trait, Result<ChatResponse, ProviderError>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        (**self).chat(request)
     }
 
-    async fn stream(&self, request: ChatRequest) -> Result<ChatStream, ProviderError> {
-        (**self).stream(request).await
+    fn stream<'life0, 'async_trait>(
+        &'life0 self,
+        request: ChatRequest,
+    ) -> BoxFuture<'async_trait, Result<ChatStream, ProviderError>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        (**self).stream(request)
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -125,6 +125,18 @@ impl RunState {
             // Nothing to commit to: no copies of the step either.
             return Ok(());
         }
+        // Boxed: only durable runs commit, and inline the commit's state
+        // made every step's future larger (and copied) for all runs.
+        Box::pin(self.commit_to_store(index, step, response, started_at_ms)).await
+    }
+
+    async fn commit_to_store(
+        &self,
+        index: usize,
+        step: &Step,
+        response: &StepResponse,
+        started_at_ms: u64,
+    ) -> Result<(), RunError> {
         let mut commit = Commit::new();
         commit.steps.push(StepRecord {
             index,
