@@ -55,8 +55,35 @@ impl StepInput {
 /// Steps with their responses, shared: cloning is O(1), so handing the
 /// history to every step of a long plan costs nothing per step. Reads like a
 /// slice.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct StepHistory(Arc<Vec<(Step, StepResponse)>>);
+///
+/// A history has an [`id`](Self::id) that its clones share and that
+/// appending keeps, so two histories with the same id hold the same steps at
+/// every position both have: executors can reuse what they derived from the
+/// earlier steps (a rendered digest) instead of reading them all again.
+#[derive(Debug, Clone)]
+pub struct StepHistory {
+    steps: Arc<Vec<(Step, StepResponse)>>,
+    id: u64,
+}
+
+/// The next [`StepHistory::id`].
+fn next_history_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+impl Default for StepHistory {
+    fn default() -> Self {
+        Self::from(Vec::new())
+    }
+}
+
+impl PartialEq for StepHistory {
+    /// The same steps, whatever the ids.
+    fn eq(&self, other: &Self) -> bool {
+        self.steps == other.steps
+    }
+}
 
 impl StepHistory {
     /// An empty history.
@@ -64,16 +91,28 @@ impl StepHistory {
         Self::default()
     }
 
+    /// This history's identity: shared by its clones and kept when a step
+    /// is appended to it in place. Steps are never changed or removed, and
+    /// a history that has to copy its steps to append one (because a clone
+    /// still shares them) takes a new id, so while the id is the same, the
+    /// step at each position is the same.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// The steps, without a copy unless another clone of this history is
     /// still alive.
     pub fn into_vec(self) -> Vec<(Step, StepResponse)> {
-        Arc::try_unwrap(self.0).unwrap_or_else(|shared| shared.as_ref().clone())
+        Arc::try_unwrap(self.steps).unwrap_or_else(|shared| shared.as_ref().clone())
     }
 
-    /// Appends a step. Copies the list only when another clone of this
-    /// history is still alive.
+    /// Appends a step. Copies the list (and takes a new id) only when
+    /// another clone of this history is still alive.
     pub fn push(&mut self, step: Step, response: StepResponse) {
-        Arc::make_mut(&mut self.0).push((step, response));
+        if Arc::get_mut(&mut self.steps).is_none() {
+            self.id = next_history_id();
+        }
+        Arc::make_mut(&mut self.steps).push((step, response));
     }
 }
 
@@ -81,31 +120,34 @@ impl Deref for StepHistory {
     type Target = [(Step, StepResponse)];
 
     fn deref(&self) -> &Self::Target {
-        &self.0
+        &self.steps
     }
 }
 
 impl From<Vec<(Step, StepResponse)>> for StepHistory {
     fn from(steps: Vec<(Step, StepResponse)>) -> Self {
-        Self(Arc::new(steps))
+        Self {
+            steps: Arc::new(steps),
+            id: next_history_id(),
+        }
     }
 }
 
 impl FromIterator<(Step, StepResponse)> for StepHistory {
     fn from_iter<T: IntoIterator<Item = (Step, StepResponse)>>(iter: T) -> Self {
-        Self(Arc::new(iter.into_iter().collect()))
+        Self::from(iter.into_iter().collect::<Vec<_>>())
     }
 }
 
 impl PartialEq<[(Step, StepResponse)]> for StepHistory {
     fn eq(&self, other: &[(Step, StepResponse)]) -> bool {
-        self.0.as_slice() == other
+        self.steps.as_slice() == other
     }
 }
 
 impl PartialEq<Vec<(Step, StepResponse)>> for StepHistory {
     fn eq(&self, other: &Vec<(Step, StepResponse)>) -> bool {
-        self.0.as_ref() == other
+        self.steps.as_ref() == other
     }
 }
 
@@ -120,4 +162,37 @@ pub trait Executor: Send + Sync {
     /// iteration limit is not an error: it is a response with
     /// [`pae_schema::StepStatus::Stopped`].
     async fn step(&self, input: &StepInput) -> Result<StepResponse, ExecError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_history_id_names_one_sequence_of_steps() {
+        let step = |n: usize| {
+            (
+                Step::new(format!("s{n}")),
+                StepResponse::new(format!("r{n}")),
+            )
+        };
+        let mut a = StepHistory::new();
+        assert_ne!(a.id(), StepHistory::new().id());
+        let first = a.id();
+        a.push(step(1).0, step(1).1);
+        assert_eq!(a.id(), first, "appended in place");
+        let b = a.clone();
+        assert_eq!(b.id(), first);
+        a.push(step(2).0, step(2).1);
+        assert_ne!(a.id(), first, "copied to append: another history now");
+        assert_eq!((b.len(), a.len()), (1, 2));
+        assert_eq!(b.id(), first);
+        // Equal steps are equal histories, whatever the ids.
+        assert_eq!(StepHistory::from(vec![step(1)]), b);
+        drop(b);
+        let second = a.id();
+        a.push(step(3).0, step(3).1);
+        assert_eq!(a.id(), second);
+        assert_eq!(a.into_vec().len(), 3);
+    }
 }

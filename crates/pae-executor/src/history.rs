@@ -3,7 +3,9 @@
 //! makes a whole run quadratic in its length; [`HistoryPolicy::Digest`]
 //! bounds every step prompt, so a whole run is linear.
 
-use pae_core::{Step, StepResponse, StepStatus};
+use std::collections::VecDeque;
+
+use pae_core::{Step, StepHistory, StepResponse, StepStatus};
 
 /// Which previous steps the step prompt shows, and how.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -163,51 +165,205 @@ fn render_with(
     }
 }
 
-/// Renders histories as [`render_history`] does, remembering the digest
-/// line of every step it shows.
+/// Renders histories as [`render_history`] does, remembering digest lines.
 ///
-/// A finished step's line never changes, and a digest shows each older
-/// step's line again in every prompt until the budget drops it (about 16
-/// prompts with the default limits): the line is written once and copied
-/// after that. Every remembered line keeps the text it was made from and
-/// is used only while the step at that position still reads the same, so
-/// sharing one cache between runs, or between the parallel steps of a
-/// dependency plan (whose histories hold other steps), costs hits, never
-/// correctness. A render that finds the cache in use by another thread
-/// does without it rather than wait.
+/// A finished step's digest line never changes, and a digest shows each
+/// older step's line again in every prompt until the budget drops it (about
+/// 16 prompts with the default limits). Two memories spare rewriting them:
+///
+/// - the digest lines of the last history rendered, as one text: the next
+///   render of that history ([`StepHistory::id`]: the same steps, one more
+///   at the end) writes the newest line, drops the oldest beyond the budget
+///   and copies the rest at once;
+/// - each line written, by step position, for other histories (another
+///   run's, a dependency plan's) and for steps that show earlier steps in
+///   full. Each keeps the text it was made from and is used only while the
+///   step at that position still reads the same.
+///
+/// Either way the text is exactly what [`render_history`] gives. A render
+/// that finds the memory in use by another thread does without it rather
+/// than wait.
 #[derive(Debug, Default)]
 pub(crate) struct HistoryRenderer {
-    lines: std::sync::Mutex<LineCache>,
+    state: std::sync::Mutex<RendererState>,
 }
 
 impl Clone for HistoryRenderer {
-    /// A clone starts with an empty cache.
+    /// A clone starts with nothing remembered.
     fn clone(&self) -> Self {
         Self::default()
     }
 }
 
+/// What a [`HistoryRenderer`] remembers.
+#[derive(Debug, Default)]
+struct RendererState {
+    lines: LineCache,
+    block: Option<DigestBlock>,
+}
+
 impl HistoryRenderer {
-    /// [`render_history`], with the digest lines cached.
+    /// [`render_history`] of `history`, with the digest lines remembered.
     pub(crate) fn render(
         &self,
-        steps: &[(Step, StepResponse)],
+        history: &StepHistory,
         current: Option<&Step>,
         policy: HistoryPolicy,
     ) -> String {
-        if !matches!(policy, HistoryPolicy::Digest(_)) {
-            return render_with(steps, current, policy, None);
-        }
-        match self.lines.try_lock() {
-            Ok(mut cache) => render_with(steps, current, policy, Some(&mut cache)),
-            // A panic elsewhere while it was held: every entry is checked
-            // against its step before use, so the cache is still sound.
+        let HistoryPolicy::Digest(limits) = policy else {
+            return render_with(history, current, policy, None);
+        };
+        let mut state = match self.state.try_lock() {
+            Ok(state) => state,
+            // A panic elsewhere while it was held: the lines are checked
+            // against their steps before use, but the block may be half
+            // updated.
             Err(std::sync::TryLockError::Poisoned(poisoned)) => {
-                render_with(steps, current, policy, Some(&mut poisoned.into_inner()))
+                let mut state = poisoned.into_inner();
+                state.block = None;
+                state
             }
-            Err(std::sync::TryLockError::WouldBlock) => render_with(steps, current, policy, None),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                return render_with(history, current, policy, None);
+            }
+        };
+        let recent_from = history.len().saturating_sub(limits.recent);
+        let refers_back = current.is_some_and(|step| {
+            referenced_steps(history, step)
+                .iter()
+                .any(|&i| i < recent_from)
+        });
+        if history.is_empty() || refers_back {
+            return render_with(history, current, policy, Some(&mut state.lines));
+        }
+        let block = match &mut state.block {
+            Some(block)
+                if block.history == history.id()
+                    && block.limits == limits
+                    && block.next <= recent_from =>
+            {
+                block
+            }
+            slot => slot.insert(DigestBlock::new(history.id(), limits)),
+        };
+        block.advance(history, recent_from);
+        block.render(history, recent_from)
+    }
+}
+
+/// The digest lines of one history ([`StepHistory::id`]) for steps
+/// `next - lines.len()..next`: one text, oldest line first, each line
+/// followed by `\n`.
+#[derive(Debug)]
+struct DigestBlock {
+    history: u64,
+    limits: DigestLimits,
+    next: usize,
+    /// Each line's characters and bytes (without its `\n`), oldest first.
+    lines: VecDeque<(usize, usize)>,
+    text: String,
+    /// Where the oldest line starts in `text`.
+    start: usize,
+    /// What the budget counts: each line's characters and one for its
+    /// line break.
+    used: usize,
+}
+
+/// The fewest characters of a digest line with its line break
+/// (`Step 1:  -> ` and `\n`): no more lines than the budget over this fit.
+const MIN_LINE_CHARS: usize = 13;
+
+impl DigestBlock {
+    fn new(history: u64, limits: DigestLimits) -> Self {
+        Self {
+            history,
+            limits,
+            next: 0,
+            lines: VecDeque::new(),
+            text: String::new(),
+            start: 0,
+            used: 0,
         }
     }
+
+    /// Adds the lines of steps `next..recent_from` and drops the oldest
+    /// beyond the budget: the lines are then those [`render_digest`] picks
+    /// when no step is referenced.
+    fn advance(&mut self, steps: &[(Step, StepResponse)], recent_from: usize) {
+        let line_chars = self.limits.line_chars.max(24);
+        // Older steps cannot fit whatever their lines: not written at all.
+        let from = recent_from.saturating_sub(self.limits.max_chars / MIN_LINE_CHARS + 1);
+        if from > self.next {
+            self.lines.clear();
+            self.text.clear();
+            self.start = 0;
+            self.used = 0;
+            self.next = from;
+        }
+        for index in self.next..recent_from {
+            let before = self.text.len();
+            let chars = write_digest_line(&mut self.text, index + 1, &steps[index], line_chars);
+            self.lines.push_back((chars, self.text.len() - before));
+            self.text.push('\n');
+            self.used += chars + 1;
+        }
+        self.next = recent_from;
+        while self.used > self.limits.max_chars {
+            let Some((chars, bytes)) = self.lines.pop_front() else {
+                break;
+            };
+            self.used -= chars + 1;
+            self.start += bytes + 1;
+        }
+        // The dropped lines' text goes once it is half of it.
+        if self.start > self.text.len() / 2 {
+            self.text.drain(..self.start);
+            self.start = 0;
+        }
+    }
+
+    /// The digest: the omitted steps, these lines, the recent steps in
+    /// full (laid out as [`render_digest`] lays them out).
+    fn render(&self, steps: &[(Step, StepResponse)], recent_from: usize) -> String {
+        let first_line = self.next - self.lines.len();
+        let lines = &self.text[self.start..];
+        let full: usize = steps[recent_from..]
+            .iter()
+            .map(|(step, response)| step.value.len() + response.response.len() + 32)
+            .sum();
+        let mut out = String::with_capacity(48 + lines.len() + full);
+        if first_line > 0 {
+            push_omitted(&mut out, 0, first_line);
+        }
+        if let Some(lines) = lines.strip_suffix('\n') {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(lines);
+        }
+        for (offset, (step, response)) in steps[recent_from..].iter().enumerate() {
+            if !out.is_empty() {
+                out.push_str("\n\n");
+            }
+            push_full(&mut out, recent_from + offset + 1, step, response);
+        }
+        out
+    }
+}
+
+/// `(Step 3 not shown.)` or `(Steps 1-3 not shown.)` for steps
+/// `from..to`.
+fn push_omitted(out: &mut String, from: usize, to: usize) {
+    if to - from == 1 {
+        out.push_str("(Step ");
+        push_number(out, to);
+    } else {
+        out.push_str("(Steps ");
+        push_number(out, from + 1);
+        out.push('-');
+        push_number(out, to);
+    }
+    out.push_str(" not shown.)");
 }
 
 /// The slots of a [`LineCache`]: the lines of a window of this many
@@ -482,18 +638,7 @@ fn render_digest(
                 push_full(&mut out, index + 1, step, response);
             }
             Shown::Line(at) => out.push_str(line_text(&lines[at])),
-            Shown::Omitted { from, to } if to - from == 1 => {
-                out.push_str("(Step ");
-                push_number(&mut out, to);
-                out.push_str(" not shown.)");
-            }
-            Shown::Omitted { from, to } => {
-                out.push_str("(Steps ");
-                push_number(&mut out, from + 1);
-                out.push('-');
-                push_number(&mut out, to);
-                out.push_str(" not shown.)");
-            }
+            Shown::Omitted { from, to } => push_omitted(&mut out, from, to),
         }
         previous_was_line = is_line;
     }
@@ -1016,16 +1161,21 @@ mod tests {
     }
 
     #[test]
-    fn cached_lines_render_exactly_what_rendering_afresh_does() {
+    fn remembered_lines_render_exactly_what_rendering_afresh_does() {
         let renderer = HistoryRenderer::default();
         let policies = [
             HistoryPolicy::digest(),
-            // More lines than the cache has slots: the oldest are written
-            // afresh every time.
+            // More lines than the line cache has slots: the oldest are
+            // written afresh every time.
             HistoryPolicy::Digest(DigestLimits {
                 recent: 2,
                 line_chars: 24,
                 max_chars: 10_000,
+            }),
+            HistoryPolicy::Digest(DigestLimits {
+                recent: 0,
+                line_chars: 40,
+                max_chars: 100,
             }),
             HistoryPolicy::All,
         ];
@@ -1035,15 +1185,44 @@ mod tests {
             2 => "x".repeat(3000),
             _ => format!("Step {i}"),
         };
-        let mut done: Vec<(Step, StepResponse)> = Vec::new();
+        let check = |history: &StepHistory, current: Option<&Step>, policy: HistoryPolicy| {
+            assert_eq!(
+                renderer.render(history, current, policy),
+                render_history(history, current, policy),
+                "{} steps, {current:?}, {policy:?}",
+                history.len()
+            );
+        };
+        // Each policy through a whole run, as a run renders it: the
+        // remembered lines carry on from step to step.
+        for policy in policies {
+            let renderer = HistoryRenderer::default();
+            let mut history = StepHistory::new();
+            for i in 0..120 {
+                for current in [None, Some(Step::new("Go on"))] {
+                    assert_eq!(
+                        renderer.render(&history, current.as_ref(), policy),
+                        render_history(&history, current.as_ref(), policy),
+                        "{i} steps, {policy:?}"
+                    );
+                }
+                history.push(Step::new(text(i)), StepResponse::new(format!("Result {i}")));
+            }
+        }
+        let mut done = StepHistory::new();
         for i in 0..150 {
-            let current = Step::new(format!("Use step {} and #E{}", i / 2, i / 3 + 1));
+            // Each policy on its own, as a run renders it (the remembered
+            // lines carry on from step to step), then all of them mixed.
+            let currents = [
+                None,
+                Some(Step::new("Go on")),
+                Some(Step::new(format!("Use step {} and #E{}", i / 2, i / 3 + 1))),
+            ];
+            for current in &currents {
+                check(&done, current.as_ref(), policies[i % policies.len()]);
+            }
             for policy in policies {
-                assert_eq!(
-                    renderer.render(&done, Some(&current), policy),
-                    render_history(&done, Some(&current), policy),
-                    "after {i} steps, {policy:?}"
-                );
+                check(&done, currents[i % 3].as_ref(), policy);
             }
             let status = match i % 7 {
                 3 => StepStatus::Failed {
@@ -1054,40 +1233,37 @@ mod tests {
                 },
                 _ => StepStatus::Completed,
             };
-            done.push((
+            let id = done.id();
+            done.push(
                 Step::new(text(i)),
                 StepResponse::new(format!("Result {i}")).with_status(status),
-            ));
+            );
+            assert_eq!(done.id(), id, "appended in place");
         }
-        // The same positions holding other steps (another run, or the
-        // dependencies of a parallel step) are never shown the old lines.
-        let other: Vec<(Step, StepResponse)> = done
-            .iter()
-            .map(|(step, response)| {
-                let mut response = response.clone();
-                response.response.push('!');
-                (step.clone(), response)
-            })
-            .collect();
+        // Other histories with steps at the same positions (another run,
+        // or the dependencies of a parallel step) never get the old lines.
+        let other = StepHistory::from(
+            done.iter()
+                .map(|(step, response)| {
+                    let mut response = response.clone();
+                    response.response.push('!');
+                    (step.clone(), response)
+                })
+                .collect::<Vec<_>>(),
+        );
         for policy in policies {
             for history in [&done, &other, &done, &other] {
-                assert_eq!(
-                    renderer.render(history, None, policy),
-                    render_history(history, None, policy),
-                    "{policy:?}"
-                );
+                check(history, None, policy);
             }
         }
-        let mut changed = done.clone();
+        let mut changed = done.to_vec();
         changed[140].1.status = StepStatus::Skipped {
             reason: "no".into(),
         };
         changed[143].0.value.push_str(" again");
-        renderer.render(&done, None, HistoryPolicy::digest());
-        assert_eq!(
-            renderer.render(&changed, None, HistoryPolicy::digest()),
-            render_history(&changed, None, HistoryPolicy::digest())
-        );
+        let changed = StepHistory::from(changed);
+        check(&done, None, HistoryPolicy::digest());
+        check(&changed, None, HistoryPolicy::digest());
         // Other limits give other lines for the same steps.
         let narrow = HistoryPolicy::Digest(DigestLimits::DEFAULT.with_recent(1));
         let narrower = HistoryPolicy::Digest(DigestLimits {
@@ -1095,11 +1271,21 @@ mod tests {
             ..DigestLimits::DEFAULT
         });
         for policy in [narrow, narrower, HistoryPolicy::digest()] {
-            assert_eq!(
-                renderer.render(&done, None, policy),
-                render_history(&done, None, policy)
-            );
+            check(&done, None, policy);
         }
+        // A history seen first at a late step (a resumed run).
+        let mut late = StepHistory::from(done.to_vec());
+        for policy in [HistoryPolicy::digest(), narrow] {
+            check(&late, None, policy);
+        }
+        late.push(Step::new("one more"), StepResponse::new("done"));
+        check(&late, None, HistoryPolicy::digest());
+        // A clone kept alive: appending copies, and the copy is another
+        // history.
+        let kept = late.clone();
+        late.push(Step::new("and another"), StepResponse::new("done too"));
+        check(&late, None, HistoryPolicy::digest());
+        check(&kept, None, HistoryPolicy::digest());
     }
 
     #[test]
