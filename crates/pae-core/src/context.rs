@@ -530,11 +530,12 @@ impl RunContext {
         request: ChatRequest,
     ) -> Result<ChatResponse, ProviderError> {
         let seq = self.calls.fetch_add(1, Ordering::SeqCst);
-        let name = model.model_name();
+        // The model's name is asked for only where it is used: a span that
+        // is on, an event, a journal entry or a price.
         let span = tracing::info_span!(
             "chat",
             "gen_ai.operation.name" = "chat",
-            "gen_ai.request.model" = name.as_str(),
+            "gen_ai.request.model" = model.model_name().as_str(),
             "gen_ai.request.max_tokens" = request.sampling.max_tokens,
             "gen_ai.request.temperature" = request.sampling.temperature,
             "gen_ai.request.seed" = request.sampling.seed,
@@ -549,7 +550,7 @@ impl RunContext {
             "gen_ai.output.messages" = Empty,
         );
         let result = self
-            .chat_in(model, request, seq, name, &span)
+            .chat_in(model, request, seq, &span)
             .instrument(span.clone())
             .await;
         if let Err(error) = &result {
@@ -564,7 +565,6 @@ impl RunContext {
         model: &dyn ChatModel,
         request: ChatRequest,
         seq: u32,
-        name: String,
         span: &tracing::Span,
     ) -> Result<ChatResponse, ProviderError> {
         self.admit(CallKind::Model)
@@ -593,7 +593,7 @@ impl RunContext {
             self.record_reply(span, &response, true);
             self.emit(EventKind::ModelCalled {
                 step_index: self.scope.step_index(),
-                model: name,
+                model: model.model_name(),
                 usage: response.usage.unwrap_or_default(),
                 latency_ms: 0.0,
                 replayed: true,
@@ -624,7 +624,9 @@ impl RunContext {
             let mut spent = lock(&self.shared.spent);
             spent.usage += usage;
             spent.model_calls += 1;
-            if let Some(price) = self.shared.budget.prices.get(&name) {
+            if !self.shared.budget.prices.is_empty()
+                && let Some(price) = self.shared.budget.prices.get(&model.model_name())
+            {
                 spent.cost += price.cost(usage);
             }
         }
@@ -633,7 +635,7 @@ impl RunContext {
                 scope: self.scope.clone(),
                 seq,
                 kind: CallKind::Model,
-                name: name.clone(),
+                name: model.model_name(),
                 request_hash: hash,
                 idempotency_key: None,
                 state: CallState::Done,
@@ -647,7 +649,7 @@ impl RunContext {
         if listened {
             self.emit(EventKind::ModelCalled {
                 step_index: self.scope.step_index(),
-                model: name,
+                model: model.model_name(),
                 usage,
                 latency_ms: started.map_or(0.0, |started| started.elapsed().as_secs_f64() * 1000.0),
                 replayed: false,

@@ -309,8 +309,9 @@ impl AgentExecutor {
         Ok(response)
     }
 
-    /// Carries out one action and records it; returns the observation.
-    /// Every tool call of the step goes through here, and only here.
+    /// Carries out one action and records it (the observation is the
+    /// recorded call's). Every tool call of the step goes through here, and
+    /// only here.
     // One place for what wraps a tool call: the run context's journaling,
     // tracing or budgets belong here, not in the protocols.
     async fn call_tool(
@@ -321,7 +322,7 @@ impl AgentExecutor {
         args: Value,
         log: &str,
         source: ArgumentSource,
-    ) -> Result<String, ExecError> {
+    ) -> Result<(), ExecError> {
         // The reply parsed: the parse-retry budget counts failures in a row.
         run.parse_failures = 0;
         let started = tokio::time::Instant::now();
@@ -360,7 +361,7 @@ impl AgentExecutor {
         let mut observation =
             prompt::truncate_observation(observation, Some(self.settings.max_observation_chars));
         if !is_error {
-            run.last_result = Some(observation.clone());
+            run.last_result = Some((run.calls.len(), observation.len()));
             // Small models tend to repeat a call whose result they already
             // have; say so, so they move on instead of burning iterations.
             let key = state::call_key(name, &args);
@@ -385,7 +386,7 @@ impl AgentExecutor {
         run.record(ToolInvocation {
             tool: name.to_owned(),
             input: args,
-            observation: observation.clone(),
+            observation,
             log: log.to_owned(),
             is_error,
             duration_ms: Some(duration_ms),
@@ -395,7 +396,7 @@ impl AgentExecutor {
                 tool: name.to_owned(),
                 source,
             }),
-            None => Ok(observation),
+            None => Ok(()),
         }
     }
 
@@ -531,9 +532,9 @@ impl Executor for AgentExecutor {
                         self.generate_final(&step, &mut run, &reason).await?
                     }
                 };
-                let text = match run.last_result.take() {
+                let text = match run.last_result() {
                     _ if !text.trim().is_empty() => text,
-                    Some(result) if self.settings.last_result_on_stop => result,
+                    Some(result) if self.settings.last_result_on_stop => result.to_owned(),
                     _ => prompt::stopped_response(&reason),
                 };
                 (text, None, StepStatus::Stopped { reason })

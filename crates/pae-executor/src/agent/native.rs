@@ -128,7 +128,8 @@ pub(super) async fn on_reply(
                         &content,
                         ArgumentSource::Native,
                     )
-                    .await?
+                    .await?;
+                recorded_observation(run)
             };
             run.messages
                 .push(Message::tool(call.id, call.name, observation));
@@ -224,7 +225,7 @@ async fn run_text_calls(
     run.messages
         .push(Message::assistant_tool_calls(String::new(), calls.clone()));
     for call in calls {
-        let observation = agent
+        agent
             .call_tool(
                 input,
                 run,
@@ -234,6 +235,7 @@ async fn run_text_calls(
                 ArgumentSource::Text,
             )
             .await?;
+        let observation = recorded_observation(run);
         run.messages
             .push(Message::tool(call.id, call.name, observation));
     }
@@ -348,6 +350,14 @@ fn tagged_tool_calls(text: &str, limit: usize) -> (Vec<(String, Value)>, usize) 
 fn looks_like_call(text: &str) -> bool {
     let text = text.trim_start();
     text.starts_with('{') || text.starts_with("```") || text.starts_with("<tool_call>")
+}
+
+/// The observation of the call just recorded, for its tool message.
+fn recorded_observation(run: &StepRun) -> String {
+    run.calls
+        .last()
+        .map(|call| call.observation.clone())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -94,8 +94,10 @@ pub(super) struct StepRun {
     pub(super) pending: Option<PendingCall>,
     /// Set when the model stopped giving usable replies; ends the loop.
     pub(super) gave_up: Option<String>,
-    /// The last successful tool result, without notes added for the model.
-    pub(super) last_result: Option<String>,
+    /// The last successful tool result, without notes added for the model:
+    /// its call's position in `calls` and the length its observation had
+    /// before any note.
+    pub(super) last_result: Option<(usize, usize)>,
     /// Identical successful calls made again.
     pub(super) repeats: usize,
     /// The successful calls: a hash of (tool name as written, arguments as
@@ -204,6 +206,12 @@ impl StepRun {
             self.calls.reserve_exact(1);
         }
         self.calls.push(call);
+    }
+
+    /// The last successful tool result, without notes added for the model.
+    pub(super) fn last_result(&self) -> Option<&str> {
+        let (at, len) = self.last_result?;
+        self.calls.get(at)?.observation.get(..len)
     }
 
     pub(super) fn add_usage(&mut self, response: &ChatResponse) {

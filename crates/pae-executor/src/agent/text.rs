@@ -85,10 +85,11 @@ pub(super) async fn on_reply(
     match parse_action(text) {
         Ok(Action::Final { answer }) => Ok(Some(Finish::from_value(answer))),
         Ok(Action::Tool { name, input: args }) => {
-            let observation = agent
+            agent
                 .call_tool(input, run, &name, args, text, ArgumentSource::Text)
                 .await?;
-            push_turn(&mut run.scratchpad, text, &observation);
+            let observation = run.calls.last().map_or("", |call| &call.observation);
+            push_turn(&mut run.scratchpad, text, observation);
             Ok(None)
         }
         Err(ActionParseError::NoAction) if agent.settings.plain_text_answers => {
