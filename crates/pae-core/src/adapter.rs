@@ -25,16 +25,34 @@ use crate::model::{ChatChunk, ChatStream, FinishReason};
 
 pub use crate::model::{chunk_from_response, parse_arguments};
 
+/// Where `needle` first occurs in `text` (a byte offset), for the short
+/// texts of replies and stop sequences: candidates are found by their first
+/// byte with memchr, then compared. A general substring search (std's
+/// `str::find`, or memchr's `memmem`) first builds a searcher, which costs
+/// more than the whole search of a reply of a few hundred bytes.
+///
+/// ```
+/// use pae_core::adapter::find_short;
+///
+/// assert_eq!(find_short("a\nb\nObservation: 42", "\nObservation:"), Some(3));
+/// assert_eq!(find_short("abc", ""), Some(0));
+/// assert_eq!(find_short("abc", "d"), None);
+/// ```
+pub fn find_short(text: &str, needle: &str) -> Option<usize> {
+    let Some((&first, rest)) = needle.as_bytes().split_first() else {
+        return Some(0);
+    };
+    let bytes = text.as_bytes();
+    memchr::memchr_iter(first, bytes).find(|&at| bytes[at + 1..].starts_with(rest))
+}
+
 /// Cuts `text` before the earliest occurrence of any stop sequence, as a
 /// provider does. Returns the text unchanged when no stop sequence occurs.
 pub fn cut_at_stop<'a>(text: &'a str, stop: &[String]) -> &'a str {
     let end = stop
         .iter()
         .filter(|s| !s.is_empty())
-        // memchr's substring search: std's sets up a two-way searcher per
-        // call, which costs more than the search on a reply's few hundred
-        // bytes.
-        .filter_map(|s| memchr::memmem::find(text.as_bytes(), s.as_bytes()))
+        .filter_map(|s| find_short(text, s))
         .min()
         .unwrap_or(text.len());
     &text[..end]
@@ -123,6 +141,38 @@ fn held_back(text: &str, stop: &[String]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_short_search_finds_what_str_find_finds() {
+        let texts = [
+            "",
+            "a",
+            "abcabcabd",
+            "caf\u{e9} \u{e9}t\u{e9}",
+            "Thought: x\nAction:\n\nObservation: 1\nObservation:",
+            "aaaaaaaaab",
+        ];
+        let needles = [
+            "",
+            "a",
+            "ab",
+            "abd",
+            "\u{e9}t",
+            "\nObservation:",
+            "aaab",
+            "zz",
+            "\n\n",
+        ];
+        for text in texts {
+            for needle in needles {
+                assert_eq!(
+                    find_short(text, needle),
+                    text.find(needle),
+                    "{text:?} {needle:?}"
+                );
+            }
+        }
+    }
     use crate::error::ProviderError;
 
     fn chunk(text: &str) -> Result<ChatChunk, ProviderError> {

@@ -159,6 +159,25 @@ enum Replayed {
     None,
 }
 
+/// Appends `number` in decimal (without the formatting machinery: one
+/// idempotency key per tool call).
+fn push_decimal(out: &mut String, number: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = number;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[at..] {
+        out.push(char::from(digit));
+    }
+}
+
 impl RunContext {
     /// A context that delivers events to `events`.
     pub fn new(events: EventSink) -> Self {
@@ -691,11 +710,11 @@ impl RunContext {
         match &self.scope {
             // Written into one sized string: one per tool call.
             CallScope::Step { revision, index } => {
-                use std::fmt::Write as _;
-                let mut key = String::with_capacity(run.len() + 3 * 11);
+                let mut key = String::with_capacity(run.len() + 3 * 21);
                 key.push_str(run);
                 for number in [u64::from(*revision), *index as u64, u64::from(seq)] {
-                    let _ = write!(key, "/{number}");
+                    key.push('/');
+                    push_decimal(&mut key, number);
                 }
                 key
             }

@@ -44,7 +44,12 @@ impl PlanAndExecute {
                     step: step.clone(),
                 });
             }
-            let started_at = now_ms();
+            // Only a commit records when the step started.
+            let started_at = if run.context.store().is_some() {
+                now_ms()
+            } else {
+                0
+            };
             let input = run.step_input(index, step, run.history.clone()).await?;
             let span = telemetry::step_span(index, run.revision());
             let executing = Scoped::new(input.context.clone(), self.executor.step(&input))

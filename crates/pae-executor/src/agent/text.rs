@@ -117,9 +117,7 @@ fn visible_text(content: &str) -> Cow<'_, str> {
     let own = rewritten.map_or(visible, Cow::Owned);
     // `cut_at_stop` with the one stop sequence, without making a list of it
     // for every reply; a reply that needs no cut is not copied.
-    // memchr's search: std's sets up a two-way searcher per call, which
-    // costs more than the search on a reply's few hundred bytes.
-    match memchr::memmem::find(own.as_bytes(), OBSERVATION_STOP.as_bytes()) {
+    match pae_core::adapter::find_short(&own, OBSERVATION_STOP) {
         None => own,
         Some(end) => match own {
             Cow::Borrowed(text) => Cow::Borrowed(&text[..end]),
