@@ -108,9 +108,11 @@ pub(super) struct StepRun {
 }
 
 /// The key of a call in [`StepRun::succeeded`]: a hash of the tool name as
-/// written and the arguments as sent.
+/// written and the arguments as sent. Fx rather than SipHash: the key only
+/// narrows the search (equal keys are compared in full), and nothing here
+/// comes from an adversary that could make it slow.
 pub(super) fn call_key(name: &str, args: &Value) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let mut hasher = rustc_hash::FxHasher::default();
     name.hash(&mut hasher);
     hash_value(args, &mut hasher);
     hasher.finish()
@@ -148,7 +150,7 @@ fn hash_value(value: &Value, state: &mut impl Hasher) {
             state.write_usize(object.len());
             let mut sum = 0u64;
             for (key, item) in object {
-                let mut entry = std::collections::hash_map::DefaultHasher::new();
+                let mut entry = rustc_hash::FxHasher::default();
                 key.hash(&mut entry);
                 hash_value(item, &mut entry);
                 sum = sum.wrapping_add(entry.finish());
