@@ -92,7 +92,7 @@ enum UsageMode {
 pub struct ScriptedModel {
     script: Mutex<Script>,
     requests: Mutex<Vec<ChatRequest>>,
-    answered: Mutex<usize>,
+    answered: std::sync::atomic::AtomicUsize,
     record: bool,
     usage: UsageMode,
     latency: Option<Duration>,
@@ -131,7 +131,7 @@ impl ScriptedModel {
         Self {
             script: Mutex::new(script),
             requests: Mutex::new(Vec::new()),
-            answered: Mutex::new(0),
+            answered: std::sync::atomic::AtomicUsize::new(0),
             record: true,
             usage: UsageMode::None,
             latency: None,
@@ -202,7 +202,7 @@ impl ScriptedModel {
 
     /// The number of requests answered (errors included).
     pub fn calls(&self) -> usize {
-        *lock(&self.answered)
+        self.answered.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Canned replies not yet used (0 for a `from_fn` model).
@@ -214,11 +214,9 @@ impl ScriptedModel {
     }
 
     fn next_reply(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        let answered = {
-            let mut answered = lock(&self.answered);
-            *answered += 1;
-            *answered - 1
-        };
+        let answered = self
+            .answered
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if self.record {
             lock(&self.requests).push(request.clone());
         }

@@ -45,10 +45,15 @@ pub(crate) fn digit_value(c: char) -> Option<u64> {
 /// The text after a step word at the start of `s` (`Step 1`, `Paso #2`,
 /// `步骤1`), from the number on; `None` unless a number follows the word.
 pub(crate) fn strip_step_word(s: &str) -> Option<&str> {
+    let first = *s.as_bytes().first()?;
+    // Every step word starts with a letter: a line that starts with an
+    // ASCII digit or sign (a numbered line, most lines) has none.
+    if first.is_ascii() && !first.is_ascii_alphabetic() {
+        return None;
+    }
     // An ASCII character lowercases to an ASCII one, so text that starts
-    // with one (a numbered line, most lines) cannot start with a word that
-    // starts with another character.
-    let ascii_start = s.as_bytes().first().is_some_and(u8::is_ascii);
+    // with one cannot start with a word that starts with another character.
+    let ascii_start = first.is_ascii();
     STEP_WORDS.iter().find_map(|word| {
         if ascii_start && !word.as_bytes().first().is_some_and(u8::is_ascii) {
             return None;
@@ -403,6 +408,14 @@ fn parse_numbered(s: &str, hash_label: bool) -> Option<(u64, String, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_step_word_starts_with_a_letter() {
+        // strip_step_word skips lines that start with an ASCII non-letter.
+        for word in STEP_WORDS {
+            assert!(word.starts_with(char::is_alphabetic), "{word}");
+        }
+    }
 
     #[test]
     fn step_words_in_every_script_and_case() {

@@ -206,7 +206,10 @@ fn calculate(expression: &str) -> Result<Answer, ToolError> {
             "the expression is longer than {MAX_EXPRESSION_CHARS} characters"
         )));
     }
-    let mut chars: Vec<char> = expression.chars().collect();
+    // Sized by bytes (at least the characters): collecting by the chars'
+    // size hint would start too small and grow.
+    let mut chars: Vec<char> = Vec::with_capacity(expression.len());
+    chars.extend(expression.chars());
     blank_decorations(&mut chars);
     let dates = find_dates(&chars);
     for &(at, _) in &dates {
@@ -460,6 +463,42 @@ fn next_non_space(chars: &[char], from: usize) -> Option<char> {
         .find(|c| !c.is_whitespace())
 }
 
+/// A number literal's characters; its text is without the `_` and `,`
+/// separators.
+struct Literal<'a>(&'a [char]);
+
+impl Literal<'_> {
+    fn text(&self) -> impl Iterator<Item = char> + '_ {
+        self.0.iter().copied().filter(|c| *c != '_' && *c != ',')
+    }
+
+    /// The literal's value, read from its text on the stack (every number
+    /// of every expression goes through here), or `None` when it is not a
+    /// number.
+    fn value(&self) -> Option<f64> {
+        let mut buffer = [0u8; 64];
+        let mut len = 0;
+        for c in self.text() {
+            match (u8::try_from(c), buffer.get_mut(len)) {
+                (Ok(byte), Some(slot)) if byte.is_ascii() => {
+                    *slot = byte;
+                    len += 1;
+                }
+                // Longer than any number, or not ASCII: the slow way.
+                _ => return self.to_string().parse().ok(),
+            }
+        }
+        std::str::from_utf8(&buffer[..len]).ok()?.parse().ok()
+    }
+}
+
+impl std::fmt::Display for Literal<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        self.text().try_for_each(|c| f.write_char(c))
+    }
+}
+
 fn tokenize(chars: &[char]) -> Result<Vec<Token>, ToolError> {
     let mut tokens: Vec<Token> = Vec::new();
     // For each open parenthesis, whether it opens a function call (whose
@@ -583,13 +622,11 @@ fn tokenize(chars: &[char]) -> Result<Vec<Token>, ToolError> {
                     i = j;
                 }
             }
-            let literal: String = chars[start..i]
-                .iter()
-                .filter(|c| **c != '_' && **c != ',')
-                .collect();
-            let value: f64 = literal.parse().map_err(|_| {
+            let literal = Literal(&chars[start..i]);
+            let value = literal.value().ok_or_else(|| {
                 ToolError::invalid_input(format!(
-                    "{literal:?} at position {} is not a number",
+                    "{:?} at position {} is not a number",
+                    literal.to_string(),
                     start + 1
                 ))
             })?;
