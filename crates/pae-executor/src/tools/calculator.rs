@@ -1209,6 +1209,24 @@ mod tests {
     }
 
     #[test]
+    fn number_literals_long_and_malformed() {
+        // Read on the stack up to 64 characters, beyond that as a string.
+        let long = format!("0.{}5", "0".repeat(80));
+        assert_eq!(eval(&long), long.parse::<f64>().unwrap_or_default());
+        assert_eq!(eval("1,000,000 + 1"), 1_000_001.0);
+        let message = |expression: &str| match Calculator::evaluate(expression) {
+            Ok(value) => panic!("{expression} gave {value}"),
+            Err(error) => error.to_string(),
+        };
+        assert!(
+            message("1_0.2.3 + 1").contains("\"10.2.3\" at position 1 is not a number"),
+            "{}",
+            message("1_0.2.3 + 1")
+        );
+        assert!(message(&format!("1{}", "0".repeat(400))).contains("is too large"));
+    }
+
+    #[test]
     fn ranges_in_list_functions() {
         assert_eq!(eval("sum(range(1, 51))"), 1275.0);
         assert_eq!(eval("count(range(10))"), 10.0);
