@@ -113,13 +113,23 @@ pub trait Tool: Send + Sync {
     ///
     /// # Errors
     /// As [`call`](Self::call).
-    async fn call_with_context(
-        &self,
+    // Written as `async_trait` expands it, to hand back `call`'s future as
+    // it is: an `async fn` default would box a second future around it on
+    // every call of every tool that keeps the default.
+    fn call_with_context<'life0, 'life1, 'async_trait>(
+        &'life0 self,
         input: serde_json::Value,
-        context: &ToolContext,
-    ) -> Result<String, ToolError> {
+        context: &'life1 ToolContext,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<String, ToolError>> + Send + 'async_trait>,
+    >
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
         let _ = context;
-        self.call(input).await
+        self.call(input)
     }
 
     /// Whether the tool only reads (no side effects). Read-only, idempotent

@@ -47,32 +47,7 @@ pub(crate) fn cut_at_end_marker<'a>(text: &'a str, marker: &str) -> &'a str {
     if marker.is_empty() {
         return text;
     }
-    let mut end = text.find(marker);
-    let mut earliest = |pos: usize| end = Some(end.map_or(pos, |e: usize| e.min(pos)));
-    let word = marker.trim_matches(|c: char| !c.is_alphanumeric() && c != '_');
-    // ASCII lowercasing keeps every byte offset, so positions carry over.
-    let lower = text.to_ascii_lowercase();
-    if !word.is_empty()
-        && word.len() != marker.len()
-        && let Some(pos) = lower.find(&word.to_ascii_lowercase())
-    {
-        earliest(
-            text[..pos]
-                .trim_end_matches(['<', '/', '[', '(', '{', '*', '`'])
-                .len(),
-        );
-    }
-    let parts: Vec<String> = word
-        .split(['_', '-', ' '])
-        .filter(|p| !p.is_empty())
-        .map(str::to_ascii_lowercase)
-        .collect();
-    if parts.len() >= 2
-        && let Some(pos) = phrase_marker(&lower, &parts)
-    {
-        earliest(pos);
-    }
-    let body = end.map_or(text, |e| &text[..e]);
+    let body = marker_end(text, marker).map_or(text, |e| &text[..e]);
     // A marker cut short by a token limit: "...\n<END_OF".
     let trimmed = body.trim_end();
     let lower_marker = marker.to_ascii_lowercase();
@@ -89,16 +64,64 @@ pub(crate) fn cut_at_end_marker<'a>(text: &'a str, marker: &str) -> &'a str {
     short.map_or(body, |s| &body[..s])
 }
 
-/// Where the end marker's phrase (`parts` separated by spaces, `_` or `-`)
-/// first appears bracketed (`<end of plan>`) or alone on its line; `lower`
-/// is the ASCII-lowercased text.
-fn phrase_marker(lower: &str, parts: &[String]) -> Option<usize> {
+/// Where the first whole end marker (or its word or phrase, see
+/// [`cut_at_end_marker`]) starts in `text`.
+fn marker_end(text: &str, marker: &str) -> Option<usize> {
+    // The whole plan is searched a few times over: without copies of it,
+    // and by memchr on the first byte of what is sought.
+    let mut end = pae_core::adapter::find_short(text, marker);
+    let mut earliest = |pos: usize| end = Some(end.map_or(pos, |e: usize| e.min(pos)));
+    let word = marker.trim_matches(|c: char| !c.is_alphanumeric() && c != '_');
+    if !word.is_empty()
+        && word.len() != marker.len()
+        && let Some(pos) = find_ignore_ascii_case(text, word)
+    {
+        earliest(
+            text[..pos]
+                .trim_end_matches(['<', '/', '[', '(', '{', '*', '`'])
+                .len(),
+        );
+    }
+    let parts: Vec<&str> = word
+        .split(['_', '-', ' '])
+        .filter(|p| !p.is_empty())
+        .collect();
+    if parts.len() >= 2
+        && let Some(pos) = phrase_marker(text, &parts)
+    {
+        earliest(pos);
+    }
+    end
+}
+
+/// Where `needle` (not empty) first occurs in `text`, ASCII letters
+/// matching in either case: a byte offset, at a character boundary.
+fn find_ignore_ascii_case(text: &str, needle: &str) -> Option<usize> {
+    let first = *needle.as_bytes().first()?;
+    let bytes = text.as_bytes();
+    memchr::memchr2_iter(
+        first.to_ascii_lowercase(),
+        first.to_ascii_uppercase(),
+        bytes,
+    )
+    .find(|&at| {
+        bytes
+            .get(at..at + needle.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(needle.as_bytes()))
+    })
+}
+
+/// Where the end marker's phrase (`parts` separated by spaces, `_` or `-`,
+/// ASCII letters in either case) first appears bracketed (`<end of plan>`)
+/// or alone on its line.
+fn phrase_marker(text: &str, parts: &[&str]) -> Option<usize> {
     let phrase_len = |s: &str| -> Option<usize> {
+        let bytes = s.as_bytes();
         let mut pos = 0;
         for (k, part) in parts.iter().enumerate() {
             if k > 0 {
-                let seps = s[pos..]
-                    .bytes()
+                let seps = bytes[pos..]
+                    .iter()
                     .take_while(|b| matches!(b, b' ' | b'_' | b'-'))
                     .count();
                 if seps == 0 {
@@ -106,7 +129,10 @@ fn phrase_marker(lower: &str, parts: &[String]) -> Option<usize> {
                 }
                 pos += seps;
             }
-            if !s[pos..].starts_with(part.as_str()) {
+            let same = bytes
+                .get(pos..pos + part.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(part.as_bytes()));
+            if !same {
                 return None;
             }
             pos += part.len();
@@ -114,17 +140,14 @@ fn phrase_marker(lower: &str, parts: &[String]) -> Option<usize> {
         Some(pos)
     };
     let mut offset = 0;
-    for line in lower.split_inclusive('\n') {
+    for line in text.split_inclusive('\n') {
         let line_start = offset;
         offset += line.len();
         let core = line.trim_matches(|c: char| !c.is_alphanumeric());
         if phrase_len(core) == Some(core.len()) {
             return Some(line_start);
         }
-        for (i, c) in line.char_indices() {
-            if c != '<' && c != '[' {
-                continue;
-            }
+        for i in memchr::memchr2_iter(b'<', b'[', line.as_bytes()) {
             let after = &line[i + 1..];
             let after = after.strip_prefix('/').unwrap_or(after);
             if phrase_len(after).is_some_and(|n| after[n..].starts_with(['>', ']'])) {
@@ -353,6 +376,130 @@ mod tests {
             "1. plain\n2. ünïcode – dash\n"
         );
         assert_eq!(normalize("\u{feff}1. a"), "1. a");
+    }
+
+    /// The searches before they ran on the text itself: on a lowercased
+    /// copy, with std's substring search.
+    fn marker_searches_on_a_lowercased_copy(text: &str, marker: &str) -> Option<usize> {
+        let mut end = text.find(marker);
+        let mut earliest = |pos: usize| end = Some(end.map_or(pos, |e: usize| e.min(pos)));
+        let word = marker.trim_matches(|c: char| !c.is_alphanumeric() && c != '_');
+        let lower = text.to_ascii_lowercase();
+        if !word.is_empty()
+            && word.len() != marker.len()
+            && let Some(pos) = lower.find(&word.to_ascii_lowercase())
+        {
+            earliest(
+                text[..pos]
+                    .trim_end_matches(['<', '/', '[', '(', '{', '*', '`'])
+                    .len(),
+            );
+        }
+        let parts: Vec<String> = word
+            .split(['_', '-', ' '])
+            .filter(|p| !p.is_empty())
+            .map(str::to_ascii_lowercase)
+            .collect();
+        if parts.len() >= 2 {
+            let mut offset = 0;
+            for line in lower.split_inclusive('\n') {
+                let start = offset;
+                offset += line.len();
+                let phrase = |s: &str| -> Option<usize> {
+                    let mut pos = 0;
+                    for (k, part) in parts.iter().enumerate() {
+                        if k > 0 {
+                            let seps = s[pos..]
+                                .bytes()
+                                .take_while(|b| matches!(b, b' ' | b'_' | b'-'))
+                                .count();
+                            if seps == 0 {
+                                return None;
+                            }
+                            pos += seps;
+                        }
+                        if !s[pos..].starts_with(part.as_str()) {
+                            return None;
+                        }
+                        pos += part.len();
+                    }
+                    Some(pos)
+                };
+                let core = line.trim_matches(|c: char| !c.is_alphanumeric());
+                let found = (phrase(core) == Some(core.len()))
+                    .then_some(start)
+                    .or_else(|| {
+                        line.char_indices()
+                            .filter(|(_, c)| *c == '<' || *c == '[')
+                            .find_map(|(i, _)| {
+                                let after = &line[i + 1..];
+                                let after = after.strip_prefix('/').unwrap_or(after);
+                                phrase(after)
+                                    .is_some_and(|n| after[n..].starts_with(['>', ']']))
+                                    .then_some(start + i)
+                            })
+                    });
+                if let Some(pos) = found {
+                    earliest(pos);
+                    break;
+                }
+            }
+        }
+        end
+    }
+
+    #[test]
+    fn marker_searches_find_what_searching_a_lowercased_copy_finds() {
+        let pieces = [
+            "1. a\n",
+            "Étape 2 é\n",
+            "<END_OF_PLAN>",
+            "end_of_plan",
+            "[End Of Plan]",
+            "\nEND-OF-PLAN\n",
+            "</end_of_plan>",
+            "<end of",
+            "plan>",
+            "ＥＮＤ",
+            "<",
+            "[",
+            "e",
+            "E",
+            " ",
+            "\n",
+            "end_of",
+            "STOP",
+            "<STOP>",
+            "Stop here",
+        ];
+        let markers = [END_OF_PLAN, "STOP", "<<STOP>>", "[done]", "END"];
+        // Every text of up to three pieces.
+        let mut texts = vec![String::new()];
+        let mut last = texts.clone();
+        for _ in 0..3 {
+            last = last
+                .iter()
+                .flat_map(|t| pieces.iter().map(move |p| format!("{t}{p}")))
+                .collect();
+            texts.extend(last.iter().cloned());
+        }
+        let mut found = 0;
+        for text in &texts {
+            for marker in markers {
+                let end = marker_end(text, marker);
+                assert_eq!(
+                    end,
+                    marker_searches_on_a_lowercased_copy(text, marker),
+                    "{text:?} {marker:?}"
+                );
+                found += usize::from(end.is_some());
+            }
+        }
+        assert!(
+            found > texts.len(),
+            "{found} of {}",
+            texts.len() * markers.len()
+        );
     }
 
     #[test]
