@@ -300,9 +300,9 @@ impl DigestBlock {
             self.used = 0;
             self.next = from;
         }
-        for index in self.next..recent_from {
+        for (index, step) in steps.iter().enumerate().take(recent_from).skip(self.next) {
             let before = self.text.len();
-            let chars = write_digest_line(&mut self.text, index + 1, &steps[index], line_chars);
+            let chars = write_digest_line(&mut self.text, index + 1, step, line_chars);
             self.lines.push_back((chars, self.text.len() - before));
             self.text.push('\n');
             self.used += chars + 1;
