@@ -113,23 +113,13 @@ pub trait Tool: Send + Sync {
     ///
     /// # Errors
     /// As [`call`](Self::call).
-    // Written as `async_trait` expands it, to hand back `call`'s future as
-    // it is: an `async fn` default would box a second future around it on
-    // every call of every tool that keeps the default.
-    fn call_with_context<'life0, 'life1, 'async_trait>(
-        &'life0 self,
+    async fn call_with_context(
+        &self,
         input: serde_json::Value,
-        context: &'life1 ToolContext,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<String, ToolError>> + Send + 'async_trait>,
-    >
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
+        context: &ToolContext,
+    ) -> Result<String, ToolError> {
         let _ = context;
-        self.call(input)
+        self.call(input).await
     }
 
     /// Whether the tool only reads (no side effects). Read-only, idempotent
