@@ -264,7 +264,10 @@ fn judge(name: &str, own: Role, dep: &Dep, workspace: &BTreeMap<String, Role>) -
             .contains(&dep.name.as_str()))
         .then(|| format!("{edge}: pae-transcript may use serde, serde_json and thiserror only")),
         Role::Core if !dev => match dep.name.as_str() {
-            "async-trait" | "futures" | "serde" | "serde_json" | "thiserror" | "tracing" => None,
+            // memchr: already under serde_json; searches replies for stop
+            // sequences.
+            "async-trait" | "futures" | "memchr" | "serde" | "serde_json" | "thiserror"
+            | "tracing" => None,
             "tokio" => {
                 let ok = !dep.uses_default_features
                     && dep.features.iter().all(|f| f == "time" || f == "sync");
