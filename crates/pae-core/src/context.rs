@@ -640,12 +640,17 @@ impl RunContext {
         self.record_reply(span, &response, false);
         let usage = response.usage.unwrap_or_default();
         {
+            // The price is looked up before the lock: `model_name` is the
+            // model's own code.
+            let price = if self.shared.budget.prices.is_empty() {
+                None
+            } else {
+                self.shared.budget.prices.get(&model.model_name())
+            };
             let mut spent = lock(&self.shared.spent);
             spent.usage += usage;
             spent.model_calls += 1;
-            if !self.shared.budget.prices.is_empty()
-                && let Some(price) = self.shared.budget.prices.get(&model.model_name())
-            {
+            if let Some(price) = price {
                 spent.cost += price.cost(usage);
             }
         }
