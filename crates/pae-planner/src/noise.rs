@@ -84,10 +84,9 @@ fn token_at(s: &str) -> Option<usize> {
 
 /// Where the first chat-template token in `text` starts.
 fn first_token(text: &str) -> Option<usize> {
-    text.char_indices()
-        .filter(|&(_, c)| c == '<' || c == '[')
-        .map(|(i, _)| i)
-        .find(|&i| token_at(&text[i..]).is_some())
+    // Every token starts with `<` or `[` (ASCII: found by memchr, and
+    // always at a character boundary).
+    memchr::memchr2_iter(b'<', b'[', text.as_bytes()).find(|&i| token_at(&text[i..]).is_some())
 }
 
 #[cfg(test)]

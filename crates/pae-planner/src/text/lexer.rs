@@ -2,6 +2,8 @@
 //! line's indentation and step marker, and the kinds of text line the list
 //! assembler looks for (plan headers, section headings, closing chatter).
 
+use std::borrow::Cow;
+
 use crate::marker::{Marker, Style, is_format_mark, is_space, parse_marker, trim_space};
 
 /// Whether a line is only a code fence, with an optional language tag.
@@ -14,12 +16,12 @@ pub(super) fn is_fence(line: &str) -> bool {
 }
 
 /// Newlines as `\n` only, without a leading byte-order mark.
-pub(super) fn normalize(text: &str) -> String {
+pub(super) fn normalize(text: &str) -> Cow<'_, str> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     // Text with no `\r` and no lead byte of U+0085, U+2028 or U+2029 (most
-    // plans) has nothing to rewrite: copied whole, not a character at a time.
-    if !text.bytes().any(|b| matches!(b, b'\r' | 0xC2 | 0xE2)) {
-        return text.to_owned();
+    // plans) has nothing to rewrite: not copied at all.
+    if memchr::memchr3(b'\r', 0xC2, 0xE2, text.as_bytes()).is_none() {
+        return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
@@ -35,7 +37,7 @@ pub(super) fn normalize(text: &str) -> String {
             _ => out.push(c),
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// `text` up to the end marker, or to its bare word in any case when the

@@ -177,7 +177,8 @@ impl PlanningOutputParser {
 
     /// The step texts found in `text`, in order; empty when there is none.
     pub fn parse_steps(&self, text: &str) -> Vec<String> {
-        let normalized = normalize(&strip_noise(text));
+        let stripped = strip_noise(text);
+        let normalized = normalize(&stripped);
         let body = cut_at_end_marker(&normalized, &self.end_marker);
         // Code fences around a list (```, ```text) are not part of any step.
         let lines: Vec<Line<'_>> = body
