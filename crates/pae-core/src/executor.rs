@@ -106,6 +106,15 @@ impl StepHistory {
         Arc::try_unwrap(self.steps).unwrap_or_else(|shared| shared.as_ref().clone())
     }
 
+    /// Makes room for `additional` more steps, so a run that knows its
+    /// plan does not grow (and copy) the list as it goes. Does nothing
+    /// while another clone shares the steps.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        if let Some(steps) = Arc::get_mut(&mut self.steps) {
+            steps.reserve_exact(additional);
+        }
+    }
+
     /// Appends a step. Copies the list (and takes a new id) only when
     /// another clone of this history is still alive.
     pub fn push(&mut self, step: Step, response: StepResponse) {

@@ -355,6 +355,7 @@ impl PlanAndExecute {
                     Revision::LimitReached => {}
                 }
             }
+            run.history.reserve(remaining.len());
             self.execute_sequential(&mut run, remaining).await?
         };
         if let RunOutcome::AwaitingApproval { .. } = outcome {
