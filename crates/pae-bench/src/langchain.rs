@@ -122,27 +122,42 @@ fn run_child(what: &str, command: &mut Command) -> Result<Value, BenchError> {
     last_json_line(what, &output.stdout)
 }
 
-/// pae's side: this binary, one case in a child process.
+/// pae's side: this binary, one case in `--pae-processes` child processes
+/// one after another; the process with the median wall time, with the
+/// largest peak RSS of them all.
 fn pae_side(args: &Args, steps: usize, history: &str) -> Result<Side, BenchError> {
     let exe = std::env::current_exe()
         .map_err(|e| BenchError::Failed(format!("cannot find pae-bench itself: {e}")))?;
-    let value = run_child(
-        "pae-bench",
-        Command::new(exe).args([
-            "overhead",
-            "--steps",
-            &steps.to_string(),
-            "--variants",
-            Variant::ToolCall.name(),
-            "--history",
-            history,
-            "--repeat",
-            &args.repeat.to_string(),
-            "--format",
-            "json",
-        ]),
-    )?;
-    Side::from_json(format!("pae ({history})"), &value)
+    let mut sides = Vec::with_capacity(args.pae_processes.max(1));
+    for _ in 0..args.pae_processes.max(1) {
+        let value = run_child(
+            "pae-bench",
+            Command::new(&exe).args([
+                "overhead",
+                "--steps",
+                &steps.to_string(),
+                "--variants",
+                Variant::ToolCall.name(),
+                "--history",
+                history,
+                "--repeat",
+                &args.repeat.to_string(),
+                "--format",
+                "json",
+            ]),
+        )?;
+        sides.push(Side::from_json(format!("pae ({history})"), &value)?);
+    }
+    Ok(median_side(sides))
+}
+
+/// The side with the median wall time, carrying the largest peak RSS.
+fn median_side(mut sides: Vec<Side>) -> Side {
+    let peak = sides.iter().map(|s| s.peak_rss_kib).max().unwrap_or(0);
+    sides.sort_by(|a, b| a.wall_s.total_cmp(&b.wall_s));
+    let mut median = sides.swap_remove(sides.len() / 2);
+    median.peak_rss_kib = peak;
+    median
 }
 
 /// LangChain's side: the script under `python`.
@@ -194,8 +209,8 @@ pub fn run(args: &Args) -> Result<(), BenchError> {
              zero-latency model; each side in its own process"
         );
         println!(
-            "pae: median of {} run(s); LangChain (langchain-experimental 0.4.2): median of {} run(s)\n",
-            args.repeat, args.langchain_repeat
+            "pae: median of {} process(es) of {} run(s) each; LangChain (langchain-experimental 0.4.2): median of {} run(s)\n",
+            args.pae_processes, args.repeat, args.langchain_repeat
         );
     }
     // LangChain first: it takes seconds, pae milliseconds, and the load on
@@ -281,6 +296,23 @@ mod tests {
         let line = last_json_line("x", b"noise\n{\"a\": 1}\n").unwrap();
         assert_eq!(line["a"], 1);
         assert!(last_json_line("x", b"nothing").is_err());
+    }
+
+    #[test]
+    fn the_median_process_is_shown_with_the_largest_peak() {
+        let side = |wall_s: f64, peak_rss_kib: u64| Side {
+            name: "pae".into(),
+            steps: 10,
+            wall_s,
+            model_calls: 21,
+            prompt_chars: 100,
+            largest_prompt: 20,
+            peak_rss_kib,
+        };
+        let median = median_side(vec![side(0.9, 10), side(0.1, 30), side(0.5, 20)]);
+        assert_eq!((median.wall_s, median.peak_rss_kib), (0.5, 30));
+        let one = median_side(vec![side(0.2, 5)]);
+        assert_eq!((one.wall_s, one.peak_rss_kib), (0.2, 5));
     }
 
     #[test]

@@ -61,6 +61,12 @@ pub struct Args {
     /// LangChain runs for --vs-langchain; the median is shown.
     #[arg(long, value_name = "N", default_value = "1", value_parser = positive)]
     pub langchain_repeat: usize,
+    /// pae processes for --vs-langchain, each timing --repeat runs: the
+    /// median process is shown, with the largest peak RSS of them, so one
+    /// process that the machine happens to slow down does not decide the
+    /// ratio.
+    #[arg(long, value_name = "N", default_value = "3", value_parser = positive)]
+    pub pae_processes: usize,
 }
 
 /// What each step does.
